@@ -54,6 +54,10 @@ def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any):
         from .doctor import pick_backend
 
         backend, why = pick_backend()
+    if options.get("feature_gates") is None:
+        from .versions import lab_feature_gates
+
+        options["feature_gates"] = lab_feature_gates(k8s_version)
     if backend == "sim":
         from .sim import SimLab
 

@@ -95,6 +95,16 @@ def gate_settable(minor: int) -> bool:
     return _gate_stage(minor) in ("alpha", "beta", "ga")
 
 
+def lab_feature_gates(version: str | KubeVersion) -> dict[str, bool]:
+    """The gates a labkit-made cluster runs with: the blog's kind config turns sidecars on in 1.28.
+
+    Every backend uses these when the caller gives no gates, so "1.28" means the blog's
+    cluster everywhere; pass ``{"SidecarContainers": False}`` to see 1.28's default.
+    """
+    minor = KubeVersion.parse(version).minor
+    return {SIDECAR_GATE: True} if _gate_stage(minor) == "alpha" else {}
+
+
 def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None = None) -> Behaviour:
     """The behaviour of ``version`` with ``feature_gates`` applied; bad gates are InvalidInput."""
     version = KubeVersion.parse(version)
