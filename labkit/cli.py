@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import InvalidInput, LabkitError
+from .lab import BACKEND_CHOICES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"labkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     # Subcommands register below, each with set_defaults(func=cmd_...).
+    run = sub.add_parser("run", help="run the notebooks headless and write executed notebooks, figures and an HTML report",
+                         description="Run the lab's notebooks (default: notebooks/*.ipynb in order) with papermill on one "
+                                     "backend, write them executed with their timelines and an index.html report to --out, "
+                                     "and exit 1 if any notebook failed.")
+    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to run (default: all, in order)")
+    run.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                     help="where to run (default: auto = kind if Docker and kind work, else the simulator)")
+    run.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version (default: 1.29)")
+    run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="set a notebook parameter, e.g. -p grace_period_s 10 (repeatable)")
+    run.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
+    run.add_argument("--keep-cluster", action="store_true", help="keep the kind cluster after the run")
+    run.set_defaults(func=cmd_run)
     return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import main as run_main
+
+    return run_main(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ The methods every lab has:
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -41,19 +42,29 @@ def show_command(argv: Sequence[str], *, file=None) -> str:
     return line
 
 
+def resolve_backend(backend: str = "auto") -> tuple[str, str]:
+    """The backend to use and why: ``auto`` honours ``LABKIT_BACKEND`` (Binder sets ``sim``), then probes."""
+    if backend not in BACKEND_CHOICES:
+        raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="backend")
+    if backend != "auto":
+        return backend, f"backend={backend!r} was asked for"
+    chosen = os.environ.get("LABKIT_BACKEND", "").strip()
+    if chosen:
+        if chosen not in BACKEND_CHOICES or chosen == "auto":
+            raise InvalidInput(f"unknown backend {chosen!r} (choose one of sim, kind, cluster)", field="LABKIT_BACKEND")
+        return chosen, f"LABKIT_BACKEND={chosen} is set in the environment (binder/start sets it on Binder)"
+    from .doctor import pick_backend
+
+    return pick_backend()
+
+
 def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any):
     """Open a lab on ``backend``; ``auto`` picks kind when Docker and kind work, else the simulator.
 
     Options are passed to the backend: ``feature_gates``, ``seed`` and ``pace`` (simulator),
     ``cluster_name`` and ``keep_cluster`` (kind), ``context`` and ``namespace`` (cluster).
     """
-    if backend not in BACKEND_CHOICES:
-        raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="backend")
-    why = f"backend={backend!r} was asked for"
-    if backend == "auto":
-        from .doctor import pick_backend
-
-        backend, why = pick_backend()
+    backend, why = resolve_backend(backend)
     if options.get("feature_gates") is None:
         from .versions import lab_feature_gates
 

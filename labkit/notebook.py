@@ -1,0 +1,120 @@
+"""Small helpers the lab's notebooks import: find the repository's files, save and show timelines.
+
+A notebook runs with its own folder as the working directory (Jupyter and papermill
+both do that), so manifests are found from the repository root, not from the cwd::
+
+    from labkit.notebook import Figures, repo_path, show_manifest
+    show_manifest(repo_path("manifests/job-sidecar.yaml"))
+    figures = Figures(output_dir, "04-native-sidecar-job")
+    figures.timeline(lab.trace(), "job", title="A Job with a native sidecar")
+
+``Figures`` writes ``<output_dir>/<notebook>/<name>.png`` and ``<name>.trace.json``;
+``labkit run`` puts the PNGs in its HTML report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import InvalidInput
+
+_MARKERS = ("manifests", "notebooks")
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The Sidecar Lab checkout: the first of ``start`` (default cwd) and its parents that
+    holds ``manifests/`` and ``notebooks/``, else the folder above the installed package."""
+    here = Path(start or Path.cwd()).resolve()
+    package_parent = Path(__file__).resolve().parent.parent
+    for folder in (here, *here.parents, package_parent):
+        if all((folder / marker).is_dir() for marker in _MARKERS):
+            return folder
+    raise InvalidInput(f"cannot find the Sidecar Lab files (folders {' and '.join(_MARKERS)}) in {here} "
+                       "or its parents; run from inside a checkout of the repository")
+
+
+def repo_path(relative: str | Path) -> Path:
+    """A file of the repository, e.g. ``repo_path("manifests/job-sidecar.yaml")``; it must exist."""
+    path = repo_root() / relative
+    if not path.exists():
+        raise InvalidInput("no such file in the repository", source=str(path))
+    return path
+
+
+class Figures:
+    """Where one notebook saves its timelines: ``<output_dir>/<notebook>/``."""
+
+    def __init__(self, output_dir: str | Path, notebook: str):
+        self.folder = Path(output_dir) / notebook
+
+    def timeline(self, trace, name: str, *, title: str | None = None) -> Path:
+        """Plot one trace, save the PNG and the trace JSON, and show the picture."""
+        from .plot import plot_trace
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        trace.save(self.folder / f"{name}.trace.json")
+        return self._show(plot_trace(trace, title=title), name)
+
+    def compare(self, traces: Sequence, labels: Sequence[str], name: str, *, title: str | None = None) -> Path:
+        """Plot traces one above the other on a shared time axis; save PNG and every trace."""
+        from .plot import plot_compare
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for trace, label in zip(traces, labels):
+            trace.save(self.folder / f"{name}-{_slug(label)}.trace.json")
+        figure = plot_compare(list(traces), list(labels))
+        if title:
+            figure.suptitle(title, fontweight="bold")
+        return self._show(figure, name)
+
+    def _show(self, figure, name: str) -> Path:
+        from .plot import save_figure
+
+        path = self.folder / f"{name}.png"
+        save_figure(figure, path)
+        _close(figure)
+        _display_png(path)
+        return path
+
+
+def show_manifest(path: str | Path, *, lines: tuple[int, int] | None = None) -> None:
+    """Show a YAML file as the learner would read it, with its path (``lines`` is 1-based, inclusive)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if lines:
+        text = "\n".join(text.splitlines()[lines[0] - 1:lines[1]])
+    try:
+        shown = path.relative_to(repo_root())
+    except (ValueError, InvalidInput):
+        shown = path
+    _display_markdown(f"`{shown}`\n\n```yaml\n{text.rstrip()}\n```", plain=f"# {shown}\n{text}")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "trace"
+
+
+def _close(figure) -> None:
+    """Free the figure (pyplot keeps figures it made alive until closed)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+def _display_png(path: Path) -> None:
+    try:
+        from IPython.display import Image, display
+    except ImportError:  # plain Python: the file is the result
+        print(f"saved {path}")
+        return
+    display(Image(filename=str(path)))
+
+
+def _display_markdown(markdown: str, *, plain: str) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(plain)
+        return
+    display({"text/markdown": markdown, "text/plain": plain}, raw=True)

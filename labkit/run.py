@@ -1,0 +1,405 @@
+"""``labkit run``: execute the lab's notebooks headless and write a report.
+
+Each notebook runs with papermill in its own kernel, with the notebook's folder as the
+working directory, and is saved executed (even when a cell fails) to ``OUT/<stem>.ipynb``.
+The notebooks save their timelines to ``OUT/<stem>/`` (see :mod:`labkit.notebook`), and
+``OUT/index.html`` shows one row per notebook: status, duration, timelines, the failing
+cell. On kind one cluster is created up front, shared by every notebook (they are told
+``keep_cluster=True``) and deleted at the end unless ``keep_cluster``.
+
+>>> report = run_notebooks(["notebooks/04-native-sidecar-job.ipynb"], backend="sim")  # doctest: +SKIP
+>>> report.failed  # doctest: +SKIP
+[]
+"""
+
+from __future__ import annotations
+
+import html
+import keyword
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput
+from .lab import BACKEND_CHOICES, resolve_backend
+
+KERNEL_NAME = "python3"
+# Parameters labkit run sets from its own flags (-p may not set them), and the flag for each.
+RUN_PARAMETERS = {"backend": "--backend", "k8s_version": "--k8s-version", "keep_cluster": "--keep-cluster",
+                  "output_dir": "--out"}
+DEFAULT_CLUSTER = "sidecar-lab"
+# ipykernel warns on stderr at every start that TCP is unencrypted (local kernels only here).
+_KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
+@dataclass
+class NotebookResult:
+    """What happened to one notebook."""
+
+    source: Path
+    executed: Path
+    status: str = "not run"          # "passed" or "failed"
+    duration_s: float = 0.0
+    figures: list[Path] = field(default_factory=list)
+    traces: list[Path] = field(default_factory=list)
+    failed_cell: int | None = None   # 1-based position in the source notebook
+    failed_source: str | None = None  # the failing cell's first line
+    error: str | None = None          # "ename: evalue", or why the notebook could not run
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def failure(self) -> str:
+        """One line naming the failing cell and the error."""
+        if self.status != "failed":
+            return ""
+        where = f'cell {self.failed_cell} ("{self.failed_source}"): ' if self.failed_cell else ""
+        return where + _first_line(self.error or "")
+
+
+@dataclass
+class RunReport:
+    """The outcome of one ``labkit run``."""
+
+    out: Path
+    backend: str
+    why: str
+    k8s_version: str
+    parameters: dict[str, Any]
+    results: list[NotebookResult]
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> list[NotebookResult]:
+        return [r for r in self.results if r.status != "passed"]
+
+    @property
+    def index(self) -> Path:
+        return self.out / "index.html"
+
+
+# -- inputs --------------------------------------------------------------------------------
+def default_notebooks() -> list[Path]:
+    """Every notebook of the lab, in reading order (``notebooks/*.ipynb`` of the repository)."""
+    from .notebook import repo_path
+
+    folder = repo_path("notebooks")
+    return sorted(folder.glob("[!_]*.ipynb"))
+
+
+def parse_parameter(name: str, value: str, default: str | None = None) -> Any:
+    """Turn ``-p NAME VALUE`` into a Python value like papermill, minding the notebook's default.
+
+    ``default`` is the source text of the parameter's default in the notebook. Numbers and
+    booleans are parsed as YAML scalars (``30``, ``2.5``, ``true``, ``False``); a parameter
+    whose default is a string stays a string, so ``-p k8s_version 1.30`` is ``"1.30"``, not
+    the float 1.3; one whose default is a number or a boolean must get one.
+
+    >>> parse_parameter("grace_period_s", "5", default="30")
+    5
+    >>> parse_parameter("k8s_version", "1.30", default='"1.29"')
+    '1.30'
+    """
+    import yaml
+
+    kind = _literal_type(default)
+    if kind is str:
+        return value
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        parsed = value
+    if isinstance(parsed, (dict, list)) or parsed is None and value.strip() not in ("None", "null", "~"):
+        parsed = value  # not a scalar: keep the text as given
+    if kind in (int, float, bool):
+        allowed = (int, float) if kind is float else (kind,)
+        if not isinstance(parsed, allowed) or kind is not bool and isinstance(parsed, bool):
+            article = "an" if kind is int else "a"
+            raise InvalidInput(f"expected {article} {kind.__name__} like the notebook's default {default}, got {value!r}",
+                               field=f"-p {name}")
+    return parsed
+
+
+def _literal_type(source: str | None) -> type | None:
+    """The type of a default written as a Python literal (``"1.29"`` -> str), else None."""
+    import ast
+
+    try:
+        return type(ast.literal_eval(source)) if source else None
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _inspect(path: Path) -> dict[str, dict[str, Any]]:
+    """The parameters a notebook declares (name -> papermill's description), or InvalidInput."""
+    import papermill
+
+    try:
+        return papermill.inspect_notebook(str(path))
+    except Exception as exc:  # nbformat and papermill raise several types for unreadable files
+        raise InvalidInput(f"not a readable notebook: {_first_line(str(exc))}", source=str(path)) from None
+
+
+def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
+    paths = [Path(p) for p in notebooks] if notebooks else default_notebooks()
+    if not paths:
+        raise InvalidInput("no notebooks to run", field="NOTEBOOK")
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.suffix != ".ipynb":
+            raise InvalidInput("not a notebook (expected a .ipynb file)", source=str(path))
+        if not path.is_file():
+            raise InvalidInput("no such notebook", source=str(path))
+        if path.stem in stems:
+            raise InvalidInput(f"two notebooks named {path.name} ({stems[path.stem]} and {path}); "
+                               "their outputs would overwrite each other", source=str(path))
+        stems[path.stem] = path
+        if path.resolve().parent == out.resolve():
+            raise InvalidInput(f"--out {out} is the notebook's own folder: running would overwrite the notebook",
+                               source=str(path))
+    return paths
+
+
+# -- running -------------------------------------------------------------------------------
+def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str = "1.29",
+                  parameters: dict[str, str] | None = None, out: str | Path = "build", keep_cluster: bool = False,
+                  progress: bool | None = None) -> RunReport:
+    """Run notebooks in order on one backend; return the report (also written to OUT/index.html).
+
+    ``parameters`` are ``-p`` pairs as text; each notebook gets those it declares. Bad
+    input raises :class:`InvalidInput` before anything runs. ``progress=None`` shows a
+    bar in a terminal and one line per notebook otherwise.
+    """
+    from .versions import KubeVersion
+
+    started = time.monotonic()
+    out = Path(out)
+    KubeVersion.parse(k8s_version, field="--k8s-version")
+    if backend not in BACKEND_CHOICES:
+        raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="--backend")
+    paths = _check_inputs(notebooks, out)
+    declared = {path: _inspect(path) for path in paths}
+    user = dict(parameters or {})
+    for name, value in user.items():
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise InvalidInput(f"not a Python variable name: {name!r}", field=f"-p {name}")
+        if name in RUN_PARAMETERS:
+            raise InvalidInput(f"set by labkit run itself: use {RUN_PARAMETERS[name]}", field=f"-p {name}")
+        owners = [p for p in paths if name in declared[p]]
+        if not owners:
+            raise InvalidInput(f"no notebook being run has a parameter {name!r}", field=f"-p {name}")
+        for path in owners:  # validate against every notebook that declares it
+            parse_parameter(name, value, declared[path][name]["default"])
+
+    backend, why = resolve_backend(backend)
+    out.mkdir(parents=True, exist_ok=True)
+    cluster = _SharedCluster(backend, k8s_version, user.get("cluster_name", DEFAULT_CLUSTER), keep_cluster)
+    base = {"backend": backend, "k8s_version": k8s_version, "cluster_name": cluster.name,
+            "keep_cluster": True if backend == "kind" else keep_cluster, "output_dir": str(out.resolve())}
+    results = [NotebookResult(path, out / path.name) for path in paths]
+    report = RunReport(out, backend, why, k8s_version, {**base, **user}, results)
+    show = _Progress(len(paths), progress)
+    try:
+        cluster.up()
+        for result in results:
+            show.starting(result)
+            mine = {name: value for name, value in base.items() if name in declared[result.source]}
+            mine.update({name: parse_parameter(name, value, declared[result.source][name]["default"])
+                         for name, value in user.items() if name in declared[result.source]})
+            _execute(result, mine, out)
+            show.finished(result)
+    finally:
+        show.close()
+        try:
+            cluster.down()
+        finally:
+            report.duration_s = time.monotonic() - started
+            write_html(report)
+    return report
+
+
+def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> None:
+    """Run one notebook with papermill; record status, failing cell and produced files."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    began_wall = time.time()
+    began = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
+            cwd=str(result.source.resolve().parent), progress_bar=False, log_output=False,
+            extra_arguments=_KERNEL_ARGS)
+        result.status = "passed"
+    except PapermillExecutionError as exc:
+        result.status = "failed"
+        result.error = f"{exc.ename}: {exc.evalue}"
+        result.failed_cell = _source_cell_number(result.executed, exc.cell_index)
+        result.failed_source = _first_line(exc.source)
+    except Exception as exc:  # kernel died, kernel missing, unreadable notebook: keep going
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.duration_s = time.monotonic() - began
+    folder = out / result.source.stem
+    if folder.is_dir():  # only what this run wrote, not leftovers of an earlier run
+        fresh = [p for p in sorted(folder.iterdir()) if p.stat().st_mtime >= began_wall - 1]
+        result.figures = [p for p in fresh if p.suffix == ".png"]
+        result.traces = [p for p in fresh if p.name.endswith(".trace.json")]
+
+
+def _source_cell_number(executed: Path, cell_index: int) -> int:
+    """1-based position of an executed cell in the source notebook (papermill adds a cell)."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except Exception:
+        return cell_index + 1
+    injected = sum(1 for cell in cells[:cell_index]
+                   if "injected-parameters" in cell.get("metadata", {}).get("tags", []))
+    return cell_index - injected + 1
+
+
+class _SharedCluster:
+    """On kind: one cluster for the whole run, made before the first notebook, removed after."""
+
+    def __init__(self, backend: str, k8s_version: str, name: str, keep: bool):
+        self.backend = backend
+        self.k8s_version = k8s_version
+        self.name = name
+        self.keep = keep
+        self.created = False
+
+    def up(self) -> None:
+        if self.backend != "kind":
+            return
+        from .kind import create_cluster
+
+        create_cluster(self.name, self.k8s_version)
+        self.created = True
+
+    def down(self) -> None:
+        if not self.created or self.keep:
+            return
+        from .kind import delete_cluster
+
+        delete_cluster(self.name)
+
+
+class _Progress:
+    """A tqdm bar in a terminal; otherwise one line per finished notebook on stderr."""
+
+    def __init__(self, total: int, interactive: bool | None):
+        self.total = total
+        self.done = 0
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.bar = None
+        if self.interactive:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="notebook", file=sys.stderr, leave=False)
+
+    def starting(self, result: NotebookResult) -> None:
+        if self.bar is not None:
+            self.bar.set_description(result.source.stem)
+
+    def finished(self, result: NotebookResult) -> None:
+        self.done += 1
+        line = f"[{self.done}/{self.total}] {result.name} {result.status} in {result.duration_s:.1f}s"
+        if self.bar is not None:
+            self.bar.update(1)
+            if result.status != "passed":
+                self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- reporting -----------------------------------------------------------------------------
+def summary(report: RunReport) -> str:
+    """The table ``labkit run`` prints: one row per notebook, then totals and failures."""
+    width = max([len("notebook")] + [len(r.name) for r in report.results])
+    lines = [f"{'notebook':<{width}}  {'status':<7}  {'time':>7}  timelines",
+             f"{'-' * width}  {'-' * 7}  {'-' * 7}  {'-' * 9}"]
+    for r in report.results:
+        lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.duration_s:>6.1f}s  {len(r.figures):>9}")
+    passed = len(report.results) - len(report.failed)
+    lines.append("")
+    lines.append(f"{passed} passed, {len(report.failed)} failed in {report.duration_s:.1f}s "
+                 f"on {report.backend} (Kubernetes {report.k8s_version}); report: {report.index}")
+    for r in report.failed:
+        lines.append(f"FAILED {r.name}: {r.failure} (executed notebook: {r.executed})")
+    return "\n".join(lines)
+
+
+def write_html(report: RunReport) -> Path:
+    """Write ``OUT/index.html``: a row per notebook with its status, timelines and error."""
+    esc = html.escape
+    out = report.out
+
+    def rel(path: Path) -> str:
+        return esc(path.resolve().relative_to(out.resolve()).as_posix()) if path.resolve().is_relative_to(out.resolve()) else esc(str(path))
+
+    rows = []
+    for r in report.results:
+        images = "".join(f'<figure><a href="{rel(p)}"><img src="{rel(p)}" alt="{esc(p.stem)}"></a>'
+                         f"<figcaption>{esc(p.stem)}</figcaption></figure>" for p in r.figures)
+        traces = " ".join(f'<a href="{rel(p)}">{esc(p.name)}</a>' for p in r.traces)
+        error = ""
+        if r.status == "failed":
+            where = f"cell {r.failed_cell}: <code>{esc(r.failed_source or '')}</code><br>" if r.failed_cell else ""
+            error = f'<div class="error">{where}<pre>{esc(r.error or "")}</pre></div>'
+        notebook = f'<a href="{rel(r.executed)}">{esc(r.name)}</a>' if r.executed.exists() else esc(r.name)
+        rows.append(f'<tr class="{esc(r.status.replace(" ", "-"))}"><td>{notebook}</td>'
+                    f'<td class="status">{esc(r.status)}</td><td>{r.duration_s:.1f} s</td>'
+                    f"<td>{error}{images}{'<p>traces: ' + traces + '</p>' if traces else ''}</td></tr>")
+    passed = len(report.results) - len(report.failed)
+    params = ", ".join(f"{esc(k)}={esc(repr(v))}" for k, v in report.parameters.items())
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Sidecar Lab run</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: .5em; vertical-align: top; text-align: left; }}
+tr.passed .status {{ color: #1a7f37; font-weight: bold; }}
+tr.failed .status, tr.not-run .status {{ color: #cf222e; font-weight: bold; }}
+figure {{ display: inline-block; margin: .3em; }} img {{ max-width: 480px; border: 1px solid #eee; }}
+.error pre {{ background: #fff0f0; padding: .5em; white-space: pre-wrap; }}
+</style></head><body>
+<h1>Sidecar Lab: {passed} of {len(report.results)} notebooks passed</h1>
+<p>Backend <b>{esc(report.backend)}</b> ({esc(report.why)}), Kubernetes {esc(report.k8s_version)},
+{report.duration_s:.1f} s in total. Parameters: {params}.</p>
+<table><thead><tr><th>notebook</th><th>status</th><th>duration</th><th>timelines and errors</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""
+    report.index.write_text(page, encoding="utf-8")
+    return report.index
+
+
+def _first_line(text: str) -> str:
+    for line in str(text).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def main(args: Any, *, echo: Callable[[str], None] = print) -> int:
+    """The ``labkit run`` subcommand: run, print the summary, exit 1 if a notebook failed."""
+    report = run_notebooks(args.notebooks, backend=args.backend, k8s_version=args.k8s_version,
+                           parameters=dict(args.parameters or []), out=args.out, keep_cluster=args.keep_cluster)
+    echo(summary(report))
+    return 1 if report.failed else 0
+
+
+__all__ = ["NotebookResult", "RunReport", "run_notebooks", "summary", "write_html", "parse_parameter",
+           "default_notebooks"]

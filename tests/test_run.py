@@ -1,0 +1,198 @@
+"""``labkit run`` end to end on small notebooks: outputs, report, failures, bad input.
+
+The notebooks here are written by the tests and do not need the simulator: they save a
+PNG and a trace where the lab's notebooks would, so these tests check labkit run alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from labkit.cli import main
+from labkit.errors import InvalidInput
+from labkit.run import parse_parameter, summary, run_notebooks
+
+PARAMETERS = '''backend = "auto"
+k8s_version = "1.29"
+cluster_name = "sidecar-lab"
+keep_cluster = False
+timeout_s = 300
+output_dir = "build"
+grace_period_s = 30
+'''
+
+SAVE_OUTPUTS = '''
+import os
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from labkit.trace import Trace
+folder = Path(output_dir) / NAME
+folder.mkdir(parents=True, exist_ok=True)
+fig, ax = plt.subplots(figsize=(2, 1))
+ax.plot([0, grace_period_s], [0, 1])
+fig.savefig(folder / "timeline.png")
+Trace(backend=backend, kubernetes_version=k8s_version).save(folder / "timeline.trace.json")
+print("saved in", folder, "cwd", os.getcwd())
+'''
+
+
+def write_notebook(path: Path, *cells: str, parameters: str = PARAMETERS) -> Path:
+    nb = new_notebook(cells=[new_markdown_cell("A test notebook."),
+                             new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+                             *(new_code_cell(source) for source in cells)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture()
+def books(tmp_path: Path) -> Path:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    write_notebook(folder / "01-first.ipynb", f"NAME = '01-first'\n{SAVE_OUTPUTS}",
+                   "print(f'backend={backend} version={k8s_version} grace={grace_period_s!r} keep={keep_cluster}')")
+    write_notebook(folder / "02-second.ipynb", f"NAME = '02-second'\n{SAVE_OUTPUTS}")
+    write_notebook(folder / "03-broken.ipynb", "x = 1",
+                   "assert x == 2, 'x should be 2 by now'\nprint('never')", "print('after the failure')")
+    return folder
+
+
+def outputs_text(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+
+
+def test_run_writes_notebooks_figures_traces_and_report(books: Path, tmp_path: Path, capsys):
+    out = tmp_path / "build"
+    code = main(["run", str(books / "01-first.ipynb"), str(books / "02-second.ipynb"),
+                 "--backend", "sim", "--k8s-version", "1.28", "-p", "grace_period_s", "7", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured
+    for stem in ("01-first", "02-second"):
+        assert (out / f"{stem}.ipynb").is_file()
+        png = out / stem / "timeline.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        trace = json.loads((out / stem / "timeline.trace.json").read_text())
+        assert trace["backend"] == "sim" and trace["kubernetes_version"] == "1.28"
+    # Parameters arrive typed: the version stays a string, the grace period is an int.
+    text = outputs_text(out / "01-first.ipynb")
+    assert "backend=sim version=1.28 grace=7 keep=False" in text
+    assert f"cwd {books}" in text  # the notebook ran in its own folder
+    page = (out / "index.html").read_text()
+    rows = re.findall(r"<tr class=\"(\w+)\"><td><a href=\"([^\"]+)\">", page)
+    assert rows == [("passed", "01-first.ipynb"), ("passed", "02-second.ipynb")]
+    assert '<img src="01-first/timeline.png"' in page and '<img src="02-second/timeline.png"' in page
+    assert '01-first/timeline.trace.json' in page
+    assert re.search(r"01-first\.ipynb\s+passed\s+[\d.]+s\s+1\n", captured.out)
+    assert "2 passed, 0 failed" in captured.out
+    # Not interactive: one progress line per notebook, nothing per cell.
+    assert captured.err.count("\n") == 2 and "[2/2] 02-second.ipynb passed" in captured.err
+
+
+def test_failing_cell_is_named_and_the_notebook_is_still_written(books: Path, tmp_path: Path, capsys):
+    out = tmp_path / "build"
+    code = main(["run", str(books / "03-broken.ipynb"), str(books / "02-second.ipynb"), "--backend", "sim",
+                 "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1
+    # cell 4 of the source notebook (markdown, parameters, x = 1, assert): papermill's
+    # injected-parameters cell is not counted.
+    assert ('FAILED 03-broken.ipynb: cell 4 ("assert x == 2, \'x should be 2 by now\'"): '
+            "AssertionError: x should be 2 by now") in captured.out
+    assert "1 passed, 1 failed" in captured.out
+    executed = nbformat.read(out / "03-broken.ipynb", as_version=4)
+    errors = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["AssertionError"]
+    assert "after the failure" not in outputs_text(out / "03-broken.ipynb")
+    # The notebook after the failing one still ran.
+    assert (out / "02-second" / "timeline.png").is_file()
+    page = (out / "index.html").read_text()
+    assert re.findall(r"<tr class=\"(\w+)\"><td><a href=\"([^\"]+)\">", page) == [
+        ("failed", "03-broken.ipynb"), ("passed", "02-second.ipynb")]
+    assert "cell 4" in page and "AssertionError: x should be 2 by now" in page
+
+
+def test_only_this_runs_files_are_reported(books: Path, tmp_path: Path):
+    out = tmp_path / "build"
+    stale = out / "02-second" / "old-figure.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left over from an earlier run")
+    import os
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    report = run_notebooks([books / "02-second.ipynb"], backend="sim", out=out, progress=False)
+    assert [p.name for p in report.results[0].figures] == ["timeline.png"]
+    assert stale.exists()  # never deleted: it may be the user's
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "missing.ipynb"], "missing.ipynb: no such notebook"),
+    (["run", "{books}/01-first.ipynb", "-p", "grace_period_s", "soon"],
+     "-p grace_period_s: expected an int like the notebook's default 30, got 'soon'"),
+    (["run", "{books}/01-first.ipynb", "-p", "nonsense", "1"], "-p nonsense: no notebook being run has a parameter 'nonsense'"),
+    (["run", "{books}/01-first.ipynb", "-p", "backend", "kind"], "-p backend: set by labkit run itself: use --backend"),
+    (["run", "{books}/01-first.ipynb", "-p", "2x", "1"], "-p 2x: not a Python variable name: '2x'"),
+    (["run", "{books}/01-first.ipynb", "--k8s-version", "banana"], "not a Kubernetes version: 'banana'"),
+    (["run", "{books}/01-first.ipynb", "--out", "{books}"], "is the notebook's own folder"),
+    (["run", "{books}/01-first.ipynb", "--backend", "docker"], "argument --backend: invalid choice: 'docker'"),
+])
+def test_bad_input_exits_2_with_one_line(books: Path, tmp_path: Path, capsys, argv, message):
+    argv = [a.replace("{books}", str(books)) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "o")]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own usage errors
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()  # nothing ran, nothing written
+
+
+def test_unreadable_notebook_is_bad_input(tmp_path: Path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    with pytest.raises(InvalidInput, match="broken.ipynb: not a readable notebook"):
+        run_notebooks([broken], backend="sim", out=tmp_path / "o")
+
+
+@pytest.mark.parametrize("default, text, expected", [
+    ('"1.29"', "1.30", "1.30"),
+    ("'auto'", "true", "true"),
+    ("300", "10", 10),
+    ("2.5", "2", 2),
+    ("2.5", "0.25", 0.25),
+    ("False", "true", True),
+    ("True", "False", False),
+    ("None", "hello", "hello"),
+    ("None", "3", 3),
+    ("some_name", "[1, 2]", "[1, 2]"),
+])
+def test_parameters_are_parsed_like_papermill_keeping_strings(default, text, expected):
+    value = parse_parameter("x", text, default)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("default, text, message", [
+    ("300", "true", "expected an int like the notebook's default 300, got 'true'"),
+    ("300", "1.5", "expected an int"),
+    ("False", "1", "expected a bool like the notebook's default False, got '1'"),
+])
+def test_a_value_of_the_wrong_type_is_bad_input(default, text, message):
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        parse_parameter("x", text, default)
+
+
+def test_summary_lists_each_notebook(books: Path, tmp_path: Path):
+    report = run_notebooks([books / "02-second.ipynb"], backend="sim", out=tmp_path / "o", progress=False)
+    text = summary(report)
+    assert text.splitlines()[0].split() == ["notebook", "status", "time", "timelines"]
+    assert "02-second.ipynb" in text and "1 passed, 0 failed" in text
