@@ -180,10 +180,14 @@ class Span:
 
     @property
     def failed(self) -> bool:
-        """A real failure: non-zero exit, except a sidecar's 137/143 during shutdown, which is normal."""
+        """A real failure: non-zero exit, except a sidecar's 137/143 during shutdown, which is normal.
+
+        A sidecar stopped because its own liveness or startup probe failed is a failure too.
+        """
         if self.exit_code in (None, 0):
             return False
-        if self.role == "sidecar" and self.stopped_by_kubelet and self.exit_code in (137, 143):
+        probe_failed = any(kind in ("LivenessProbeFailed", "StartupProbeFailed") for _, kind in self.marks)
+        if self.role == "sidecar" and self.stopped_by_kubelet and self.exit_code in (137, 143) and not probe_failed:
             return False
         return True
 
@@ -240,12 +244,22 @@ class Trace:
 
     def spans(self, pod: str | None = None) -> list[Span]:
         """Per-container instances in pod order, then declaration order, then time."""
+        by_pod: dict[str, list[Event]] = {}
+        for event in self.events:  # one pass, not one per pod: traces may hold 1000s of pods
+            if event.pod is not None and (pod is None or event.pod == pod):
+                by_pod.setdefault(event.pod, []).append(event)
         result: list[Span] = []
         for p in self.pods:
             if pod is not None and p.name != pod:
                 continue
-            result.extend(_pod_spans(p, [e for e in self.events if e.pod == p.name]))
+            result.extend(_pod_spans(p, by_pod.get(p.name, [])))
         return result
+
+    def plot(self, **options: Any):
+        """Draw this trace's timeline (see :func:`labkit.plot.plot_trace`); returns the Figure."""
+        from .plot import plot_trace
+
+        return plot_trace(self, **options)
 
     # -- JSON -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -280,6 +294,17 @@ class Trace:
         return (f"<Trace {self.backend} k8s {self.kubernetes_version}: {len(self.pods)} pod(s) "
                 f"[{phases}{more}], {len(self.events)} events over {self.duration:.1f}s>")
 
+    # -- notebook display (labkit.display, imported only when shown) ----------------------
+    def _repr_html_(self) -> str:
+        from .display import trace_html
+
+        return trace_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from .display import trace_text
+
+        printer.text(trace_text(self))
+
 
 def load_trace(path: str | Path) -> Trace:
     """Read a ``labkit.trace/v1`` JSON file; a malformed one raises :class:`TraceError`."""
@@ -290,6 +315,8 @@ def load_trace(path: str | Path) -> Trace:
         raise TraceError("no such file", source=str(path)) from None
     except OSError as exc:
         raise TraceError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise TraceError("not a text file (expected UTF-8 JSON)", source=str(path)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -476,8 +503,11 @@ def _parse_event(r: _Reader, raw: Any, path: str, containers: dict[str, set[str]
     elif etype in POD_EVENTS:
         if pod is None or container is not None:
             raise r.fail(path, f"a {etype} event needs a pod and container null")
-    elif r.get(raw, "object", path, (str,), required=False) is None:
-        raise r.fail(f"{path}.object", f"a {etype} event must name its object, e.g. job/sidecar-job")
+    else:
+        if r.get(raw, "object", path, (str,), required=False) is None:
+            raise r.fail(f"{path}.object", f"a {etype} event must name its object, e.g. job/sidecar-job")
+        if container is not None:
+            raise r.fail(f"{path}.container", f"a {etype} event is about a workload and needs container null")
     if pod is not None and pod not in containers:
         raise r.fail(f"{path}.pod", f"pod {pod!r} is not listed in pods")
     if container is not None and container not in containers[pod]:

@@ -1,0 +1,442 @@
+"""How traces and pod tables look in a notebook, in logs, and while a workload runs.
+
+A :class:`~labkit.trace.Trace` shown in JupyterLab is a compact HTML summary: the backend
+(and that the simulator is a model), the Kubernetes version and gates, one row per
+container with its role, state, restarts and exit code, and the timeline image. Exit codes
+are judged the way the lab teaches them: a sidecar's 137/143 while the kubelet stops it is
+normal, any other non-zero exit is a failure and is highlighted. Logs and CI see the same
+facts as plain text (:func:`trace_text`).
+
+While a workload runs, :func:`live` redraws the timeline in place in the output cell and
+settles on the final figure; executed headless (papermill, nbclient) it shows only that
+final figure::
+
+    with labkit.display.live(lab, title="Job with a native sidecar"):
+        lab.wait("job/sidecar-job", "Complete", timeout=120)
+
+matplotlib and IPython are imported only when something is drawn or displayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+# Pods listed in a summary; a trace of a big Deployment says how many more there are.
+MAX_PODS = 20
+# Exit codes of a process ended by a signal the kubelet sends at shutdown (128 + 15, 128 + 9).
+SHUTDOWN_EXIT_CODES = (137, 143)
+# Waiting reasons that mean the container cannot run.
+FAILED_WAITING_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
+                          "CreateContainerError", "InvalidImageName", "RunContainerError")
+# Statuses in `kubectl get pods` that mean something went wrong.
+FAILED_POD_STATUSES = FAILED_WAITING_REASONS + ("Error", "OOMKilled", "Failed", "Init:Error",
+                                                "Init:CrashLoopBackOff", "Evicted")
+
+_BACKEND_NAMES = {
+    "sim": "simulated (labkit's model of the kubelet, not a real cluster)",
+    "kind": "kind cluster",
+    "cluster": "Kubernetes cluster",
+    "replay": "replayed trace",
+}
+
+_STYLE_CELL = "padding:2px 8px;text-align:left;border-bottom:1px solid #ddd"
+_STYLE_CLASS = {
+    "ok": "",
+    "normal": "color:#2e6b30",
+    "failed": "color:#D55E00;font-weight:bold",
+    "running": "",
+    "waiting": "color:#8a6d00",
+}
+
+
+# -- judging a container's final status -------------------------------------------------
+def container_outcome(trace, pod, name: str) -> tuple[str, str]:
+    """Classify a container's final status as (class, note) for display.
+
+    class is ``ok``, ``normal`` (a sidecar's 137/143 at shutdown), ``failed``,
+    ``running`` or ``waiting``; note says why in a few words.
+    """
+    final = pod.final.containers.get(name) if pod.final else None
+    if final is None:
+        return "waiting", "no status yet"
+    if final.state == "running":
+        return "running", ""
+    if final.state == "waiting":
+        if final.reason in FAILED_WAITING_REASONS:
+            return "failed", final.reason
+        return "waiting", final.reason or ""
+    if final.exit_code == 0:
+        return "ok", ""
+    if _stopped_at_shutdown(trace, pod, name, final.exit_code):
+        return "normal", "normal at shutdown"
+    return "failed", "failed"
+
+
+def _stopped_at_shutdown(trace, pod, name: str, exit_code: int | None) -> bool:
+    """A sidecar's 137/143 because the kubelet stopped it, not because it broke.
+
+    The trace's own judgement (:attr:`Span.failed`, which needs a seen SIGTERM and no
+    failed probe) decides where it applies. Real clusters cannot see signals, so there a
+    pod that was being deleted or had finished counts as shutting down too.
+    """
+    if pod.container(name).role != "sidecar" or exit_code not in SHUTDOWN_EXIT_CODES:
+        return False
+    ended = [s for s in trace.spans(pod.name) if s.container == name and s.end is not None]
+    last = ended[-1] if ended else None
+    if last is not None and last.sigterm_at is not None:
+        return not last.failed
+    if last is not None and any(kind in ("LivenessProbeFailed", "StartupProbeFailed") for _, kind in last.marks):
+        return False
+    if trace.first("DeleteRequested", pod=pod.name) is not None:
+        return True
+    return bool(pod.final and (pod.final.deleted or pod.final.phase in ("Succeeded", "Failed")))
+
+
+def _more_pods(trace) -> str:
+    return f"… and {len(trace.pods) - MAX_PODS} more pod(s) not listed"
+
+
+def _exit_text(final) -> str:
+    if final is None or final.state != "terminated":
+        return ""
+    parts = [str(final.exit_code) if final.exit_code is not None else "?"]
+    if final.reason:
+        parts.append(final.reason)
+    return " ".join(parts)
+
+
+def _backend_text(trace) -> str:
+    return _BACKEND_NAMES.get(trace.backend, trace.backend)
+
+
+def _gates_text(trace) -> str:
+    if not trace.feature_gates:
+        return "none set (the version's defaults)"
+    return ", ".join(f"{name}={'true' if on else 'false'}" for name, on in sorted(trace.feature_gates.items()))
+
+
+def _rows(trace) -> list[dict[str, Any]]:
+    """One row per container of the first MAX_PODS pods: what both summaries show."""
+    rows = []
+    for pod in trace.pods[:MAX_PODS]:
+        phase = pod.final.phase if pod.final else "?"
+        if pod.final and pod.final.deleted:
+            phase += " (deleted)"
+        for info in pod.containers:
+            final = pod.final.containers.get(info.name) if pod.final else None
+            outcome, note = container_outcome(trace, pod, info.name)
+            rows.append({
+                "pod": pod.name, "phase": phase, "container": info.name, "role": info.role,
+                "state": final.state if final else "?",
+                "restarts": final.restart_count if final else 0,
+                "exit": _exit_text(final), "outcome": outcome, "note": note,
+            })
+    return rows
+
+
+# -- plain text -----------------------------------------------------------------------
+def trace_text(trace) -> str:
+    """The summary as plain text, for logs, CI and ``print``."""
+    lines = [
+        f"Trace: {_backend_text(trace)}, Kubernetes {trace.kubernetes_version}",
+        f"gates: {_gates_text(trace)}",
+        f"{len(trace.pods)} pod(s), {len(trace.events)} events over {trace.duration:.1f}s",
+    ]
+    rows = _rows(trace)
+    if rows:
+        header = ("POD", "PHASE", "CONTAINER", "ROLE", "STATE", "RESTARTS", "EXIT")
+        table = [header] + [(r["pod"], r["phase"], r["container"], r["role"], r["state"], str(r["restarts"]),
+                             r["exit"] + (f" ({r['note']})" if r["note"] and r["exit"] else
+                                          r["note"] if r["note"] else ""))
+                            for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+        for row in table:
+            lines.append("   ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "   " + row[-1])
+    if len(trace.pods) > MAX_PODS:
+        lines.append(_more_pods(trace))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# -- HTML -----------------------------------------------------------------------------
+def timeline_png(trace, *, title: str | None = None, dpi: int = 100) -> bytes:
+    """The trace's timeline (``labkit.plot.plot_trace``) as PNG bytes; the figure is closed."""
+    from .plot import plot_trace
+
+    figure = plot_trace(trace, title=title)
+    try:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        return buffer.getvalue()
+    finally:
+        _close(figure)
+
+
+def _close(figure) -> None:
+    """Close a figure so that matplotlib-inline does not draw it a second time."""
+    import sys
+
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(figure)
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img class="labkit-timeline" alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+
+
+def _cell(text: Any, *, tag: str = "td", css_class: str = "", style: str = "", rowspan: int = 1) -> str:
+    attrs = f' class="{css_class}"' if css_class else ""
+    attrs += f' rowspan="{rowspan}"' if rowspan > 1 else ""
+    return f'<{tag}{attrs} style="{_STYLE_CELL};{style}">{html.escape(str(text))}</{tag}>'
+
+
+def trace_html(trace, *, image: bool = True) -> str:
+    """The summary as HTML: header, per-container table, and (``image=True``) the timeline."""
+    e = html.escape
+    parts = ['<div class="labkit-trace">',
+             f'<div><b>{e(_backend_text(trace))}</b> · Kubernetes {e(trace.kubernetes_version)}'
+             f' · gates: {e(_gates_text(trace))}'
+             f' · {len(trace.pods)} pod(s), {len(trace.events)} events over {trace.duration:.1f}s</div>']
+    rows = _rows(trace)
+    if rows:
+        parts.append('<table class="labkit-containers" style="border-collapse:collapse;margin:4px 0">')
+        parts.append("<thead><tr>" + "".join(_cell(h, tag="th") for h in
+                     ("Pod", "Phase", "Container", "Role", "State", "Restarts", "Exit", "")) + "</tr></thead><tbody>")
+        spans: dict[str, int] = {}
+        for row in rows:
+            spans[row["pod"]] = spans.get(row["pod"], 0) + 1
+        shown: set[str] = set()
+        for row in rows:
+            cells = []
+            if row["pod"] not in shown:
+                shown.add(row["pod"])
+                cells.append(_cell(row["pod"], rowspan=spans[row["pod"]], css_class="labkit-pod"))
+                cells.append(_cell(row["phase"], rowspan=spans[row["pod"]]))
+            css = f"labkit-{row['outcome']}"
+            style = _STYLE_CLASS[row["outcome"]]
+            cells += [_cell(row["container"], css_class="labkit-container"), _cell(row["role"], css_class=f"labkit-role-{row['role']}"),
+                      _cell(row["state"]), _cell(row["restarts"]),
+                      _cell(row["exit"], css_class=css, style=style),
+                      _cell(row["note"], css_class=css, style=style)]
+            parts.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append("</tbody></table>")
+    if len(trace.pods) > MAX_PODS:
+        parts.append(f'<div class="labkit-more">{html.escape(_more_pods(trace))}</div>')
+    if image and trace.events:
+        parts.append(_img_tag(timeline_png(trace), f"timeline of the {trace.backend} trace"))
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def format_age(seconds: float | None) -> str:
+    """An age the way kubectl prints it (``45s``, ``3m20s``, ``2d3h``)."""
+    if seconds is None:
+        return "<unknown>"
+    s = int(seconds)
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    return f"{days}d"
+
+
+def pods_html(table) -> str:
+    """A ``PodTable`` as ``kubectl get pods`` shows it (NAME READY STATUS RESTARTS AGE), in HTML."""
+    header = "".join(_cell(h, tag="th") for h in ("NAME", "READY", "STATUS", "RESTARTS", "AGE"))
+    rows = []
+    for row in table:
+        failed = str(row.status) in FAILED_POD_STATUSES
+        css = "labkit-failed" if failed else ""
+        style = _STYLE_CLASS["failed"] if failed else ""
+        rows.append("<tr>" + _cell(row.name) + _cell(row.ready) + _cell(row.status, css_class=css, style=style)
+                    + _cell(row.restarts) + _cell(format_age(row.age)) + "</tr>")
+    if not rows:
+        return '<div class="labkit-pods">No resources found in default namespace.</div>'
+    return ('<table class="labkit-pods" style="border-collapse:collapse;font-family:monospace">'
+            f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+class TraceView:
+    """A trace as the notebook shows it: HTML with the timeline, the text summary elsewhere."""
+
+    def __init__(self, trace, *, image: bool = True):
+        self.trace = trace
+        self.image = image
+
+    def _repr_html_(self) -> str:
+        return trace_html(self.trace, image=self.image)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(trace_text(self.trace))
+
+    def __repr__(self) -> str:
+        return trace_text(self.trace)
+
+
+# -- live view ------------------------------------------------------------------------
+def live_updates_supported() -> tuple[bool, str]:
+    """Whether in-place display updates reach a person watching, and why (not).
+
+    Yes only in an IPython kernel whose current request came from an interactive
+    frontend: JupyterLab, Notebook and VS Code send ``allow_stdin: true`` with each
+    execution, while nbclient (and so papermill and ``labkit run``) sends false.
+    ``LABKIT_LIVE=0`` turns live updates off everywhere.
+    """
+    if os.environ.get("LABKIT_LIVE", "").strip() == "0":
+        return False, "LABKIT_LIVE=0"
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False, "IPython is not installed"
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return False, "not running in a Jupyter kernel"
+    try:
+        parent = kernel.get_parent()
+    except Exception:  # an older or foreign kernel without get_parent()
+        parent = getattr(kernel, "_parent_header", None) or {}
+    content = (parent or {}).get("content") or {}
+    if not content.get("allow_stdin", False):
+        return False, "executed headless (nbclient/papermill): no one is watching"
+    return True, "interactive Jupyter frontend"
+
+
+class LiveView:
+    """Redraws a lab's timeline in one output while it runs; see :func:`live`.
+
+    ``display`` is ``IPython.display.display`` unless given (tests pass a recorder);
+    ``clock`` gives wall-clock seconds for throttling.
+    """
+
+    def __init__(self, lab, *, title: str | None = None, live: bool | str = "auto", interval: float = 1.0,
+                 display: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic):
+        if live not in (True, False, "auto"):
+            raise ValueError(f"live must be True, False or 'auto', got {live!r}")
+        self.lab = lab
+        self.title = title
+        self.interval = interval
+        self.live, self.why = (live, "asked for") if live != "auto" else live_updates_supported()
+        self._display = display
+        self._clock = clock
+        self._handle = None
+        self._last_update: float | None = None
+        self._unsubscribe: Callable[[], Any] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.updates = 0  # how many in-place redraws were sent
+
+    def _show(self, obj: Any, **kwargs: Any):
+        if self._display is None:
+            from IPython.display import display
+
+            self._display = display
+        return self._display(obj, **kwargs)
+
+    def __enter__(self) -> "LiveView":
+        if self.live:
+            self._handle = self._show(_LiveFrame(self.title), display_id=True)
+            self._last_update = self._clock()
+            self._unsubscribe = self.lab.add_listener(self._on_trace)
+        return self
+
+    def _on_trace(self, trace) -> None:
+        """Listener: redraw at most once per ``interval`` seconds of wall time."""
+        if self._closed or not trace.events:
+            return
+        now = self._clock()
+        if self._last_update is not None and now - self._last_update < self.interval:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            png = timeline_png(trace, title=self.title)
+            self._handle.update(_LiveFrame(self.title, trace, png))
+            self.updates += 1
+            self._last_update = self._clock()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        with self._lock:
+            self._closed = True
+            self._stop_listening()
+        try:
+            self._show_final()
+        except Exception:
+            if exc_type is None:
+                raise
+            # The block's own error is the one worth seeing; do not hide it behind a drawing error.
+
+    def _show_final(self) -> None:
+        trace = self.lab.trace()
+        if trace.events:
+            from IPython.display import Image
+
+            final: Any = Image(data=timeline_png(trace, title=self.title), format="png")
+        else:
+            final = TraceView(trace, image=False)
+        if self._handle is not None:
+            self._handle.update(final)
+        else:
+            self._show(final)
+
+    def _stop_listening(self) -> None:
+        if callable(self._unsubscribe):
+            self._unsubscribe()
+        elif self._unsubscribe is None and self.live and hasattr(self.lab, "remove_listener"):
+            self.lab.remove_listener(self._on_trace)
+
+
+class _LiveFrame:
+    """One frame of the live view: a status line over the timeline so far (fixed when made)."""
+
+    def __init__(self, title: str | None, trace=None, png: bytes | None = None):
+        self.png = png
+        self.spans = len(trace.spans()) if trace is not None else 0
+        what = title or "workload"
+        if trace is None or not trace.events:
+            self.status = f"{what}: waiting for the first events…"
+        else:
+            clock = "virtual" if trace.backend == "sim" else "wall-clock"
+            self.status = (f"{what}: running, t = {trace.duration:.1f}s ({clock} time), "
+                           f"{self.spans} container run(s) so far")
+
+    def _repr_html_(self) -> str:
+        body = f'<div class="labkit-live">{html.escape(self.status)}</div>'
+        if self.png:
+            body += _img_tag(self.png, "timeline so far")
+        return body
+
+    def __repr__(self) -> str:
+        return self.status
+
+
+def live(lab, *, title: str | None = None, live: bool | str = "auto", interval: float = 1.0,
+         display: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic) -> LiveView:
+    """Watch ``lab``'s timeline grow while the ``with`` block runs, then show the final figure.
+
+    ``live="auto"`` redraws in place only where someone is watching (see
+    :func:`live_updates_supported`); otherwise, or with ``live=False``, only the final
+    figure is shown. Redraws happen at most every ``interval`` seconds of wall time.
+    """
+    return LiveView(lab, title=title, live=live, interval=interval, display=display, clock=clock)

@@ -1,0 +1,250 @@
+"""The live timeline: redrawn in place while someone watches, one final figure otherwise.
+
+A replayed trace stands in for a running backend (it calls listeners one event at a time),
+a fake clock stands in for the wall clock, and a recorder stands in for IPython's display,
+so what is checked is exactly what would be sent to the notebook. One test runs the same
+code in a real IPython kernel, once as JupyterLab executes cells and once as nbclient
+(papermill) does.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from labkit.display import LiveView, live, live_updates_supported, timeline_png
+from labkit.trace import Trace, load_trace
+
+TESTS = Path(__file__).resolve().parent
+BLOG_JOB = TESTS / "data" / "blog-job-trace.json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ReplayLab:
+    """Plays a recorded trace to listeners one event at a time, as a running backend does.
+
+    Each event takes ``step`` seconds of (fake) wall time.
+    """
+
+    def __init__(self, trace: Trace, clock: Clock, step: float = 0.25):
+        self.full, self.clock, self.step = trace, clock, step
+        self.listeners: list = []
+        self.shown = 0
+
+    def add_listener(self, fn):
+        self.listeners.append(fn)
+        return lambda: self.listeners.remove(fn)
+
+    def prefix(self, count: int) -> Trace:
+        full = self.full
+        return Trace(full.backend, full.kubernetes_version, dict(full.feature_gates), full.origin, full.pods,
+                     full.events[:count])
+
+    def run(self) -> None:
+        for count in range(1, len(self.full.events) + 1):
+            self.shown = count
+            self.clock.now += self.step
+            for listener in list(self.listeners):
+                listener(self.prefix(count))
+
+    def trace(self) -> Trace:
+        return self.prefix(self.shown)
+
+
+class Recorder:
+    """Stands in for IPython.display.display: records what was shown and updated."""
+
+    def __init__(self):
+        self.shown: list = []
+        self.handles: list = []
+
+    def __call__(self, obj, display_id=None):
+        self.shown.append(obj)
+        if display_id:
+            handle = Handle()
+            self.handles.append(handle)
+            return handle
+        return None
+
+
+class Handle:
+    def __init__(self):
+        self.updates: list = []
+
+    def update(self, obj):
+        self.updates.append(obj)
+
+
+def test_live_view_redraws_at_most_once_per_interval_with_growing_content_then_shows_the_final_figure():
+    clock, recorder = Clock(), Recorder()
+    lab = ReplayLab(load_trace(BLOG_JOB), clock, step=0.25)  # 12 events over 3 s of wall time
+    with live(lab, title="blog job", live=True, interval=1.0, display=recorder, clock=clock) as view:
+        assert len(lab.listeners) == 1
+        lab.run()
+    assert lab.listeners == []  # stopped listening when the block ended
+    assert len(recorder.handles) == 1 and len(recorder.shown) == 1  # one output, updated in place
+    *frames, final = recorder.handles[0].updates
+    # 3 s of wall time at one redraw per second: after events 4, 8 and 12.
+    assert len(frames) == 3 == view.updates
+    assert [frame.spans for frame in frames] == [1, 2, 2]  # the app's run appears in the second frame
+    assert ["t = 10.1s" in frames[0].status, "t = 11.7s" in frames[1].status, "t = 12.9s" in frames[2].status] == [True] * 3
+    pngs = [frame.png for frame in frames]
+    assert all(png.startswith(PNG_SIGNATURE) for png in pngs)
+    assert len(set(pngs)) == 3  # each redraw shows more of the timeline
+    assert "data:image/png;base64," in frames[0]._repr_html_()
+    # It settles on the final figure: the whole trace, as a plain PNG image output.
+    from IPython.display import Image
+
+    assert isinstance(final, Image)
+    assert final.data == timeline_png(load_trace(BLOG_JOB), title="blog job")
+
+
+def test_redraws_follow_the_wall_clock_not_the_number_of_events():
+    clock, recorder = Clock(), Recorder()
+    lab = ReplayLab(load_trace(BLOG_JOB), clock, step=0.05)  # all 12 events within 0.6 s
+    with live(lab, live=True, interval=1.0, display=recorder, clock=clock):
+        lab.run()
+    updates = recorder.handles[0].updates
+    assert len(updates) == 1  # no redraw in between, only the final figure
+    assert updates[0].data == timeline_png(load_trace(BLOG_JOB))
+
+
+def test_without_a_watcher_exactly_one_final_figure_is_shown():
+    clock, recorder = Clock(), Recorder()
+    lab = ReplayLab(load_trace(BLOG_JOB), clock)
+    with live(lab, live=False, display=recorder, clock=clock) as view:
+        lab.run()
+    assert lab.listeners == [] and recorder.handles == [] and view.updates == 0
+    assert len(recorder.shown) == 1
+    assert recorder.shown[0].data == timeline_png(load_trace(BLOG_JOB))
+
+
+def test_the_final_figure_is_shown_even_when_the_block_fails_and_the_error_is_kept():
+    clock, recorder = Clock(), Recorder()
+    lab = ReplayLab(load_trace(BLOG_JOB), clock)
+    with pytest.raises(RuntimeError, match="wait ran out"):
+        with live(lab, live=False, display=recorder, clock=clock):
+            lab.run()
+            raise RuntimeError("wait ran out")
+    assert recorder.shown[0].data.startswith(PNG_SIGNATURE)
+
+
+def test_an_empty_run_shows_the_summary_instead_of_an_empty_figure():
+    clock, recorder = Clock(), Recorder()
+    lab = ReplayLab(Trace("sim", "1.29.0"), clock)
+    with live(lab, live=False, display=recorder, clock=clock):
+        lab.run()
+    assert "0 pod(s), 0 events" in repr(recorder.shown[0])
+
+
+class _Kernel:
+    def __init__(self, allow_stdin):
+        self.allow_stdin = allow_stdin
+
+    def get_parent(self):
+        return {"content": {"allow_stdin": self.allow_stdin}}
+
+
+class _Shell:
+    def __init__(self, allow_stdin):
+        self.kernel = _Kernel(allow_stdin)
+
+
+@pytest.mark.parametrize("shell, env, expected", [
+    (None, None, False),                    # plain Python, a script, pytest
+    (_Shell(True), None, True),             # JupyterLab / Notebook / VS Code run the cell
+    (_Shell(False), None, False),           # nbclient, papermill, labkit run
+    (_Shell(True), "0", False),             # switched off by the user
+    (_Shell(True), "1", True),
+])
+def test_auto_mode_updates_live_only_for_an_interactive_frontend(monkeypatch, shell, env, expected):
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    if env is None:
+        monkeypatch.delenv("LABKIT_LIVE", raising=False)
+    else:
+        monkeypatch.setenv("LABKIT_LIVE", env)
+    supported, why = live_updates_supported()
+    assert supported is expected, why
+    assert LiveView(ReplayLab(load_trace(BLOG_JOB), Clock())).live is expected
+
+
+def test_live_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="live must be True, False or 'auto'"):
+        live(ReplayLab(load_trace(BLOG_JOB), Clock()), live="yes")
+
+
+# -- in a real kernel ---------------------------------------------------------------------
+KERNEL_CODE = f"""
+import sys
+sys.path.insert(0, {str(TESTS)!r})
+from test_live import Clock, ReplayLab
+from labkit.display import live
+from labkit.trace import load_trace
+clock = Clock()
+lab = ReplayLab(load_trace({str(BLOG_JOB)!r}), clock, step=0.25)
+with live(lab, title="blog job", interval=1.0, clock=clock):
+    lab.run()
+"""
+
+
+def _execute(client, code: str, allow_stdin: bool) -> list[dict]:
+    """Run code in the kernel; return its iopub messages up to idle."""
+    msg_id = client.execute(code, allow_stdin=allow_stdin)
+    messages = []
+    while True:
+        msg = client.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return messages
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(TESTS.parent))
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def _outputs(messages):
+    return [(m["msg_type"], m["content"]) for m in messages
+            if m["msg_type"] in ("display_data", "update_display_data", "stream", "error", "execute_result")]
+
+
+def test_in_a_kernel_run_by_jupyterlab_the_output_is_updated_in_place(kernel):
+    outputs = _outputs(_execute(kernel, KERNEL_CODE, allow_stdin=True))
+    assert [kind for kind, _ in outputs] == ["display_data"] + ["update_display_data"] * 4, outputs
+    display_id = outputs[0][1]["transient"]["display_id"]
+    assert all(content["transient"]["display_id"] == display_id for _, content in outputs)
+    frames = [content["data"] for _, content in outputs[1:-1]]
+    assert all("text/html" in frame and "data:image/png;base64," in frame["text/html"] for frame in frames)
+    final = outputs[-1][1]["data"]
+    assert base64.b64decode(final["image/png"]) == timeline_png(load_trace(BLOG_JOB), title="blog job")
+
+
+def test_in_a_kernel_run_by_nbclient_or_papermill_only_the_final_figure_is_shown(kernel):
+    outputs = _outputs(_execute(kernel, KERNEL_CODE, allow_stdin=False))
+    assert [kind for kind, _ in outputs] == ["display_data"], outputs
+    assert "transient" not in outputs[0][1] or not outputs[0][1]["transient"].get("display_id")
+    assert base64.b64decode(outputs[0][1]["data"]["image/png"]) == timeline_png(load_trace(BLOG_JOB), title="blog job")
+
