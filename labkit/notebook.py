@@ -48,13 +48,18 @@ class Figures:
     def __init__(self, output_dir: str | Path, notebook: str):
         self.folder = Path(output_dir) / notebook
 
-    def timeline(self, trace, name: str, *, title: str | None = None) -> Path:
-        """Plot one trace, save the PNG and the trace JSON, and show the picture."""
+    def timeline(self, trace, name: str, *, title: str | None = None, table: bool = True) -> Path:
+        """Plot one trace, save the PNG and the trace JSON, show the picture (and the containers' table)."""
         from .plot import plot_trace
 
         self.folder.mkdir(parents=True, exist_ok=True)
         trace.save(self.folder / f"{name}.trace.json")
-        return self._show(plot_trace(trace, title=title), name)
+        path = self._show(plot_trace(trace, title=title), name)
+        if table:
+            from .display import TraceView
+
+            _display(TraceView(trace, image=False))
+        return path
 
     def compare(self, traces: Sequence, labels: Sequence[str], name: str, *, title: str | None = None) -> Path:
         """Plot traces one above the other on a shared time axis; save PNG and every trace."""
@@ -63,18 +68,19 @@ class Figures:
         self.folder.mkdir(parents=True, exist_ok=True)
         for trace, label in zip(traces, labels):
             trace.save(self.folder / f"{name}-{_slug(label)}.trace.json")
-        figure = plot_compare(list(traces), list(labels))
-        if title:
-            figure.suptitle(title, fontweight="bold")
-        return self._show(figure, name)
+        return self._show(plot_compare(list(traces), list(labels), title=title), name)
 
     def _show(self, figure, name: str) -> Path:
         from .plot import save_figure
 
         path = self.folder / f"{name}.png"
         save_figure(figure, path)
-        _close(figure)
-        _display_png(path)
+        try:
+            from IPython.display import Image
+        except ImportError:  # plain Python: the file is the result
+            print(f"saved {path}")
+            return path
+        _display(Image(filename=str(path)))
         return path
 
 
@@ -95,20 +101,13 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "trace"
 
 
-def _close(figure) -> None:
-    """Free the figure (pyplot keeps figures it made alive until closed)."""
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-
-
-def _display_png(path: Path) -> None:
+def _display(obj) -> None:
     try:
-        from IPython.display import Image, display
-    except ImportError:  # plain Python: the file is the result
-        print(f"saved {path}")
+        from IPython.display import display
+    except ImportError:
+        print(repr(obj))
         return
-    display(Image(filename=str(path)))
+    display(obj)
 
 
 def _display_markdown(markdown: str, *, plain: str) -> None:

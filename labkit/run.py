@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import keyword
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,9 @@ RUN_PARAMETERS = {"backend": "--backend", "k8s_version": "--k8s-version", "keep_
 DEFAULT_CLUSTER = "sidecar-lab"
 # ipykernel warns on stderr at every start that TCP is unencrypted (local kernels only here).
 _KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+# A kernel cannot tell that papermill runs it headless: tell labkit.progress, so slow steps
+# print one line instead of a bar that would be redrawn into the notebook's output.
+_KERNEL_ENV = {"LABKIT_PROGRESS": "0"}
 
 
 @dataclass
@@ -234,7 +238,7 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> N
         papermill.execute_notebook(
             str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
             cwd=str(result.source.resolve().parent), progress_bar=False, log_output=False,
-            extra_arguments=_KERNEL_ARGS)
+            extra_arguments=_KERNEL_ARGS, kernel_manager_class=_headless_kernel_manager())
         result.status = "passed"
     except PapermillExecutionError as exc:
         result.status = "failed"
@@ -250,6 +254,18 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> N
         fresh = [p for p in sorted(folder.iterdir()) if p.stat().st_mtime >= began_wall - 1]
         result.figures = [p for p in fresh if p.suffix == ".png"]
         result.traces = [p for p in fresh if p.name.endswith(".trace.json")]
+
+
+def _headless_kernel_manager() -> type:
+    """nbclient's kernel manager, starting the kernel with ``_KERNEL_ENV`` added to our environment."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class HeadlessKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **_KERNEL_ENV}
+            await super().start_kernel(**kw)
+
+    return HeadlessKernelManager
 
 
 def _source_cell_number(executed: Path, cell_index: int) -> int:
@@ -292,12 +308,16 @@ class _SharedCluster:
 
 
 class _Progress:
-    """A tqdm bar in a terminal; otherwise one line per finished notebook on stderr."""
+    """A tqdm bar when a person watches (see labkit.progress); otherwise one line per notebook on stderr."""
 
     def __init__(self, total: int, interactive: bool | None):
         self.total = total
         self.done = 0
-        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        if interactive is None:
+            from .progress import is_interactive
+
+            interactive = is_interactive(stream=sys.stderr)
+        self.interactive = interactive
         self.bar = None
         if self.interactive:
             from tqdm.auto import tqdm

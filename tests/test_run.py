@@ -58,7 +58,8 @@ def books(tmp_path: Path) -> Path:
     folder = tmp_path / "notebooks"
     folder.mkdir()
     write_notebook(folder / "01-first.ipynb", f"NAME = '01-first'\n{SAVE_OUTPUTS}",
-                   "print(f'backend={backend} version={k8s_version} grace={grace_period_s!r} keep={keep_cluster}')")
+                   "print(f'backend={backend} version={k8s_version} grace={grace_period_s!r} keep={keep_cluster}')",
+                   "print('LABKIT_PROGRESS=' + os.environ.get('LABKIT_PROGRESS', 'unset'))")
     write_notebook(folder / "02-second.ipynb", f"NAME = '02-second'\n{SAVE_OUTPUTS}")
     write_notebook(folder / "03-broken.ipynb", "x = 1",
                    "assert x == 2, 'x should be 2 by now'\nprint('never')", "print('after the failure')")
@@ -86,6 +87,7 @@ def test_run_writes_notebooks_figures_traces_and_report(books: Path, tmp_path: P
     text = outputs_text(out / "01-first.ipynb")
     assert "backend=sim version=1.28 grace=7 keep=False" in text
     assert f"cwd {books}" in text  # the notebook ran in its own folder
+    assert "LABKIT_PROGRESS=0" in text  # slow steps in the kernel print one line, no bar
     page = (out / "index.html").read_text()
     rows = re.findall(r"<tr class=\"(\w+)\"><td><a href=\"([^\"]+)\">", page)
     assert rows == [("passed", "01-first.ipynb"), ("passed", "02-second.ipynb")]
