@@ -1,0 +1,145 @@
+"""The lab in a real browser: JupyterLab in headless Chromium runs a notebook end to end.
+
+Each test opens a notebook in JupyterLab, runs all cells from the Run menu, waits for the
+kernel to finish, and checks what a learner would see: a timeline image, the self-checks'
+"✓" lines, and no traceback. It leaves a screenshot in test-artifacts/ to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .conftest import ARTIFACTS, REPO
+
+pytestmark = pytest.mark.browser
+
+PAGE_TIMEOUT_MS = 30_000
+RUN_TIMEOUT_MS = 90_000  # all cells of a notebook on the simulator, kernel start included
+ERROR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+
+# Done when no cell is queued or running and either every code cell has run or one failed
+# (JupyterLab stops "Run All" at the first error and leaves the rest unnumbered).
+_FINISHED_JS = r"""() => {
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+      .map(p => p.textContent.trim());
+  if (prompts.length === 0 || prompts.some(p => p.includes('*'))) return false;
+  const failed = [...document.querySelectorAll('%s')].some(o => o.textContent.includes('Traceback'));
+  return failed || prompts.every(p => /\d/.test(p));
+}""" % ERROR_OUTPUT
+
+
+def blog_job_notebook() -> Path:
+    """The notebook that walks through the blog's Job with a native sidecar."""
+    notebooks = REPO / "notebooks"
+    found = sorted(notebooks.glob("04-*job*.ipynb")) or sorted(notebooks.glob("*job*.ipynb"))
+    assert found, f"no Job notebook in {notebooks} (expected notebooks/04-*job*.ipynb)"
+    return found[0]
+
+
+def display_notebook(root: Path) -> Path:
+    """A small notebook of our own that uses every display: live view, trace summary, pods."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# labkit display check\nThe Job with a native sidecar, simulated."),
+        nbformat.v4.new_code_cell("from labkit import display\nfrom labkit.trace import load_trace\n"
+                                  f"trace = load_trace({str(REPO / 'tests' / 'data' / 'blog-job-trace.json')!r})"),
+        nbformat.v4.new_code_cell("trace"),
+        nbformat.v4.new_code_cell("print('✓ display check done')"),
+    ]
+    path = root / "labkit-display-check.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def run_in_jupyterlab(browser, server, notebook: Path):
+    """Open ``notebook`` (under the server root) in JupyterLab, run all cells, wait for the end.
+
+    Returns the page; the caller checks what it shows and closes it.
+    """
+    relative = notebook.relative_to(server.root).as_posix()
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(f"{server.url}/lab/tree/{relative}?token={server.token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    _accept_kernel_dialog(page)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    page.wait_for_function(_FINISHED_JS, timeout=RUN_TIMEOUT_MS, polling=250)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    return page
+
+
+def _accept_kernel_dialog(page) -> None:
+    """A notebook without kernel metadata asks which kernel to use: take the default."""
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(state="visible", timeout=2_000)
+    except Exception:  # no dialog: the notebook names its kernel
+        return
+    dialog.locator(".jp-mod-accept").click()
+
+
+def error_outputs(page) -> list[str]:
+    return [text for text in page.locator(ERROR_OUTPUT).all_inner_texts()
+            if "Traceback" in text or "Error" in text]
+
+
+def output_images(page) -> list[dict]:
+    """Every decoded image in an output area: its source kind and natural size."""
+    return page.eval_on_selector_all(
+        ".jp-OutputArea-output img",
+        "imgs => imgs.map(i => ({src: i.src.slice(0, 22), width: i.naturalWidth, height: i.naturalHeight,"
+        " cls: i.className}))")
+
+
+def output_text(page) -> str:
+    return "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+
+
+def save_screenshot(page, notebook: Path) -> Path:
+    """Scroll the first timeline into view and save the page as a test artifact."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    images = page.locator(".jp-OutputArea-output img")
+    if images.count():
+        images.first.scroll_into_view_if_needed()
+    path = ARTIFACTS / f"jupyterlab-{notebook.stem}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_labkit_displays_render_in_jupyterlab(chromium, jupyterlab):
+    notebook = display_notebook(jupyterlab.root)
+    page = run_in_jupyterlab(chromium, jupyterlab, notebook)
+    try:
+        save_screenshot(page, notebook)
+        assert error_outputs(page) == []
+        images = output_images(page)
+        assert any(i["src"] == "data:image/png;base64," and i["width"] > 300 for i in images), images
+        summary = page.locator(".jp-OutputArea-output .labkit-trace")
+        assert summary.count() == 1
+        containers = summary.locator(".labkit-container").all_inner_texts()
+        assert containers == ["sws-init", "sidecar-job"]
+        assert summary.locator(".labkit-role-sidecar").all_inner_texts() == ["sidecar"]
+        assert "✓ display check done" in output_text(page)
+    finally:
+        page.close()
+
+
+def test_blog_job_notebook_runs_in_jupyterlab(chromium, jupyterlab):
+    notebook = jupyterlab.root / blog_job_notebook().relative_to(REPO)
+    page = run_in_jupyterlab(chromium, jupyterlab, notebook)
+    try:
+        shot = save_screenshot(page, notebook)
+        assert error_outputs(page) == [], f"error output in the notebook; see {shot}"
+        images = output_images(page)
+        assert any(i["width"] > 300 and i["height"] > 100 for i in images), f"no timeline image: {images}"
+        text = output_text(page)
+        assert re.search(r"^✓ ", text, re.MULTILINE), f"no passing self-check line in the outputs:\n{text[-2000:]}"
+    finally:
+        page.close()
