@@ -236,45 +236,26 @@ def trace_html(trace, *, image: bool = True) -> str:
     return "\n".join(parts)
 
 
-def format_age(seconds: float | None) -> str:
-    """An age the way kubectl prints it (``45s``, ``3m20s``, ``2d3h``)."""
-    if seconds is None:
-        return "<unknown>"
-    s = int(seconds)
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    days = hours // 24
-    if days < 8:
-        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
-    return f"{days}d"
-
-
 def pods_html(table) -> str:
-    """A ``PodTable`` as ``kubectl get pods`` shows it (NAME READY STATUS RESTARTS AGE), in HTML."""
-    header = "".join(_cell(h, tag="th") for h in ("NAME", "READY", "STATUS", "RESTARTS", "AGE"))
-    rows = []
-    for row in table:
-        failed = str(row.status) in FAILED_POD_STATUSES
-        css = "labkit-failed" if failed else ""
-        style = _STYLE_CLASS["failed"] if failed else ""
-        rows.append("<tr>" + _cell(row.name) + _cell(row.ready) + _cell(row.status, css_class=css, style=style)
-                    + _cell(row.restarts) + _cell(format_age(row.age)) + "</tr>")
+    """A :class:`~labkit.kubectl.PodTable` as ``kubectl get pods`` shows it, in HTML.
+
+    The cells are the table's own (NAME READY STATUS RESTARTS AGE, kubectl's age format);
+    a status that means trouble (Error, CrashLoopBackOff, ...) is highlighted.
+    """
+    rows = list(table)
     if not rows:
-        return '<div class="labkit-pods">No resources found in default namespace.</div>'
+        return f'<div class="labkit-pods">{html.escape(str(table))}</div>'
+    header = "".join(_cell(h, tag="th") for h in table.HEADERS)
+    body = []
+    for row in rows:
+        cells = row.cells()
+        failed = cells[2] in FAILED_POD_STATUSES
+        body.append("<tr>" + "".join(
+            _cell(text, css_class="labkit-failed" if failed and i == 2 else "",
+                  style=_STYLE_CLASS["failed"] if failed and i == 2 else "")
+            for i, text in enumerate(cells)) + "</tr>")
     return ('<table class="labkit-pods" style="border-collapse:collapse;font-family:monospace">'
-            f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
 class TraceView:

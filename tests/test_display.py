@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from labkit.display import TraceView, format_age, pods_html, trace_html, trace_text
+from labkit.display import TraceView, trace_html, trace_text
 from labkit.trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace, load_trace
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -248,29 +248,24 @@ def test_a_trace_without_events_shows_its_summary_and_no_image():
     assert "0 pod(s), 0 events" in trace_text(trace)
 
 
-@pytest.mark.parametrize("seconds, shown", [
-    (0, "0s"), (45, "45s"), (119, "119s"), (125, "2m5s"), (180, "3m"), (600, "10m"), (179 * 60, "179m"),
-    (3 * 3600 + 120, "3h2m"), (5 * 3600, "5h"), (30 * 3600, "30h"), (50 * 3600, "2d2h"), (10 * 86400, "10d"),
-])
-def test_ages_read_like_kubectl(seconds, shown):
-    assert format_age(seconds) == shown
+def test_pod_tables_render_like_kubectl_get_pods_in_html_and_text():
+    from labkit.kubectl import PodRow, PodTable
 
-
-class _Row:
-    def __init__(self, name, ready, status, restarts, age):
-        self.name, self.ready, self.status, self.restarts, self.age = name, ready, status, restarts, age
-
-
-def test_pod_rows_render_like_kubectl_get_pods():
-    rows = [_Row("sidecar-job-x7k2p", "0/2", "Completed", 0, 75), _Row("web-<1>", "1/2", "CrashLoopBackOff", 4, 300)]
-    table = parse(pods_html(rows))
-    assert texts(table.rows[0]) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert texts(table.rows[1]) == ["sidecar-job-x7k2p", "0/2", "Completed", "0", "75s"]
-    assert texts(table.rows[2]) == ["web-<1>", "1/2", "CrashLoopBackOff", "4", "5m"]
-    assert cell_with(table.rows[2], "CrashLoopBackOff")[0] == "labkit-failed"
-    assert cell_with(table.rows[1], "Completed")[0] == ""
-    assert "web-&lt;1&gt;" in pods_html(rows)
-    assert "No resources found" in pods_html([])
+    table = PodTable([PodRow("sidecar-job-x7k2p", "0/2", "Completed", 0, 75),
+                      PodRow("web-<1>", "1/2", "CrashLoopBackOff", 4, 300, last_restart_age=130)])
+    markup = table._repr_html_()
+    parsed = parse(markup)
+    assert texts(parsed.rows[0]) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert texts(parsed.rows[1]) == ["sidecar-job-x7k2p", "0/2", "Completed", "0", "75s"]
+    assert texts(parsed.rows[2]) == ["web-<1>", "1/2", "CrashLoopBackOff", "4 (2m10s ago)", "5m"]
+    assert cell_with(parsed.rows[2], "CrashLoopBackOff")[0] == "labkit-failed"
+    assert cell_with(parsed.rows[1], "Completed")[0] == ""
+    assert "web-&lt;1&gt;" in markup and "web-<1>" not in markup
+    # The text form is what kubectl prints, header first.
+    assert repr(table).splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert repr(table).splitlines()[2].split() == ["web-<1>", "1/2", "CrashLoopBackOff", "4", "(2m10s", "ago)", "5m"]
+    empty = PodTable([], namespace="default")
+    assert "No resources found in default namespace." in empty._repr_html_()
 
 
 def test_importing_labkit_and_its_display_stays_light():
