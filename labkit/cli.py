@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
     run.add_argument("--keep-cluster", action="store_true", help="keep the kind cluster after the run")
     run.set_defaults(func=cmd_run)
+    plot = sub.add_parser("plot", help="draw a recorded trace as a timeline (PNG or SVG)",
+                          description="Draw a labkit.trace/v1 JSON file as a container timeline.")
+    plot.add_argument("trace", metavar="TRACE.json", help="the trace file")
+    plot.add_argument("-o", "--output", metavar="FILE", help="PNG or SVG to write (default: the trace path with .png)")
+    plot.add_argument("--max-pods", type=int, default=None, metavar="N", help="draw at most N pods (default: 8)")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 
@@ -48,6 +54,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run import main as run_main
 
     return run_main(args)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .plot import DEFAULT_MAX_PODS, plot_trace, save_figure
+    from .trace import load_trace
+
+    trace = load_trace(args.trace)
+    output = Path(args.output) if args.output else Path(args.trace).with_suffix(".png")
+    figure = plot_trace(trace, max_pods=args.max_pods if args.max_pods is not None else DEFAULT_MAX_PODS)
+    print(save_figure(figure, output))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,456 @@
+"""Timeline plots of a trace: one lane per container, grouped by pod.
+
+A lane shows each running instance of a container (a :class:`~labkit.trace.Span`) as a bar
+in its role's colour: hatched while it is *starting* (running, startup probe not yet
+passed), solid once *started*, light while *terminating* (stop signal sent, not yet
+exited). A thin dark strip under the bar shows when the container was ready. Markers show
+the startup probe passing, preStop, SIGTERM, SIGKILL and restarts; the exit code is written
+at the end of each bar, in the failure colour only for real failures (a sidecar's 137/143
+after the kubelet stopped it is normal). Each pod has a header row with its phases and
+deletion; Job/Deployment conditions are vertical lines across the whole figure.
+
+matplotlib is imported inside the functions, so ``import labkit`` stays light::
+
+    from labkit.plot import plot_trace, save_figure
+    fig = plot_trace(load_trace("tests/data/blog-job-trace.json"))
+    save_figure(fig, "job.png")
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput
+from .trace import WORKLOAD_EVENTS, Pod, Span, Trace
+
+# Okabe & Ito (2008), a palette that stays distinct for the common colour-vision deficiencies.
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
+}
+ROLE_COLOURS = {"sidecar": OKABE_ITO["blue"], "init": OKABE_ITO["orange"], "app": OKABE_ITO["bluish_green"]}
+FAILURE_COLOUR = OKABE_ITO["vermillion"]
+TEXT_COLOUR = "#333333"
+PHASE_COLOURS = {"Pending": "#E6E6E6", "Running": "#C8C8C8", "Succeeded": "#EFEFEF", "Failed": "#EFEFEF",
+                 "Unknown": "#EFEFEF"}
+ROLE_LABELS = {"sidecar": "sidecar (init container, restartPolicy: Always)",
+               "init": "init container", "app": "app container"}
+
+# Event type -> (marker, colour, legend label). Markers sit on a bar's top edge, except the
+# SIGKILL cross at the bar's end and the restart circle at its start.
+MARKERS = {
+    "StartupProbeSucceeded": ("^", OKABE_ITO["black"], "startup probe passed"),
+    "PreStop": ("s", OKABE_ITO["reddish_purple"], "preStop hook began"),
+    "SIGTERM": ("v", OKABE_ITO["black"], "stop signal (SIGTERM) sent"),
+    "Killed": ("X", OKABE_ITO["black"], "SIGKILL (grace period over)"),
+    "Restarted": ("o", OKABE_ITO["black"], "restart"),
+    "StartupProbeFailed": ("x", FAILURE_COLOUR, "startup probe failed"),
+    "LivenessProbeFailed": ("x", FAILURE_COLOUR, "liveness probe failed"),
+}
+PROBE_RUNS = ("StartupProbeRun", "ReadinessProbeRun", "LivenessProbeRun")
+BACKEND_NAMES = {"sim": "simulated (backend sim, a model, not a cluster)", "kind": "kind cluster (backend kind)",
+                 "cluster": "existing cluster (backend cluster)", "replay": "replayed trace (backend replay)"}
+
+DEFAULT_MAX_PODS = 8
+_BAR = 0.56  # bar height in lanes
+_LANE_IN = 0.34  # inches per row
+_FONT = 9
+
+
+def plot_trace(trace: Trace, *, ax: Any = None, title: str | None = None, pods: str | Iterable[str] | None = None,
+               max_pods: int = DEFAULT_MAX_PODS, show_probe_runs: bool = False):
+    """Draw ``trace`` as a timeline; returns the matplotlib Figure.
+
+    ``pods`` picks pods by name or name prefix (e.g. ``"sidecar-job"``); at most ``max_pods``
+    are drawn and the figure says how many were left out. ``show_probe_runs`` adds a tick per
+    probe execution (the simulator records them; real clusters cannot). With ``ax`` the plot
+    goes into an existing Axes and its legend to the right of it.
+    """
+    shown, hidden = _select_pods(trace, pods, max_pods)
+    rows = _count_rows(shown, hidden)
+    if ax is None:
+        fig = _new_figure(height=_figure_height(rows))
+        ax = fig.add_subplot()
+        own_figure = True
+    else:
+        fig = ax.figure
+        own_figure = False
+    drawing = _Drawing(ax)
+    drawing.draw(trace, shown, hidden, title=title, show_probe_runs=show_probe_runs,
+                 x_max=_x_max([trace]))
+    if own_figure:
+        _figure_legend(fig, drawing.legend_keys)
+    else:
+        ax.legend(*_legend_handles(drawing.legend_keys), loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  fontsize=_FONT - 1, frameon=False)
+    return fig
+
+
+def plot_compare(traces: Sequence[Trace], labels: Sequence[str] | None = None, *, title: str | None = None,
+                 pods: str | Iterable[str] | None = None, max_pods: int = DEFAULT_MAX_PODS):
+    """Stack two or more traces on one shared time axis (legacy vs native, 1.28 vs 1.29).
+
+    ``labels`` names each trace (default: its backend and version); returns the Figure.
+    """
+    traces = list(traces)
+    if len(traces) < 2:
+        raise InvalidInput(f"plot_compare needs at least two traces, got {len(traces)}", field="traces")
+    if labels is None:
+        labels = [f"{t.backend}, Kubernetes {t.kubernetes_version}" for t in traces]
+    labels = list(labels)
+    if len(labels) != len(traces):
+        raise InvalidInput(f"got {len(labels)} labels for {len(traces)} traces", field="labels")
+    selections = [_select_pods(t, pods, max_pods) for t in traces]
+    rows = [_count_rows(shown, hidden) for shown, hidden in selections]
+    fig = _new_figure(height=_figure_height(sum(rows)) + 0.9 * (len(traces) - 1) + (0.4 if title else 0))
+    axes = fig.subplots(len(traces), 1, sharex=True, gridspec_kw={"height_ratios": rows})
+    x_max = _x_max(traces)
+    keys: list[str] = []
+    for ax, trace, label, (shown, hidden) in zip(axes, traces, labels, selections):
+        drawing = _Drawing(ax)
+        drawing.draw(trace, shown, hidden, title=label, show_probe_runs=False, x_max=x_max)
+        keys.extend(k for k in drawing.legend_keys if k not in keys)
+    for ax in axes[:-1]:
+        ax.tick_params(axis="x", labelbottom=False)
+        ax.set_xlabel("")
+    if title:
+        fig.suptitle(title, fontsize=_FONT + 4, fontweight="bold")
+    _figure_legend(fig, keys)
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as PNG or SVG, chosen by the file suffix; returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise InvalidInput(f"cannot write a {suffix or 'suffix-less'} figure: use a .png or .svg file name",
+                           source=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150 if suffix == ".png" else None, format=suffix[1:])
+    return path
+
+
+def describe_run(trace: Trace) -> str:
+    """One line saying where a trace comes from, e.g. for a title."""
+    where = BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}")
+    gates = ", ".join(f"{name}={'on' if value else 'off'}" for name, value in sorted(trace.feature_gates.items()))
+    return f"{where} · Kubernetes {trace.kubernetes_version}" + (f" · {gates}" if gates else "")
+
+
+# -- figure set-up ------------------------------------------------------------------------
+def _new_figure(*, height: float):
+    """A figure that pyplot does not keep: in Jupyter it is shown once, as the cell's value."""
+    import matplotlib
+
+    headless = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if headless and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(11, min(height, 60)), layout="constrained")
+    plt.close(fig)
+    return fig
+
+
+def _count_rows(shown: list[Pod], hidden: int) -> int:
+    return sum(1 + len(p.containers) for p in shown) + (1 if hidden else 0) or 1
+
+
+def _figure_height(rows: int) -> float:
+    return 2.6 + _LANE_IN * rows
+
+
+def _x_max(traces: Sequence[Trace]) -> float:
+    """The right end of the time axis, with room for exit-code labels."""
+    end = max((t.duration for t in traces), default=0.0) or 1.0
+    return end * 1.1 + 0.5
+
+
+def _select_pods(trace: Trace, pods: str | Iterable[str] | None, max_pods: int) -> tuple[list[Pod], int]:
+    if max_pods < 1:
+        raise InvalidInput(f"must be at least 1, got {max_pods}", field="max_pods")
+    chosen = trace.pods
+    if pods is not None:
+        wanted = [pods] if isinstance(pods, str) else list(pods)
+        chosen = [p for p in trace.pods if any(p.name == w or p.name.startswith(w) for w in wanted)]
+        if not chosen:
+            names = ", ".join(p.name for p in trace.pods[:10]) or "none"
+            raise InvalidInput(f"no pod named or starting with {', '.join(map(repr, wanted))} (pods: {names})",
+                               field="pods")
+    return list(chosen[:max_pods]), max(0, len(chosen) - max_pods)
+
+
+# -- drawing ------------------------------------------------------------------------------
+@dataclass
+class _Drawing:
+    """Draws one trace into one Axes and remembers which legend entries it used."""
+
+    ax: Any
+    legend_keys: list[str] = field(default_factory=list)
+    placed: dict[float, list[float]] = field(default_factory=dict)  # marker times per y, to dodge overlaps
+
+    def use(self, key: str) -> None:
+        if key not in self.legend_keys:
+            self.legend_keys.append(key)
+
+    def draw(self, trace: Trace, shown: list[Pod], hidden: int, *, title: str | None, show_probe_runs: bool,
+             x_max: float) -> None:
+        ax = self.ax
+        end = trace.duration
+        ax.set_xlim(-0.01 * x_max, x_max)
+        self.char_w = x_max / (ax.figure.get_figwidth() * 0.8 * 72 / (0.62 * (_FONT - 1)))  # data units per char
+        ticks: list[float] = []
+        labels: list[str] = []
+        row = 0
+        for pod in shown:
+            header = row
+            first_lane = row + 1
+            for i, info in enumerate(pod.containers):
+                ticks.append(first_lane + i)
+                labels.append(info.name)
+            last_lane = first_lane + len(pod.containers) - 1
+            self.pod_header(trace, pod, header, last_lane, end)
+            spans = trace.spans(pod=pod.name)
+            for i, span in enumerate(spans):
+                lane = first_lane + [c.name for c in pod.containers].index(span.container)
+                later = spans[i + 1] if i + 1 < len(spans) else None
+                next_start = later.start if later is not None and later.container == span.container else None
+                self.span(span, lane, end, next_start)
+            self.lane_marks(trace, pod, first_lane, show_probe_runs)
+            row = last_lane + 1
+            if pod is not shown[-1]:
+                ax.axhline(row - 0.5, color="#DDDDDD", linewidth=0.8, zorder=0)
+        if hidden:
+            ax.text(0.005, row, f"+{hidden} more pod{'s' if hidden != 1 else ''} not shown "
+                    f"(showing {len(shown)}; choose with pods=[...] or raise max_pods)",
+                    transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=_FONT,
+                    style="italic", color=TEXT_COLOUR, gid="more-pods")
+            row += 1
+        self.workload_events(trace)
+        ax.set_ylim(max(row, 1) - 0.5, -0.5)  # first pod on top
+        ax.set_yticks(ticks, labels, fontsize=_FONT)
+        ax.tick_params(axis="y", length=0)
+        ax.set_xlabel("seconds since the trace started", fontsize=_FONT)
+        ax.tick_params(axis="x", labelsize=_FONT)
+        ax.grid(axis="x", color="#E5E5E5", linewidth=0.6, zorder=0)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        heading = title or _default_title(trace)
+        ax.set_title(f"{heading}\n{describe_run(trace)}", fontsize=_FONT + 2, loc="left",
+                     pad=22 if trace.select(WORKLOAD_EVENTS) else 8)
+
+    # one running instance of a container
+    def span(self, span: Span, lane: float, trace_end: float, next_start: float | None) -> None:
+        from matplotlib.patches import Rectangle
+
+        ax = self.ax
+        colour = ROLE_COLOURS.get(span.role, OKABE_ITO["black"])
+        self.use(f"role:{span.role}")
+        end = span.end if span.end is not None else max(trace_end, span.start)
+        top = lane - _BAR / 2
+        stop = span.sigterm_at if span.sigterm_at is not None else end
+        started = span.started_at if span.started_at is not None else min(stop, end)
+        started = min(max(started, span.start), end)
+        stop = min(max(stop, started), end)
+        segments = [
+            ("starting", span.start, started, dict(facecolor="white", hatch="////", hatchcolor=colour)),
+            ("started", started, stop, dict(facecolor=colour)),
+            ("terminating", stop, end, dict(facecolor=_tint(colour, 0.6))),
+        ]
+        for state, x0, x1, style in segments:
+            if x1 > x0:
+                ax.add_patch(Rectangle((x0, top), x1 - x0, _BAR, linewidth=0, zorder=2, gid=f"state:{state}", **style))
+                self.use(f"state:{state}")
+        outline = FAILURE_COLOUR if span.failed else colour
+        ax.add_patch(Rectangle((span.start, top), max(end - span.start, 0), _BAR, facecolor="none",
+                               edgecolor=outline, linewidth=2.0 if span.failed else 0.9, zorder=3,
+                               gid=f"span:{span.pod}/{span.container}#{span.attempt}"))
+        for r0, r1 in span.ready:
+            r1 = r1 if r1 is not None else end
+            if r1 > r0:
+                ax.add_patch(Rectangle((r0, lane + _BAR / 2 + 0.03), r1 - r0, 0.09, facecolor="#222222",
+                                       linewidth=0, zorder=2, gid="ready"))
+                self.use("ready")
+        for t, kind in span.marks:
+            if kind in MARKERS and kind != "Restarted":
+                self.marker(kind, t, top)
+        if span.attempt > 0:
+            self.marker("Restarted", span.start, lane)
+        if span.end_type == "Killed":
+            self.marker("Killed", end, lane)
+        if span.exit_code is not None:
+            self.exit_label(span, end, lane, next_start)
+        elif span.end is None:
+            self.marker("running", end, lane)
+
+    def exit_label(self, span: Span, end: float, lane: float, next_start: float | None) -> None:
+        """``exit N`` right of the bar; inside its end when a restart follows too closely."""
+        full, bare = f"exit {span.exit_code}", str(span.exit_code)
+        room = next_start - end if next_start is not None else float("inf")
+        length = end - span.start
+        gap = 7 if span.end_type == "Killed" else 3
+        fits = lambda text, space: space >= (len(text) + 2) * self.char_w  # noqa: E731
+        # first that fits: right of the bar, inside its end, then the bare code the same two ways
+        for text, inside in ((full, False), (full, True), (bare, True), (bare, False)):
+            if fits(text, length if inside else room) or not inside and text == bare:
+                break
+        self.ax.annotate(
+            text, (end, lane), xytext=(-gap - 2 if inside else gap, 0), textcoords="offset points", va="center",
+            ha="right" if inside else "left", fontsize=_FONT - 1, color=FAILURE_COLOUR if span.failed else TEXT_COLOUR,
+            fontweight="bold" if span.failed else "normal", zorder=5,
+            bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.9)
+            if inside or room != float("inf") else None,
+            gid=f"exit:{span.pod}/{span.container}#{span.attempt}")
+        self.use("exit:failed" if span.failed else "exit:normal")
+
+    def marker(self, kind: str, t: float, y: float) -> None:
+        from matplotlib.transforms import offset_copy
+
+        transform = self.ax.transData
+        if kind == "running":  # just right of the bar's end, clear of markers at that time
+            shape, colour = ">", TEXT_COLOUR
+            transform = offset_copy(transform, self.ax.figure, x=6, units="points")
+        elif kind == "probe-run":
+            shape, colour = "|", "#888888"
+        else:
+            shape, colour, _ = MARKERS[kind]
+        thin = shape in ("x", "|")
+        if kind != "probe-run":  # markers at (nearly) the same time and height move right, side by side
+            taken = self.placed.setdefault(round(y, 2), [])
+            clash = sum(1 for other in taken if abs(other - t) < 1.6 * self.char_w)
+            taken.append(t)
+            if clash:
+                transform = offset_copy(transform, self.ax.figure, x=7 * clash, units="points")
+        self.ax.plot([t], [y], linestyle="none", marker=shape, color=colour, markersize=5 if kind == "probe-run" else 7,
+                     markeredgecolor=colour if thin else "white", markeredgewidth=1.4 if thin else 0.7,
+                     zorder=4, transform=transform, gid=f"marker:{kind}")
+        self.use(f"marker:{kind}")
+
+    def lane_marks(self, trace: Trace, pod: Pod, first_lane: int, show_probe_runs: bool) -> None:
+        """Probe runs (optional), drawn as small ticks in their container's lane."""
+        if not show_probe_runs:
+            return
+        names = [c.name for c in pod.containers]
+        for event in trace.select(PROBE_RUNS, pod=pod.name):
+            self.marker("probe-run", event.t, first_lane + names.index(event.container))
+
+    # the pod's header row: phases and deletion
+    def pod_header(self, trace: Trace, pod: Pod, row: int, last_lane: int, trace_end: float) -> None:
+        from matplotlib.patches import Rectangle
+
+        ax = self.ax
+        ax.text(-0.012, row, pod.name, transform=ax.get_yaxis_transform(), ha="right", va="center",
+                fontsize=_FONT, fontweight="bold", color=TEXT_COLOUR, gid="pod-name")
+        events = trace.select(("PodPhase", "DeleteRequested", "Deleted"), pod=pod.name)
+        deleted_at = next((e.t for e in events if e.type == "Deleted"), None)
+        phases = [(e.t, e.phase) for e in events if e.type == "PodPhase"]
+        strip_end = deleted_at if deleted_at is not None else trace_end
+        for i, (t, phase) in enumerate(phases):
+            t1 = phases[i + 1][0] if i + 1 < len(phases) else strip_end
+            width = max(t1 - t, 0)
+            ax.add_patch(Rectangle((t, row - 0.2), width, 0.4, facecolor=PHASE_COLOURS.get(phase, "#EEEEEE"),
+                                   edgecolor="#999999", linewidth=0.6, zorder=2, gid=f"phase:{phase}"))
+            self.use("phase")
+            failed = phase == "Failed"
+            label = phase if width >= (len(phase) + 1) * self.char_w or i + 1 == len(phases) else ""
+            if label:
+                ax.text(t + self.char_w * 0.5, row, label, va="center", ha="left", fontsize=_FONT - 1, zorder=3,
+                        color=FAILURE_COLOUR if failed else TEXT_COLOUR, fontweight="bold" if failed else "normal",
+                        gid=f"phase-label:{phase}")
+        for event in events:
+            if event.type not in ("DeleteRequested", "Deleted"):
+                continue
+            ax.plot([event.t, event.t], [row - 0.45, last_lane + 0.45], color="#444444", linewidth=1.1,
+                    linestyle=(0, (4, 2)) if event.type == "DeleteRequested" else (0, (1, 1.5)), zorder=4,
+                    gid=f"pod-event:{event.type}")
+            self.use(f"pod-event:{event.type}")
+
+    # Job / Deployment conditions: a line across the whole Axes, labelled above it
+    def workload_events(self, trace: Trace) -> None:
+        ax = self.ax
+        placed: list[tuple[float, float, int]] = []
+        for event in trace.select(WORKLOAD_EVENTS):
+            colour = FAILURE_COLOUR if event.type == "JobFailed" else OKABE_ITO["black"]
+            ax.axvline(event.t, color=colour, linewidth=1.0, linestyle=(0, (2, 2)), zorder=1, gid=f"workload:{event.type}")
+            label = f"{event.object or ''} {event.type}".strip()
+            width = len(label) * self.char_w
+            level = 0
+            while any(lvl == level and not (event.t - width / 2 > x1 or event.t + width / 2 < x0)
+                      for x0, x1, lvl in placed):
+                level += 1
+            placed.append((event.t - width / 2, event.t + width / 2, level))
+            ax.annotate(label, (event.t, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2 + 10 * level),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=_FONT - 1, color=colour,
+                        gid=f"workload-label:{event.type}")
+            self.use("workload")
+
+
+def _default_title(trace: Trace) -> str:
+    owners = []
+    for pod in trace.pods:
+        name = f"{pod.owner['kind'].lower()}/{pod.owner['name']}" if pod.owner else f"pod/{pod.name}"
+        if name not in owners:
+            owners.append(name)
+    shown = ", ".join(owners[:3]) + (f" and {len(owners) - 3} more" if len(owners) > 3 else "")
+    return f"Container timeline: {shown}" if shown else "Container timeline (no pods)"
+
+
+def _tint(colour: str, amount: float) -> tuple[float, float, float]:
+    """``colour`` mixed with white; ``amount`` 1.0 is white."""
+    from matplotlib.colors import to_rgb
+
+    return tuple(c + (1 - c) * amount for c in to_rgb(colour))
+
+
+# -- legend ---------------------------------------------------------------------------
+def _legend_handles(keys: list[str]) -> tuple[list, list[str]]:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    grey = "#777777"
+    entries = {
+        "state:starting": (Patch(facecolor="white", edgecolor=grey, hatch="////", linewidth=0.8),
+                           "starting: running, startup probe not yet passed"),
+        "state:started": (Patch(facecolor=grey, edgecolor=grey), "started (running)"),
+        "state:terminating": (Patch(facecolor=_tint(grey, 0.6), edgecolor=grey, linewidth=0.8),
+                              "terminating: stop signal sent, not yet exited"),
+        "ready": (Line2D([], [], color="#222222", linewidth=3), "ready (thin strip under the bar)"),
+        "exit:normal": (Line2D([], [], linestyle="none"),
+                        "exit N: exit code (a stopped sidecar's 137/143 is normal)"),
+        "exit:failed": (Patch(facecolor="white", edgecolor=FAILURE_COLOUR, linewidth=2),
+                        "failure: non-zero exit (outline and code in this colour)"),
+        "marker:running": (Line2D([], [], linestyle="none", marker=">", color=TEXT_COLOUR),
+                           "still running when the trace ended"),
+        "marker:probe-run": (Line2D([], [], linestyle="none", marker="|", color="#888888"), "one probe run"),
+        "phase": (Patch(facecolor=PHASE_COLOURS["Running"], edgecolor="#999999"), "pod phase (header row)"),
+        "pod-event:DeleteRequested": (Line2D([], [], color="#444444", linestyle=(0, (4, 2))),
+                                      "pod deletion requested"),
+        "pod-event:Deleted": (Line2D([], [], color="#444444", linestyle=(0, (1, 1.5))), "pod object deleted"),
+        "workload": (Line2D([], [], color="black", linestyle=(0, (2, 2))),
+                     "Job / Deployment condition (named at the top)"),
+    }
+    for role, label in ROLE_LABELS.items():
+        entries[f"role:{role}"] = (Patch(facecolor=ROLE_COLOURS[role]), label)
+    for kind, (shape, colour, label) in MARKERS.items():
+        entries[f"marker:{kind}"] = (Line2D([], [], linestyle="none", marker=shape, color=colour, markersize=7,
+                                            markeredgecolor="white" if shape != "x" else colour,
+                                            markeredgewidth=1.4 if shape == "x" else 0.7), label)
+    order = [f"role:{r}" for r in ROLE_LABELS] + ["state:starting", "state:started", "state:terminating", "ready"] \
+        + [f"marker:{k}" for k in MARKERS] + ["marker:running", "marker:probe-run", "exit:normal", "exit:failed",
+                                              "phase", "pod-event:DeleteRequested", "pod-event:Deleted", "workload"]
+    chosen = [k for k in order if k in keys]
+    return [entries[k][0] for k in chosen], [entries[k][1] for k in chosen]
+
+
+def _figure_legend(fig, keys: list[str]) -> None:
+    handles, labels = _legend_handles(keys)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=_FONT - 1, frameon=False,
+                   handlelength=1.8, columnspacing=1.5)

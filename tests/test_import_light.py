@@ -1,0 +1,34 @@
+"""``import labkit`` stays light: the heavy libraries load only when something uses them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BLOG_TRACE = Path(__file__).parent / "data" / "blog-job-trace.json"
+HEAVY = ("kubernetes", "matplotlib", "papermill", "nbclient")
+MODULES = ("labkit", "labkit.trace", "labkit.checks", "labkit.versions", "labkit.lab", "labkit.cli", "labkit.plot")
+
+
+def loaded_after(code: str) -> list[str]:
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_importing_labkit_loads_no_heavy_library():
+    modules = loaded_after("\n".join(f"import {m}" for m in MODULES))
+    assert set(MODULES) <= set(modules)
+    heavy = [m for m in modules if m.split(".")[0] in HEAVY]
+    assert heavy == [], f"imported at import time: {heavy}"
+
+
+def test_the_check_is_able_to_see_a_heavy_import():
+    """Guard against a vacuous test: drawing a trace does load matplotlib."""
+    modules = loaded_after("import labkit.plot, labkit\n"
+                           f"t = labkit.load_trace({str(BLOG_TRACE)!r})\n"
+                           "labkit.plot.plot_trace(t)")
+    assert "matplotlib" in modules

@@ -1,0 +1,267 @@
+"""Timeline plots: the figure's artists say what the trace says (lanes, spans, exit codes, colours)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from matplotlib.colors import same_color, to_rgba
+
+from labkit.errors import InvalidInput
+from labkit.plot import FAILURE_COLOUR, ROLE_COLOURS, plot_compare, plot_trace, save_figure
+from labkit.trace import ContainerInfo, Event, Pod, Trace, load_trace
+
+
+def gids(ax, prefix: str) -> list:
+    """Artists of ``ax`` whose gid starts with ``prefix`` (patches, lines, texts)."""
+    return [a for a in ax.get_children() if (a.get_gid() or "").startswith(prefix)]
+
+
+def lane_labels(ax) -> list[str]:
+    return [label.get_text() for label in ax.get_yticklabels()]
+
+
+def uses_failure_colour(artist) -> bool:
+    colours = []
+    for getter in ("get_edgecolor", "get_facecolor", "get_color"):
+        if hasattr(artist, getter):
+            value = getattr(artist, getter)()
+            if isinstance(value, str) or (hasattr(value, "__len__") and len(value) in (3, 4)
+                                          and not hasattr(value[0], "__len__")):
+                colours.append(value)
+    return any(same_color(to_rgba(c), FAILURE_COLOUR) for c in colours if not isinstance(c, str) or c != "none")
+
+
+@pytest.fixture
+def crashloop(make_trace) -> Trace:
+    """An app that fails twice, a sidecar stopped normally (143), a plain init container."""
+    return make_trace([("setup", "init"), ("proxy", "sidecar", ["startup"]), ("app", "app")], [
+        (0, None, "PodPhase", {"phase": "Pending"}),
+        (0.2, "setup", "Started", {"attempt": 0}), (1.2, "setup", "Exited", {"exit_code": 0}),
+        (2, "proxy", "Started", {"attempt": 0}), (8, "proxy", "StartupProbeSucceeded"), (8, "proxy", "Ready"),
+        (8.5, "app", "Started", {"attempt": 0}), (8.5, None, "PodPhase", {"phase": "Running"}),
+        (12, "app", "Exited", {"exit_code": 1}),
+        (22, "app", "Started", {"attempt": 1}), (22, "app", "Restarted"), (26, "app", "Exited", {"exit_code": 1}),
+        (46, "app", "Started", {"attempt": 2}), (46, "app", "Restarted"),
+        (55, None, "DeleteRequested", {"grace_period_seconds": 30}),
+        (55, "app", "SIGTERM"), (55.1, "app", "Exited", {"exit_code": 0}),
+        (55.2, "proxy", "SIGTERM"), (55.3, "proxy", "Exited", {"exit_code": 143}),
+        (55.4, None, "PodPhase", {"phase": "Failed"}), (55.6, None, "Deleted"),
+    ], pod="crashy", version="1.30.0")
+
+
+def test_lanes_are_the_containers_in_declaration_order(blog_trace, crashloop):
+    ax = plot_trace(blog_trace).axes[0]
+    assert lane_labels(ax) == ["sws-init", "sidecar-job"]
+    ax = plot_trace(crashloop).axes[0]
+    assert lane_labels(ax) == ["setup", "proxy", "app"]
+    assert [t.get_text() for t in gids(ax, "pod-name")] == ["crashy"]
+
+
+def test_one_span_patch_per_span_in_the_role_colour(crashloop):
+    ax = plot_trace(crashloop).axes[0]
+    patches = gids(ax, "span:")
+    per_container = Counter(p.get_gid().split("/")[1].split("#")[0] for p in patches)
+    expected = Counter(s.container for s in crashloop.spans())
+    assert per_container == expected == Counter({"setup": 1, "proxy": 1, "app": 3})
+    started = [p for p in gids(ax, "state:started")]
+    assert any(same_color(p.get_facecolor(), ROLE_COLOURS["sidecar"]) for p in started)
+    assert any(same_color(p.get_facecolor(), ROLE_COLOURS["app"]) for p in started)
+    assert any(same_color(p.get_facecolor(), ROLE_COLOURS["init"]) for p in started)
+
+
+def test_span_states_are_drawn_where_they_happen(blog_trace):
+    ax = plot_trace(blog_trace).axes[0]
+    sidecar_lane = 1  # row 0 is the pod's header
+
+    def extent(gid):
+        (patch,) = [p for p in gids(ax, gid) if abs(p.get_y() + p.get_height() / 2 - sidecar_lane) < 0.01]
+        return round(patch.get_x(), 2), round(patch.get_x() + patch.get_width(), 2)
+
+    assert extent("state:starting") == (1.12, 10.05)  # running, startup probe not yet passed
+    assert extent("state:started") == (10.05, 11.72)
+    assert extent("state:terminating") == (11.72, 11.81)  # SIGTERM -> exit
+    (ready,) = gids(ax, "ready")
+    assert (round(ready.get_x(), 2), round(ready.get_x() + ready.get_width(), 2)) == (10.05, 11.72)
+    assert not [p for p in gids(ax, "state:starting") if abs(p.get_y() + p.get_height() / 2 - 2) < 0.01], \
+        "the app has no startup probe: it is started at once"
+
+
+def test_markers_sit_at_the_event_times(blog_trace, crashloop):
+    ax = plot_trace(blog_trace).axes[0]
+    (probe,) = gids(ax, "marker:StartupProbeSucceeded")
+    (sigterm,) = gids(ax, "marker:SIGTERM")
+    assert list(probe.get_xdata()) == [10.05] and list(sigterm.get_xdata()) == [11.72]
+    assert not gids(ax, "marker:Killed") and not gids(ax, "marker:Restarted")
+    ax = plot_trace(crashloop).axes[0]
+    assert sorted(x for m in gids(ax, "marker:Restarted") for x in m.get_xdata()) == [22.0, 46.0]
+
+
+def test_sigkill_is_marked_at_the_end_of_the_span(data_dir):
+    ax = plot_trace(load_trace(data_dir / "traces" / "deployment-delete-1.29.json")).axes[0]
+    (kill,) = gids(ax, "marker:Killed")
+    assert list(kill.get_xdata()) == [50.0]
+    assert [t.get_text() for t in gids(ax, "exit:")] == ["exit 0", "exit 137"]
+
+
+def test_exit_codes_are_written_and_only_real_failures_use_the_failure_colour(crashloop):
+    ax = plot_trace(crashloop).axes[0]
+    texts = {t.get_gid(): t for t in gids(ax, "exit:")}
+    assert {gid: t.get_text().split()[-1] for gid, t in texts.items()} == {
+        "exit:crashy/setup#0": "0", "exit:crashy/proxy#0": "143",
+        "exit:crashy/app#0": "1", "exit:crashy/app#1": "1", "exit:crashy/app#2": "0"}
+    assert all(t.get_text() in (f"exit {t.get_text().split()[-1]}", t.get_text().split()[-1]) for t in texts.values())
+    failing = {"exit:crashy/app#0", "exit:crashy/app#1", "span:crashy/app#0", "span:crashy/app#1", "phase-label:Failed"}
+    in_failure_colour = {a.get_gid() for a in ax.get_children() if a.get_gid() and uses_failure_colour(a)}
+    assert in_failure_colour == failing  # not the sidecar's 143 after SIGTERM, not the app's clean exit 0
+    assert same_color(texts["exit:crashy/proxy#0"].get_color(), "#333333")
+
+
+def test_a_sidecar_killed_after_sigterm_is_not_a_failure(data_dir):
+    trace = load_trace(data_dir / "traces" / "deployment-delete-1.28.json")
+    # make the sidecar the one SIGKILLed: its 137 after SIGTERM is still normal
+    for event in trace.events:
+        if event.container == "sws-init" and event.type == "Exited":
+            event.type, event.exit_code = "Killed", 137
+    ax = plot_trace(trace).axes[0]
+    (sidecar_exit,) = [t for t in gids(ax, "exit:") if "sws-init" in t.get_gid()]
+    assert sidecar_exit.get_text() == "exit 137" and not uses_failure_colour(sidecar_exit)
+
+
+def test_pod_phases_deletion_and_workload_events_are_marked(blog_trace, data_dir):
+    ax = plot_trace(blog_trace).axes[0]
+    phases = [(p.get_gid(), round(p.get_x(), 2), round(p.get_x() + p.get_width(), 2)) for p in gids(ax, "phase:")]
+    assert phases == [("phase:Pending", 0.0, 10.61), ("phase:Running", 10.61, 12.84), ("phase:Succeeded", 12.84, 12.91)]
+    (line,) = gids(ax, "workload:JobComplete")
+    assert list(line.get_xdata()) == [12.91, 12.91]
+    assert [t.get_text() for t in gids(ax, "workload-label:")] == ["job/sidecar-job JobComplete"]
+    ax = plot_trace(load_trace(data_dir / "traces" / "deployment-delete-1.29.json")).axes[0]
+    assert [list(l.get_xdata()) for l in gids(ax, "pod-event:DeleteRequested")] == [[20.0, 20.0]]
+    assert [list(l.get_xdata()) for l in gids(ax, "pod-event:Deleted")] == [[50.6, 50.6]]
+    assert [t.get_text() for t in gids(ax, "workload-label:")] == ["deployment/sidecar-deploy DeploymentAvailable"]
+
+
+def test_title_names_backend_and_version(blog_trace, crashloop):
+    title = plot_trace(blog_trace).axes[0].get_title(loc="left")
+    assert "kind" in title and "1.29.2" in title and "job/sidecar-job" in title
+    title = plot_trace(crashloop, title="A crash loop").axes[0].get_title(loc="left")
+    assert title.startswith("A crash loop\n") and "simulated" in title and "sim" in title and "1.30.0" in title
+
+
+def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop):
+    legend = [t.get_text() for t in plot_trace(blog_trace).legends[0].get_texts()]
+    assert any(t.startswith("sidecar") for t in legend) and any(t.startswith("app container") for t in legend)
+    assert any(t.startswith("starting") for t in legend) and any(t.startswith("terminating") for t in legend)
+    assert "startup probe passed" in legend and "stop signal (SIGTERM) sent" in legend
+    assert not any("SIGKILL" in t or t.startswith("failure") or t.startswith("init") for t in legend)
+    legend = [t.get_text() for t in plot_trace(crashloop).legends[0].get_texts()]
+    assert any(t.startswith("failure") for t in legend) and "restart" in legend and "init container" in legend
+    assert "pod deletion requested" in legend and "pod object deleted" in legend
+
+
+def test_a_container_still_running_at_the_end_has_no_exit_code(data_dir):
+    ax = plot_trace(load_trace(data_dir / "traces" / "legacy-job-never-completes.json")).axes[0]
+    assert [t.get_gid() for t in gids(ax, "exit:")] == ["exit:legacy-sidecar-job-q8w4n/sidecar-job#0"]
+    (running,) = gids(ax, "marker:running")
+    assert list(running.get_xdata()) == [9.93]
+    assert not gids(ax, "workload:")  # the legacy Job never completes
+
+
+def test_probe_runs_only_when_asked(make_trace):
+    trace = make_trace([("proxy", "sidecar", ["startup"])], [
+        (0, "proxy", "Started", {"attempt": 0}), (1, "proxy", "StartupProbeRun"), (11, "proxy", "StartupProbeRun"),
+        (11, "proxy", "StartupProbeSucceeded")])
+    assert not gids(plot_trace(trace).axes[0], "marker:probe-run")
+    runs = gids(plot_trace(trace, show_probe_runs=True).axes[0], "marker:probe-run")
+    assert sorted(x for r in runs for x in r.get_xdata()) == [1.0, 11.0]
+
+
+def many_pods(n: int) -> Trace:
+    trace = Trace("sim", "1.29.0", {"SidecarContainers": True})
+    for i in range(n):
+        trace.add_pod(Pod(f"sidecar-job-{i:04d}", owner={"kind": "Job", "name": "sidecar-job"},
+                          containers=[ContainerInfo("sws-init", "sidecar", ("startup",)),
+                                      ContainerInfo("sidecar-job", "app")]))
+    for i in range(n):
+        pod, t = f"sidecar-job-{i:04d}", i * 0.01
+        for dt, container, kind, extra in [(0, "sws-init", "Started", {"attempt": 0}),
+                                           (10, "sws-init", "StartupProbeSucceeded", {}),
+                                           (10.4, "sidecar-job", "Started", {"attempt": 0}),
+                                           (10.5, "sidecar-job", "Exited", {"exit_code": 0}),
+                                           (11.5, "sws-init", "SIGTERM", {}),
+                                           (11.6, "sws-init", "Exited", {"exit_code": 0})]:
+            trace.events.append(Event(t + dt, kind, pod=pod, container=container, **extra))
+    trace.events.sort(key=lambda e: e.t)
+    return trace
+
+
+def test_many_pods_are_capped_and_the_figure_says_so():
+    trace = many_pods(1000)
+    ax = plot_trace(trace, max_pods=5).axes[0]
+    assert lane_labels(ax) == ["sws-init", "sidecar-job"] * 5
+    assert [t.get_text() for t in gids(ax, "pod-name")] == [f"sidecar-job-{i:04d}" for i in range(5)]
+    (note,) = gids(ax, "more-pods")
+    assert note.get_text().startswith("+995 more pods not shown")
+    assert len(gids(ax, "span:")) == 10
+
+
+def test_pods_are_chosen_by_name_prefix():
+    trace = many_pods(30)
+    ax = plot_trace(trace, pods=["sidecar-job-002"]).axes[0]
+    assert [t.get_text() for t in gids(ax, "pod-name")] == [f"sidecar-job-{i:04d}" for i in range(20, 28)]
+    assert gids(ax, "more-pods")[0].get_text().startswith("+2 more pods")
+    with pytest.raises(InvalidInput, match="no pod named or starting with 'web'") as info:
+        plot_trace(trace, pods="web")
+    assert info.value.field == "pods"
+    with pytest.raises(InvalidInput, match="at least 1"):
+        plot_trace(trace, max_pods=0)
+
+
+def test_compare_stacks_traces_on_a_shared_time_axis(data_dir):
+    old = load_trace(data_dir / "traces" / "deployment-delete-1.28.json")
+    new = load_trace(data_dir / "traces" / "deployment-delete-1.29.json")
+    fig = plot_compare([old, new], ["1.28", "1.29"], title="Deleting the pod")
+    top, bottom = fig.axes
+    assert top.get_shared_x_axes().joined(top, bottom)
+    assert top.get_xlim() == bottom.get_xlim() and top.get_xlim()[1] > 50.6
+    assert top.get_title(loc="left").startswith("1.28\n") and "1.28.0" in top.get_title(loc="left")
+    assert bottom.get_title(loc="left").startswith("1.29\n") and "1.29.0" in bottom.get_title(loc="left")
+    assert fig.get_suptitle() == "Deleting the pod"
+    assert lane_labels(top) == lane_labels(bottom) == ["sws-init", "sidecar-deploy"]
+    assert len(fig.legends) == 1
+
+
+def test_compare_needs_two_traces_and_matching_labels(blog_trace):
+    with pytest.raises(InvalidInput, match="at least two traces"):
+        plot_compare([blog_trace])
+    with pytest.raises(InvalidInput, match="2 labels for 3 traces"):
+        plot_compare([blog_trace] * 3, ["a", "b"])
+    fig = plot_compare([blog_trace, blog_trace])
+    assert all("kind, Kubernetes 1.29.2" in ax.get_title(loc="left") for ax in fig.axes)
+
+
+def test_plot_into_an_existing_axes_and_trace_plot(blog_trace):
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2)
+    try:
+        assert plot_trace(blog_trace, ax=right) is fig
+        assert lane_labels(right) == ["sws-init", "sidecar-job"]
+        assert len(gids(right, "span:")) == 2 and not gids(left, "span:")  # the other Axes is left alone
+        assert right.get_legend() is not None
+    finally:
+        plt.close(fig)
+    assert lane_labels(blog_trace.plot().axes[0]) == ["sws-init", "sidecar-job"]
+
+
+def test_save_figure_writes_png_or_svg(blog_trace, tmp_path: Path):
+    fig = plot_trace(blog_trace)
+    png = save_figure(fig, tmp_path / "out" / "job.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = save_figure(fig, tmp_path / "job.SVG")
+    assert b"<svg" in svg.read_bytes()[:2000]
+    with pytest.raises(InvalidInput, match=r"cannot write a \.jpg figure") as info:
+        save_figure(fig, tmp_path / "job.jpg")
+    assert info.value.source == str(tmp_path / "job.jpg")
+    assert not (tmp_path / "job.jpg").exists()

@@ -1,0 +1,272 @@
+"""The trace contract (labkit.trace/v1): JSON round trips, malformed files, span derivation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import TraceError
+from labkit.trace import Event, Trace, load_trace
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+def test_blog_trace_round_trips_to_the_same_json(data_dir: Path, tmp_path: Path):
+    path = data_dir / "blog-job-trace.json"
+    original = json.loads(path.read_text())
+    trace = load_trace(path)
+    assert trace.to_dict() == original  # every field, including the top-level "note"
+    again = Trace.from_dict(trace.to_dict())
+    assert again.to_dict() == original
+    saved = trace.save(tmp_path / "sub" / "copy.json")
+    assert load_trace(saved).to_dict() == original
+    assert json.loads(saved.read_text()) == original
+
+
+@pytest.mark.parametrize("name", ["legacy-job-never-completes.json", "deployment-delete-1.28.json",
+                                  "deployment-delete-1.29.json"])
+def test_fixture_traces_round_trip(data_dir: Path, name: str):
+    original = json.loads((data_dir / "traces" / name).read_text())
+    assert load_trace(data_dir / "traces" / name).to_dict() == original
+
+
+def test_unknown_event_keys_are_kept(make_trace):
+    trace = make_trace([("app", "app")], [(0, "app", "Started", {"attempt": 0, "extra": {"node": "kind-control-plane"}})])
+    data = trace.to_dict()
+    data["events"][0]["node"] = "kind-control-plane"
+    loaded = Trace.from_dict(data)
+    assert loaded.events[0].extra == {"node": "kind-control-plane"}
+    assert loaded.to_dict()["events"][0]["node"] == "kind-control-plane"
+
+
+def test_events_must_be_added_in_time_order(make_trace):
+    trace = make_trace([("app", "app")], [(5, "app", "Started")])
+    with pytest.raises(ValueError, match="time-ordered"):
+        trace.add(Event(4.0, "Exited", pod="web", container="app", exit_code=0))
+
+
+# -- malformed files ---------------------------------------------------------------------------
+
+
+def _blog(data_dir: Path) -> dict:
+    return json.loads((data_dir / "blog-job-trace.json").read_text())
+
+
+def _set(path: str, value):
+    """A mutation that sets ``path`` (dotted, with [i]) in the blog trace's dict."""
+    def mutate(data: dict) -> None:
+        *parents, last = path.replace("[", ".").replace("]", "").split(".")
+        target = data
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[int(last) if last.isdigit() else last] = value
+    return mutate
+
+
+def _delete(path: str):
+    def mutate(data: dict) -> None:
+        *parents, last = path.replace("[", ".").replace("]", "").split(".")
+        target = data
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        del target[last]
+    return mutate
+
+
+MALFORMED = [
+    # (id, mutation, field path, words in the message)
+    ("wrong-schema", _set("schema", "labkit.trace/v2"), "schema", "unsupported schema 'labkit.trace/v2'"),
+    ("missing-version", _delete("kubernetes_version"), "kubernetes_version", "missing"),
+    ("missing-events", _delete("events"), "events", "missing"),
+    ("unknown-backend", _set("backend", "minikube"), "backend", "unknown value 'minikube'"),
+    ("gate-not-bool", _set("feature_gates.SidecarContainers", "yes"), "feature_gates.SidecarContainers",
+     'expected true or false, got "yes"'),
+    ("pods-not-list", _set("pods", {}), "pods", "expected a list"),
+    ("containers-not-list", _set("pods[0].containers", "sws-init"), "pods[0].containers", "expected a list"),
+    ("unknown-role", _set("pods[0].containers[0].role", "proxy"), "pods[0].containers[0].role", "unknown value 'proxy'"),
+    ("final-undeclared-container", _set("pods[0].final.containers.sws", {"state": "running"}),
+     "pods[0].final.containers.sws", "not declared"),
+    ("unknown-phase", _set("pods[0].final.phase", "Done"), "pods[0].final.phase", "unknown value 'Done'"),
+    ("t-is-string", _set("events[1].t", "1.12"), "events[1].t", 'expected a number, got "1.12"'),
+    ("t-is-bool", _set("events[1].t", True), "events[1].t", "expected a number, got true"),
+    ("t-negative", _set("events[0].t", -1.0), "events[0].t", "cannot be negative"),
+    ("t-unsorted", _set("events[3].t", 1.0), "events[3].t", "events must be sorted by t: 1.0 comes after 10.05"),
+    ("unknown-event-type", _set("events[1].type", "Startd"), "events[1].type", "unknown value 'Startd'"),
+    ("undeclared-container", _set("events[1].container", "sws"), "events[1].container",
+     "pod 'sidecar-job-x7k2p' has no container 'sws'"),
+    ("unknown-pod", _set("events[1].pod", "other-pod"), "events[1].pod", "pod 'other-pod' is not listed in pods"),
+    ("container-event-without-container", _set("events[1].container", None), "events[1]",
+     "a Started event needs both pod and container"),
+    ("pod-event-with-container", _set("events[0].container", "sws-init"), "events[0]",
+     "a PodPhase event needs a pod and container null"),
+    ("exited-without-exit-code", _delete("events[6].exit_code"), "events[6].exit_code", "missing"),
+    ("exit-code-not-int", _set("events[6].exit_code", "0"), "events[6].exit_code", 'expected a number, got "0"'),
+    ("attempt-not-int", _set("events[1].attempt", 0.5), "events[1].attempt", "expected a number, got 0.5"),
+    ("unknown-source", _set("events[1].source", "kubelet"), "events[1].source", "unknown value 'kubelet'"),
+    ("workload-without-object", _delete("events[11].object"), "events[11].object", "must name its object"),
+    ("workload-with-container", _set("events[11].container", "sws-init"), "events[11].container",
+     "needs container null"),
+    ("event-not-object", _set("events[2]", [10.05, "StartupProbeSucceeded"]), "events[2]", "expected an object"),
+]
+
+
+@pytest.mark.parametrize("mutate, field, words", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_trace_names_file_and_field(data_dir: Path, tmp_path: Path, mutate, field: str, words: str):
+    data = _blog(data_dir)
+    mutate(data)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(TraceError) as info:
+        load_trace(path)
+    error = info.value
+    assert error.source == str(path)
+    assert error.field == field
+    assert words in error.message
+    assert str(error).startswith(f"{path}: {field}: ")
+
+
+def test_duplicate_pod_names_are_rejected(data_dir: Path, tmp_path: Path):
+    data = _blog(data_dir)
+    data["pods"].append(dict(data["pods"][0]))
+    with pytest.raises(TraceError) as info:
+        Trace.from_dict(data, source="dup.json")
+    assert (info.value.source, info.value.field) == ("dup.json", "pods[1].name")
+    assert "duplicate pod 'sidecar-job-x7k2p'" in str(info.value)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b'{"schema": "labkit.trace/v1", ', "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b"[1, 2]", "a trace must be a JSON object"),
+    (b'{"t": NaN}', "schema: missing"),
+    (b"\xff\xfe\x00binary", "not a text file"),
+])
+def test_unreadable_files_are_trace_errors(tmp_path: Path, content: bytes, words: str):
+    path = tmp_path / "trace.json"
+    path.write_bytes(content)
+    with pytest.raises(TraceError) as info:
+        load_trace(path)
+    assert info.value.source == str(path)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_nan_time_is_rejected(data_dir: Path, tmp_path: Path):
+    text = (data_dir / "blog-job-trace.json").read_text().replace('"t": 1.12', '"t": NaN', 1)
+    path = tmp_path / "nan.json"
+    path.write_text(text)
+    with pytest.raises(TraceError, match=r"events\[1\]\.t: expected a finite number"):
+        load_trace(path)
+
+
+def test_missing_file_is_a_trace_error(tmp_path: Path):
+    with pytest.raises(TraceError, match="no such file") as info:
+        load_trace(tmp_path / "nope.json")
+    assert info.value.source == str(tmp_path / "nope.json")
+
+
+# -- spans -----------------------------------------------------------------------------------
+
+
+def test_blog_trace_spans(blog_trace: Trace):
+    sidecar, app = blog_trace.spans()
+    assert (sidecar.container, sidecar.role, sidecar.attempt) == ("sws-init", "sidecar", 0)
+    assert (sidecar.start, sidecar.started_at, sidecar.sigterm_at, sidecar.end) == (1.12, 10.05, 11.72, 11.81)
+    assert (sidecar.end_type, sidecar.exit_code, sidecar.failed) == ("Exited", 0, False)
+    assert sidecar.ready == [(10.05, 11.72)]
+    assert sidecar.marks == [(10.05, "StartupProbeSucceeded"), (11.72, "SIGTERM")]
+    assert (app.container, app.start, app.started_at, app.end, app.exit_code) == ("sidecar-job", 10.61, 10.61, 10.68, 0)
+    assert app.sigterm_at is None and not app.stopped_by_kubelet
+
+
+def test_restarts_give_one_span_per_attempt(make_trace):
+    trace = make_trace([("app", "app")], [
+        (0, "app", "Started", {"attempt": 0}), (2, "app", "Exited", {"exit_code": 1}),
+        (2, "app", "Started", {"attempt": 1}), (2, "app", "Restarted"), (5, "app", "Exited", {"exit_code": 1}),
+        (15, "app", "Started", {"attempt": 2}), (15, "app", "Restarted"),
+    ])
+    spans = trace.spans()
+    assert [(s.attempt, s.start, s.end, s.exit_code) for s in spans] == [(0, 0, 2, 1), (1, 2, 5, 1), (2, 15, None, None)]
+    assert [s.marks for s in spans] == [[], [(2.0, "Restarted")], [(15.0, "Restarted")]]
+    assert [s.failed for s in spans] == [True, True, False]  # still running is not a failure
+
+
+def test_attempt_defaults_to_the_instance_number(make_trace):
+    trace = make_trace([("app", "app")], [(0, "app", "Started"), (1, "app", "Exited", {"exit_code": 0}),
+                                          (2, "app", "Started")])
+    assert [s.attempt for s in trace.spans()] == [0, 1]
+
+
+def test_a_start_without_a_seen_exit_closes_the_previous_instance(make_trace):
+    trace = make_trace([("app", "app")], [(0, "app", "Started", {"attempt": 0}), (4, "app", "Started", {"attempt": 1})])
+    first, second = trace.spans()
+    assert (first.end, first.end_type, first.exit_code) == (4.0, None, None)
+    assert (second.start, second.end) == (4.0, None)
+
+
+def test_sigkill_ends_a_span_with_137(make_trace):
+    trace = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "proxy", "Started", {"attempt": 0}), (1, "app", "Started", {"attempt": 0}),
+        (10, "app", "SIGTERM"), (10, "proxy", "SIGTERM"),
+        (40, "app", "Killed", {"exit_code": 137}), (40, "proxy", "Killed", {"exit_code": 137}),
+    ])
+    proxy, app = trace.spans()
+    for span in (proxy, app):
+        assert (span.end, span.end_type, span.exit_code, span.sigterm_at) == (40.0, "Killed", 137, 10.0)
+        assert span.stopped_by_kubelet
+    assert not proxy.failed  # a sidecar's 137 after its stop signal is normal
+    assert app.failed  # an app container SIGKILLed at the end of the grace period is reported as Error
+
+
+def test_started_at_with_and_without_startup_probe(make_trace):
+    trace = make_trace([("probed", "sidecar", ["startup"]), ("never", "sidecar", ["startup"]), ("plain", "app")], [
+        (1, "probed", "Started", {"attempt": 0}), (1.5, "never", "Started", {"attempt": 0}),
+        (11, "probed", "StartupProbeSucceeded"), (12, "plain", "Started", {"attempt": 0}),
+    ])
+    probed, never, plain = trace.spans()
+    assert (probed.start, probed.started_at) == (1.0, 11.0)
+    assert (never.start, never.started_at) == (1.5, None)
+    assert (plain.start, plain.started_at) == (12.0, 12.0)
+
+
+def test_ready_intervals(make_trace):
+    trace = make_trace([("proxy", "sidecar")], [
+        (0, "proxy", "Started", {"attempt": 0}), (1, "proxy", "Ready"), (3, "proxy", "NotReady"),
+        (4, "proxy", "Ready"), (4.5, "proxy", "Ready"), (6, "proxy", "Exited", {"exit_code": 0}),
+        (7, "proxy", "Started", {"attempt": 1}), (8, "proxy", "Ready"),
+    ])
+    first, second = trace.spans()
+    assert first.ready == [(1.0, 3.0), (4.0, 6.0)]  # closed by the exit; a repeated Ready changes nothing
+    assert second.ready == [(8.0, None)]  # still ready when the trace ended
+
+
+@pytest.mark.parametrize("role, events, failed", [
+    ("app", [(1, "Exited", {"exit_code": 0})], False),
+    ("app", [(1, "Exited", {"exit_code": 1})], True),
+    ("app", [(1, "SIGTERM", {}), (1.1, "Exited", {"exit_code": 143})], True),
+    ("sidecar", [(1, "SIGTERM", {}), (1.1, "Exited", {"exit_code": 143})], False),
+    ("sidecar", [(1, "SIGTERM", {}), (31, "Killed", {"exit_code": 137})], False),
+    ("sidecar", [(1, "SIGTERM", {}), (1.1, "Exited", {"exit_code": 1})], True),
+    ("sidecar", [(1, "Killed", {"exit_code": 137})], True),  # e.g. OOM-killed, nobody asked it to stop
+    ("sidecar", [(1, "Exited", {"exit_code": 143})], True),  # 143 without a stop signal
+    ("sidecar", [(1, "LivenessProbeFailed", {}), (1, "SIGTERM", {}), (3, "Killed", {"exit_code": 137})], True),
+    ("init", [(1, "Exited", {"exit_code": 2})], True),
+])
+def test_span_failed_semantics(make_trace, role, events, failed):
+    trace = make_trace([("c", role)], [(0, "c", "Started", {"attempt": 0})] + [(t, "c", k, e) for t, k, e in events])
+    (span,) = trace.spans()
+    assert span.failed is failed
+
+
+def test_spans_by_pod_keep_pod_then_declaration_order():
+    trace = Trace("sim", "1.29.0")
+    from labkit.trace import ContainerInfo, Pod
+
+    for name in ("a", "b"):
+        trace.add_pod(Pod(name, containers=[ContainerInfo("proxy", "sidecar"), ContainerInfo("app", "app")]))
+    for t, pod, container in [(0, "b", "app"), (1, "a", "app"), (2, "b", "proxy"), (3, "a", "proxy")]:
+        trace.add(Event(float(t), "Started", pod=pod, container=container, attempt=0))
+    assert [(s.pod, s.container) for s in trace.spans()] == [("a", "proxy"), ("a", "app"), ("b", "proxy"), ("b", "app")]
+    assert [(s.pod, s.container) for s in trace.spans(pod="b")] == [("b", "proxy"), ("b", "app")]
