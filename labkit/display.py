@@ -275,23 +275,33 @@ class TraceView:
         return trace_text(self.trace)
 
 
+class TimelineFigure:
+    """A trace's timeline as a PNG image output; logs (text/plain) get the text summary."""
+
+    def __init__(self, trace, *, title: str | None = None):
+        self.png = timeline_png(trace, title=title)
+        self.text = (f"{title}\n" if title else "") + trace_text(trace)
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 # -- live view ------------------------------------------------------------------------
-def live_updates_supported() -> tuple[bool, str]:
-    """Whether in-place display updates reach a person watching, and why (not).
+def interactive_frontend() -> tuple[bool, str]:
+    """Whether a person is watching this kernel's output, and why (not).
 
     Yes only in an IPython kernel whose current request came from an interactive
     frontend: JupyterLab, Notebook and VS Code send ``allow_stdin: true`` with each
     execution, while nbclient (and so papermill and ``labkit run``) sends false.
-    ``LABKIT_LIVE=0`` turns live updates off everywhere.
     """
-    if os.environ.get("LABKIT_LIVE", "").strip() == "0":
-        return False, "LABKIT_LIVE=0"
     try:
         from IPython import get_ipython
     except ImportError:
         return False, "IPython is not installed"
-    shell = get_ipython()
-    kernel = getattr(shell, "kernel", None)
+    kernel = getattr(get_ipython(), "kernel", None)
     if kernel is None:
         return False, "not running in a Jupyter kernel"
     try:
@@ -302,6 +312,13 @@ def live_updates_supported() -> tuple[bool, str]:
     if not content.get("allow_stdin", False):
         return False, "executed headless (nbclient/papermill): no one is watching"
     return True, "interactive Jupyter frontend"
+
+
+def live_updates_supported() -> tuple[bool, str]:
+    """Whether to redraw in place: an interactive frontend, unless ``LABKIT_LIVE=0``."""
+    if os.environ.get("LABKIT_LIVE", "").strip() == "0":
+        return False, "LABKIT_LIVE=0"
+    return interactive_frontend()
 
 
 class LiveView:
@@ -370,12 +387,7 @@ class LiveView:
 
     def _show_final(self) -> None:
         trace = self.lab.trace()
-        if trace.events:
-            from IPython.display import Image
-
-            final: Any = Image(data=timeline_png(trace, title=self.title), format="png")
-        else:
-            final = TraceView(trace, image=False)
+        final: Any = TimelineFigure(trace, title=self.title) if trace.events else TraceView(trace, image=False)
         if self._handle is not None:
             self._handle.update(final)
         else:
