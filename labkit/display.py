@@ -23,6 +23,7 @@ import base64
 import html
 import io
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -180,8 +181,6 @@ def timeline_png(trace, *, title: str | None = None, dpi: int = 100) -> bytes:
 
 def _close(figure) -> None:
     """Close a figure so that matplotlib-inline does not draw it a second time."""
-    import sys
-
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
         pyplot.close(figure)
@@ -210,19 +209,20 @@ def trace_html(trace, *, image: bool = True) -> str:
         parts.append('<table class="labkit-containers" style="border-collapse:collapse;margin:4px 0">')
         parts.append("<thead><tr>" + "".join(_cell(h, tag="th") for h in
                      ("Pod", "Phase", "Container", "Role", "State", "Restarts", "Exit", "")) + "</tr></thead><tbody>")
-        spans: dict[str, int] = {}
+        rows_per_pod: dict[str, int] = {}
         for row in rows:
-            spans[row["pod"]] = spans.get(row["pod"], 0) + 1
+            rows_per_pod[row["pod"]] = rows_per_pod.get(row["pod"], 0) + 1
         shown: set[str] = set()
         for row in rows:
             cells = []
             if row["pod"] not in shown:
                 shown.add(row["pod"])
-                cells.append(_cell(row["pod"], rowspan=spans[row["pod"]], css_class="labkit-pod"))
-                cells.append(_cell(row["phase"], rowspan=spans[row["pod"]]))
+                cells.append(_cell(row["pod"], rowspan=rows_per_pod[row["pod"]], css_class="labkit-pod"))
+                cells.append(_cell(row["phase"], rowspan=rows_per_pod[row["pod"]]))
             css = f"labkit-{row['outcome']}"
             style = _STYLE_CLASS[row["outcome"]]
-            cells += [_cell(row["container"], css_class="labkit-container"), _cell(row["role"], css_class=f"labkit-role-{row['role']}"),
+            cells += [_cell(row["container"], css_class="labkit-container"),
+                      _cell(row["role"], css_class=f"labkit-role-{row['role']}"),
                       _cell(row["state"]), _cell(row["restarts"]),
                       _cell(row["exit"], css_class=css, style=style),
                       _cell(row["note"], css_class=css, style=style)]
