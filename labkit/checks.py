@@ -66,8 +66,7 @@ def started_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> P
 
     The value is the gap in seconds from ``a`` being started to ``b`` starting.
     """
-    def check(p: Pod) -> tuple[float, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[float, str]:
         a_ev, how = view.counted_started(a)
         b_ev = view.first("Started", b)
         if b_ev is None:
@@ -87,8 +86,7 @@ def stopped_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> P
 
     The value is the gap in seconds from ``a`` ending to ``b``'s SIGTERM.
     """
-    def check(p: Pod) -> tuple[float, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[float, str]:
         sig = view.first("SIGTERM", b)
         if sig is None:
             raise CheckFailed(f"{b} never got SIGTERM ({view.fate(b)})")
@@ -105,8 +103,7 @@ def stopped_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> P
 
 def exited_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> Passed:
     """``a`` ended (exited, or was SIGKILLed) before ``b`` ended; the value is the gap in seconds."""
-    def check(p: Pod) -> tuple[float, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[float, str]:
         a_end, b_end = view.final_end(a), view.final_end(b)
         if a_end is None or b_end is None:
             raise CheckFailed(f"{a} {view.fate(a)}, and {b} {view.fate(b)}")
@@ -126,12 +123,11 @@ def pod_phase(trace: Trace, phase: str, pod: str | None = None) -> Passed:
     if phase not in PHASES:
         raise InvalidInput(f"unknown pod phase {phase!r} (expected one of {', '.join(PHASES)})", field="phase")
 
-    def check(p: Pod) -> tuple[str, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[str, str]:
         final = view.final_phase()
         if final != phase:
             raise CheckFailed(f"it ended in phase {final or 'unknown (no phase seen)'}{view.phase_story()}")
-        return final, f"pod {p.name} ended in phase {phase}"
+        return final, f"pod {view.pod.name} ended in phase {phase}"
 
     return _each(trace, pod, (), f"the pod to end in phase {phase}", check)
 
@@ -153,8 +149,9 @@ def job_complete(trace: Trace, job: str) -> Passed:
     if not pods:
         raise CheckFailed(f"expected {ref} to complete, but the trace has no JobComplete for it and no pod of it "
                           f"(pods: {_names(trace.pods)})")
-    stories = [f"its pod {p.name} ended in phase {_View(trace, p).final_phase() or 'unknown'}"
-               f"{_View(trace, p).phase_story()}" for p in pods[:3]]
+    index = _Index(trace)
+    views = [_View(index, p) for p in pods[:3]]
+    stories = [f"its pod {v.pod.name} ended in phase {v.final_phase() or 'unknown'}{v.phase_story()}" for v in views]
     more = f" (and {len(pods) - 3} more pods)" if len(pods) > 3 else ""
     raise CheckFailed(f"expected {ref} to complete, but no JobComplete came in the {_s(trace.duration)} the trace "
                       f"covers: {'; '.join(stories)}{more}")
@@ -163,8 +160,7 @@ def job_complete(trace: Trace, job: str) -> Passed:
 # -- containers -----------------------------------------------------------------------------
 def restarted(trace: Trace, container: str, at_least: int = 1, *, pod: str | None = None) -> Passed:
     """``container`` was restarted at least ``at_least`` times; the value is the restart count."""
-    def check(p: Pod) -> tuple[int, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[int, str]:
         spans = view.spans(container)
         count = max(len(spans) - 1, view.final_restarts(container))
         times = ", ".join(_s(s.start) for s in spans[1:6]) + (" …" if len(spans) > 6 else "")
@@ -180,12 +176,11 @@ def restarted(trace: Trace, container: str, at_least: int = 1, *, pod: str | Non
 
 def exit_code(trace: Trace, container: str, code: int, *, pod: str | None = None) -> Passed:
     """``container``'s last run ended with exit code ``code``."""
-    def check(p: Pod) -> tuple[int, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[int, str]:
         spans = view.spans(container)
         last = spans[-1] if spans else None
         if last is None or last.end is None:
-            final = p.final.containers.get(container) if p.final else None
+            final = view.pod.final.containers.get(container) if view.pod.final else None
             if last is None and final is not None and final.exit_code is not None:
                 got = final.exit_code  # seen only in the final status (e.g. it ran before the watch began)
                 if got != code:
@@ -202,8 +197,7 @@ def exit_code(trace: Trace, container: str, code: int, *, pod: str | None = None
 
 def killed(trace: Trace, container: str, *, pod: str | None = None) -> Passed:
     """``container`` was SIGKILLed (it outlived its grace period); the value is when."""
-    def check(p: Pod) -> tuple[float, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[float, str]:
         kills = [s for s in view.spans(container) if s.end_type == "Killed"]
         if not kills:
             raise CheckFailed(f"{container} was never SIGKILLed: it {view.fate(container)}")
@@ -214,8 +208,7 @@ def killed(trace: Trace, container: str, *, pod: str | None = None) -> Passed:
 
 def not_killed(trace: Trace, container: str, *, pod: str | None = None) -> Passed:
     """``container`` was never SIGKILLed: it stopped by itself or on its stop signal."""
-    def check(p: Pod) -> tuple[None, str]:
-        view = _View(trace, p)
+    def check(view: _View) -> tuple[None, str]:
         kills = [s for s in view.spans(container) if s.end_type == "Killed"]
         if kills:
             raise CheckFailed(f"{container} was SIGKILLed {_kill_story(kills[0])}"
@@ -237,8 +230,8 @@ def never(trace: Trace, event_type: str, container: str | None = None, *, pod: s
             raise CheckFailed(f"expected no {subject}, but it happened {_times(len(found))}: {_event_list(found)}")
         return Passed(f"no {subject} in the {_s(trace.duration)} the trace covers", 0)
 
-    def check(p: Pod) -> tuple[int, str]:
-        found = trace.select(event_type, pod=p.name, container=container)
+    def check(view: _View) -> tuple[int, str]:
+        found = trace.select(event_type, pod=view.pod.name, container=container)
         if found:
             raise CheckFailed(f"it happened {_times(len(found))}: {_event_list(found)}")
         return 0, f"no {subject} in the {_s(trace.duration)} the trace covers"
@@ -255,8 +248,8 @@ def gap(trace: Trace, from_event: str, to_event: str, *, pod: str | None = None)
     """
     start, end = _EventSpec.parse(from_event), _EventSpec.parse(to_event)
 
-    def check(p: Pod) -> tuple[float, str]:
-        seconds, first, second = _gap(_View(trace, p), start, end)
+    def check(view: _View) -> tuple[float, str]:
+        seconds, first, second = _gap(view, start, end)
         return seconds, f"{start} ({_s(first.t)}) → {end} ({_s(second.t)}): {_s(seconds)}"
 
     needs = tuple(dict.fromkeys(c for c in (start.container, end.container) if c))
@@ -269,8 +262,8 @@ def took(trace: Trace, from_event: str, to_event: str, approx: float, tolerance:
     start, end = _EventSpec.parse(from_event), _EventSpec.parse(to_event)
     expected = f"{_s(approx)} ± {_s(tolerance)}"
 
-    def check(p: Pod) -> tuple[float, str]:
-        seconds, first, second = _gap(_View(trace, p), start, end)
+    def check(view: _View) -> tuple[float, str]:
+        seconds, first, second = _gap(view, start, end)
         if abs(seconds - approx) > tolerance:
             raise CheckFailed(f"it took {_s(seconds)}: {start} at {_s(first.t)}, {end} at {_s(second.t)}")
         return seconds, f"{start} → {end} took {_s(seconds)} (expected {expected})"
@@ -326,15 +319,16 @@ def _gap(view: "_View", start: _EventSpec, end: _EventSpec) -> tuple[float, Even
 
 # -- running a check over pods -----------------------------------------------------------------
 def _each(trace: Trace, pod: str | None, containers: tuple[str, ...], expectation: str,
-          check: Callable[[Pod], tuple[Any, str]]) -> Passed:
+          check: Callable[["_View"], tuple[Any, str]]) -> Passed:
     """Run ``check`` on every pod it concerns; pass only if it holds in all of them."""
     pods = _pods(trace, pod, containers)
+    index = _Index(trace)
     values: dict[str, Any] = {}
     details: dict[str, str] = {}
     failures: dict[str, str] = {}
     for p in pods:
         try:
-            values[p.name], details[p.name] = check(p)
+            values[p.name], details[p.name] = check(_View(index, p))
         except CheckFailed as exc:
             failures[p.name] = str(exc)
     if len(pods) == 1:
@@ -371,15 +365,29 @@ def _pods(trace: Trace, pod: str | None, containers: tuple[str, ...]) -> list[Po
     return chosen
 
 
+class _Index:
+    """A trace's events and spans grouped by pod, built once per check (traces may hold 1000s of pods)."""
+
+    def __init__(self, trace: Trace):
+        self.trace = trace
+        self.position = {id(e): i for i, e in enumerate(trace.events)}
+        self.events: dict[str, list[Event]] = {}
+        for event in trace.events:
+            self.events.setdefault(event.pod, []).append(event)
+        self.spans: dict[str, list[Span]] = {}
+        for span in trace.spans():
+            self.spans.setdefault(span.pod, []).append(span)
+
+
 class _View:
     """One pod's events and spans, with the questions the checks ask of them."""
 
-    def __init__(self, trace: Trace, pod: Pod):
-        self.trace = trace
+    def __init__(self, index: _Index, pod: Pod):
+        self.trace = index.trace
         self.pod = pod
-        self.events = [e for e in trace.events if e.pod == pod.name]
-        self._position = {id(e): i for i, e in enumerate(trace.events)}
-        self._spans = trace.spans(pod=pod.name)
+        self.events = index.events.get(pod.name, [])
+        self._position = index.position
+        self._spans = index.spans.get(pod.name, [])
 
     def position(self, event: Event) -> int:
         return self._position[id(event)]
@@ -420,8 +428,9 @@ class _View:
         spans = self.spans(container)
         if not spans or spans[-1].end is None:
             return None
-        return next((e for e in reversed(self.events) if e.container == container and e.type in ("Exited", "Killed")),
-                    None)
+        last = spans[-1]  # the first report of its end: later reports from other sources are duplicates
+        return next((e for e in self.events if e.container == container and e.type == last.end_type
+                     and e.t == last.end), None)
 
     def fate(self, container: str) -> str:
         """What became of ``container``, for messages: 'was still running …', 'exited 0 at …'."""
