@@ -89,6 +89,18 @@ def test_stopped_before_when_b_never_got_sigterm(blog_trace, legacy_job):
     assert "sws never got SIGTERM (was still running when the trace ended at 9.93 s (started at 1.08 s))" in message
 
 
+def test_an_end_reported_twice_counts_at_its_first_report(make_trace):
+    """Real clusters report one exit from the watch and again from the status (whole seconds)."""
+    trace = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "proxy", "Started", {"attempt": 0}), (1, "app", "Started", {"attempt": 0}),
+        (4.2, "app", "Exited", {"exit_code": 0, "attempt": 0, "source": "watch"}),
+        (4.3, "proxy", "SIGTERM"), (4.4, "proxy", "Exited", {"exit_code": 0, "attempt": 0}),
+        (5.0, "app", "Exited", {"exit_code": 0, "attempt": 0, "source": "status", "resolution_s": 1.0}),
+    ])
+    assert checks.stopped_before(trace, "app", "proxy").value == pytest.approx(0.1)
+    assert checks.exited_before(trace, "app", "proxy").value == pytest.approx(0.2)
+
+
 def test_exited_before(delete_128, delete_129, legacy_job):
     assert checks.exited_before(delete_129, "sidecar-deploy", "sws-init").value == pytest.approx(0.1)
     message = fails(checks.exited_before, delete_128, "sidecar-deploy", "sws-init")
