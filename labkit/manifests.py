@@ -17,6 +17,7 @@ labkit.errors.InvalidInput: <input>: invalid YAML at line 3, column 1: expected 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,6 +83,13 @@ def _looks_like_text(value: str) -> bool:
 
 
 def _parse(text: str, source: str) -> list[Document]:
+    if text.lstrip().startswith("{"):
+        # kubectl reads a document that starts with "{" as JSON, where tabs are fine; if it is
+        # not valid JSON, the YAML parser below says where the problem is.
+        try:
+            return _expand(json.loads(text), source, 0, 1)
+        except json.JSONDecodeError:
+            pass
     loader = _Loader(text)
     docs: list[Document] = []
     index = 0

@@ -216,6 +216,13 @@ def test_file_that_is_not_utf8_is_refused():
         load_documents(INVALID / "not-utf8.yaml")
 
 
+def test_json_with_tabs_is_read_as_json(tmp_path):
+    (tmp_path / "pod.json").write_text('{\n\t"apiVersion": "v1",\n\t"kind": "Pod",\n\t"metadata": {"name": "p"}\n}\n')
+    assert load_documents(tmp_path / "pod.json")[0].obj == {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+    with pytest.raises(InvalidInput, match="invalid YAML at line 2"):
+        load_documents('{"kind": "Pod",\n\t"metadata": }\n')
+
+
 def test_empty_file_has_no_documents(tmp_path):
     (tmp_path / "empty.yaml").write_text("# nothing here\n---\n")
     assert load_documents(tmp_path / "empty.yaml") == []

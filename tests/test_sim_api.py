@@ -367,7 +367,14 @@ def test_sleep_hook_follows_its_gates():
     hook = {"lifecycle": {"preStop": {"sleep": {"seconds": 5}}}}
     assert "unknown field" in rejected(pod(containers=[container(**hook)]), "1.28-on").message
     err = rejected(pod(containers=[container(**hook)]), "1.29")  # alpha: dropped, leaving no handler
-    assert (err.field, err.message) == ("spec.containers[0].lifecycle.preStop", "Required value: must specify a handler type")
+    assert err.field == "spec.containers[0].lifecycle.preStop"
+    assert err.message.startswith("Required value: must specify a handler type (labkit: the PodLifecycleSleepAction")
+    both = {"lifecycle": {"preStop": {"sleep": {"seconds": 5}, "exec": {"command": ["true"]}}}}
+    admitted = admit(pod(containers=[container(**both)]), era("1.29"))
+    assert admitted.obj["spec"]["containers"][0]["lifecycle"]["preStop"] == {"exec": {"command": ["true"]}}
+    assert admitted.warnings == ["labkit: spec.containers[0].lifecycle.preStop.sleep was dropped: the PodLifecycleSleepAction "
+                                 "feature gate is off (alpha in Kubernetes 1.29) (this is labkit's explanation: the real "
+                                 "API server does it silently)"]
     assert spec_of(pod(containers=[container(**hook)]), "1.33")["containers"][0]["lifecycle"] == hook["lifecycle"]
     zero = {"lifecycle": {"preStop": {"sleep": {"seconds": 0}}}}
     admit(pod(containers=[container(**zero)]), behaviour("1.33"))

@@ -314,6 +314,12 @@ def _model_fields(model: str) -> dict[str, str]:
 _SCALARS = {"str", "int", "float", "bool", "object", "datetime", "date", "bytes"}
 
 
+def _go_name(model: str) -> str:
+    """The Go type name of a client model: V1PodSpec -> PodSpec."""
+    return re.sub(r"^.*?V\d+(?:alpha\d+|beta\d+)?", "", model)
+
+
+@functools.lru_cache(maxsize=None)
 def _split_type(type_: str) -> tuple[str, str]:
     """('list', inner) / ('map', inner) / ('model', name) / ('scalar', name); old and new client spellings."""
     if m := re.fullmatch(r"[Ll]ist\[(.*)\]", type_):
@@ -332,7 +338,7 @@ def _go_type(type_: str, name: str) -> str:
     if shape == "map":
         return "map[string]" + _go_type(inner, name)
     if shape == "model":
-        return "v1." + re.sub(r"^.*?V\d+(?:alpha\d+|beta\d+)?", "", inner)
+        return "v1." + _go_name(inner)
     if name in _INT_OR_STRING:
         return "intstr.IntOrString"
     return {"str": "string", "int": "int64" if name in _INT64 else "int32", "float": "float64",
@@ -356,20 +362,19 @@ def _json_type(value: Any) -> str:
 class _Decoder:
     """Walks an object against the client's models, the way the strict JSON decoder does.
 
-    Produces a normalised copy (nulls removed, integral floats made ints, numeric quantities
-    made strings) and records the first type error and every unknown field.
+    Produces a normalised deep copy (nulls removed, integral floats made ints, numeric
+    quantities made strings) and records the first type error and every unknown field.
     """
 
-    def __init__(self, kind: str, minor: int):
-        self.kind, self.minor = kind, minor
+    def __init__(self, minor: int):
+        self.minor = minor
         self.type_error: tuple[str, str] | None = None
         self.unknown: list[str] = []
 
     def _type_error(self, value: Any, type_: str, path: str, dotted: str, struct: str, name: str) -> None:
         if self.type_error is None:
-            go_struct = re.sub(r"^.*?V\d+(?:alpha\d+|beta\d+)?", "", struct)
             self.type_error = (path, f"json: cannot unmarshal {_json_type(value)} into Go struct field "
-                                     f"{go_struct}.{dotted} of type {_go_type(type_, name)}")
+                                     f"{_go_name(struct)}.{dotted} of type {_go_type(type_, name)}")
 
     def value(self, value: Any, type_: str, path: str, dotted: str, struct: str, name: str) -> Any:
         shape, inner = _split_type(type_)
@@ -398,8 +403,8 @@ class _Decoder:
             return self.quantity(value, path, dotted, struct, name)
         if inner == "object" and name in _INT_OR_STRING:
             ok = isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-        elif inner == "object":
-            ok = True
+        elif inner == "object":  # free-form JSON: copied as it is
+            return copy.deepcopy(value)
         elif inner == "int":
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -568,8 +573,7 @@ def _prepare_for_create(obj: dict, kind: str, beh: Behaviour, warnings: list[str
 
 def _drop_disabled_fields(spec: dict, prefix: str, beh: Behaviour, warnings: list[str], notes: dict[str, str]) -> None:
     """dropDisabledPodFields for the gates labkit models; every drop gets a labkit warning."""
-    inits = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]
-    regular = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    inits, regular = spec.get("initContainers") or [], spec.get("containers") or []
     if beh.sidecar_gate != "absent" and not beh.sidecars_enabled:
         why = (f"the {SIDECAR_GATE} feature gate is off on this Kubernetes 1.{beh.minor} cluster"
                + (" (the 1.28 default; the blog's kind config turns it on)" if beh.minor == 28 else ""))
@@ -601,14 +605,14 @@ def _drop_disabled_fields(spec: dict, prefix: str, beh: Behaviour, warnings: lis
         # PodLifecycleSleepAction is alpha (off) in 1.29 and beta (on) from 1.30.
         for group, containers in (("initContainers", inits), ("containers", regular)):
             for i, c in enumerate(containers):
-                lifecycle = c.get("lifecycle") if isinstance(c.get("lifecycle"), dict) else {}
                 for hook in ("postStart", "preStop"):
-                    handler = lifecycle.get(hook)
-                    if isinstance(handler, dict) and "sleep" in handler:
+                    handler = (c.get("lifecycle") or {}).get(hook)
+                    if handler and "sleep" in handler:
                         del handler["sleep"]
-                        warnings.append(f"labkit: {prefix}.{group}[{i}].lifecycle.{hook}.sleep was dropped: the "
-                                        "PodLifecycleSleepAction feature gate is off (alpha in Kubernetes 1.29) "
-                                        f"({_SILENT})")
+                        path = f"{prefix}.{group}[{i}].lifecycle.{hook}"
+                        why = "the PodLifecycleSleepAction feature gate is off (alpha in Kubernetes 1.29)"
+                        notes[path] = f"{why}, so the API server dropped {path}.sleep"
+                        warnings.append(f"labkit: {path}.sleep was dropped: {why} ({_SILENT})")
 
 
 def _generate_job_selector(job: dict) -> None:
@@ -1101,8 +1105,8 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
     errors the message is the first one in the server's order plus "(and N more errors)".
     """
     kind = _check_kind(obj, source)
-    decoder = _Decoder(kind, behaviour.minor)
-    decoded = decoder.model(obj, KINDS[kind][1], "", "")
+    decoder = _Decoder(behaviour.minor)
+    stored = decoder.model(obj, KINDS[kind][1], "", "")  # a fresh copy: obj is never changed
     where = f'{kind} in version "{KINDS[kind][0].split("/")[-1]}" cannot be handled as a {kind}'
     if decoder.type_error:
         path, message = decoder.type_error
@@ -1115,7 +1119,6 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
                         "silently and the container would run as a plain init container)")
         raise InvalidInput(f"{where}: {message}", source=source, field=decoder.unknown[0])
 
-    stored = copy.deepcopy(decoded)
     warnings: list[str] = []
     notes: dict[str, str] = {}  # field path prefix -> why a field under it was dropped
     _set_defaults(stored, kind)
@@ -1124,7 +1127,7 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
     if errors:
         path, message = errors[0]
         for prefix, note in notes.items():
-            if path.startswith(prefix + "."):
+            if path == prefix or path.startswith(prefix + "."):
                 message += f" (labkit: {note})"
                 break
         if len(errors) > 1:
