@@ -588,6 +588,10 @@ def test_deployment_strategy():
     err = rejected(deployment(deploy_spec={"strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}}))
     assert err.field == "spec.strategy.rollingUpdate.maxUnavailable" and "may not be 0 when `maxSurge` is 0" in err.message
     assert "rollingUpdate" not in admit(deployment(deploy_spec={"strategy": {"type": "Recreate"}}), era("1.29")).obj["spec"]["strategy"]
+    err = rejected(deployment(deploy_spec={"strategy": {"type": "BlueGreen"}}))
+    assert (err.field, err.message) == ("spec.strategy", 'Unsupported value: "BlueGreen": supported values: "Recreate", "RollingUpdate"')
+    err = rejected(deployment(deploy_spec={"strategy": {"rollingUpdate": {"maxSurge": "half"}}}))
+    assert err.field == "spec.strategy.rollingUpdate.maxSurge" and "a valid percent string" in err.message
 
 
 # --- defaulting, copying, error order ------------------------------------------------------

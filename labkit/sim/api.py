@@ -1026,7 +1026,8 @@ def _validate_deployment(obj: dict, beh: Behaviour, errs: _Errors) -> None:
         if is_percent and number > 100:
             errs.add("spec.strategy.rollingUpdate.maxUnavailable", invalid(unavailable, "must not be greater than 100%"))
     else:
-        errs.add("spec.strategy.type", not_supported(strategy.get("type"), ["Recreate", "RollingUpdate"]))
+        # Upstream reports it on spec.strategy (printing the whole strategy); labkit prints the type.
+        errs.add("spec.strategy", not_supported(strategy.get("type"), ["Recreate", "RollingUpdate"]))
     _nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds", errs)
     _nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit", errs)
     deadline = spec.get("progressDeadlineSeconds")
