@@ -47,6 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", metavar="FILE", help="PNG or SVG to write (default: the trace path with .png)")
     plot.add_argument("--max-pods", type=int, default=None, metavar="N", help="draw at most N pods (default: 8)")
     plot.set_defaults(func=cmd_plot)
+    doctor = sub.add_parser("doctor", help="what is installed, which backend auto would pick, how to fix what is missing",
+                            description="Report Python, Docker (client and engine), kind and kubectl, the backend "
+                                        "backend=auto would pick and why, and how to install what is missing. Exits 0.")
+    doctor.set_defaults(func=cmd_doctor)
+    up = sub.add_parser("up", help="create (or reuse) the kind cluster",
+                        description="Create a kind cluster for the lab (node image pinned by digest for the installed "
+                                    "kind, SidecarContainers gate where needed) with labkit's own kubeconfig, or reuse "
+                                    "the one labkit made earlier. Never touches ~/.kube/config.")
+    up.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version (default: 1.29)")
+    up.add_argument("--name", default="sidecar-lab", metavar="N", help="cluster name (default: sidecar-lab)")
+    up.add_argument("--image", metavar="IMAGE", help="node image to use instead of the one listed for the installed "
+                                                     "kind (kindest/node:vX.Y.Z@sha256:...)")
+    up.add_argument("--print-config", action="store_true", help="print the kind config and exit (needs no Docker)")
+    up.add_argument("--keep", action="store_true", help="keep a cluster that failed to start, for debugging")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="delete the kind cluster labkit created",
+                          description="Delete a kind cluster that labkit created (never one it did not).")
+    down.add_argument("--name", default="sidecar-lab", metavar="N", help="cluster name (default: sidecar-lab)")
+    down.set_defaults(func=cmd_down)
     return parser
 
 
@@ -66,6 +85,41 @@ def cmd_plot(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(args.trace).with_suffix(".png")
     figure = plot_trace(trace, max_pods=args.max_pods if args.max_pods is not None else DEFAULT_MAX_PODS)
     print(save_figure(figure, output))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    print(report())
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .kind import KindCluster, print_config, validate_cluster_name
+    from .versions import KubeVersion
+
+    if args.print_config:
+        print(print_config(args.k8s_version, args.name, image=args.image), end="")
+        return 0
+    validate_cluster_name(args.name, field="--name")
+    KubeVersion.parse(args.k8s_version, field="--k8s-version")
+    cluster = KindCluster(args.name, args.k8s_version, image=args.image, keep_failed=args.keep)
+    created = cluster.ensure()
+    print(f"kind cluster {cluster.name!r} is {'up' if created else 'already up'} (Kubernetes "
+          f"{cluster.version.minor_str}, {cluster.image}).\nUse it with:\n  export KUBECONFIG={cluster.kubeconfig}\n"
+          f"  kubectl get pods\nDelete it with: labkit down --name {cluster.name}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from .kind import delete_cluster, validate_cluster_name
+
+    name = validate_cluster_name(args.name, field="--name")
+    if delete_cluster(name):
+        print(f"deleted kind cluster {name!r}")
+    else:
+        print(f"no kind cluster named {name!r} is running; nothing to delete")
     return 0
 
 

@@ -335,6 +335,15 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
         if name is None or name not in roles:
             continue
         span = open_span.get(name)
+        # Real backends report one transition from several sources (watch, status, event),
+        # each with the instance's attempt: a second report of a start opens no new span, and
+        # an event of another attempt does not touch the open one.
+        if event.type == "Started" and event.attempt is not None and \
+                any(s.attempt == event.attempt for s in by_container[name]):
+            continue
+        if event.type != "Started" and span is not None and event.attempt is not None \
+                and event.attempt != span.attempt:
+            continue
         if event.type == "Started":
             if span is not None:  # a start without a seen exit: close the old instance
                 span.end = event.t

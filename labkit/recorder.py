@@ -1,0 +1,569 @@
+"""Recording a real cluster as a trace: watch events in, ``labkit.trace/v1`` events out.
+
+Two parts. :class:`TraceBuilder` is pure: it takes ``(arrival_time, watch_event)`` pairs,
+where the watch event is the API server's JSON (``{"type": "MODIFIED", "object": {...}}``),
+and turns status changes into trace events. It needs no cluster, so it is tested with
+recorded watch streams. :class:`Recorder` feeds it from four watches (pods, Jobs,
+Deployments, Events) of one namespace, using the ``kubernetes`` client in background threads
+so that it also works inside Jupyter's running event loop.
+
+Each transition may be reported from several sources, and each is kept as its own event
+(TRACE.md): ``watch`` is when the client saw the update (sub-second, but after the kubelet's
+status sync), ``status`` is the container's own ``startedAt``/``finishedAt`` (whole seconds,
+``resolution_s`` 1.0), ``event`` is a Kubernetes Event (whole seconds). Every container event
+carries the ``attempt`` of the instance it belongs to, so the reports of one start line up.
+
+What is inferred, and why:
+
+- ``Killed`` is an exit code of 137 (128 + SIGKILL) or the reason ``OOMKilled``; a process
+  that calls ``exit 137`` itself would be counted as killed too.
+- ``SIGTERM`` comes from the kubelet's ``Killing`` Event. ``killContainer``
+  (pkg/kubelet/kuberuntime/kuberuntime_container.go) records that Event, then runs the
+  preStop hook, then (1.29+, sidecars only) waits for the containers that must stop first,
+  then calls ``StopContainer``, which sends the stop signal. So: a container without a
+  preStop hook gets SIGTERM at the Event's time; one with a preStop hook gets ``PreStop``
+  there (its SIGTERM cannot be seen); with ordered termination a sidecar's SIGTERM is the
+  later of the Event and the end of every app container (and every later-declared sidecar)
+  that was still running. ``Killing`` messages that name a failed liveness or startup probe
+  also give ``LivenessProbeFailed``/``StartupProbeFailed``.
+- ``Unhealthy`` Events (one per failed probe run, not the failure threshold) become
+  ``StartupProbeRun``/``ReadinessProbeRun``/``LivenessProbeRun`` with reason ``Unhealthy``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kubectl import format_time, parse_time
+from .trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
+
+# Tie-breaking for events at the same time: deletion first, then container events (by attempt,
+# then by their place in a container's life), then pod status, then workloads.
+_GROUP = {"DeleteRequested": 0, "PodPhase": 2, "PodReady": 2, "PodNotReady": 2, "Deleted": 2,
+          "JobComplete": 3, "JobFailed": 3, "DeploymentAvailable": 3}
+_RANK = {"Started": 0, "Restarted": 0, "PostStart": 1, "ImagePullFailed": 1, "StartupProbeRun": 1,
+         "ReadinessProbeRun": 1, "LivenessProbeRun": 1, "StartupProbeSucceeded": 2, "Ready": 3,
+         "StartupProbeFailed": 4, "LivenessProbeFailed": 4, "NotReady": 5, "PreStop": 6, "SIGTERM": 7,
+         "Exited": 8, "Killed": 8}
+_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+_FIELD_PATH = re.compile(r"^spec\.(initContainers|containers)\{(?P<name>[^}]+)\}$")
+# Events from before the recorder started are history, not this run (status times are
+# truncated to whole seconds, hence the margin).
+_SINCE_MARGIN_S = 2.0
+
+
+@dataclass
+class _Raw:
+    when: float
+    type: str
+    pod: str | None
+    container: str | None
+    source: str
+    fields: dict[str, Any]
+    attempt: int
+    seq: int
+
+    def key(self) -> tuple:
+        group = _GROUP.get(self.type, 1)
+        return (self.when, group, self.attempt if group == 1 else 0, _RANK.get(self.type, 4), self.seq)
+
+
+@dataclass
+class _Instance:
+    watch_started: bool = False
+    status_started: bool = False
+    ended: bool = False
+
+
+@dataclass
+class _Container:
+    name: str
+    role: str
+    has_startup: bool = False
+    has_prestop: bool = False
+    instances: dict[int, _Instance] = field(default_factory=dict)
+    current: int = 0
+    started: bool = False
+    ready: bool | None = None
+    waiting_reason: str | None = None
+
+
+@dataclass
+class _PodState:
+    info: Pod
+    uid: str | None
+    containers: dict[str, _Container]
+    phase: str | None = None
+    ready: bool | None = None
+    deletion_seen: bool = False
+    deleted: bool = False
+    last: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Kill:
+    """A sidecar's Killing Event waiting for the containers that must stop before it."""
+
+    when: float
+    pod: str
+    container: str
+    attempt: int
+    message: str
+    resolution: float
+
+
+def containers_of(pod: dict) -> list[ContainerInfo]:
+    """The pod's containers in declaration order with their role and probes."""
+    spec = pod.get("spec") or {}
+    result = []
+    for container in spec.get("initContainers") or []:
+        role = "sidecar" if container.get("restartPolicy") == "Always" else "init"
+        result.append(ContainerInfo(container.get("name", ""), role, _probes(container)))
+    for container in spec.get("containers") or []:
+        result.append(ContainerInfo(container.get("name", ""), "app", _probes(container)))
+    return result
+
+
+def _probes(container: dict) -> tuple[str, ...]:
+    return tuple(kind for kind in ("startup", "readiness", "liveness") if container.get(f"{kind}Probe"))
+
+
+def owner_of(pod: dict) -> dict[str, str] | None:
+    """The workload a pod belongs to; a ReplicaSet made by a Deployment is named by its Deployment."""
+    meta = pod.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if not ref.get("controller", True):
+            continue
+        kind, name = ref.get("kind", ""), ref.get("name", "")
+        template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+        if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
+            return {"kind": "Deployment", "name": name[: -len(template_hash) - 1]}
+        return {"kind": kind, "name": name}
+    return None
+
+
+class TraceBuilder:
+    """Turns watch events of one namespace into a :class:`~labkit.trace.Trace`.
+
+    ``since`` (epoch seconds) drops what happened before the recording began.
+    ``ordered_termination`` says whether sidecars are stopped after the app containers
+    (1.29+); by default it is read from the version and gates.
+    """
+
+    def __init__(self, backend: str = "kind", kubernetes_version: str = "", feature_gates: dict | None = None,
+                 *, ordered_termination: bool | None = None, since: float | None = None):
+        self.backend = backend
+        self.kubernetes_version = kubernetes_version
+        self.feature_gates = dict(feature_gates or {})
+        if ordered_termination is None:
+            ordered_termination = _ordered_termination(kubernetes_version, self.feature_gates)
+        self.ordered_termination = ordered_termination
+        self.since = since
+        self._lock = threading.RLock()
+        self._raw: list[_Raw] = []
+        self._pods: dict[str, _PodState] = {}
+        self._order: list[str] = []
+        self._workload_conditions: dict[str, set[str]] = {}
+        self._event_counts: dict[str, int] = {}
+        self._kills: list[_Kill] = []
+        self._early_events: dict[str, list[dict]] = {}
+        self._seq = 0
+
+    # -- input ------------------------------------------------------------------------
+    def feed(self, arrival: float, event: dict, *, kind: str | None = None) -> int:
+        """Take one watch event seen at ``arrival`` (epoch seconds); returns how many events it added."""
+        obj = event.get("object") or {}
+        kind = kind or obj.get("kind")
+        etype = event.get("type", "MODIFIED")
+        if etype in ("BOOKMARK", "ERROR"):
+            return 0
+        with self._lock:
+            before = len(self._raw) + len(self._kills)
+            if kind == "Pod":
+                self._pod(arrival, etype, obj)
+            elif kind == "Job":
+                self._workload(arrival, "job", obj, {"Complete": "JobComplete", "Failed": "JobFailed"})
+            elif kind == "Deployment":
+                self._workload(arrival, "deployment", obj, {"Available": "DeploymentAvailable"})
+            elif kind == "Event":
+                self._k8s_event(obj)
+            return len(self._raw) + len(self._kills) - before
+
+    def feed_all(self, stream: Iterable[tuple[float, dict]]) -> "TraceBuilder":
+        for arrival, event in stream:
+            self.feed(arrival, event)
+        return self
+
+    def _emit(self, when: float | None, type: str, pod: str | None, container: str | None, source: str,
+              *, attempt: int = 0, **fields: Any) -> None:
+        if when is None:
+            return
+        if self.since is not None and when < self.since - _SINCE_MARGIN_S:
+            return
+        if source in ("status", "event") and "resolution_s" not in fields:
+            fields["resolution_s"] = 1.0
+        if container is not None:
+            fields["attempt"] = attempt
+        self._seq += 1
+        self._raw.append(_Raw(when, type, pod, container, source, fields, attempt, self._seq))
+
+    # -- pods -------------------------------------------------------------------------
+    def _pod(self, arrival: float, etype: str, pod: dict) -> None:
+        meta = pod.get("metadata") or {}
+        name = meta.get("name")
+        if not name:
+            return
+        state = self._pods.get(name)
+        if state is None or (meta.get("uid") and state.uid and meta.get("uid") != state.uid):
+            infos = containers_of(pod)
+            info = Pod(name, meta.get("namespace", "default"), owner_of(pod), infos)
+            specs = {c.get("name"): c for c in (pod.get("spec", {}).get("initContainers") or [])
+                     + (pod.get("spec", {}).get("containers") or [])}
+            containers = {c.name: _Container(c.name, c.role, "startup" in c.probes,
+                                             bool(((specs.get(c.name) or {}).get("lifecycle") or {}).get("preStop")))
+                          for c in infos}
+            if state is None:
+                self._order.append(name)
+            state = _PodState(info, meta.get("uid"), containers)
+            self._pods[name] = state
+        self._pod_update(arrival, state, pod)
+        for early in self._early_events.pop(name, []):
+            self._k8s_event(early)
+        if etype == "DELETED" and not state.deleted:
+            state.deleted = True
+            self._emit(arrival, "Deleted", name, None, "watch")
+
+    def _pod_update(self, arrival: float, state: _PodState, pod: dict) -> None:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        name = state.info.name
+        if meta.get("deletionTimestamp") and not state.deletion_seen:
+            state.deletion_seen = True
+            grace = meta.get("deletionGracePeriodSeconds")
+            self._emit(arrival, "DeleteRequested", name, None, "watch", grace_period_seconds=grace)
+            deadline = parse_time(meta["deletionTimestamp"])
+            if deadline is not None and grace is not None:
+                # deletionTimestamp is the request time plus the grace period.
+                self._emit(deadline - grace, "DeleteRequested", name, None, "status", grace_period_seconds=grace)
+        phase = status.get("phase")
+        if phase and phase != state.phase:
+            state.phase = phase
+            self._emit(arrival, "PodPhase", name, None, "watch", phase=phase)
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            self._container_update(arrival, state, cs)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if ready and state.ready is not True:
+            self._emit(arrival, "PodReady", name, None, "watch")
+        elif not ready and state.ready is True:
+            self._emit(arrival, "PodNotReady", name, None, "watch")
+        state.ready = ready
+        state.last = pod
+
+    def _container_update(self, arrival: float, state: _PodState, cs: dict) -> None:
+        name = cs.get("name", "")
+        c = state.containers.get(name)
+        if c is None:  # a status without a spec entry (not seen from the API server)
+            c = state.containers[name] = _Container(name, "app")
+        attempt = int(cs.get("restartCount") or 0)
+        current = cs.get("state") or {}
+        last = (cs.get("lastState") or {}).get("terminated")
+        # lastState is the previous instance, except in restart back-off, where the newest
+        # (exited) instance moved there and state is waiting (kubelet's
+        # convertToAPIContainerStatuses); restartCount is always the newest instance's attempt.
+        last_attempt = attempt if "waiting" in current else attempt - 1
+        if last and last_attempt >= 0:
+            self._ended(arrival, state, c, last_attempt, last)
+        if "running" in current:
+            self._began(arrival, state, c, attempt, (current["running"] or {}).get("startedAt"), seen_now=True)
+        elif "terminated" in current:
+            term = current["terminated"] or {}
+            self._began(arrival, state, c, attempt, term.get("startedAt"), seen_now=True)
+            self._ended(arrival, state, c, attempt, term)
+        waiting = current.get("waiting") if "waiting" in current else None
+        reason = (waiting or {}).get("reason")
+        if reason in _PULL_FAILURES and c.waiting_reason not in _PULL_FAILURES:
+            self._emit(arrival, "ImagePullFailed", state.info.name, name, "watch", attempt=attempt,
+                       reason=reason, message=(waiting or {}).get("message"))
+        c.waiting_reason = reason
+        started = bool(cs.get("started"))
+        if c.has_startup and started and not c.started and "running" in current:
+            self._emit(arrival, "StartupProbeSucceeded", state.info.name, name, "watch", attempt=attempt)
+        c.started = started
+        ready = bool(cs.get("ready"))
+        if ready and c.ready is not True:
+            self._emit(arrival, "Ready", state.info.name, name, "watch", attempt=attempt)
+        elif not ready and c.ready is True:
+            self._emit(arrival, "NotReady", state.info.name, name, "watch", attempt=attempt)
+        c.ready = ready
+
+    def _began(self, arrival: float, state: _PodState, c: _Container, attempt: int, started_at: str | None,
+               *, seen_now: bool) -> None:
+        inst = c.instances.setdefault(attempt, _Instance())
+        pod = state.info.name
+        c.current = max(c.current, attempt)
+        if not inst.status_started and started_at:
+            inst.status_started = True
+            self._started(parse_time(started_at), pod, c.name, "status", attempt)
+        if seen_now and not inst.watch_started and not inst.ended:
+            inst.watch_started = True
+            self._started(arrival, pod, c.name, "watch", attempt)
+
+    def _started(self, when: float | None, pod: str, container: str, source: str, attempt: int) -> None:
+        self._emit(when, "Started", pod, container, source, attempt=attempt)
+        if attempt > 0:
+            self._emit(when, "Restarted", pod, container, source, attempt=attempt)
+
+    def _ended(self, arrival: float, state: _PodState, c: _Container, attempt: int, term: dict) -> None:
+        inst = c.instances.setdefault(attempt, _Instance())
+        if inst.ended:
+            return
+        if not inst.status_started and term.get("startedAt"):  # an instance we never saw running
+            inst.status_started = True
+            self._started(parse_time(term["startedAt"]), state.info.name, c.name, "status", attempt)
+        inst.ended = True
+        code = int(term.get("exitCode", 0) or 0)
+        reason = term.get("reason")
+        killed = code == 137 or reason == "OOMKilled" or term.get("signal") == 9
+        etype = "Killed" if killed else "Exited"
+        self._emit(parse_time(term.get("finishedAt")), etype, state.info.name, c.name, "status",
+                   attempt=attempt, exit_code=code, reason=reason)
+        if inst.watch_started:
+            self._emit(arrival, etype, state.info.name, c.name, "watch", attempt=attempt, exit_code=code,
+                       reason=reason)
+
+    # -- workloads --------------------------------------------------------------------
+    def _workload(self, arrival: float, kind: str, obj: dict, wanted: dict[str, str]) -> None:
+        name = (obj.get("metadata") or {}).get("name")
+        if not name:
+            return
+        ref = f"{kind}/{name}"
+        true_now = {c.get("type") for c in (obj.get("status") or {}).get("conditions") or []
+                    if c.get("status") == "True"}
+        before = self._workload_conditions.get(ref, set())
+        for condition, etype in wanted.items():
+            if condition in true_now and condition not in before:
+                self._emit(arrival, etype, None, None, "watch", object=ref)
+        self._workload_conditions[ref] = true_now
+
+    # -- Kubernetes Events ------------------------------------------------------------
+    def _k8s_event(self, ev: dict) -> None:
+        meta = ev.get("metadata") or {}
+        key = meta.get("uid") or meta.get("name") or ""
+        count = int(ev.get("count") or (ev.get("series") or {}).get("count") or 1)
+        if count <= self._event_counts.get(key, 0):
+            return
+        self._event_counts[key] = count
+        obj = ev.get("involvedObject") or ev.get("regarding") or {}
+        if obj.get("kind") != "Pod":
+            return
+        state = self._pods.get(obj.get("name", ""))
+        if state is None:  # its pod's watch has not caught up yet: replay it when the pod shows up
+            self._event_counts.pop(key, None)
+            self._early_events.setdefault(obj.get("name", ""), []).append(ev)
+            return
+        match = _FIELD_PATH.match(obj.get("fieldPath") or "")
+        if match is None or match.group("name") not in state.containers:
+            return
+        c = state.containers[match.group("name")]
+        when, resolution = _event_time(ev)
+        reason, message = ev.get("reason", ""), (ev.get("message") or ev.get("note") or "").strip()
+        pod = state.info.name
+        common = {"reason": reason, "message": message, "resolution_s": resolution}
+        if reason == "Started":
+            self._emit(when, "Started", pod, c.name, "event", attempt=count - 1, **common)
+            if count > 1:
+                self._emit(when, "Restarted", pod, c.name, "event", attempt=count - 1, **common)
+        elif reason == "Unhealthy":
+            probe = message.split(" ", 1)[0].lower()
+            if probe in ("startup", "readiness", "liveness"):
+                self._emit(when, f"{probe.capitalize()}ProbeRun", pod, c.name, "event", attempt=c.current, **common)
+        elif reason == "Failed" and message.startswith("Failed to pull image"):
+            self._emit(when, "ImagePullFailed", pod, c.name, "event", attempt=c.current, **common)
+        elif reason == "Killing":
+            if "failed liveness probe" in message:
+                self._emit(when, "LivenessProbeFailed", pod, c.name, "event", attempt=c.current, **common)
+            elif "failed startup probe" in message:
+                self._emit(when, "StartupProbeFailed", pod, c.name, "event", attempt=c.current, **common)
+            if c.has_prestop:
+                self._emit(when, "PreStop", pod, c.name, "event", attempt=c.current, **common)
+            elif c.role == "sidecar" and self.ordered_termination and when is not None:
+                self._kills.append(_Kill(when, pod, c.name, c.current, message, resolution))
+            else:
+                self._emit(when, "SIGTERM", pod, c.name, "event", attempt=c.current, **common)
+
+    def _ordered_sigterms(self) -> list[_Raw]:
+        """SIGTERM for sidecars whose turn has come (see the module docstring)."""
+        result = []
+        for kill in self._kills:
+            if self.since is not None and kill.when < self.since - _SINCE_MARGIN_S:
+                continue
+            state = self._pods[kill.pod]
+            names = [c.name for c in state.info.containers]
+            first = [c.name for c in state.info.containers if c.role == "app"]
+            first += [n for n in names[names.index(kill.container) + 1:] if state.containers[n].role == "sidecar"]
+            when, waiting = kill.when, False
+            for other in first:
+                end = self._end_after(kill.pod, other, kill.when)
+                if end is None:
+                    waiting = waiting or self._running_at(kill.pod, other, kill.when)
+                else:
+                    when = max(when, end)
+            if waiting:
+                continue  # its turn has not come yet: no SIGTERM so far
+            result.append(_Raw(when, "SIGTERM", kill.pod, kill.container, "event",
+                               {"reason": "Killing", "message": kill.message, "resolution_s": kill.resolution,
+                                "attempt": kill.attempt, "ordered": True}, kill.attempt, 0))
+        return result
+
+    def _end_after(self, pod: str, container: str, when: float) -> float | None:
+        ends = [r.when for r in self._raw if r.pod == pod and r.container == container
+                and r.type in ("Exited", "Killed") and r.when >= when - 1.0]
+        return min(ends) if ends else None
+
+    def _running_at(self, pod: str, container: str, when: float) -> bool:
+        started = [r for r in self._raw if r.pod == pod and r.container == container and r.type == "Started"
+                   and r.when <= when + 1.0]
+        return bool(started)
+
+    # -- output -----------------------------------------------------------------------
+    def trace(self) -> Trace:
+        """The trace so far: events sorted by time, ``t`` from the earliest event."""
+        with self._lock:
+            raws = sorted(self._raw + self._ordered_sigterms(), key=_Raw.key)
+            origin = raws[0].when if raws else None
+            result = Trace(self.backend, self.kubernetes_version, dict(self.feature_gates),
+                           origin=format_time(origin) if origin is not None else None)
+            for name in self._order:
+                state = self._pods[name]
+                info = state.info
+                result.add_pod(Pod(info.name, info.namespace, info.owner, list(info.containers),
+                                   _final(state)))
+            for raw in raws:
+                fields = dict(raw.fields)
+                known = {k: fields.pop(k) for k in ("exit_code", "attempt", "phase", "reason", "message",
+                                                     "resolution_s", "object", "grace_period_seconds")
+                         if k in fields}
+                known = {k: v for k, v in known.items() if v is not None}
+                result.add(Event(round(raw.when - origin, 3), raw.type, raw.pod, raw.container, raw.source,
+                                 extra=fields, **known))
+            return result
+
+
+def _final(state: _PodState) -> PodFinal:
+    status = state.last.get("status") or {}
+    containers = {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        current = cs.get("state") or {}
+        restarts = int(cs.get("restartCount") or 0)
+        if "terminated" in current:
+            term = current["terminated"] or {}
+            containers[cs["name"]] = ContainerFinal("terminated", restarts, int(term.get("exitCode", 0) or 0),
+                                                    term.get("reason"))
+        elif "running" in current:
+            containers[cs["name"]] = ContainerFinal("running", restarts)
+        else:
+            containers[cs["name"]] = ContainerFinal("waiting", restarts, None, (current.get("waiting") or {}).get("reason"))
+    return PodFinal(status.get("phase") or "Pending", state.deleted, containers)
+
+
+def _event_time(ev: dict) -> tuple[float | None, float]:
+    """When an Event happened and how precisely: MicroTime fields first, then whole seconds."""
+    for key in ("eventTime",):
+        if ev.get(key):
+            return parse_time(ev[key]), 1e-6
+    series = ev.get("series") or {}
+    if series.get("lastObservedTime"):
+        return parse_time(series["lastObservedTime"]), 1e-6
+    for key in ("lastTimestamp", "firstTimestamp"):
+        if ev.get(key):
+            return parse_time(ev[key]), 1.0
+    return parse_time((ev.get("metadata") or {}).get("creationTimestamp")), 1.0
+
+
+def _ordered_termination(version: str, gates: dict) -> bool:
+    from .versions import behaviour
+
+    try:
+        return behaviour(version, gates or None).ordered_termination
+    except Exception:  # an unknown or unparsable version: assume today's kubelet
+        return True
+
+
+# -- the live part ------------------------------------------------------------------------
+class Recorder:
+    """Watches pods, Jobs, Deployments and Events of one namespace into a TraceBuilder.
+
+    Each watch runs in a daemon thread with a short server-side timeout, resuming from the
+    last resourceVersion, so ``stop()`` returns at once and a lost connection is retried.
+    ``on_events`` is called (from a watch thread) after events were added.
+    """
+
+    WATCH_TIMEOUT_S = 5
+
+    def __init__(self, builder: TraceBuilder, *, namespace: str, kubeconfig: str | None = None,
+                 context: str | None = None, on_events: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.builder = builder
+        self.namespace = namespace
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.on_events = on_events
+        self.clock = clock
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> "Recorder":
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
+        core, batch, apps = client.CoreV1Api(api), client.BatchV1Api(api), client.AppsV1Api(api)
+        watches = [("Pod", core.list_namespaced_pod), ("Job", batch.list_namespaced_job),
+                   ("Deployment", apps.list_namespaced_deployment), ("Event", core.list_namespaced_event)]
+        for kind, list_func in watches:
+            thread = threading.Thread(target=self._watch, args=(kind, list_func), daemon=True,
+                                      name=f"labkit-watch-{kind.lower()}")
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self, kind: str, list_func: Callable[..., Any]) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        resource_version = None
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            kwargs: dict[str, Any] = {"timeout_seconds": self.WATCH_TIMEOUT_S, "deserialize": False}
+            if resource_version:
+                kwargs["resource_version"] = resource_version
+            try:
+                for event in stream.stream(list_func, self.namespace, **kwargs):
+                    if self._stop.is_set():
+                        stream.stop()
+                        break
+                    if self.builder.feed(self.clock(), event, kind=kind) and self.on_events is not None:
+                        self.on_events()
+                resource_version = stream.resource_version
+            except ApiException as exc:
+                if exc.status == 410:  # our resourceVersion is too old: list again
+                    resource_version = None
+                    continue
+                self._note(f"watching {kind}s: {exc.status} {exc.reason}")
+                self._stop.wait(1.0)
+            except Exception as exc:  # connection refused, cluster deleted under us, ...
+                if self._stop.is_set():
+                    return
+                self._note(f"watching {kind}s: {type(exc).__name__}: {exc}")
+                self._stop.wait(1.0)
+
+    def _note(self, message: str) -> None:
+        if len(self.errors) < 50:
+            self.errors.append(message)
