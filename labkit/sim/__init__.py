@@ -1,0 +1,17 @@
+"""labkit's embedded simulator: a deterministic, virtual-time model of how the kubelet runs
+native sidecars, with the Job and Deployment controllers around it.
+
+- :class:`SimLab`: the notebook API (``labkit.connect(backend="sim")``).
+- :func:`simulate`: apply manifests/scenario files and get the trace (``labkit sim run``).
+
+It is a model and says so: every trace carries ``"generator": "labkit simulator — a model
+of the kubelet, not a cluster"``. Semantics and the sources behind them are in the
+modules: ``kubelet`` (pod worker, probes, termination), ``process`` (what a container's
+program does), ``cluster`` (API objects, controllers, the trace), ``timing`` (every
+latency and constant in one table), ``api`` (the simulated API server).
+"""
+
+from .lab import SimLab
+from .run import simulate
+
+__all__ = ["SimLab", "simulate"]

@@ -1,0 +1,473 @@
+"""A simulated one-node cluster: API objects, the Job and Deployment controllers, the trace.
+
+:class:`Cluster` owns the SimPy environment and everything in it. ``apply`` admits an
+object through the simulated API server (``labkit.sim.api``), works out what each
+container's process does (``labkit.sim.process``), and hands pods to the node's kubelet
+(``labkit.sim.kubelet``). Controllers react to pod changes one watch hop later, the way
+the real ones do, and every change is recorded as a trace event. Names look like real
+ones: ReplicaSets are ``<deployment>-<template hash>`` and pods get five random characters
+from the seeded RNG (``sidecar-job-7xk2p``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+
+from ..errors import InvalidInput
+from ..trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
+from ..versions import KubeVersion, behaviour as version_behaviour
+from . import timing
+from .api import admit, pod_spec_of, selector_matches
+from .kubelet import Kubelet, SimPod, TERMINAL
+from .process import BEHAVIOUR_ANNOTATION, ProcessModel, build, parse_behaviour_annotation, validate_behaviour
+
+GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
+# k8s.io/apimachinery/pkg/util/rand: no vowels, no confusable characters.
+_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
+_EVENT_KEYS = ("exit_code", "attempt", "phase", "reason", "message", "object", "grace_period_seconds")
+KIND_PLURALS = {"Pod": "pod", "Job": "job.batch", "Deployment": "deployment.apps"}
+
+
+def _safe_encode(text: str) -> str:
+    """rand.SafeEncodeString: each character mapped onto the alphabet."""
+    return "".join(_ALPHANUMS[ord(ch) % len(_ALPHANUMS)] for ch in text)
+
+
+def _fnv32a(data: bytes) -> int:
+    value = 0x811C9DC5
+    for byte in data:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def template_hash(template: dict) -> str:
+    """A pod-template-hash like the Deployment controller's (fnv32a, safe-encoded)."""
+    return _safe_encode(str(_fnv32a(json.dumps(template, sort_keys=True).encode())))
+
+
+class Workload:
+    """A Job or a Deployment and the pods it owns."""
+
+    def __init__(self, kind: str, obj: dict, models: dict[str, ProcessModel]):
+        self.kind = kind
+        self.obj = obj
+        self.name: str = obj["metadata"]["name"]
+        self.spec: dict = obj["spec"]
+        self.models = models
+        self.pods: list[SimPod] = []
+        self.deleted = False          # the API object is gone
+        self.deleting = False
+        # Job
+        self.complete = False
+        self.failed = False
+        self.failures_seen = 0
+        self.creating = 0             # pods the controller is about to create
+        self.next_create_at = 0.0
+        # Deployment
+        self.rs_name: str | None = None
+        self.available = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind.lower()}/{self.name}"
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.failed
+
+
+class Cluster:
+    """One simulated cluster of Kubernetes ``k8s_version`` with ``feature_gates``."""
+
+    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, seed: int = 0):
+        self.version = KubeVersion.parse(k8s_version)
+        self.behaviour = version_behaviour(self.version, feature_gates)
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.rng = random.Random(f"labkit-sim/{seed}/timing")
+        self.name_rng = random.Random(f"labkit-sim/{seed}/names")
+        self.records: list[tuple[float, str, str | None, str | None, dict]] = []
+        self.warnings: list[str] = []
+        self.origin: float | None = None
+        self.kubelet = Kubelet(self.env, self.behaviour, self.rng, self._emit_pod, self._pod_changed)
+        self.pods: dict[str, SimPod] = {}
+        self.workloads: dict[tuple[str, str], Workload] = {}
+        self._names: set[str] = set()
+        self._uid = 0
+        self.changes = 0               # bumped on every recorded event (cheap "did anything happen")
+        self.open_pods = 0             # pods neither finished nor deleted
+        self.open_workloads = 0        # Jobs not finished, Deployments not deleted
+
+    # -- recording ------------------------------------------------------------------------
+    def _record(self, etype: str, pod: str | None, container: str | None, fields: dict) -> None:
+        self.records.append((self.env.now, etype, pod, container, fields))
+        self.changes += 1
+
+    def _emit_pod(self, etype: str, pod: SimPod, container: str | None, **fields: Any) -> None:
+        self._record(etype, pod.name, container, fields)
+
+    def _emit_object(self, etype: str, ref: str, **fields: Any) -> None:
+        self._record(etype, None, None, {"object": ref, **fields})
+
+    def _at(self, delay: float, fn: Callable, *args: Any) -> None:
+        ev = self.env.timeout(max(0.0, delay))
+        ev.callbacks.append(lambda _ev: fn(*args))
+
+    # -- names ------------------------------------------------------------------------------
+    def _suffix_name(self, prefix: str) -> str:
+        while True:
+            name = prefix + "".join(self.name_rng.choice(_ALPHANUMS) for _ in range(5))
+            if name not in self._names:
+                self._names.add(name)
+                return name
+
+    # -- apply -------------------------------------------------------------------------------
+    def apply(self, obj: dict, *, source: str = "<input>", behaviour_block: dict | None = None) -> str:
+        """Create (or re-apply) one object; returns kubectl's line, e.g. ``job.batch/x created``."""
+        admitted = admit(obj, self.behaviour, source=source)
+        stored = admitted.obj
+        kind = stored["kind"]
+        name = stored["metadata"]["name"]
+        for warning in admitted.warnings:
+            self._warn(f"{source}: {warning}")
+        if self.origin is None:
+            self.origin = self.env.now
+        existing = self.pods.get(name) if kind == "Pod" else self.workloads.get((kind, name))
+        if existing is not None and not (getattr(existing, "deleted", False)):
+            return self._reapply(kind, existing, stored, source)
+        models = self._models(stored, source, behaviour_block)
+        if kind == "Pod":
+            self._create_pod(stored, models, owner=None)
+        else:
+            workload = Workload(kind, stored, models)
+            self.workloads[(kind, name)] = workload
+            self.open_workloads += 1
+            if kind == "Job":
+                self._at(timing.CONTROLLER_S, self._job_sync, workload)
+            else:
+                self._at(timing.CONTROLLER_S, self._deployment_create_rs, workload)
+        return f"{KIND_PLURALS[kind]}/{name} created"
+
+    def _warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def _models(self, obj: dict, source: str, block: dict | None) -> dict[str, ProcessModel]:
+        spec, prefix = pod_spec_of(obj)
+        meta = obj["metadata"] if obj["kind"] == "Pod" else (obj["spec"]["template"].get("metadata") or {})
+        names = [c["name"] for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
+        blocks: dict = {}
+        annotation = (meta.get("annotations") or {}).get(BEHAVIOUR_ANNOTATION)
+        meta_path = "metadata" if obj["kind"] == "Pod" else "spec.template.metadata"
+        if annotation is not None:
+            where = f"{meta_path}.annotations[{BEHAVIOUR_ANNOTATION}]"
+            blocks = validate_behaviour(parse_behaviour_annotation(annotation, source=source, where=where),
+                                        names, source=source, where=where)
+        if block:
+            blocks = {**blocks, **validate_behaviour(block, names, source=source)}
+        shared = bool(spec.get("shareProcessNamespace"))
+        models = {}
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            model, warnings = build(c, blocks.get(c["name"]), shared_pid_namespace=shared)
+            models[c["name"]] = model
+            for warning in warnings:
+                self._warn(f"{source}: {obj['kind'].lower()}/{obj['metadata']['name']}: {warning}")
+        return models
+
+    def _reapply(self, kind: str, existing: Any, stored: dict, source: str) -> str:
+        name = stored["metadata"]["name"]
+        label = f"{KIND_PLURALS[kind]}/{name}"
+        old = existing.obj
+        if json.dumps(old.get("spec"), sort_keys=True) == json.dumps(stored.get("spec"), sort_keys=True):
+            return f"{label} unchanged"
+        if kind == "Pod":
+            changed = self._image_only_changes(old["spec"], stored["spec"])
+            if changed is None:
+                raise InvalidInput(f'The Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields '
+                                   "other than `spec.containers[*].image`, `spec.initContainers[*].image`, "
+                                   "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
+                                   "tolerations) or `spec.terminationGracePeriodSeconds`", source=source, field="spec")
+            for container, image in changed:
+                self.set_image(existing, container, image)
+            return f"{label} configured"
+        if kind == "Job":
+            raise InvalidInput(f'The Job "{name}" is invalid: spec.template: Invalid value: ...: field is immutable',
+                               source=source, field="spec.template")
+        self._deployment_update(existing, stored)
+        return f"{label} configured"
+
+    @staticmethod
+    def _image_only_changes(old: dict, new: dict) -> list[tuple[str, str]] | None:
+        changes = []
+        trimmed_old, trimmed_new = copy.deepcopy(old), copy.deepcopy(new)
+        for group in ("initContainers", "containers"):
+            for a, b in zip(trimmed_old.get(group) or [], trimmed_new.get(group) or []):
+                if a.get("image") != b.get("image"):
+                    changes.append((b["name"], b["image"]))
+                a.pop("image", None), b.pop("image", None)
+                a.pop("imagePullPolicy", None), b.pop("imagePullPolicy", None)
+        if json.dumps(trimmed_old, sort_keys=True) != json.dumps(trimmed_new, sort_keys=True):
+            return None
+        return changes
+
+    # -- pods -----------------------------------------------------------------------------------
+    def _create_pod(self, obj: dict, models: dict[str, ProcessModel], owner: dict | None) -> SimPod:
+        self._uid += 1
+        self._names.add(obj["metadata"]["name"])
+        pod = SimPod(self.env, obj, models, uid=self._uid, owner=owner, created_at=self.env.now)
+        self.pods[pod.name] = pod
+        self.open_pods += 1
+        self._emit_pod("PodPhase", pod, None, phase="Pending")
+        self.kubelet.add_pod(pod)
+        return pod
+
+    def _pod_from_template(self, workload: Workload, name: str, owner: dict) -> SimPod:
+        template = workload.spec["template"]
+        meta = copy.deepcopy(template.get("metadata") or {})
+        meta["name"] = name
+        meta["namespace"] = workload.obj["metadata"].get("namespace", "default")
+        obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(template["spec"])}
+        pod = self._create_pod(obj, workload.models, owner)
+        workload.pods.append(pod)
+        return pod
+
+    def delete_pod(self, pod: SimPod, grace: int | None = None, *, force: bool = False) -> None:
+        if pod.deleted or pod.deletion_requested_at is not None and grace is None:
+            return
+        grace = pod.tgps if grace is None else int(grace)
+        self._emit_pod("DeleteRequested", pod, None, grace_period_seconds=grace)
+        self.kubelet.request_deletion(pod, grace, force=force)
+        owner = self._owner_workload(pod)
+        if owner is not None:
+            self._at(timing.API_WATCH_S, self._owner_saw_pod, owner, pod)
+
+    def set_image(self, pod: SimPod, container: str, image: str) -> None:
+        if container not in pod.by_name:
+            raise InvalidInput(f"pod {pod.name} has no container {container!r} "
+                               f"(containers: {', '.join(pod.container_names())})", field="container")
+        self.kubelet.update_image(pod, container, image)
+
+    def _owner_workload(self, pod: SimPod) -> Workload | None:
+        if pod.owner is None:
+            return None
+        kind = "Job" if pod.owner["kind"] == "Job" else "Deployment"
+        name = pod.owner["name"] if kind == "Job" else pod.owner.get("deployment", "")
+        return self.workloads.get((kind, name))
+
+    def _pod_changed(self, pod: SimPod, what: str) -> None:
+        if what == "deleted" or (what == "phase" and pod.terminal):
+            if not getattr(pod, "_closed", False):
+                pod._closed = True
+                self.open_pods -= 1
+        owner = self._owner_workload(pod)
+        if owner is not None:
+            self._at(timing.API_WATCH_S, self._owner_saw_pod, owner, pod)
+
+    def _owner_saw_pod(self, workload: Workload, pod: SimPod) -> None:
+        if workload.kind == "Job":
+            self._job_sync(workload)
+        else:
+            self._deployment_sync(workload, pod)
+
+    # -- Job controller ---------------------------------------------------------------------------
+    def _job_sync(self, job: Workload) -> None:
+        if job.finished or job.deleted:
+            return
+        spec = job.spec
+        completions = spec.get("completions")
+        parallelism = int(spec.get("parallelism", 1))
+        backoff_limit = int(spec.get("backoffLimit", timing.JOB_DEFAULT_BACKOFF_LIMIT))
+        succeeded = sum(1 for p in job.pods if p.phase == "Succeeded")
+        failed = sum(1 for p in job.pods if p.phase == "Failed")
+        active = [p for p in job.pods if not p.terminal and p.deletion_requested_at is None]
+        terminating = [p for p in job.pods if not p.terminal and p.deletion_requested_at is not None and not p.deleted]
+        restart_policy = spec["template"]["spec"].get("restartPolicy")
+        if restart_policy == "OnFailure":
+            # pastBackoffLimitOnFailure: restarts of every container, sidecars included.
+            restarts = sum(max(0, c.starts - 1) for p in active for c in p.containers)
+            if restarts and (restarts >= backoff_limit or backoff_limit == 0):
+                failed = backoff_limit + 1
+        if failed > backoff_limit:
+            job.failed = True
+            self.open_workloads -= 1
+            self._emit_object("JobFailed", job.ref, reason="BackoffLimitExceeded",
+                              message="Job has reached the specified backoff limit")
+            for pod in active:
+                self.delete_pod(pod)
+            return
+        target = completions if completions is not None else 1
+        if succeeded >= target or (completions is None and succeeded and not active):
+            # 1.31+ (delayTerminalCondition): SuccessCriteriaMet first, Complete only when
+            # no pod is still terminating. A pod counts as succeeded only once its phase is
+            # Succeeded, which the kubelet writes after the sidecar has stopped.
+            if self.behaviour.job_success_criteria_met and terminating:
+                return
+            job.complete = True
+            self.open_workloads -= 1
+            self._emit_object("JobComplete", job.ref)
+            return
+        want = min(parallelism, target - succeeded) - len(active) - job.creating
+        if want <= 0:
+            return
+        delay = timing.CONTROLLER_S
+        if failed > job.failures_seen:
+            job.failures_seen = failed
+            backoff = min(timing.JOB_POD_FAILURE_BACKOFF_S * 2 ** (failed - 1), timing.JOB_POD_FAILURE_BACKOFF_MAX_S)
+            job.next_create_at = self.env.now + backoff
+        delay = max(delay, job.next_create_at - self.env.now)
+        job.creating += want
+        self._at(delay, self._job_create_pods, job, want)
+
+    def _job_create_pods(self, job: Workload, count: int) -> None:
+        job.creating -= count
+        if job.finished or job.deleted or job.deleting:
+            return
+        for _ in range(count):
+            self._pod_from_template(job, self._suffix_name(f"{job.name}-"), {"kind": "Job", "name": job.name})
+
+    # -- Deployment controller ---------------------------------------------------------------------
+    def _deployment_create_rs(self, deploy: Workload) -> None:
+        if deploy.deleted:
+            return
+        deploy.rs_name = f"{deploy.name}-{template_hash(deploy.spec['template'])}"
+        self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
+
+    def _owner_ref(self, deploy: Workload) -> dict:
+        return {"kind": "ReplicaSet", "name": deploy.rs_name, "deployment": deploy.name}
+
+    def _live(self, deploy: Workload) -> list[SimPod]:
+        return [p for p in deploy.pods if p.deletion_requested_at is None and not p.terminal]
+
+    def _deployment_scale(self, deploy: Workload) -> None:
+        if deploy.deleted or deploy.deleting or deploy.rs_name is None:
+            return
+        live = self._live(deploy)
+        replicas = int(deploy.spec.get("replicas", 1))
+        for _ in range(replicas - len(live)):
+            labels = dict((deploy.spec["template"].get("metadata") or {}).get("labels") or {})
+            pod = self._pod_from_template(deploy, self._suffix_name(f"{deploy.rs_name}-"), self._owner_ref(deploy))
+            pod.labels.setdefault("pod-template-hash", deploy.rs_name.rsplit("-", 1)[1])
+            pod.labels.update(labels)
+        for pod in live[replicas:] if len(live) > replicas else ():
+            self.delete_pod(pod)
+
+    def _deployment_update(self, deploy: Workload, stored: dict) -> None:
+        old_template = deploy.spec["template"]
+        deploy.obj = stored
+        deploy.spec = stored["spec"]
+        if json.dumps(old_template, sort_keys=True) != json.dumps(stored["spec"]["template"], sort_keys=True):
+            # A new template: a new ReplicaSet; the old pods go once it is available.
+            deploy.models = self._models(stored, "<input>", None)
+            for pod in list(self._live(deploy)):
+                self.delete_pod(pod)
+            self._deployment_create_rs(deploy)
+            return
+        self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
+
+    def _deployment_sync(self, deploy: Workload, pod: SimPod) -> None:
+        if deploy.deleted:
+            return
+        if pod.deletion_requested_at is not None or pod.terminal:
+            # The ReplicaSet replaces a pod that is going away.
+            self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
+        replicas = int(deploy.spec.get("replicas", 1))
+        if not deploy.available:
+            ready = sum(1 for p in deploy.pods if p.ready and p.deletion_requested_at is None)
+            if ready >= replicas - self._max_unavailable(deploy, replicas):
+                # Available = availableReplicas >= replicas - maxUnavailable (deployment
+                # util); minReadySeconds is 0, so available means ready.
+                deploy.available = True
+                self._emit_object("DeploymentAvailable", deploy.ref)
+
+    @staticmethod
+    def _max_unavailable(deploy: Workload, replicas: int) -> int:
+        strategy = deploy.spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            return 0
+        value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+        if isinstance(value, str) and value.endswith("%"):
+            return (replicas * int(value[:-1])) // 100     # rounded down, like the controller
+        return int(value)
+
+    # -- deletion of workloads ---------------------------------------------------------------------
+    def delete_workload(self, workload: Workload, grace: int | None = None) -> None:
+        """kubectl delete (background cascade): the object goes, the garbage collector then
+        deletes its pods, each with its own grace period."""
+        if workload.deleted or workload.deleting:
+            return
+        workload.deleting = True
+        self._at(timing.API_WATCH_S, self._workload_gone, workload)
+
+    def _workload_gone(self, workload: Workload) -> None:
+        workload.deleted = True
+        if workload.kind == "Deployment" or not workload.finished:
+            self.open_workloads -= 1
+        hops = 2 if workload.kind == "Deployment" else 1     # Deployment -> ReplicaSet -> pods
+        self._at(hops * timing.API_WATCH_S, self._collect_pods, workload)
+
+    def _collect_pods(self, workload: Workload) -> None:
+        for pod in workload.pods:
+            if not pod.deleted:
+                self.delete_pod(pod)
+
+    # -- queries ---------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.env.now - (self.origin if self.origin is not None else self.env.now)
+
+    def done(self) -> bool:
+        """Nothing left to happen by itself: every pod finished or gone, every Job finished."""
+        return self.open_pods <= 0 and self.open_workloads <= 0 and all(
+            w.deleted or (w.kind == "Job" and w.finished) for w in self.workloads.values())
+
+    def select_pods(self, selector: dict[str, str]) -> list[SimPod]:
+        return [p for p in self.pods.values() if not p.deleted and selector_matches({"matchLabels": selector}, p.labels)]
+
+    # -- the trace ----------------------------------------------------------------------------------------
+    def trace(self) -> Trace:
+        origin = self.origin if self.origin is not None else 0.0
+        trace = Trace(
+            backend="sim",
+            kubernetes_version=str(self.version),
+            feature_gates=dict(self.behaviour.feature_gates),
+            origin=None,
+            extra={"generator": GENERATOR, "seed": self.seed, "warnings": list(self.warnings)},
+        )
+        for pod in self.pods.values():
+            owner = None
+            if pod.owner is not None:
+                owner = {"kind": pod.owner["kind"], "name": pod.owner["name"]}
+            info = [ContainerInfo(c.name, c.role, tuple(p for p in ("startup", "readiness", "liveness") if p in c.probes))
+                    for c in pod.containers]
+            trace.add_pod(Pod(pod.name, pod.namespace, owner, info, self.final_status(pod)))
+        events = trace.events
+        for t, etype, pod_name, container, fields in self.records:
+            known = {k: v for k, v in fields.items() if k in _EVENT_KEYS}
+            extra = {k: v for k, v in fields.items() if k not in _EVENT_KEYS}
+            events.append(Event(round(max(0.0, t - origin), 6), etype, pod_name, container, "sim", extra=extra, **known))
+        return trace
+
+    def final_status(self, pod: SimPod) -> PodFinal:
+        containers = {}
+        for c in pod.containers:
+            inst = c.inst
+            restarts = max(0, c.starts - 1)
+            if inst is None:
+                reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
+                containers[c.name] = ContainerFinal("waiting", restarts, None, reason)
+            elif inst.end is None:
+                containers[c.name] = ContainerFinal("running", restarts)
+            elif c.waiting_reason == "CrashLoopBackOff" and not pod.terminated and pod.deletion_requested_at is None:
+                containers[c.name] = ContainerFinal("waiting", restarts, None, "CrashLoopBackOff")
+            else:
+                containers[c.name] = ContainerFinal("terminated", restarts, inst.exit_code,
+                                                    "Completed" if inst.exit_code == 0 else "Error")
+        return PodFinal(pod.phase, pod.deleted, containers)
+
+
+__all__ = ["Cluster", "GENERATOR", "TERMINAL", "Workload", "template_hash"]

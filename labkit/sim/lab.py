@@ -1,0 +1,506 @@
+"""``SimLab``: the notebook API (see ``labkit.lab``) on the simulator.
+
+Every call prints the kubectl command it stands for and moves *virtual* time: ``wait``
+and ``sleep`` advance the simulation until the condition holds or the time is up, so a
+notebook that waits 30 s for a grace period runs in milliseconds. With ``pace=1.0`` time
+advances with the wall clock instead, so a learner can watch a timeline grow (listeners
+registered with ``add_listener`` are called as it does).
+
+>>> lab = SimLab("1.29", quiet=True)
+>>> lab.apply("manifests/job-sidecar.yaml")                          # doctest: +SKIP
+['job.batch/sidecar-job created']
+>>> round(lab.wait("job/sidecar-job", "Complete"), 1)                # doctest: +SKIP
+12.6
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput, WaitTimeout
+from ..kubectl import PodTable, describe_pods, format_time, pod_row
+from ..lab import show_command
+from ..manifests import load_documents
+from ..trace import Trace
+from . import timing
+from .cluster import KIND_PLURALS, Cluster, Workload
+from .kubelet import SimPod
+from .process import BEHAVIOUR_ANNOTATION
+
+# Virtual wall-clock of t = 0, used only to render timestamps in pod JSON (kubectl rows).
+_EPOCH = 1_700_000_000.0
+
+_KIND_ALIASES = {
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+    "job": "Job", "jobs": "Job", "job.batch": "Job",
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "deployment.apps": "Deployment",
+}
+_CONDITIONS = {
+    "Job": ("Complete", "Failed", "Deleted"),
+    "Deployment": ("Available", "Deleted"),
+    "Pod": ("Ready", "Initialized", "ContainersReady", "PodScheduled", "Running", "Pending", "Succeeded", "Failed",
+            "Deleted"),
+}
+
+
+class SimLab:
+    """A lab on the embedded simulator; same methods as the kind and cluster labs.
+
+    ``k8s_version`` is a minor (``"1.29"``) or full version; ``feature_gates`` e.g.
+    ``{"SidecarContainers": True}`` on 1.28; ``seed`` fixes every random choice (pod
+    names, the kubelet's jitter); ``pace`` = virtual seconds per wall second (None: as
+    fast as possible). Options of other backends (``cluster_name``, ``keep_cluster``, ...)
+    are accepted and ignored so that a notebook runs unchanged.
+    """
+
+    backend = "sim"
+
+    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, seed: int = 0,
+                 pace: float | None = None, quiet: bool = False, **ignored_options: Any):
+        if pace is not None and (not isinstance(pace, (int, float)) or pace <= 0):
+            raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")
+        self._k8s_version = k8s_version
+        self._feature_gates = dict(feature_gates or {})
+        self.seed = seed
+        self.pace = pace
+        self.quiet = quiet
+        self.why = "backend='sim' was asked for"
+        self._listeners: list[Callable[[Trace], None]] = []
+        self.cluster = Cluster(k8s_version, feature_gates, seed)
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def kubernetes_version(self) -> str:
+        return str(self.cluster.version)
+
+    @property
+    def feature_gates(self) -> dict[str, bool]:
+        return dict(self.cluster.behaviour.feature_gates)
+
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the first apply (t of the trace)."""
+        return self.cluster.now()
+
+    def __repr__(self) -> str:
+        return f"<SimLab Kubernetes {self.kubernetes_version} (simulated), t={self.now:.1f}s>"
+
+    # -- printing ----------------------------------------------------------------------------
+    def _show(self, argv: list[str]) -> None:
+        if not self.quiet:
+            show_command(argv)
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    # -- apply -------------------------------------------------------------------------------
+    def apply(self, source: Any) -> list[str]:
+        """``kubectl apply -f``: a path, YAML text, a dict or a list of them; scenario files too.
+
+        Returns kubectl's lines (``job.batch/sidecar-job created``); warnings are printed
+        and also kept in the trace's ``warnings``.
+        """
+        if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and _is_text(source)):
+            self._show(["kubectl", "apply", "-f", os.fspath(source)])
+        else:
+            self._show(["kubectl", "apply", "-f", "-"])
+        docs = load_documents(source)
+        before = len(self.cluster.warnings)
+        lines = []
+        for doc in docs:
+            if doc.is_scenario:
+                from .run import apply_scenario
+
+                lines.extend(apply_scenario(self.cluster, doc))
+            else:
+                lines.append(self.cluster.apply(doc.obj, source=doc.where))
+        for line in lines:
+            self._say(line)
+        for warning in self.cluster.warnings[before:]:
+            self._say(f"Warning: {warning}")
+        return lines
+
+    # -- time ----------------------------------------------------------------------------------
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` of (virtual) time pass."""
+        if seconds < 0:
+            raise InvalidInput(f"cannot sleep a negative time ({seconds})", field="seconds")
+        self._advance(self.cluster.env.now + seconds, None)
+
+    def _advance(self, until: float, predicate: Callable[[], bool] | None) -> bool:
+        """Run the simulation up to ``until`` (absolute env time) or until ``predicate`` holds."""
+        env = self.cluster.env
+        cluster = self.cluster
+        seen = -1
+        while True:
+            if predicate is not None and cluster.changes != seen:
+                seen = cluster.changes
+                if predicate():
+                    self._notify()
+                    return True
+            nxt = env.peek()
+            if self.pace:
+                self._wait_wall(env.now, min(nxt, until))
+            if nxt > until or math.isinf(nxt):
+                if until > env.now:
+                    env.run(until=until)
+                self._notify()
+                return predicate() if predicate is not None else True
+            batch = cluster.changes
+            env.step()
+            if self._listeners and cluster.changes != batch and env.peek() > env.now:
+                self._notify()
+
+    def _wait_wall(self, start: float, target: float) -> None:
+        """Pace virtual time to the wall clock, calling listeners every LISTENER_INTERVAL_S."""
+        t = start
+        while t < target:
+            step = min(timing.LISTENER_INTERVAL_S, target - t)
+            time.sleep(step / self.pace)
+            t += step
+            if self._listeners and t < target:
+                self._notify()
+
+    def _notify(self) -> None:
+        if not self._listeners:
+            return
+        trace = self.trace()
+        for fn in list(self._listeners):
+            fn(trace)
+
+    def add_listener(self, fn: Callable[[Trace], None]) -> None:
+        """Call ``fn(trace)`` as virtual time advances (each batch of events, and every 0.5 s when paced)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[Trace], None]) -> None:
+        self._listeners.remove(fn)
+
+    # -- references ------------------------------------------------------------------------------
+    def _parse_ref(self, ref: str) -> tuple[str, str | None, dict[str, str] | None]:
+        """``job/x`` -> ("Job", "x", None); ``pods -l app=x`` -> ("Pod", None, {"app": "x"})."""
+        if not isinstance(ref, str) or not ref.strip():
+            raise InvalidInput(f"expected a reference like job/sidecar-job or 'pods -l app=x', got {ref!r}", field="ref")
+        words = shlex.split(ref)
+        if len(words) == 3 and words[1] in ("-l", "--selector"):
+            kind = _KIND_ALIASES.get(words[0].lower())
+            if kind != "Pod":
+                raise InvalidInput(f"label selectors work on pods here, not {words[0]!r}", field="ref")
+            selector = {}
+            for part in words[2].split(","):
+                key, sep, value = part.partition("=")
+                if not sep:
+                    raise InvalidInput(f"expected key=value in the selector, got {part!r}", field="ref")
+                selector[key.strip()] = value.strip().lstrip("=")
+            return kind, None, selector
+        if len(words) == 1 and "/" in words[0]:
+            kind_text, name = words[0].split("/", 1)
+            kind = _KIND_ALIASES.get(kind_text.lower())
+            if kind is None or not name:
+                raise InvalidInput(f"unknown resource {kind_text!r} in {ref!r} (the simulator has pods, jobs "
+                                   "and deployments)", field="ref")
+            return kind, name, None
+        if len(words) == 1:
+            return "Pod", words[0], None
+        raise InvalidInput(f"cannot read the reference {ref!r}: use kind/name or 'pods -l key=value'", field="ref")
+
+    def _workload(self, kind: str, name: str) -> Workload | None:
+        workload = self.cluster.workloads.get((kind, name))
+        return None if workload is None or workload.deleted else workload
+
+    def _pod(self, name: str) -> SimPod | None:
+        pod = self.cluster.pods.get(name)
+        return None if pod is None or pod.deleted else pod
+
+    def _require(self, kind: str, name: str) -> Any:
+        found = self._pod(name) if kind == "Pod" else self._workload(kind, name)
+        if found is None:
+            plural = KIND_PLURALS[kind]
+            raise InvalidInput(f'Error from server (NotFound): {plural.split(".")[0]}s "{name}" not found', field="ref")
+        return found
+
+    # -- delete ------------------------------------------------------------------------------------
+    def delete(self, ref: str, grace_period: int | None = None, wait: bool = True, timeout: float = 300) -> float:
+        """``kubectl delete``; with ``wait``, virtual time runs until the object and the pods it
+        owns are gone (kubectl itself returns once the named object is gone). Returns the
+        virtual seconds waited. ``grace_period=0`` is a force delete (the object goes at once,
+        the kubelet still gives the containers 1 s)."""
+        kind, name, selector = self._parse_ref(ref)
+        argv = ["kubectl", "delete"] + (ref.split() if selector else [ref])
+        if grace_period is not None:
+            if not isinstance(grace_period, int) or grace_period < 0:
+                raise InvalidInput(f"grace_period must be a whole number of seconds >= 0, got {grace_period!r}",
+                                   field="grace_period")
+            argv.append(f"--grace-period={grace_period}")
+            if grace_period == 0:
+                argv.append("--force")
+        self._show(argv)
+        if selector is not None:
+            targets: list[Any] = self.cluster.select_pods(selector)
+            if not targets:
+                self._say("No resources found")
+                return 0.0
+        else:
+            targets = [self._require(kind, name)]
+        pods: list[SimPod] = []
+        for target in targets:
+            if isinstance(target, SimPod):
+                self.cluster.delete_pod(target, grace_period, force=grace_period == 0)
+                self._say(f'pod "{target.name}" {"force deleted" if grace_period == 0 else "deleted"}')
+                pods.append(target)
+            else:
+                self.cluster.delete_workload(target, grace_period)
+                self._say(f'{KIND_PLURALS[target.kind]} "{target.name}" deleted')
+        if not wait:
+            return 0.0
+        start = self.cluster.env.now
+
+        def gone() -> bool:
+            if any(not p.deleted and not (p.finalizers and p.terminated) for p in pods):
+                return False
+            for target in targets:
+                if isinstance(target, Workload):
+                    if not target.deleted or any(not p.deleted for p in target.pods):
+                        return False
+            return True
+
+        if not self._advance(start + timeout, gone):
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {ref} to be deleted\n"
+                              + self._describe([p for t in targets for p in (t.pods if isinstance(t, Workload) else [t])]))
+        return round(self.cluster.env.now - start, 6)
+
+    # -- wait ---------------------------------------------------------------------------------------
+    def wait(self, ref: str, condition: str, timeout: float = 300) -> float:
+        """``kubectl wait``: run virtual time until ``condition`` holds; returns the seconds waited.
+
+        Conditions: Complete/Failed (job/x), Available (deployment/x), Ready, Initialized,
+        ContainersReady, Running, Succeeded, Failed (pod/x or 'pods -l key=value'), Deleted
+        (anything). Raises WaitTimeout with the pods' conditions, container states and
+        recent events when the time runs out.
+        """
+        kind, name, selector = self._parse_ref(ref)
+        if condition not in _CONDITIONS[kind]:
+            raise InvalidInput(f"unknown condition {condition!r} for {kind.lower()}s "
+                               f"(use one of {', '.join(_CONDITIONS[kind])})", field="condition")
+        if condition == "Deleted":
+            how = "--for=delete"
+        elif kind == "Pod" and condition in ("Running", "Pending", "Succeeded", "Failed"):
+            how = f"--for=jsonpath={{.status.phase}}={condition}"
+        else:
+            how = f"--for=condition={condition}"
+        target = ref.split() if selector else [ref]
+        self._show(["kubectl", "wait", *target, how, f"--timeout={timeout:g}s"])
+        env = self.cluster.env
+        start = env.now
+        if selector is not None:
+            # kubectl needs a moment to start; pods created by a controller just now exist by then.
+            self._advance(start + min(timing.SELECTOR_GRACE_S, timeout), lambda: bool(self.cluster.select_pods(selector)))
+            pods = self.cluster.select_pods(selector)
+            if not pods:
+                if condition == "Deleted":
+                    return round(env.now - start, 6)
+                raise InvalidInput(f"no matching resources found for {ref!r}", field="ref")
+            predicate = lambda: all(self._pod_condition(p, condition) for p in pods)  # noqa: E731
+            involved = pods
+        elif kind == "Pod":
+            pod = self.cluster.pods.get(name)
+            if pod is None or (pod.deleted and condition != "Deleted"):
+                if condition == "Deleted" and pod is None:
+                    return 0.0
+                raise InvalidInput(f'Error from server (NotFound): pods "{name}" not found', field="ref")
+            predicate = lambda: self._pod_condition(pod, condition)  # noqa: E731
+            involved = [pod]
+        else:
+            workload = self.cluster.workloads.get((kind, name))
+            if workload is None or (workload.deleted and condition != "Deleted"):
+                if condition == "Deleted" and workload is None:
+                    return 0.0
+                raise InvalidInput(f'Error from server (NotFound): {KIND_PLURALS[kind].split(".")[0]}s "{name}" not found',
+                                   field="ref")
+            predicate = lambda: self._workload_condition(workload, condition)  # noqa: E731
+            involved = workload.pods
+        if not self._advance(start + timeout, predicate):
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for condition {condition} on {ref} "
+                              f"(virtual time t={self.now:.1f}s)\n" + self._describe(involved))
+        waited = round(env.now - start, 6)
+        self._say(self._wait_line(kind, name, selector, condition, involved))
+        return waited
+
+    def _wait_line(self, kind: str, name: str | None, selector: Any, condition: str, pods: list[SimPod]) -> str:
+        met = "deleted" if condition == "Deleted" else f"condition met"
+        if selector is not None:
+            return "\n".join(f"pod/{p.name} {met}" for p in pods)
+        return f"{KIND_PLURALS[kind]}/{name} {met}"
+
+    @staticmethod
+    def _pod_condition(pod: SimPod, condition: str) -> bool:
+        if condition == "Deleted":
+            return pod.deleted
+        if condition in ("Running", "Pending", "Succeeded", "Failed"):
+            return pod.phase == condition
+        if condition == "Ready":
+            return pod.ready
+        if condition == "ContainersReady":
+            return pod.containers_ready
+        if condition == "Initialized":
+            return pod.initialized
+        return True     # PodScheduled
+
+    @staticmethod
+    def _workload_condition(workload: Workload, condition: str) -> bool:
+        if condition == "Deleted":
+            return workload.deleted
+        if condition == "Complete":
+            return workload.complete
+        if condition == "Failed":
+            return workload.failed
+        return workload.available
+
+    def _describe(self, pods: list[SimPod]) -> str:
+        return describe_pods([self.pod_json(p) for p in pods[:5]], self._k8s_events())
+
+    def _k8s_events(self) -> list[dict]:
+        """The last few trace events, shaped like Kubernetes Events for describe_pods."""
+        events = []
+        origin = self.cluster.origin or 0.0
+        for t, etype, pod, container, fields in self.cluster.records[-12:]:
+            obj = {"kind": "Pod", "name": pod or fields.get("object", "")}
+            if container:
+                obj["fieldPath"] = f"spec.containers{{{container}}}"
+            detail = ", ".join(f"{k}={v}" for k, v in fields.items())
+            events.append({"type": "Normal", "reason": etype, "involvedObject": obj,
+                           "message": f"t={t - origin:.2f}s {detail}".strip(),
+                           "lastTimestamp": format_time(_EPOCH + t - origin)})
+        return events
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def pods(self) -> PodTable:
+        """``kubectl get pods``: a table (prints like kubectl) that is also a list of rows."""
+        self._show(["kubectl", "get", "pods"])
+        now = _EPOCH + self.now
+        return PodTable([pod_row(self.pod_json(p), now=now) for p in self.cluster.pods.values() if not p.deleted],
+                        namespace="default")
+
+    def pod_json(self, pod: SimPod) -> dict:
+        """The pod as the API server would return it, built from what the kubelet last reported."""
+        origin = self.cluster.origin or 0.0
+
+        def ts(t: float | None) -> str | None:
+            return None if t is None else format_time(_EPOCH + t - origin)
+
+        statuses = {"initContainerStatuses": [], "containerStatuses": []}
+        for c in pod.containers:
+            inst = c.inst
+            status: dict[str, Any] = {"name": c.name, "image": c.image, "restartCount": max(0, c.starts - 1),
+                                      "ready": c.st_ready, "started": c.st_started}
+            if inst is None:
+                reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
+                status["state"] = {"waiting": {"reason": reason}}
+            elif inst.end is None:
+                status["state"] = {"running": {"startedAt": ts(inst.start)}}
+            else:
+                term = {"exitCode": inst.exit_code, "reason": "Completed" if inst.exit_code == 0 else "Error",
+                        "startedAt": ts(inst.start), "finishedAt": ts(inst.end)}
+                if c.waiting_reason == "CrashLoopBackOff" and not pod.terminated:
+                    status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+                    status["lastState"] = {"terminated": term}
+                else:
+                    status["state"] = {"terminated": term}
+            last = c.last_exit
+            if inst is not None and inst.end is None and last is not None:
+                status["lastState"] = {"terminated": {
+                    "exitCode": last.exit_code, "reason": "Completed" if last.exit_code == 0 else "Error",
+                    "startedAt": ts(last.start), "finishedAt": ts(last.end)}}
+            key = "containerStatuses" if c.role == "app" else "initContainerStatuses"
+            statuses[key].append(status)
+        conditions = [
+            {"type": "Initialized", "status": str(pod.initialized)},
+            {"type": "Ready", "status": str(pod.ready)},
+            {"type": "ContainersReady", "status": str(pod.containers_ready)},
+            {"type": "PodScheduled", "status": "True"},
+        ]
+        meta = {"name": pod.name, "namespace": pod.namespace, "labels": dict(pod.labels),
+                "creationTimestamp": ts(pod.created_at)}
+        if pod.deletion_requested_at is not None:
+            meta["deletionTimestamp"] = ts(pod.deletion_requested_at + (pod.deletion_grace or 0))
+            meta["deletionGracePeriodSeconds"] = pod.deletion_grace
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod.spec,
+                "status": {"phase": pod.phase, "conditions": conditions, **statuses}}
+
+    def logs(self, pod: str, container: str | None = None) -> str:
+        """``kubectl logs``: the lines the process model can honestly produce (echo output);
+        otherwise a line that says what the simulator cannot show."""
+        kind, name, _ = self._parse_ref(pod)
+        if kind != "Pod":
+            workload = self._require(kind, name)
+            live = [p for p in workload.pods if not p.deleted]
+            if not live:
+                raise InvalidInput(f"{pod} has no pods", field="pod")
+            target = live[0]
+        else:
+            target = self._require("Pod", name)
+        names = [c.name for c in target.apps] or target.container_names()
+        if container is None:
+            if len(names) > 1 or target.init:
+                container = target.apps[0].name if target.apps else names[0]
+        c = target.by_name.get(container or names[0])
+        if c is None:
+            raise InvalidInput(f"container {container!r} is not valid for pod {target.name} "
+                               f"(containers: {', '.join(target.container_names())})", field="container")
+        self._show(["kubectl", "logs", target.name] + (["-c", c.name] if container else []))
+        inst = c.inst
+        if inst is None:
+            return f'(container "{c.name}" in pod "{target.name}" is waiting to start: no logs yet)'
+        end = (inst.end if inst.end is not None else self.cluster.env.now) - inst.start
+        lines = [text for _, text in c.model.stdout_lines(0.0, end)]
+        if lines:
+            return "\n".join(lines)
+        if c.model.kind in ("shell-script", "sleep") and not c.model.stdout and not c.model.loop_stdout:
+            return ""
+        return (f"(labkit simulator: the output of {c.name} ({c.model.description}) is not modelled; "
+                "a real cluster shows the program's own log lines here)")
+
+    def set_image(self, ref: str, container: str, image: str) -> None:
+        """``kubectl set image pod/x container=image``: an in-place image change. The kubelet
+        restarts that container only (a sidecar gets a fresh back-off); never during termination."""
+        kind, name, _ = self._parse_ref(ref)
+        if kind != "Pod":
+            raise InvalidInput("the simulator changes images of pods in place; rolling updates of "
+                               f"{kind.lower()}s are not modelled", field="ref")
+        pod = self._require("Pod", name)
+        self._show(["kubectl", "set", "image", f"pod/{name}", f"{container}={image}"])
+        self.cluster.set_image(pod, container, image)
+        self._say(f"pod/{name} image updated")
+
+    def trace(self) -> Trace:
+        """Everything since the last reset, as a ``labkit.trace/v1`` trace."""
+        return self.cluster.trace()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start over on a fresh simulated cluster (same version, gates and seed)."""
+        self.cluster = Cluster(self._k8s_version, self._feature_gates or None, self.seed)
+
+    def close(self) -> None:
+        """Nothing to clean up: the simulated cluster lives in memory."""
+        self._listeners.clear()
+
+    def __enter__(self) -> "SimLab":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _is_text(source: str) -> bool:
+    return "\n" in source or (": " in source and not Path(source).exists())
+
+
+__all__ = ["SimLab", "BEHAVIOUR_ANNOTATION"]

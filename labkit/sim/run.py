@@ -1,0 +1,207 @@
+"""Run manifests and scenario files through the simulator in one go: ``simulate`` and the
+``labkit sim run`` command's output.
+
+A scenario file (the format of the design notes' ``scenarios/README.md``) is applied as
+its ``pod`` with its ``behaviour`` block, and its ``action`` is performed on virtual time:
+``delete_pod_after_seconds`` (with ``grace_period_seconds``; the ``trigger`` text is
+informational, the delete happens N seconds after the apply), ``update_image``, and the
+``then:`` follow-up. ``node_reboot`` and ``kubelet_restart`` are not modelled: the pod runs
+without them and the trace's warnings say so.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from ..errors import InvalidInput
+from ..manifests import Document, load_documents
+from ..trace import Trace
+from .cluster import GENERATOR, Cluster
+
+UNSUPPORTED_ACTIONS = ("node_reboot", "kubelet_restart")
+
+
+def updated_image(image: str) -> str:
+    """A different image for an ``update_image`` action that names none."""
+    last = image.rsplit("/", 1)[-1]
+    return f"{image}-updated" if ":" in last else f"{image}:updated"
+
+
+def apply_scenario(cluster: Cluster, doc: Document) -> list[str]:
+    """Apply a scenario's pod with its behaviour and schedule its action."""
+    scenario = doc.obj
+    where = doc.where
+    pod_obj = scenario.get("pod")
+    if not isinstance(pod_obj, dict):
+        raise InvalidInput("expected the scenario's Pod manifest", source=where, field="pod")
+    line = cluster.apply(pod_obj, source=where, behaviour_block=scenario.get("behaviour"))
+    name = pod_obj["metadata"]["name"]
+    pod = cluster.pods[name]
+    scenario_id = scenario.get("id", where)
+    for capability in scenario.get("requires") or []:
+        if capability in UNSUPPORTED_ACTIONS:
+            cluster._warn(f"{where}: scenario {scenario_id} requires {capability}, which the simulator does not "
+                          "model; the pod ran without it")
+    action = scenario.get("action", "none")
+    if action in (None, "none"):
+        return [line]
+    if not isinstance(action, dict):
+        raise InvalidInput(f"expected 'none' or a mapping, got {action!r}", source=where, field="action")
+    _schedule_action(cluster, pod, action, where, "action", 0.0)
+    return [line]
+
+
+def _schedule_action(cluster: Cluster, pod, action: dict, where: str, path: str, offset: float) -> None:
+    for key in action:
+        if key in UNSUPPORTED_ACTIONS:
+            cluster._warn(f"{where}: {path}.{key} is not modelled by the simulator; the pod ran without it")
+        elif key not in ("delete_pod_after_seconds", "grace_period_seconds", "trigger", "then", "update_image", "note"):
+            raise InvalidInput(f"unknown action {key!r} (known: delete_pod_after_seconds, update_image, "
+                               f"{', '.join(UNSUPPORTED_ACTIONS)})", source=where, field=f"{path}.{key}")
+    if "delete_pod_after_seconds" in action:
+        after = _seconds(action["delete_pod_after_seconds"], where, f"{path}.delete_pod_after_seconds")
+        grace = action.get("grace_period_seconds")
+        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int) or grace < 0):
+            raise InvalidInput(f"expected whole seconds >= 0, got {grace!r}", source=where, field=f"{path}.grace_period_seconds")
+        cluster._at(offset + after, cluster.delete_pod, pod, grace)
+        if isinstance(action.get("then"), dict):
+            _schedule_action(cluster, pod, action["then"], where, f"{path}.then", offset + after)
+    if "update_image" in action:
+        update = action["update_image"]
+        upath = f"{path}.update_image"
+        if not isinstance(update, dict) or update.get("container") not in pod.by_name:
+            raise InvalidInput(f"expected {{container, after_seconds}} naming one of {', '.join(pod.container_names())}",
+                               source=where, field=upath)
+        after = _seconds(update.get("after_seconds", 0), where, f"{upath}.after_seconds")
+        container = update["container"]
+        image = update.get("image") or updated_image(pod.by_name[container].image)
+        cluster._at(offset + after, cluster.set_image, pod, container, image)
+
+
+def _seconds(value: Any, where: str, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise InvalidInput(f"expected seconds >= 0, got {value!r}", source=where, field=field)
+    return float(value)
+
+
+def simulate(documents_or_paths: Any, *, k8s_version: str, feature_gates: dict[str, bool] | None = None,
+             delete_after: float | None = None, until_seconds: float = 300, seed: int = 0) -> Trace:
+    """Apply manifests and/or scenario files to a fresh simulated cluster and return the trace.
+
+    The run ends when everything has finished (Jobs done, pods terminal) or been deleted,
+    or after ``until_seconds`` of virtual time. ``delete_after`` deletes every applied
+    object that many seconds after the apply (Deployments and Jobs through the garbage
+    collector, each pod with its own grace period).
+    """
+    if until_seconds is None or until_seconds <= 0:
+        raise InvalidInput(f"until_seconds must be > 0, got {until_seconds!r}", field="until_seconds")
+    if delete_after is not None and delete_after < 0:
+        raise InvalidInput(f"delete_after must be >= 0, got {delete_after!r}", field="delete_after")
+    cluster = Cluster(k8s_version, feature_gates, seed)
+    docs = load_documents(documents_or_paths)
+    if not docs:
+        raise InvalidInput("nothing to simulate: no documents", field="files")
+    applied: list[tuple[str, str]] = []
+    for doc in docs:
+        if doc.is_scenario:
+            apply_scenario(cluster, doc)
+            applied.append(("Pod", doc.obj["pod"]["metadata"]["name"]))
+        else:
+            cluster.apply(doc.obj, source=doc.where)
+            applied.append((doc.obj["kind"], doc.obj["metadata"]["name"]))
+    pending = [0]
+    if delete_after is not None:
+        pending[0] += 1
+
+        def delete_all() -> None:
+            pending[0] -= 1
+            for kind, name in applied:
+                if kind == "Pod":
+                    pod = cluster.pods.get(name)
+                    if pod is not None and not pod.deleted:
+                        cluster.delete_pod(pod)
+                else:
+                    workload = cluster.workloads.get((kind, name))
+                    if workload is not None:
+                        cluster.delete_workload(workload)
+
+        cluster._at(delete_after, delete_all)
+    run_until(cluster, until_seconds, lambda: pending[0] == 0 and cluster.done())
+    return cluster.trace()
+
+
+def run_until(cluster: Cluster, until_seconds: float, finished) -> None:
+    """Advance the cluster to ``until_seconds`` after its origin, or until ``finished()``."""
+    env = cluster.env
+    end = (cluster.origin or 0.0) + until_seconds
+    seen = -1
+    while True:
+        if cluster.changes != seen:
+            seen = cluster.changes
+            if finished():
+                return
+        nxt = env.peek()
+        if nxt > end:
+            env.run(until=end)
+            return
+        env.step()
+
+
+# -- the CLI's text output ------------------------------------------------------------------------
+def describe_run(trace: Trace) -> str:
+    gates = ", ".join(f"{k}={str(v).lower()}" for k, v in trace.feature_gates.items()) or "none settable"
+    return (f"Simulation of Kubernetes {trace.kubernetes_version} (feature gates: {gates}), seed "
+            f"{trace.extra.get('seed', 0)}: {GENERATOR}.")
+
+
+def format_timeline(trace: Trace) -> str:
+    """The run as a table: t, pod, container, event, details; then each pod's final status."""
+    lines = [describe_run(trace)]
+    for warning in trace.extra.get("warnings") or []:
+        lines.append(f"Warning: {warning}")
+    rows = []
+    for e in trace.events:
+        details = []
+        for key in ("phase", "exit_code", "attempt", "grace_period_seconds", "reason"):
+            value = getattr(e, key)
+            if value is not None and not (key == "attempt" and e.type == "Restarted"):
+                details.append(f"{key}={value}")
+        rows.append((f"{e.t:.2f}", e.pod or e.object or "-", e.container or "-", e.type, " ".join(details)))
+    headers = ("t", "pod", "container", "event", "details")
+    widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(4)]
+    lines.append("")
+    lines.append(f"{headers[0]:>{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:<{widths[2]}}  "
+                 f"{headers[3]:<{widths[3]}}  {headers[4]}")
+    for r in rows:
+        lines.append(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:<{widths[3]}}  {r[4]}".rstrip())
+    lines.append("")
+    lines.append("Final pod status:")
+    for pod in trace.pods:
+        final = pod.final
+        if final is None:
+            continue
+        lines.append(f"  {pod.name}: {final.phase}{' (deleted)' if final.deleted else ''}")
+        for info in pod.containers:
+            c = final.containers.get(info.name)
+            if c is None:
+                continue
+            state = c.state
+            if c.exit_code is not None:
+                state += f" exit {c.exit_code}"
+            if c.reason:
+                state += f" ({c.reason})"
+            lines.append(f"    {info.name:<20} {info.role:<8} {state}, restarts {c.restart_count}")
+    return "\n".join(lines)
+
+
+def parse_gate(text: str) -> tuple[str, bool]:
+    """``SidecarContainers=true`` -> ("SidecarContainers", True)."""
+    name, sep, value = text.partition("=")
+    if not sep or value.strip().lower() not in ("true", "false") or not name.strip():
+        raise InvalidInput(f"expected NAME=true or NAME=false, got {text!r}", field="--feature-gate")
+    return name.strip(), value.strip().lower() == "true"
+
+
+def command_line(files: list[str]) -> str:
+    return shlex.join(["labkit", "sim", "run", *files])

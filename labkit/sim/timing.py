@@ -1,0 +1,71 @@
+"""Every latency and kubelet constant the simulator uses, in one table.
+
+Kubelet constants come from the upstream code (see the design notes' reference/,
+``timing-constants.md``); latencies of the API server, scheduler and container runtime
+are not fixed by any code, so they are chosen here, once, to match what a one-node kind
+cluster with cached images shows (container starts within about a second of the
+decision, about one second between an init container exiting and the next starting).
+Changing a value here changes every timeline; nothing else in labkit.sim hard-codes a
+duration.
+"""
+
+from __future__ import annotations
+
+# -- API server, controllers, scheduler --------------------------------------------------
+# An API change reaches a watcher (kubelet, Job/ReplicaSet controller, garbage collector).
+API_WATCH_S = 0.05
+# A controller creates the pods of a new Job/ReplicaSet one watch hop after the object.
+CONTROLLER_S = 0.05
+# The scheduler binds a new pod and the kubelet's watch delivers it.
+SCHEDULE_S = 0.05
+# After the terminal status is written, the kubelet's status manager deletes the pod
+# object (grace 0) on its next pass.
+POD_OBJECT_DELETE_S = 0.1
+
+# -- kubelet sync loop (pkg/kubelet/kubelet.go, pod_workers.go) --------------------------
+# Generic PLEG relist period: container starts/exits are noticed at the next relist, and
+# a pod worker only syncs once the pod cache is newer than its previous sync
+# (podCache.GetNewerThan), so syncs fall on relist ticks. The phase of the ticks within
+# the second is drawn from the seed.
+RELIST_PERIOD_S = 1.0
+# Requeue after a sync that failed because of a CrashLoopBackOff/ImagePullBackOff
+# (<=1.34): wait.Jitter(10 s, 0.5), i.e. uniform in [10 s, 15 s); drawn from the seed.
+SYNC_ERROR_REQUEUE_S = (10.0, 15.0)
+
+# -- container runtime ---------------------------------------------------------------------
+# First sync of a pod: volumes mounted, pause container and network set up.
+SANDBOX_S = 0.6
+# Create + start one container with the image already cached.
+CONTAINER_START_S = 0.3
+# A pull of an image that cannot be pulled fails after this long (ErrImagePull).
+IMAGE_PULL_FAIL_S = 1.0
+# A command that does no waiting (echo, touch, exit N) still takes a moment to run.
+INSTANT_PROCESS_S = 0.01
+# Servers of known images (static-web-server, nginx, agnhost) listen this long after the
+# process starts, and exit this long after SIGTERM/SIGQUIT when idle.
+SERVER_LISTEN_S = 0.2
+SERVER_SHUTDOWN_S = 0.05
+# A lifecycle hook that does no waiting (httpGet, tcpSocket, a quick exec).
+INSTANT_HOOK_S = 0.01
+
+# -- kubelet constants (kuberuntime, flowcontrol, pod_workers) ---------------------------
+MIN_GRACE_AFTER_SIGTERM_S = 2      # minimumGracePeriodInSeconds (kuberuntime_manager.go)
+MIN_POD_GRACE_S = 1                # calculateEffectiveGracePeriod: force delete 0 -> 1
+DEFAULT_TERMINATION_GRACE_S = 30   # API default of spec.terminationGracePeriodSeconds
+CRASHLOOP_INITIAL_S = 10.0         # containerBackOffPeriod
+CRASHLOOP_MAX_S = 300.0            # MaxContainerBackOff
+CRASHLOOP_RESET_S = 600.0          # backoff entry expires after 2 x max without a failure
+IMAGE_BACKOFF_INITIAL_S = 10.0     # image pull back-off (same flowcontrol.Backoff)
+IMAGE_BACKOFF_MAX_S = 300.0
+
+# -- Job controller ------------------------------------------------------------------------
+JOB_POD_FAILURE_BACKOFF_S = 10.0   # DefaultJobPodFailureBackOff, doubled per failure
+JOB_POD_FAILURE_BACKOFF_MAX_S = 360.0
+JOB_DEFAULT_BACKOFF_LIMIT = 6
+
+# -- SimLab --------------------------------------------------------------------------------
+# A selector that matches nothing yet (pods not created) is retried for this long before
+# `wait` reports "no matching resources", as a real kubectl invocation takes that long.
+SELECTOR_GRACE_S = 1.0
+# Listeners are called at least this often (virtual seconds) while time advances.
+LISTENER_INTERVAL_S = 0.5
