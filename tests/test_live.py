@@ -18,6 +18,7 @@ from labkit.display import LiveView, live, live_updates_supported, timeline_png
 from labkit.trace import Trace, load_trace
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 BLOG_JOB = TESTS / "data" / "blog-job-trace.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -146,6 +147,25 @@ def test_an_empty_run_shows_the_summary_instead_of_an_empty_figure():
     with live(lab, live=False, display=recorder, clock=clock):
         lab.run()
     assert "0 pod(s), 0 events" in repr(recorder.shown[0])
+
+
+def test_live_view_follows_a_simulated_job():
+    """SimLab calls listeners as virtual time advances; its virtual clock drives the throttle here."""
+    from labkit.lab import connect
+
+    lab = connect("sim", "1.29", quiet=True)
+    lab.apply(REPO / "manifests" / "job-sidecar.yaml")
+    recorder = Recorder()
+    with live(lab, title="sidecar-job", live=True, interval=1.0, display=recorder, clock=lambda: lab.now):
+        lab.wait("job/sidecar-job", "Complete", timeout=120)
+    *frames, final = recorder.handles[0].updates
+    assert len(frames) >= 2, [frame.status for frame in frames]
+    counts = [frame.spans for frame in frames]
+    assert counts == sorted(counts) and counts[-1] > counts[0]  # the app's run appears while we watch
+    assert len({frame.png for frame in frames}) == len(frames)
+    assert final._repr_png_() == timeline_png(lab.trace(), title="sidecar-job")
+    lab.sleep(5)  # the view stopped listening when the block ended
+    assert len(recorder.handles[0].updates) == len(frames) + 1
 
 
 class _Kernel:

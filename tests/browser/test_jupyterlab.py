@@ -41,26 +41,32 @@ def blog_job_notebook() -> Path:
 
 
 def display_notebook(root: Path) -> Path:
-    """A small notebook of our own that uses every display: live view, trace summary, pods."""
+    """A small notebook of our own that uses every display: live view, trace summary, pods.
+
+    The simulator is paced (4 virtual seconds per second) so that the timeline grows
+    while JupyterLab watches, as it does for a learner.
+    """
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.cells = [
-        nbformat.v4.new_markdown_cell("# labkit display check\nThe Job with a native sidecar, simulated."),
-        nbformat.v4.new_code_cell("from labkit import display\nfrom labkit.trace import load_trace\n"
-                                  f"trace = load_trace({str(REPO / 'tests' / 'data' / 'blog-job-trace.json')!r})"),
-        nbformat.v4.new_code_cell("trace"),
-        nbformat.v4.new_code_cell("print('✓ display check done')"),
+        nbformat.v4.new_markdown_cell("# labkit display check\nThe blog's Job with a native sidecar, simulated."),
+        nbformat.v4.new_code_cell('from labkit import checks, display\nfrom labkit.lab import connect\n'
+                                  'lab = connect("sim", "1.29", pace=4)\nlab.apply("manifests/job-sidecar.yaml")'),
+        nbformat.v4.new_code_cell('with display.live(lab, title="Job with a native sidecar", interval=0.5) as view:\n'
+                                  '    lab.wait("job/sidecar-job", "Complete", timeout=120)\n'
+                                  'print(f"live redraws: {view.updates} ({view.why})")'),
+        nbformat.v4.new_code_cell("trace = lab.trace()\ntrace"),
+        nbformat.v4.new_code_cell("lab.pods()"),
+        nbformat.v4.new_code_cell('checks.report(checks.started_before(trace, "sws-init", "sidecar-job"),\n'
+                                  '              checks.job_complete(trace, "sidecar-job"))'),
     ]
     path = root / "labkit-display-check.ipynb"
     nbformat.write(nb, path)
     return path
 
 
-def run_in_jupyterlab(browser, server, notebook: Path):
-    """Open ``notebook`` (under the server root) in JupyterLab, run all cells, wait for the end.
-
-    Returns the page; the caller checks what it shows and closes it.
-    """
+def open_notebook(browser, server, notebook: Path):
+    """Open ``notebook`` (under the server root) in JupyterLab and wait for an idle kernel."""
     relative = notebook.relative_to(server.root).as_posix()
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -68,10 +74,25 @@ def run_in_jupyterlab(browser, server, notebook: Path):
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     _accept_kernel_dialog(page)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    return page
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells, as a learner does."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def wait_until_finished(page) -> None:
     page.wait_for_function(_FINISHED_JS, timeout=RUN_TIMEOUT_MS, polling=250)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+
+
+def run_in_jupyterlab(browser, server, notebook: Path):
+    """Open ``notebook``, run all cells, wait for the end; the caller checks the page and closes it."""
+    page = open_notebook(browser, server, notebook)
+    run_all_cells(page)
+    wait_until_finished(page)
     return page
 
 
@@ -115,18 +136,34 @@ def save_screenshot(page, notebook: Path) -> Path:
 
 def test_labkit_displays_render_in_jupyterlab(chromium, jupyterlab):
     notebook = display_notebook(jupyterlab.root)
-    page = run_in_jupyterlab(chromium, jupyterlab, notebook)
+    page = open_notebook(chromium, jupyterlab, notebook)
     try:
-        save_screenshot(page, notebook)
-        assert error_outputs(page) == []
-        images = output_images(page)
-        assert any(i["src"] == "data:image/png;base64," and i["width"] > 300 for i in images), images
+        run_all_cells(page)
+        # While the Job runs, the output cell shows a live frame: a status line and the timeline so far.
+        status = page.wait_for_function(
+            "() => document.querySelector('.jp-OutputArea-output .labkit-live')?.textContent",
+            timeout=RUN_TIMEOUT_MS, polling="raf").json_value()
+        assert status.startswith("Job with a native sidecar:"), status
+        wait_until_finished(page)
+        assert page.locator(".jp-OutputArea-output .labkit-live").count() == 0  # settled on the final figure
+        shot = save_screenshot(page, notebook)
+        assert error_outputs(page) == [], f"error output in the notebook; see {shot}"
+        text = output_text(page)
+        # JupyterLab is a frontend someone watches: the timeline was redrawn while the Job ran.
+        redraws = re.search(r"live redraws: (\d+) \((.*)\)", text)
+        assert redraws, text
+        assert int(redraws.group(1)) >= 2 and redraws.group(2) == "interactive Jupyter frontend", redraws.group(0)
+        images = [i for i in output_images(page) if i["src"] == "data:image/png;base64," and i["width"] > 300]
+        assert len(images) == 2, output_images(page)  # the live view's final figure and the summary's
         summary = page.locator(".jp-OutputArea-output .labkit-trace")
         assert summary.count() == 1
-        containers = summary.locator(".labkit-container").all_inner_texts()
-        assert containers == ["sws-init", "sidecar-job"]
+        assert "simulated" in summary.inner_text()
+        assert summary.locator(".labkit-container").all_inner_texts() == ["sws-init", "sidecar-job"]
         assert summary.locator(".labkit-role-sidecar").all_inner_texts() == ["sidecar"]
-        assert "✓ display check done" in output_text(page)
+        pods = page.locator(".jp-OutputArea-output table.labkit-pods")
+        assert pods.locator("th").all_inner_texts() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        assert pods.locator("td").all_inner_texts()[1:3] == ["0/2", "Completed"]
+        assert len(re.findall(r"^✓ ", text, re.MULTILINE)) == 2, text
     finally:
         page.close()
 
