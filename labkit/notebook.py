@@ -14,10 +14,11 @@ both do that), so manifests are found from the repository root, not from the cwd
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InvalidInput
+from .errors import CheckFailed, InvalidInput
 
 _MARKERS = ("manifests", "notebooks")
 
@@ -48,29 +49,28 @@ class Figures:
     def __init__(self, output_dir: str | Path, notebook: str):
         self.folder = Path(output_dir) / notebook
 
-    def timeline(self, trace, name: str, *, title: str | None = None, table: bool = True) -> Path:
-        """Plot one trace, save the PNG and the trace JSON, show the picture (and the containers' table)."""
+    def timeline(self, trace, name: str, *, title: str | None = None, table: bool = True) -> None:
+        """Plot one trace, save ``<name>.png`` and ``<name>.trace.json``, show the picture and the containers' table."""
         from .plot import plot_trace
 
         self.folder.mkdir(parents=True, exist_ok=True)
         trace.save(self.folder / f"{name}.trace.json")
-        path = self._show(plot_trace(trace, title=title), name)
+        self._show(plot_trace(trace, title=title), name)
         if table:
             from .display import TraceView
 
             _display(TraceView(trace, image=False))
-        return path
 
-    def compare(self, traces: Sequence, labels: Sequence[str], name: str, *, title: str | None = None) -> Path:
-        """Plot traces one above the other on a shared time axis; save PNG and every trace."""
+    def compare(self, traces: Sequence, labels: Sequence[str], name: str, *, title: str | None = None) -> None:
+        """Plot traces one above the other on a shared time axis; save ``<name>.png`` and each trace's JSON."""
         from .plot import plot_compare
 
         self.folder.mkdir(parents=True, exist_ok=True)
         for trace, label in zip(traces, labels):
             trace.save(self.folder / f"{name}-{_slug(label)}.trace.json")
-        return self._show(plot_compare(list(traces), list(labels), title=title), name)
+        self._show(plot_compare(list(traces), list(labels), title=title), name)
 
-    def _show(self, figure, name: str) -> Path:
+    def _show(self, figure, name: str) -> None:
         from .plot import save_figure
 
         path = self.folder / f"{name}.png"
@@ -79,9 +79,24 @@ class Figures:
             from IPython.display import Image
         except ImportError:  # plain Python: the file is the result
             print(f"saved {path}")
-            return path
+            return
         _display(Image(filename=str(path)))
-        return path
+
+
+@contextmanager
+def expected(why: str) -> Iterator[None]:
+    """Add *why* a self-check expected what it did to its failure message.
+
+    Checks compute their expectations from the notebook's parameters; when a learner
+    changed one, the failure should say which rule and which value led to it::
+
+        with expected(f"grace_period_s = {grace_period_s}: SIGKILL comes that long after SIGTERM"):
+            checks.report(checks.took(trace, "app SIGTERM", "app Killed", approx=grace_period_s))
+    """
+    try:
+        yield
+    except CheckFailed as exc:
+        raise CheckFailed(f"{exc}\nWhy this was expected: {why}") from None
 
 
 def show_manifest(path: str | Path, *, lines: tuple[int, int] | None = None) -> None:

@@ -172,12 +172,14 @@ def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
 # -- running -------------------------------------------------------------------------------
 def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str = "1.29",
                   parameters: dict[str, str] | None = None, out: str | Path = "build", keep_cluster: bool = False,
-                  progress: bool | None = None) -> RunReport:
+                  progress: bool | None = None, jobs: int = 1) -> RunReport:
     """Run notebooks in order on one backend; return the report (also written to OUT/index.html).
 
     ``parameters`` are ``-p`` pairs as text; each notebook gets those it declares. Bad
     input raises :class:`InvalidInput` before anything runs. ``progress=None`` shows a
-    bar in a terminal and one line per notebook otherwise.
+    bar in a terminal and one line per notebook otherwise. ``jobs`` > 1 runs that many
+    notebooks at once, each in its own process (each lab has its own namespace on a
+    cluster, and its own model on the simulator, so they do not meet).
     """
     from .versions import KubeVersion
 
@@ -186,6 +188,8 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     KubeVersion.parse(k8s_version, field="--k8s-version")
     if backend not in BACKEND_CHOICES:
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="--backend")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidInput(f"must be a whole number >= 1, got {jobs!r}", field="--jobs")
     paths = _check_inputs(notebooks, out)
     declared = {path: _inspect(path) for path in paths}
     user = dict(parameters or {})
@@ -207,16 +211,22 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
             "keep_cluster": True if backend == "kind" else keep_cluster, "output_dir": str(out.resolve())}
     results = [NotebookResult(path, out / path.name) for path in paths]
     report = RunReport(out, backend, why, k8s_version, {**base, **user}, results)
+    work = []
+    for result in results:
+        mine = {name: value for name, value in base.items() if name in declared[result.source]}
+        mine.update({name: parse_parameter(name, value, declared[result.source][name]["default"])
+                     for name, value in user.items() if name in declared[result.source]})
+        work.append((result, mine))
     show = _Progress(len(paths), progress)
     try:
         cluster.up()
-        for result in results:
-            show.starting(result)
-            mine = {name: value for name, value in base.items() if name in declared[result.source]}
-            mine.update({name: parse_parameter(name, value, declared[result.source][name]["default"])
-                         for name, value in user.items() if name in declared[result.source]})
-            _execute(result, mine, out)
-            show.finished(result)
+        if jobs > 1 and len(work) > 1:
+            _execute_in_parallel(work, out, jobs, show)
+        else:
+            for result, mine in work:
+                show.starting(result)
+                _execute(result, mine, out)
+                show.finished(result)
     finally:
         show.close()
         try:
@@ -227,7 +237,25 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     return report
 
 
-def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> None:
+def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out: Path, jobs: int,
+                         show: "_Progress") -> None:
+    """Run the notebooks ``jobs`` at a time, each in a worker process; results keep their order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    results = [result for result, _ in work]
+    context = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
+        futures = {pool.submit(_execute, result, parameters, out): index
+                   for index, (result, parameters) in enumerate(work)}
+        for future in as_completed(futures):
+            done = future.result()
+            original = results[futures[future]]
+            original.__dict__.update(done.__dict__)  # the caller's report holds the originals
+            show.finished(original)
+
+
+def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> NotebookResult:
     """Run one notebook with papermill; record status, failing cell and produced files."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -254,6 +282,7 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> N
         fresh = [p for p in sorted(folder.iterdir()) if p.stat().st_mtime >= began_wall - 1]
         result.figures = [p for p in fresh if p.suffix == ".png"]
         result.traces = [p for p in fresh if p.name.endswith(".trace.json")]
+    return result
 
 
 def _headless_kernel_manager() -> type:
@@ -282,7 +311,8 @@ def _source_cell_number(executed: Path, cell_index: int) -> int:
 
 
 class _SharedCluster:
-    """On kind: one cluster for the whole run, made before the first notebook, removed after."""
+    """On kind: one cluster for the whole run, made before the first notebook and removed after
+    (unless kept); a labkit cluster that was already running is reused and left running."""
 
     def __init__(self, backend: str, k8s_version: str, name: str, keep: bool):
         self.backend = backend
@@ -296,8 +326,7 @@ class _SharedCluster:
             return
         from .kind import create_cluster
 
-        create_cluster(self.name, self.k8s_version)
-        self.created = True
+        self.created = create_cluster(self.name, self.k8s_version)  # False: reused one that was running
 
     def down(self) -> None:
         if not self.created or self.keep:
@@ -416,7 +445,8 @@ def _first_line(text: str) -> str:
 def main(args: Any, *, echo: Callable[[str], None] = print) -> int:
     """The ``labkit run`` subcommand: run, print the summary, exit 1 if a notebook failed."""
     report = run_notebooks(args.notebooks, backend=args.backend, k8s_version=args.k8s_version,
-                           parameters=dict(args.parameters or []), out=args.out, keep_cluster=args.keep_cluster)
+                           parameters=dict(args.parameters or []), out=args.out, keep_cluster=args.keep_cluster,
+                           jobs=args.jobs)
     echo(summary(report))
     return 1 if report.failed else 0
 

@@ -198,3 +198,32 @@ def test_summary_lists_each_notebook(books: Path, tmp_path: Path):
     text = summary(report)
     assert text.splitlines()[0].split() == ["notebook", "status", "time", "timelines"]
     assert "02-second.ipynb" in text and "1 passed, 0 failed" in text
+
+
+def test_parallel_jobs_keep_the_notebook_order(books: Path, tmp_path: Path):
+    out = tmp_path / "build"
+    report = run_notebooks([books / "03-broken.ipynb", books / "01-first.ipynb", books / "02-second.ipynb"],
+                           backend="sim", out=out, progress=False, jobs=2)
+    assert [(r.name, r.status) for r in report.results] == [
+        ("03-broken.ipynb", "failed"), ("01-first.ipynb", "passed"), ("02-second.ipynb", "passed")]
+    assert report.results[0].failed_cell == 4
+    assert [p.name for p in report.results[1].figures] == ["timeline.png"]
+
+
+@pytest.mark.parametrize("keep, reused, deleted", [(False, False, True), (True, False, False), (False, True, False)])
+def test_one_kind_cluster_for_the_whole_run(books: Path, tmp_path: Path, monkeypatch, keep, reused, deleted):
+    """On kind the cluster is made once before the notebooks (which keep it) and removed after,
+    unless kept, or unless it was already running before the run."""
+    import labkit.kind
+    import labkit.run
+
+    calls = []
+    monkeypatch.setattr(labkit.run, "resolve_backend", lambda backend: ("kind", "test: kind is usable"))
+    monkeypatch.setattr(labkit.kind, "create_cluster", lambda name, version: calls.append(("create", name, version)) or not reused)
+    monkeypatch.setattr(labkit.kind, "delete_cluster", lambda name: calls.append(("delete", name)))
+    report = run_notebooks([books / "01-first.ipynb"], k8s_version="1.28", out=tmp_path / "o", keep_cluster=keep,
+                           parameters={"cluster_name": "lab-ci"}, progress=False)
+    assert report.backend == "kind" and report.results[0].status == "passed"
+    assert calls == [("create", "lab-ci", "1.28")] + ([("delete", "lab-ci")] if deleted else [])
+    # The notebook was told to keep the cluster: the run removes it, not the notebook.
+    assert "backend=kind version=1.28 grace=30 keep=True" in outputs_text(tmp_path / "o" / "01-first.ipynb")
