@@ -243,6 +243,7 @@ class Cluster:
         grace = pod.tgps if grace is None else int(grace)
         self._emit_pod("DeleteRequested", pod, None, grace_period_seconds=grace)
         self.kubelet.request_deletion(pod, grace, force=force)
+        self._settle(pod)
         owner = self._owner_workload(pod)
         if owner is not None:
             self._at(timing.API_WATCH_S, self._owner_saw_pod, owner, pod)
@@ -260,11 +261,16 @@ class Cluster:
         name = pod.owner["name"] if kind == "Job" else pod.owner.get("deployment", "")
         return self.workloads.get((kind, name))
 
+    def _settle(self, pod: SimPod) -> None:
+        """Keep ``open_pods`` right: a pod is settled when it is gone, or finished and not
+        about to be removed (no deletion asked, or a finalizer keeps it)."""
+        settled = pod.deleted or (pod.terminated and (pod.deletion_requested_at is None or bool(pod.finalizers)))
+        if settled != pod.settled:
+            pod.settled = settled
+            self.open_pods += -1 if settled else 1
+
     def _pod_changed(self, pod: SimPod, what: str) -> None:
-        if what == "deleted" or (what == "phase" and pod.terminal):
-            if not getattr(pod, "_closed", False):
-                pod._closed = True
-                self.open_pods -= 1
+        self._settle(pod)
         owner = self._owner_workload(pod)
         if owner is not None:
             self._at(timing.API_WATCH_S, self._owner_saw_pod, owner, pod)

@@ -142,6 +142,7 @@ class SimPod:
         # kubelet bookkeeping
         self.sandbox = False
         self.terminated = False            # the pod worker finished
+        self.settled = False               # (cluster bookkeeping) finished or gone for good
         self.liveness_stopped = False
         self.probes_removed = False
         self.trigger_time: float | None = None
@@ -266,12 +267,15 @@ class Kubelet:
             self.kick(pod)
 
     def update_image(self, pod: SimPod, name: str, image: str) -> None:
-        c = pod.by_name[name]
+        """The pod's spec changed at the API server; the kubelet sees it one watch hop later
+        and (unless the pod is terminating) restarts that container in its next sync."""
+        self._at(timing.API_WATCH_S, self._see_image, pod, pod.by_name[name], image)
+
+    def _see_image(self, pod: SimPod, c: Container, image: str) -> None:
         c.spec = {**c.spec, "image": image}
         c.image = image
         c.hash = spec_hash(c.spec)
-        # The kubelet gets the pod update one watch hop later; a terminating pod ignores it.
-        self._at(timing.API_WATCH_S, self.kick, pod)
+        self.kick(pod)
 
     # -- pod worker -----------------------------------------------------------------------------
     def _pod_worker(self, pod: SimPod) -> Generator:
@@ -324,6 +328,9 @@ class Kubelet:
         # so a container killed and restarted within one sync is judged by the instance
         # before it.
         finished = {c.name: c.last_exit.end if c.last_exit else None for c in pod.containers}
+        # SyncPod works on the pod spec it was handed: a spec change that arrives during the
+        # sync is seen by the next one.
+        hashes = {c.name: c.hash for c in pod.containers}
         actions = self._compute_actions(pod)
         if actions.create_sandbox:
             yield self.env.timeout(timing.SANDBOX_S)
@@ -339,13 +346,13 @@ class Kubelet:
         failed_backoff: list[float] = []
         image_error = False
         for c in actions.init_start:
-            ok = yield from self._start(pod, c, finished[c.name], failed_backoff)
+            ok = yield from self._start(pod, c, finished[c.name], hashes[c.name], failed_backoff)
             if not ok:
                 image_error = image_error or c.waiting_reason in ("ErrImagePull", "ImagePullBackOff")
                 if c.role != "sidecar":
                     break
         for c in actions.start:
-            ok = yield from self._start(pod, c, finished[c.name], failed_backoff)
+            ok = yield from self._start(pod, c, finished[c.name], hashes[c.name], failed_backoff)
             if not ok:
                 image_error = image_error or c.waiting_reason in ("ErrImagePull", "ImagePullBackOff")
         if failed_backoff or image_error:
@@ -471,22 +478,23 @@ class Kubelet:
         return initialized
 
     # -- starting containers ------------------------------------------------------------------------
-    def _start(self, pod: SimPod, c: Container, finished_at: float | None, backoffs: list[float]) -> Generator:
+    def _start(self, pod: SimPod, c: Container, finished_at: float | None, spec_hash_: str,
+               backoffs: list[float]) -> Generator:
         env = self.env
         now = env.now
         if finished_at is not None:
             # kuberuntime_manager.go doBackOff + flowcontrol.Backoff: the key includes the
             # spec hash, so a new image starts with a fresh back-off.
-            entry = c.backoff.get(c.hash)
+            entry = c.backoff.get(spec_hash_)
             expired = entry is not None and finished_at - entry[1] > timing.CRASHLOOP_RESET_S
             if entry is not None and not expired and now - finished_at < entry[0] - 1e-9:
                 c.waiting_reason = "CrashLoopBackOff"
                 backoffs.append(finished_at + entry[0])
                 return False
             if entry is None or expired:
-                c.backoff[c.hash] = (timing.CRASHLOOP_INITIAL_S, now)
+                c.backoff[spec_hash_] = (timing.CRASHLOOP_INITIAL_S, now)
             else:
-                c.backoff[c.hash] = (min(entry[0] * 2, timing.CRASHLOOP_MAX_S), now)
+                c.backoff[spec_hash_] = (min(entry[0] * 2, timing.CRASHLOOP_MAX_S), now)
         if c.model.image_pull_fails:
             key = "image:" + c.image
             entry = c.backoff.get(key)
@@ -502,7 +510,7 @@ class Kubelet:
             return False
         c.waiting_reason = None
         yield env.timeout(timing.CONTAINER_START_S)
-        inst = self._run_instance(pod, c)
+        inst = self._run_instance(pod, c, spec_hash_)
         hook = c.model.post_start
         if hook is not None:
             # startContainer runs postStart synchronously: the pod worker starts nothing
@@ -517,9 +525,9 @@ class Kubelet:
                 return False
         return True
 
-    def _run_instance(self, pod: SimPod, c: Container) -> Instance:
+    def _run_instance(self, pod: SimPod, c: Container, spec_hash_: str) -> Instance:
         self._cid += 1
-        inst = Instance(self._cid, c.starts, self.env.now, self.env.event(), c.hash)
+        inst = Instance(self._cid, c.starts, self.env.now, self.env.event(), spec_hash_)
         c.starts += 1
         c.inst = inst
         self.emit("Started", pod, c.name, attempt=inst.attempt)
@@ -858,8 +866,9 @@ class Kubelet:
 
     @staticmethod
     def _next_tick(anchor: float, period: float, now: float) -> float:
-        k = math.ceil((now - anchor) / period - 1e-9)
-        return anchor + max(k, 1) * period if now > anchor + 1e-9 else anchor + period
+        """The worker's first ticker tick strictly after ``now``."""
+        k = math.floor((now - anchor) / period + 1e-9) + 1
+        return anchor + k * period
 
     def _evaluate(self, c: Container, inst: Instance, model, timeout_s: float) -> tuple[str, float]:
         now = self.env.now

@@ -343,9 +343,20 @@ def _tokens(script: str) -> list[str]:
     lexer.whitespace_split = True
     lexer.commenters = "#"
     try:
-        return list(lexer)
+        raw = list(lexer)
     except ValueError as exc:
         raise _Unknown(f"cannot parse the shell text ({exc})") from None
+    # shlex glues neighbouring punctuation ("()", ");"); split all but real operators.
+    tokens: list[str] = []
+    for tok in raw:
+        if tok and all(ch in ";&|()<>" for ch in tok) and tok not in _OPERATORS:
+            tokens.extend(tok)
+        else:
+            tokens.append(tok)
+    return tokens
+
+
+_OPERATORS = {";", "&", "&&", "|", "||", ";;", "(", ")", "<", ">", ">>", ">&", "<&", ">|"}
 
 
 _SEPARATORS = {";", "&", "&&", "||", "|", ";;"}
@@ -405,8 +416,11 @@ def _parse(tokens: list[str], pos: int = 0, stop: tuple[str, ...] = ()) -> tuple
                 pos += 1
                 continue
             raise _Unknown("a function without braces")
-        node, pos = _parse_command(tokens, pos)
+        node, end = _parse_command(tokens, pos)
+        if end == pos:
+            raise _Unknown(f"'{tok}' out of place")
         nodes.append(node)
+        pos = end
     return nodes, pos
 
 

@@ -150,7 +150,7 @@ def run_until(cluster: Cluster, until_seconds: float, finished) -> None:
 
 # -- the CLI's text output ------------------------------------------------------------------------
 def describe_run(trace: Trace) -> str:
-    gates = ", ".join(f"{k}={str(v).lower()}" for k, v in trace.feature_gates.items()) or "none settable"
+    gates = ", ".join(f"{k}={str(v).lower()}" for k, v in trace.feature_gates.items()) or "none"
     return (f"Simulation of Kubernetes {trace.kubernetes_version} (feature gates: {gates}), seed "
             f"{trace.extra.get('seed', 0)}: {GENERATOR}.")
 
