@@ -55,10 +55,12 @@ def check_docker(runner: Runner | None = None, *, system: str | None = None) -> 
     """Docker client on PATH, and an engine that answers ``docker info`` within a few seconds."""
     system = system or platform.system()
     if not _which("docker", runner):
-        return ToolCheck("docker", False, False, detail="`docker` not found on PATH", fix=docker_hint(system))
+        return ToolCheck("docker", False, False, detail="docker not found on PATH", fix=docker_hint(system))
     try:
         client = _first_line(run_tool(["docker", "--version"], timeout=DOCKER_INFO_TIMEOUT_S, runner=runner).stdout)
-    except (ToolError, BackendUnavailable) as exc:
+    except BackendUnavailable:
+        return ToolCheck("docker", False, False, detail="docker not found on PATH", fix=docker_hint(system))
+    except ToolError as exc:
         return ToolCheck("docker", False, False, detail=f"docker --version failed: {_why(exc)}", fix=docker_hint(system))
     try:
         engine = run_tool(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=DOCKER_INFO_TIMEOUT_S,
@@ -86,7 +88,9 @@ def check_kind(runner: Runner | None = None, *, system: str | None = None) -> To
         return ToolCheck("kind", False, False, detail="kind not found on PATH", fix=kind_hint(system))
     try:
         out = run_tool(["kind", "version"], timeout=10, runner=runner).stdout
-    except (ToolError, BackendUnavailable) as exc:
+    except BackendUnavailable:
+        return ToolCheck("kind", False, False, detail="kind not found on PATH", fix=kind_hint(system))
+    except ToolError as exc:
         return ToolCheck("kind", False, False, detail=f"kind version failed: {_why(exc)}", fix=kind_hint(system))
     try:
         release = parse_kind_version(out)
@@ -107,7 +111,9 @@ def check_kubectl(runner: Runner | None = None, *, system: str | None = None) ->
     try:
         out = run_tool(["kubectl", "version", "--client", "-o", "json"], timeout=10, runner=runner).stdout
         version = json.loads(out)["clientVersion"]["gitVersion"]
-    except (ToolError, BackendUnavailable, ValueError, KeyError, TypeError) as exc:
+    except BackendUnavailable:
+        return ToolCheck("kubectl", False, False, detail="kubectl not found on PATH", fix=kubectl_hint(system))
+    except (ToolError, ValueError, KeyError, TypeError) as exc:
         why = _why(exc) if isinstance(exc, LabkitError) else f"unexpected answer ({exc})"
         return ToolCheck("kubectl", True, False, detail=f"kubectl version failed: {why}", fix=kubectl_hint(system))
     return ToolCheck("kubectl", True, True, version)

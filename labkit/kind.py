@@ -343,7 +343,7 @@ class KindCluster:
         for attempt in (1, 2):
             try:
                 with progress(desc=f"creating kind cluster {self.name} (Kubernetes {self.version.minor_str})",
-                              interactive=False if self.quiet else None):
+                              quiet=self.quiet):
                     run_tool(argv, env=tool_env(self.kubeconfig), timeout=CREATE_TIMEOUT_S, runner=self.runner)
                 return
             except ToolError as exc:
@@ -377,8 +377,7 @@ class KindCluster:
                           f"--timeout={self.ready_timeout:g}s"])
         deadline = self.clock() + self.ready_timeout
         nodes: list[dict] = []
-        with progress(total=None, desc="waiting for the node to be Ready",
-                      interactive=False if self.quiet else None) as bar:
+        with progress(total=None, desc="waiting for the node to be Ready", quiet=self.quiet) as bar:
             while True:
                 data = kubectl.json(["get", "nodes"], namespaced=False) or {}
                 nodes = data.get("items", [])

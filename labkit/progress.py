@@ -2,7 +2,8 @@
 
 A person watching a notebook or a terminal gets a ``tqdm.auto`` bar. Everywhere else (papermill
 and ``labkit run``, CI, a pipe) a bar would become one log line per refresh, so each stage
-prints a single line when it ends instead. ``LABKIT_PROGRESS=0`` or ``1`` forces either way.
+prints a single line to stderr when it ends instead. ``LABKIT_PROGRESS=0`` or ``1`` forces
+either way.
 
 >>> import io
 >>> out = io.StringIO()
@@ -25,8 +26,9 @@ _CI_VARIABLES = ("CI", "GITHUB_ACTIONS")
 def is_interactive(env: dict[str, str] | None = None, stream: Any = None) -> bool:
     """True when a person is watching: a live Jupyter frontend or a terminal, and not CI.
 
-    A kernel run by papermill cannot tell it is headless, so ``labkit run`` and CI set
-    ``LABKIT_PROGRESS=0`` or ``CI``; ``LABKIT_PROGRESS`` wins over every guess.
+    In a kernel, a cell run from JupyterLab/Notebook/VS Code is interactive and one run by
+    nbclient (papermill, ``labkit run``) is not: see :func:`labkit.display.interactive_frontend`.
+    ``LABKIT_PROGRESS=0``/``1`` wins over every guess; ``CI`` means nobody is watching.
     """
     env = os.environ if env is None else env
     forced = env.get("LABKIT_PROGRESS", "").strip().lower()
@@ -37,7 +39,9 @@ def is_interactive(env: dict[str, str] | None = None, stream: Any = None) -> boo
     if any(env.get(name, "").strip().lower() not in ("", "0", "false") for name in _CI_VARIABLES):
         return False
     if _in_jupyter_kernel():
-        return True
+        from .display import interactive_frontend  # JupyterLab asks with allow_stdin, nbclient does not
+
+        return interactive_frontend()[0]
     stream = sys.stderr if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)())
 
@@ -56,14 +60,14 @@ def _in_jupyter_kernel() -> bool:
 class QuietProgress:
     """The non-interactive stand-in for a bar: remembers the count, prints one line at the end."""
 
-    def __init__(self, total: int | None, desc: str, file: TextIO | None = None):
+    def __init__(self, total: int | None, desc: str, file: TextIO | None = None, *, silent: bool = False):
         self.total = total
         self.desc = desc
         self.n = 0
         self.note = ""
         self._file = file
         self._start = time.monotonic()
-        self._closed = False
+        self._closed = silent
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -121,8 +125,13 @@ class _BarProgress:
 
 
 def progress(total: int | None = None, desc: str = "", *, interactive: bool | None = None,
-             file: TextIO | None = None):
-    """A progress reporter for one stage: use as a context manager, call ``update(n)``."""
+             file: TextIO | None = None, quiet: bool = False):
+    """A progress reporter for one stage: use as a context manager, call ``update(n)``.
+
+    ``quiet=True`` reports nothing at all (a caller asked for silence).
+    """
+    if quiet:
+        return QuietProgress(total, desc, file, silent=True)
     if interactive is None:
         interactive = is_interactive()
     if interactive:

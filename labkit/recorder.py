@@ -541,7 +541,7 @@ class Recorder:
         resource_version = None
         while not self._stop.is_set():
             stream = watch.Watch()
-            kwargs: dict[str, Any] = {"timeout_seconds": self.WATCH_TIMEOUT_S, "deserialize": False}
+            kwargs: dict[str, Any] = {"timeout_seconds": self.WATCH_TIMEOUT_S}
             if resource_version:
                 kwargs["resource_version"] = resource_version
             try:
@@ -549,7 +549,9 @@ class Recorder:
                     if self._stop.is_set():
                         stream.stop()
                         break
-                    if self.builder.feed(self.clock(), event, kind=kind) and self.on_events is not None:
+                    # raw_object is the API server's JSON as it came; the client's models are not used
+                    raw = {"type": event["type"], "object": event.get("raw_object") or {}}
+                    if self.builder.feed(self.clock(), raw, kind=kind) and self.on_events is not None:
                         self.on_events()
                 resource_version = stream.resource_version
             except ApiException as exc:

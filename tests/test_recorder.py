@@ -1,0 +1,294 @@
+"""labkit.recorder: real-format watch streams (tests/data/watch) in, the right trace out."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from labkit.kubectl import parse_time
+from labkit.recorder import Recorder, TraceBuilder, owner_of
+from labkit.trace import Trace
+
+WATCH = Path(__file__).parent / "data" / "watch"
+
+
+def recording(name: str) -> dict:
+    return json.loads((WATCH / name).read_text())
+
+
+def build(name: str, *, version: str | None = None, gates=None, since=None, edit=None) -> Trace:
+    data = recording(name)
+    builder = TraceBuilder("kind", version or data["kubernetes_version"], gates or {}, since=since)
+    for item in data["stream"]:
+        event = item["event"]
+        if edit is not None:
+            event = edit(copy.deepcopy(event))
+        builder.feed(parse_time(item["arrival"]), event)
+    return builder.trace()
+
+
+def wall(trace: Trace, event) -> float:
+    return parse_time(trace.origin) + event.t
+
+
+def one(trace: Trace, type_: str, container: str | None = None, source: str | None = None, **match):
+    found = [e for e in trace.select(type_, container=container)
+             if (source is None or e.source == source) and all(getattr(e, k) == v for k, v in match.items())]
+    assert len(found) == 1, f"expected one {type_} {container} {source} {match}, got {found}"
+    return found[0]
+
+
+# -- the blog's Job --------------------------------------------------------------------------
+def test_job_run_orders_sidecar_start_app_run_sidecar_stop_and_completion():
+    trace = build("job-sidecar-1.29.json")
+    sidecar_start = one(trace, "Started", "sws-init", "status")
+    probe = one(trace, "StartupProbeSucceeded", "sws-init", "watch")
+    app_start = one(trace, "Started", "sidecar-job", "status")
+    app_exit = one(trace, "Exited", "sidecar-job", "status")
+    sigterm = one(trace, "SIGTERM", "sws-init", "event")
+    sidecar_exit = one(trace, "Exited", "sws-init", "status")
+    succeeded = one(trace, "PodPhase", phase="Succeeded")
+    complete = one(trace, "JobComplete", object="job/sidecar-job")
+    assert sidecar_start.t < probe.t < app_start.t <= app_exit.t <= sigterm.t <= sidecar_exit.t
+    assert sidecar_exit.t < succeeded.t < complete.t
+    assert app_exit.exit_code == 0 and app_exit.reason == "Completed"
+    assert sidecar_exit.exit_code == 0
+    # whole-second status times, kept apart from the watch's sub-second arrivals
+    assert wall(trace, sidecar_start) == parse_time("2025-06-01T10:00:03Z") and sidecar_start.resolution_s == 1.0
+    watch_start = one(trace, "Started", "sws-init", "watch")
+    assert wall(trace, watch_start) == pytest.approx(parse_time("2025-06-01T10:00:03.400Z"))
+    assert watch_start.resolution_s is None
+    assert [e.attempt for e in trace.select("Started")] == [0] * len(trace.select("Started"))
+
+
+def test_job_run_trace_has_the_pod_roles_owner_and_final_status():
+    trace = build("job-sidecar-1.29.json")
+    (pod,) = trace.pods
+    assert pod.owner == {"kind": "Job", "name": "sidecar-job"}
+    assert [(c.name, c.role, c.probes) for c in pod.containers] == [("sws-init", "sidecar", ("startup",)),
+                                                                   ("sidecar-job", "app", ())]
+    assert pod.final.phase == "Succeeded" and not pod.final.deleted
+    assert {n: (c.state, c.exit_code) for n, c in pod.final.containers.items()} == {
+        "sws-init": ("terminated", 0), "sidecar-job": ("terminated", 0)}
+    assert trace.origin == "2025-06-01T10:00:00.100Z"  # the pod's ADDED: the first event
+    assert trace.events == sorted(trace.events, key=lambda e: e.t)
+
+
+def test_job_run_spans_count_each_instance_once_and_the_sidecar_did_not_fail():
+    trace = build("job-sidecar-1.29.json")
+    spans = {s.container: s for s in trace.spans()}
+    assert len(trace.spans()) == 2  # three reports of each start, one span
+    sidecar, app = spans["sws-init"], spans["sidecar-job"]
+    assert sidecar.start < sidecar.started_at < app.start
+    assert sidecar.sigterm_at is not None and not sidecar.failed
+    assert app.end <= sidecar.end and app.exit_code == 0
+
+
+def test_trace_survives_json_round_trip():
+    trace = build("job-sidecar-1.29.json")
+    again = Trace.from_dict(json.loads(trace.to_json()))
+    assert [e.to_dict() for e in again.events] == [e.to_dict() for e in trace.events]
+    assert again.pods[0].final.to_dict() == trace.pods[0].final.to_dict()
+
+
+# -- a sidecar restart --------------------------------------------------------------------------
+def test_sidecar_restart_gives_attempts_restarts_and_exit_codes():
+    trace = build("sidecar-restart-1.29.json")
+    spans = [s for s in trace.spans() if s.container == "proxy"]
+    assert [(s.attempt, s.exit_code) for s in spans] == [(0, 1), (1, 1)]
+    assert all(s.failed for s in spans)  # a sidecar exiting 1 by itself is a real failure
+    restarts = trace.select("Restarted", container="proxy")
+    assert {e.source for e in restarts} == {"status", "watch", "event"} and {e.attempt for e in restarts} == {1}
+    first_exit = one(trace, "Exited", "proxy", "status", attempt=0)
+    second_start = one(trace, "Started", "proxy", "status", attempt=1)
+    assert first_exit.t <= second_start.t and first_exit.reason == "Error"
+    # the second exit was only seen through lastState while the sidecar waits in CrashLoopBackOff
+    second_exit = one(trace, "Exited", "proxy", "status", attempt=1)
+    assert wall(trace, second_exit) == parse_time("2025-06-01T10:00:15Z")
+    final = trace.pods[0].final.containers["proxy"]
+    assert (final.state, final.reason, final.restart_count) == ("waiting", "CrashLoopBackOff", 1)
+    assert [e.type for e in trace.select(("PodReady", "PodNotReady"))] == ["PodReady", "PodNotReady", "PodReady",
+                                                                           "PodNotReady"]
+
+
+# -- SIGKILL on delete -----------------------------------------------------------------------------
+def test_deleted_pod_shows_grace_period_sigkill_then_sidecar_in_order():
+    trace = build("deployment-delete-sigkill-1.29.json")
+    pod = trace.pods[0]
+    assert pod.owner == {"kind": "Deployment", "name": "sidecar-deploy"}
+    requested = one(trace, "DeleteRequested", source="status")
+    assert requested.grace_period_seconds == 30
+    assert wall(trace, requested) == parse_time("2025-06-01T10:01:00Z")  # deletionTimestamp minus the grace period
+    assert one(trace, "DeleteRequested", source="watch").grace_period_seconds == 30
+    app_term = one(trace, "SIGTERM", "sidecar-deploy")
+    killed = one(trace, "Killed", "sidecar-deploy", "status")
+    assert killed.exit_code == 137 and killed.reason == "Error"
+    assert killed.t - app_term.t == pytest.approx(30)  # SIGTERM ignored by the shell loop: SIGKILL after 30 s
+    sidecar_term = one(trace, "SIGTERM", "sws-init")
+    assert sidecar_term.extra.get("ordered") is True and sidecar_term.t >= killed.t  # 1.29+: sidecar last
+    sidecar_exit = one(trace, "Exited", "sws-init", "status")
+    assert sidecar_exit.exit_code == 0 and sidecar_exit.t >= killed.t
+    deleted = one(trace, "Deleted")
+    assert deleted.t > sidecar_exit.t and pod.final.deleted and pod.final.phase == "Failed"
+    spans = {s.container: s for s in trace.spans()}
+    assert spans["sidecar-deploy"].end_type == "Killed" and spans["sidecar-deploy"].stopped_by_kubelet
+    assert not spans["sws-init"].failed
+
+
+def test_without_ordered_termination_the_sidecar_gets_sigterm_at_once():
+    trace = build("deployment-delete-sigkill-1.29.json", version="1.28.15", gates={"SidecarContainers": True})
+    app_term = one(trace, "SIGTERM", "sidecar-deploy")
+    sidecar_term = one(trace, "SIGTERM", "sws-init")
+    assert sidecar_term.t == app_term.t and "ordered" not in sidecar_term.extra
+
+
+def test_a_sidecar_waiting_for_its_turn_has_no_sigterm_yet():
+    data = recording("deployment-delete-sigkill-1.29.json")
+    builder = TraceBuilder("kind", "1.29.14", {})
+    for item in data["stream"]:
+        if item["arrival"] >= "2025-06-01T10:01:30":  # stop before the app was killed
+            break
+        builder.feed(parse_time(item["arrival"]), item["event"])
+    trace = builder.trace()
+    assert trace.select("SIGTERM", container="sws-init") == []
+    assert len(trace.select("SIGTERM", container="sidecar-deploy")) == 1
+
+
+def test_prestop_hook_turns_killing_into_prestop():
+    def add_prestop(event):
+        obj = event["object"]
+        if obj["kind"] == "Pod":
+            obj["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+        return event
+
+    trace = build("deployment-delete-sigkill-1.29.json", edit=add_prestop)
+    assert one(trace, "PreStop", "sidecar-deploy", "event").reason == "Killing"
+    assert trace.select("SIGTERM", container="sidecar-deploy") == []
+
+
+def test_probe_failures_from_events():
+    builder = TraceBuilder("kind", "1.29.14", {})
+    data = recording("deployment-delete-sigkill-1.29.json")
+    first = data["stream"][2]
+    builder.feed(parse_time(first["arrival"]), first["event"])
+    pod = first["event"]["object"]
+    base = {"apiVersion": "v1", "kind": "Event", "type": "Warning", "count": 1,
+            "involvedObject": {"kind": "Pod", "name": pod["metadata"]["name"], "fieldPath": "spec.initContainers{sws-init}"},
+            "firstTimestamp": "2025-06-01T10:00:20Z", "lastTimestamp": "2025-06-01T10:00:20Z"}
+    unhealthy = {**base, "metadata": {"uid": "u1", "name": "x.1"}, "reason": "Unhealthy",
+                 "message": "Startup probe failed: Get \"http://10.244.0.7:80/\": dial tcp 10.244.0.7:80: connect: connection refused"}
+    killing = {**base, "metadata": {"uid": "u2", "name": "x.2"}, "reason": "Killing", "type": "Normal",
+               "message": "Container sws-init failed liveness probe, will be restarted"}
+    builder.feed(parse_time("2025-06-01T10:00:20.3Z"), {"type": "ADDED", "object": unhealthy})
+    builder.feed(parse_time("2025-06-01T10:00:20.4Z"), {"type": "ADDED", "object": killing})
+    builder.feed(parse_time("2025-06-01T10:00:20.5Z"), {"type": "ADDED", "object": killing})  # seen again: ignored
+    trace = builder.trace()
+    run = one(trace, "StartupProbeRun", "sws-init", "event")
+    assert run.reason == "Unhealthy" and "connection refused" in run.message
+    assert one(trace, "LivenessProbeFailed", "sws-init").message.startswith("Container sws-init failed liveness")
+    assert trace.select("SIGTERM", container="sws-init") == []  # its turn (after the app) has not come
+
+
+def test_events_seen_before_their_pod_are_replayed():
+    data = recording("job-sidecar-1.29.json")
+    items = data["stream"]
+    events = [i for i in items if i["event"]["object"]["kind"] == "Event"]
+    others = [i for i in items if i["event"]["object"]["kind"] != "Event"]
+    builder = TraceBuilder("kind", "1.29.14", {})
+    for item in events + others:  # the Event watch ran ahead of the pod watch
+        builder.feed(parse_time(item["arrival"]), item["event"])
+    trace = builder.trace()
+    assert len(trace.select("Started", container="sws-init")) == 3
+    assert one(trace, "SIGTERM", "sws-init").source == "event"
+
+
+def test_since_drops_history_from_before_the_recording():
+    since = parse_time("2025-06-01T10:00:30Z")
+    trace = build("deployment-delete-sigkill-1.29.json", since=since)
+    assert trace.select("Started") == []  # the pod started before the lab
+    assert parse_time(trace.origin) >= since - 2
+    assert one(trace, "Deleted")
+
+
+def test_image_pull_failure_from_the_watch():
+    data = recording("job-sidecar-1.29.json")
+    pod = copy.deepcopy([i for i in data["stream"] if i["event"]["object"]["kind"] == "Pod"][2]["event"]["object"])
+    pod["status"]["initContainerStatuses"][0]["state"] = {
+        "waiting": {"reason": "ErrImagePull", "message": "failed to pull and unpack image"}}
+    builder = TraceBuilder("kind", "1.29.14", {})
+    builder.feed(1000.0, {"type": "MODIFIED", "object": pod})
+    pod["status"]["initContainerStatuses"][0]["state"]["waiting"]["reason"] = "ImagePullBackOff"
+    builder.feed(1001.0, {"type": "MODIFIED", "object": pod})
+    failures = builder.trace().select("ImagePullFailed")
+    assert [(e.container, e.reason) for e in failures] == [("sws-init", "ErrImagePull")]
+
+
+def test_owner_of_bare_pod_and_replicaset():
+    assert owner_of({"metadata": {}}) is None
+    rs = {"metadata": {"labels": {"pod-template-hash": "abc12"},
+                       "ownerReferences": [{"kind": "ReplicaSet", "name": "web-abc12", "controller": True}]}}
+    assert owner_of(rs) == {"kind": "Deployment", "name": "web"}
+
+
+# -- the live part, with the kubernetes client's Watch replaced by recorded streams ---------------------
+class _FakeWatch:
+    """Plays the recorded stream of one kind, then a 410 Gone, then the rest; records the calls."""
+
+    calls: list = []
+    plays: dict = {}
+
+    def __init__(self):
+        self.resource_version = None
+
+    def stream(self, func, namespace, **kwargs):
+        from kubernetes.client.exceptions import ApiException
+
+        _FakeWatch.calls.append((func.__name__, namespace, dict(kwargs)))
+        queue = _FakeWatch.plays.get(func.__name__, [])
+        if not queue:
+            return iter(())
+        batch = queue.pop(0)
+        if batch == "gone":
+            raise ApiException(status=410, reason="Gone")
+        self.resource_version = "4242"
+        # what kubernetes.watch yields: the event type, the client's model, and the JSON as it came
+        return iter({"type": e["type"], "object": object(), "raw_object": e["object"]} for e in batch)
+
+    def stop(self):
+        pass
+
+
+def test_recorder_threads_feed_the_builder_and_resume(monkeypatch):
+    import kubernetes.watch
+
+    data = recording("job-sidecar-1.29.json")
+    pods = [dict(i["event"]) for i in data["stream"] if i["event"]["object"]["kind"] == "Pod"]
+    _FakeWatch.calls = []
+    _FakeWatch.plays = {"list_namespaced_pod": [pods[:3], "gone", pods[3:]]}
+    monkeypatch.setattr(kubernetes.watch, "Watch", _FakeWatch)
+    builder = TraceBuilder("kind", "1.29.14", {})
+    seen = threading.Event()
+    recorder = Recorder(builder, namespace="labkit-q7m2x", clock=lambda: parse_time("2025-06-01T10:00:20Z"),
+                        on_events=lambda: seen.set())
+
+    def list_namespaced_pod(*args, **kwargs):  # stands for CoreV1Api.list_namespaced_pod
+        raise AssertionError("the fake Watch never calls the API")
+
+    thread = threading.Thread(target=recorder._watch, args=("Pod", list_namespaced_pod), daemon=True)
+    thread.start()
+    for _ in range(200):
+        if builder.trace().select("PodPhase", pod="sidecar-job-7xk2p") and len(_FakeWatch.calls) >= 4:
+            break
+        threading.Event().wait(0.01)
+    recorder.stop()
+    thread.join(timeout=5)
+    assert seen.is_set()
+    assert [c[2].get("resource_version") for c in _FakeWatch.calls[:4]] == [None, "4242", None, "4242"]
+    assert all(c[1] == "labkit-q7m2x" and c[2]["timeout_seconds"] == Recorder.WATCH_TIMEOUT_S
+               for c in _FakeWatch.calls)
+    phases = [e.phase for e in builder.trace().select("PodPhase")]
+    assert phases == ["Pending", "Succeeded"]
