@@ -249,7 +249,7 @@ class ClusterLab:
             self.wait(f"{kind}/{name}", "Deleted", timeout=timeout)
         return lines
 
-    def wait(self, ref: str, condition: str = "Ready", timeout: float = 120.0) -> None:
+    def wait(self, ref: str, condition: str, timeout: float = 120.0) -> None:
         """Wait until ``ref`` meets ``condition``; WaitTimeout (with the pods' story) if it does not."""
         self._check_open()
         kind, name = _ref(ref)

@@ -8,6 +8,7 @@ can feed them canned answers. The report is information: ``labkit doctor`` exits
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
@@ -145,6 +146,19 @@ def pick_backend(runner: Runner | None = None, k8s_version: str | None = None) -
     return "kind", f"Docker engine and kind {kind.version} are usable ({docker.version})"
 
 
+def _auto_choice(runner: Runner | None) -> tuple[str, str]:
+    """What ``backend="auto"`` does: LABKIT_BACKEND first (Binder sets it), else :func:`pick_backend`."""
+    if os.environ.get("LABKIT_BACKEND", "").strip():
+        from .errors import InvalidInput
+        from .lab import resolve_backend
+
+        try:
+            return resolve_backend("auto")
+        except InvalidInput as exc:
+            return "none", str(exc)
+    return pick_backend(runner)
+
+
 # -- how to install --------------------------------------------------------------------
 def _arch() -> str:
     machine = platform.machine().lower()
@@ -201,7 +215,7 @@ def report(runner: Runner | None = None, *, system: str | None = None) -> str:
               check_kubectl(runner, system=system)]
     lines = ["labkit doctor", ""]
     lines += ["  " + check.line() for check in checks]
-    backend, why = pick_backend(runner)
+    backend, why = _auto_choice(runner)
     lines += ["", f"backend=\"auto\" would pick: {backend} ({why})"]
     fixes = [f"  - {check.name}: {check.fix}" for check in checks if check.fix and not check.usable]
     if fixes:

@@ -22,9 +22,9 @@ What is inferred, and why:
   preStop hook, then (1.29+, sidecars only) waits for the containers that must stop first,
   then calls ``StopContainer``, which sends the stop signal. So: a container without a
   preStop hook gets SIGTERM at the Event's time; one with a preStop hook gets ``PreStop``
-  there (its SIGTERM cannot be seen); with ordered termination a sidecar's SIGTERM is the
-  later of the Event and the end of every app container (and every later-declared sidecar)
-  that was still running. ``Killing`` messages that name a failed liveness or startup probe
+  there (its SIGTERM cannot be seen); when the pod stops ("Stopping container ...") with
+  ordered termination, a sidecar's SIGTERM is the later of the Event and the end of every app
+  container (and every later-declared sidecar) that was still running. ``Killing`` messages that name a failed liveness or startup probe
   also give ``LivenessProbeFailed``/``StartupProbeFailed``.
 - ``Unhealthy`` Events (one per failed probe run, not the failure threshold) become
   ``StartupProbeRun``/``ReadinessProbeRun``/``LivenessProbeRun`` with reason ``Unhealthy``.
@@ -390,7 +390,8 @@ class TraceBuilder:
                 self._emit(when, "StartupProbeFailed", pod, c.name, "event", attempt=c.current, **common)
             if c.has_prestop:
                 self._emit(when, "PreStop", pod, c.name, "event", attempt=c.current, **common)
-            elif c.role == "sidecar" and self.ordered_termination and when is not None:
+            elif (c.role == "sidecar" and self.ordered_termination and when is not None
+                  and message.startswith("Stopping container")):  # the pod is stopping, not a restart
                 self._kills.append(_Kill(when, pod, c.name, c.current, message, resolution))
             else:
                 self._emit(when, "SIGTERM", pod, c.name, "event", attempt=c.current, **common)

@@ -213,3 +213,11 @@ def test_quiet_progress_prints_one_line_per_stage_and_nothing_when_silenced():
     with progress(total=1, desc="x", quiet=True, file=silent) as bar:
         bar.update(1)
     assert silent.getvalue() == ""
+
+
+def test_report_honours_labkit_backend_like_auto_does(monkeypatch):
+    monkeypatch.setenv("LABKIT_BACKEND", "sim")
+    text = report(machine(), system="Linux")
+    assert 'backend="auto" would pick: sim (LABKIT_BACKEND=sim is set in the environment' in text
+    monkeypatch.setenv("LABKIT_BACKEND", "docker")
+    assert "would pick: none (LABKIT_BACKEND: unknown backend 'docker'" in report(machine(), system="Linux")
