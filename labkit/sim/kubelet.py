@@ -44,6 +44,23 @@ def spec_hash(container_spec: dict) -> str:
     return hashlib.sha1(json.dumps(container_spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+class _HashCache:
+    """Pods of one template share their container spec dicts: hash each dict once."""
+
+    def __init__(self):
+        self._seen: dict[int, tuple[dict, str]] = {}
+
+    def __call__(self, spec: dict) -> str:
+        hit = self._seen.get(id(spec))
+        if hit is None or hit[0] is not spec:
+            hit = (spec, spec_hash(spec))
+            self._seen[id(spec)] = hit
+        return hit[1]
+
+
+_hashes = _HashCache()
+
+
 class Instance:
     """One run of a container (one container ID)."""
 
@@ -81,7 +98,7 @@ class Container:
         self.probes = {ptype: spec[f"{ptype}Probe"] for ptype in ("startup", "readiness", "liveness")
                        if spec.get(f"{ptype}Probe") and role != "init"}
         self.image = spec.get("image", "")
-        self.hash = spec_hash(spec)
+        self.hash = _hashes(spec)
         self.inst: Instance | None = None
         self.starts = 0
         self.last_exit: Instance | None = None    # the latest exited instance (its FinishedAt, exit code)

@@ -29,7 +29,7 @@ from ..lab import show_command
 from ..manifests import load_documents
 from ..trace import Trace
 from . import timing
-from .cluster import KIND_PLURALS, Cluster, Workload
+from .cluster import KIND_PLURALS, Cluster, Workload, gc_paused
 from .kubelet import SimPod
 from .process import BEHAVIOUR_ANNOTATION
 
@@ -137,6 +137,10 @@ class SimLab:
 
     def _advance(self, until: float, predicate: Callable[[], bool] | None) -> bool:
         """Run the simulation up to ``until`` (absolute env time) or until ``predicate`` holds."""
+        with gc_paused():
+            return self._run(until, predicate)
+
+    def _run(self, until: float, predicate: Callable[[], bool] | None) -> bool:
         env = self.cluster.env
         cluster = self.cluster
         seen = -1

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..manifests import Document, load_documents
 from ..trace import Trace
-from .cluster import GENERATOR, Cluster
+from .cluster import GENERATOR, Cluster, gc_paused
 
 UNSUPPORTED_ACTIONS = ("node_reboot", "kubelet_restart")
 
@@ -136,16 +136,16 @@ def run_until(cluster: Cluster, until_seconds: float, finished) -> None:
     env = cluster.env
     end = (cluster.origin or 0.0) + until_seconds
     seen = -1
-    while True:
-        if cluster.changes != seen:
-            seen = cluster.changes
-            if finished():
+    with gc_paused():
+        while True:
+            if cluster.changes != seen:
+                seen = cluster.changes
+                if finished():
+                    return
+            if env.peek() > end:
+                env.run(until=end)
                 return
-        nxt = env.peek()
-        if nxt > end:
-            env.run(until=end)
-            return
-        env.step()
+            env.step()
 
 
 # -- the CLI's text output ------------------------------------------------------------------------
@@ -205,3 +205,24 @@ def parse_gate(text: str) -> tuple[str, bool]:
 
 def command_line(files: list[str]) -> str:
     return shlex.join(["labkit", "sim", "run", *files])
+
+
+def cli_main(args) -> int:
+    """``labkit sim run``: simulate, then print the timeline (or the JSON trace) and plot."""
+    gates: dict[str, bool] = {}
+    for text in args.feature_gates:
+        name, value = parse_gate(text)
+        gates[name] = value
+    trace = simulate(args.files, k8s_version=args.k8s_version, feature_gates=gates or None,
+                     delete_after=args.delete_after, until_seconds=args.until_seconds, seed=args.seed)
+    if args.json:
+        print(trace.to_json())
+    else:
+        print(format_timeline(trace))
+    if args.plot:
+        from ..plot import plot_trace, save_figure
+
+        path = save_figure(plot_trace(trace), args.plot)
+        if not args.json:
+            print(f"\nTimeline drawn to {path}")
+    return 0
