@@ -67,7 +67,30 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Delete a kind cluster that labkit created (never one it did not).")
     down.add_argument("--name", default="sidecar-lab", metavar="N", help="cluster name (default: sidecar-lab)")
     down.set_defaults(func=cmd_down)
+    sim = sub.add_parser("sim", help="the embedded simulator", description="labkit's simulator of the kubelet.")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True, parser_class=_Parser)
+    sim_run = sim_sub.add_parser(
+        "run", help="apply manifests or scenario files to a fresh simulated cluster and print the timeline",
+        description="Apply manifests (Pod, Job, Deployment; multi-document YAML) and scenario files to a fresh "
+                    "simulated cluster and print the timeline and final pod status, or the trace as JSON.")
+    sim_run.add_argument("files", nargs="+", metavar="FILE", help="manifests and/or scenario files")
+    sim_run.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version, minor or full (default: 1.29)")
+    sim_run.add_argument("--feature-gate", dest="feature_gates", action="append", default=[], metavar="NAME=BOOL",
+                         help="set a feature gate, e.g. SidecarContainers=true on 1.28 (repeatable)")
+    sim_run.add_argument("--delete-after", type=float, metavar="S", help="delete everything applied S seconds after the apply")
+    sim_run.add_argument("--until-seconds", type=float, default=300, metavar="S",
+                         help="stop after S virtual seconds if the workloads never end (default: 300)")
+    sim_run.add_argument("--seed", type=int, default=0, metavar="N", help="seed of every random choice (default: 0)")
+    sim_run.add_argument("--json", action="store_true", help="print only the trace as JSON")
+    sim_run.add_argument("--plot", metavar="PNG", help="also draw the timeline to this file")
+    sim_run.set_defaults(func=cmd_sim_run)
     return parser
+
+
+def cmd_sim_run(args: argparse.Namespace) -> int:
+    from .sim.run import cli_main
+
+    return cli_main(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
