@@ -99,17 +99,28 @@ def expected(why: str) -> Iterator[None]:
         raise CheckFailed(f"{exc}\nWhy this was expected: {why}") from None
 
 
-def show_manifest(path: str | Path, *, lines: tuple[int, int] | None = None) -> None:
-    """Show a YAML file as the learner would read it, with its path (``lines`` is 1-based, inclusive)."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
+def show_manifest(source: str | Path | dict, *, lines: tuple[int, int] | None = None) -> None:
+    """Show a manifest as the learner would read it: a file (with its path), YAML text, or an object.
+
+    ``lines`` (1-based, inclusive) shows part of it.
+    """
+    if isinstance(source, dict):
+        import yaml
+
+        shown, text = "", yaml.safe_dump(source, sort_keys=False)
+    elif isinstance(source, str) and "\n" in source:
+        shown, text = "", source
+    else:
+        path = Path(source)
+        text = path.read_text(encoding="utf-8")
+        try:
+            shown = str(path.resolve().relative_to(repo_root()))
+        except (ValueError, InvalidInput):
+            shown = str(path)
     if lines:
         text = "\n".join(text.splitlines()[lines[0] - 1:lines[1]])
-    try:
-        shown = path.relative_to(repo_root())
-    except (ValueError, InvalidInput):
-        shown = path
-    _display_markdown(f"`{shown}`\n\n```yaml\n{text.rstrip()}\n```", plain=f"# {shown}\n{text}")
+    heading = f"`{shown}`\n\n" if shown else ""
+    _display_markdown(f"{heading}```yaml\n{text.rstrip()}\n```", plain=(f"# {shown}\n" if shown else "") + text)
 
 
 def _slug(text: str) -> str:

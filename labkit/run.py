@@ -118,6 +118,12 @@ def parse_parameter(name: str, value: str, default: str | None = None) -> Any:
         parsed = yaml.safe_load(value) if value.strip() else value
     except yaml.YAMLError:
         parsed = value
+    if kind in (list, dict):
+        if not isinstance(parsed, kind):
+            shape = "list like [a, b]" if kind is list else "mapping like {a: 1}"
+            raise InvalidInput(f"expected a YAML {shape}, as the notebook's default {default}, got {value!r}",
+                               field=f"-p {name}")
+        return parsed
     if isinstance(parsed, (dict, list)) or parsed is None and value.strip() not in ("None", "null", "~"):
         parsed = value  # not a scalar: keep the text as given
     if kind in (int, float, bool):

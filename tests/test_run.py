@@ -177,6 +177,8 @@ def test_unreadable_notebook_is_bad_input(tmp_path: Path):
     ("None", "hello", "hello"),
     ("None", "3", 3),
     ("some_name", "[1, 2]", "[1, 2]"),
+    ('["proxy", "log-shipper"]', "[log-shipper, proxy]", ["log-shipper", "proxy"]),
+    ("{'a': 1}", "{a: 2}", {"a": 2}),
 ])
 def test_parameters_are_parsed_like_papermill_keeping_strings(default, text, expected):
     value = parse_parameter("x", text, default)
@@ -187,6 +189,7 @@ def test_parameters_are_parsed_like_papermill_keeping_strings(default, text, exp
     ("300", "true", "expected an int like the notebook's default 300, got 'true'"),
     ("300", "1.5", "expected an int"),
     ("False", "1", "expected a bool like the notebook's default False, got '1'"),
+    ("['proxy']", "proxy", "expected a YAML list like [a, b], as the notebook's default ['proxy'], got 'proxy'"),
 ])
 def test_a_value_of_the_wrong_type_is_bad_input(default, text, message):
     with pytest.raises(InvalidInput, match=re.escape(message)):

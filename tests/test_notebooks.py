@@ -1,0 +1,164 @@
+"""The lab's notebooks: stored clean, parameterised the same way, and every one runs on the simulator.
+
+Each (notebook, Kubernetes version) is its own test. The notebooks of one version are
+executed once per session by ``labkit run`` (two at a time), and each test then checks its
+notebook's result: no error in any cell (the self-checks are cells too), and the files it
+promised. 1.28 runs with the blog's gate on (``labkit.versions.lab_feature_gates``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from labkit.errors import CheckFailed
+from labkit.notebook import Figures, expected, repo_path, repo_root
+from labkit.run import run_notebooks
+from labkit.trace import load_trace
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+VERSIONS = ["1.28", "1.29", "1.33"]
+SHARED_PARAMETERS = {"backend": '"auto"', "k8s_version": '"1.29"', "cluster_name": '"sidecar-lab"',
+                     "keep_cluster": "False", "timeout_s": "300", "output_dir": '"build"'}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def ids(path: Path) -> str:
+    return path.stem
+
+
+# -- how they are stored ----------------------------------------------------------------------
+def test_the_lab_has_its_notebooks_in_reading_order():
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == list(range(1, len(NOTEBOOKS) + 1)), [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) == 9
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_stored_without_outputs(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {index} has outputs"
+            assert cell.execution_count is None, f"{path.name} cell {index} has an execution count"
+        assert "papermill" not in cell.metadata and "execution" not in cell.metadata, f"{path.name} cell {index}"
+    assert "papermill" not in nb.metadata
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_first_code_cell_holds_the_shared_parameters(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    first_code = next(cell for cell in nb.cells if cell.cell_type == "code")
+    assert "parameters" in first_code.metadata.get("tags", []), f"{path.name}: first code cell not tagged parameters"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {int(path.name[:2])} · ")
+    declared = papermill.inspect_notebook(str(path))
+    for name, default in SHARED_PARAMETERS.items():
+        assert name in declared, f"{path.name} does not declare {name}"
+        assert declared[name]["default"] == default, f"{path.name}: {name} = {declared[name]['default']}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_figures_go_to_a_folder_named_after_the_notebook(path: Path):
+    text = path.read_text()
+    named = set(re.findall(r'Figures\(output_dir, \\"([^"\\]+)\\"\)', text))
+    assert named <= {path.stem}, f"{path.name} saves figures under {named}"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.stem.endswith("clean-up")], ids=ids)
+def test_each_lesson_ends_with_self_checks(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    heading = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "Self-check" in c.source), None)
+    assert heading is not None, f"{path.name} has no self-check section"
+    after = [c.source for c in nb.cells[heading:] if c.cell_type == "code"]
+    assert any("checks." in source for source in after), f"{path.name}: no labkit.checks call after its self-check heading"
+
+
+# -- running them -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def lab_run(tmp_path_factory):
+    """``labkit run`` of every notebook on the simulator, once per version (on first use)."""
+    reports = {}
+
+    def run(version: str):
+        if version not in reports:
+            out = tmp_path_factory.mktemp(f"lab-{version}")
+            reports[version] = run_notebooks(NOTEBOOKS, backend="sim", k8s_version=version, out=out,
+                                             progress=False, jobs=2)
+        return reports[version]
+
+    return run
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_notebook_runs_clean_on_the_simulator(lab_run, path: Path, version: str):
+    report = lab_run(version)
+    result = next(r for r in report.results if r.source == path)
+    assert result.status == "passed", f"{path.name} on {version}: {result.failure}"
+    executed = nbformat.read(result.executed, as_version=4)
+    errors = [(i, o.ename) for i, c in enumerate(executed.cells) if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert f'k8s_version = "{version}"' in injected.source and 'backend = "sim"' in injected.source
+    for png in result.figures:
+        assert png.read_bytes()[:8] == PNG, png
+    shown = sum(1 for c in executed.cells if c.cell_type == "code" for o in c.outputs
+                if "image/png" in o.get("data", {}))
+    assert shown >= len(result.figures)  # every saved timeline is also shown
+    traces = [load_trace(p) for p in result.traces]
+    if not path.stem.endswith("clean-up"):
+        assert result.figures and traces, f"{path.name} saved no timeline"
+        assert any(t.kubernetes_version.startswith(version + ".") for t in traces), \
+            f"{path.name}: no trace of Kubernetes {version} (got {[t.kubernetes_version for t in traces]})"
+
+
+def test_checks_follow_a_changed_parameter(tmp_path: Path):
+    """A learner's grace period changes the timeline, and the checks expect the new one."""
+    path = ROOT / "notebooks" / "03-native-sidecar-deployment.ipynb"
+    report = run_notebooks([path], backend="sim", k8s_version="1.29", parameters={"grace_period_s": "7"},
+                           out=tmp_path, progress=False)
+    assert report.results[0].status == "passed", report.results[0].failure
+    trace = load_trace(tmp_path / path.stem / "deployment.trace.json")
+    sigterm = trace.first("SIGTERM", container="sidecar-deploy")
+    killed = trace.first("Killed", container="sidecar-deploy")
+    assert killed.t - sigterm.t == pytest.approx(7, abs=0.5)
+
+
+# -- the helpers the notebooks import ---------------------------------------------------------
+def test_repo_path_is_found_from_a_notebook_folder(monkeypatch):
+    monkeypatch.chdir(ROOT / "notebooks")
+    assert repo_root() == ROOT
+    assert repo_path("manifests/job-sidecar.yaml") == ROOT / "manifests" / "job-sidecar.yaml"
+    with pytest.raises(Exception, match="no such file in the repository"):
+        repo_path("manifests/nope.yaml")
+
+
+def test_figures_save_png_and_traces(tmp_path: Path):
+    from labkit.sim import simulate
+
+    trace = simulate([ROOT / "manifests" / "job-sidecar.yaml"], k8s_version="1.29")
+    figures = Figures(tmp_path, "04-native-sidecar-job")
+    figures.timeline(trace, "job", title="t")
+    figures.compare([trace, trace], ["first run", "second run"], "both")
+    folder = tmp_path / "04-native-sidecar-job"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "both-first-run.trace.json", "both-second-run.trace.json", "both.png", "job.png", "job.trace.json"]
+    assert (folder / "job.png").read_bytes()[:8] == PNG
+    assert json.loads((folder / "job.trace.json").read_text())["events"]
+
+
+def test_expected_adds_the_reason_to_a_failed_check():
+    with pytest.raises(CheckFailed, match=r"(?s)it took 12 s.*Why this was expected: grace_period_s = 30"):
+        with expected("grace_period_s = 30"):
+            raise CheckFailed("it took 12 s")
+    with expected("not used"):
+        pass  # a passing check is left alone
