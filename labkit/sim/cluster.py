@@ -264,7 +264,8 @@ class Cluster:
             return
         grace = pod.tgps if grace is None else int(grace)
         self._emit_pod("DeleteRequested", pod, None, grace_period_seconds=grace)
-        self.kubelet.request_deletion(pod, grace, force=force)
+        # A delete with grace 0 removes the object at once (what kubectl --force sends).
+        self.kubelet.request_deletion(pod, grace, force=force or grace == 0)
         self._settle(pod)
         owner = self._owner_workload(pod)
         if owner is not None:
@@ -284,9 +285,9 @@ class Cluster:
         return self.workloads.get((kind, name))
 
     def _settle(self, pod: SimPod) -> None:
-        """Keep ``open_pods`` right: a pod is settled when it is gone, or finished and not
-        about to be removed (no deletion asked, or a finalizer keeps it)."""
-        settled = pod.deleted or (pod.terminated and (pod.deletion_requested_at is None or bool(pod.finalizers)))
+        """Keep ``open_pods`` right: a pod is settled when the kubelet is done with it and
+        its object is gone or stays (no deletion asked, or a finalizer keeps it)."""
+        settled = pod.terminated and (pod.deleted or pod.deletion_requested_at is None or bool(pod.finalizers))
         if settled != pod.settled:
             pod.settled = settled
             self.open_pods += -1 if settled else 1

@@ -165,7 +165,6 @@ class SimPod:
         self.trigger_time: float | None = None
         self.wake: simpy.Event | None = None
         self.last_sync_end: float | None = None
-        self.finished_event = env.event()  # phase terminal and nothing running, or deleted
 
     def any_running(self) -> bool:
         return any(c.running for c in self.containers)
@@ -669,8 +668,7 @@ class Kubelet:
         self._publish_phase(pod, phase)
         self._set_conditions(pod)
         pod.trigger_time = None
-        if not pod.finished_event.triggered:
-            pod.finished_event.succeed()
+        self.on_change(pod, "terminated")
         self._maybe_delete_object(pod)
 
     def _maybe_delete_object(self, pod: SimPod) -> None:
@@ -683,8 +681,6 @@ class Kubelet:
         pod.deleted = True
         pod.deleted_at = self.env.now
         self.emit("Deleted", pod, None)
-        if not pod.finished_event.triggered:
-            pod.finished_event.succeed()
         self.on_change(pod, "deleted")
 
     # -- status ------------------------------------------------------------------------------------------
