@@ -70,10 +70,16 @@ def open_notebook(browser, server, notebook: Path):
     relative = notebook.relative_to(server.root).as_posix()
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.set_default_timeout(PAGE_TIMEOUT_MS)
-    page.goto(f"{server.url}/lab/tree/{relative}?token={server.token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell")
-    _accept_kernel_dialog(page)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    # A workspace of its own, so that no tab from an earlier test is restored beside it.
+    page.goto(f"{server.url}/lab/workspaces/{notebook.stem}/tree/{relative}?token={server.token}")
+    try:
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        _accept_kernel_dialog(page)
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    except Exception:
+        save_screenshot(page, notebook, suffix="-failed")
+        page.close()
+        raise
     return page
 
 
@@ -91,8 +97,13 @@ def wait_until_finished(page) -> None:
 def run_in_jupyterlab(browser, server, notebook: Path):
     """Open ``notebook``, run all cells, wait for the end; the caller checks the page and closes it."""
     page = open_notebook(browser, server, notebook)
-    run_all_cells(page)
-    wait_until_finished(page)
+    try:
+        run_all_cells(page)
+        wait_until_finished(page)
+    except Exception:
+        save_screenshot(page, notebook, suffix="-failed")
+        page.close()
+        raise
     return page
 
 
@@ -123,13 +134,15 @@ def output_text(page) -> str:
     return "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
 
 
-def save_screenshot(page, notebook: Path) -> Path:
+def save_screenshot(page, notebook: Path, suffix: str = "") -> Path:
     """Scroll the first timeline into view and save the page as a test artifact."""
     ARTIFACTS.mkdir(exist_ok=True)
     images = page.locator(".jp-OutputArea-output img")
     if images.count():
-        images.first.scroll_into_view_if_needed()
-    path = ARTIFACTS / f"jupyterlab-{notebook.stem}.png"
+        images.first.evaluate("img => img.scrollIntoView({block: 'center'})")
+        # Cells off screen are skipped by content-visibility: let two frames paint the new view.
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    path = ARTIFACTS / f"jupyterlab-{notebook.stem}{suffix}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
 
