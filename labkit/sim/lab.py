@@ -144,6 +144,7 @@ class SimLab:
         env = self.cluster.env
         cluster = self.cluster
         seen = -1
+        notified = cluster.changes
         while True:
             if predicate is not None and cluster.changes != seen:
                 seen = cluster.changes
@@ -158,9 +159,10 @@ class SimLab:
                     env.run(until=until)
                 self._notify()
                 return predicate() if predicate is not None else True
-            batch = cluster.changes
             env.step()
-            if self._listeners and cluster.changes != batch and env.peek() > env.now:
+            # Listeners see each batch of events once time is about to move on.
+            if self._listeners and cluster.changes != notified and env.peek() > env.now:
+                notified = cluster.changes
                 self._notify()
 
     def _wait_wall(self, start: float, target: float) -> None:

@@ -843,44 +843,64 @@ def _resolve_named_port(probe: dict, spec: dict, model: ProbeModel) -> ProbeMode
     return model
 
 
+def _summary(kind: str, runs: tuple[Run, ...], handles: bool, after: float | None, code: int) -> str:
+    """One line for a model described by a behaviour block."""
+    run = runs[0]
+    life = "runs until stopped" if run.seconds is None else f"exits {run.exit_code} after {run.seconds:g} s"
+    if len(runs) > 1:
+        life += f" (first run; {len(runs)} runs described)"
+    if not handles:
+        signal = "ignores SIGTERM (PID 1 without a handler)"
+    elif after is None:
+        signal = "traps SIGTERM and keeps running"
+    else:
+        signal = f"exits {code} {after:g} s after SIGTERM"
+    return f"{kind} (behaviour block): {life}, {signal}"
+
+
+# What a process kind does with SIGTERM when the block does not say: (handles, exit after).
+_KIND_SIGTERM = {
+    "e2e-helper": (True, 0.0), "shell-script": (False, 0.0), "sleep": (False, 0.0),
+    "agnhost-pause": (True, 0.0), "pause": (True, 0.0), "http-server": (True, timing.SERVER_SHUTDOWN_S),
+}
+
+
 def _apply_block(model: ProcessModel, block: dict, spec: dict) -> ProcessModel:
+    """The inferred model with the block's fields on top. A block naming another process
+    kind than the one inferred starts from that kind's defaults; the script's shape (its
+    foreground stretches, files, output) is kept when the container runs a script."""
     kind = block.get("process", model.kind if model.kind != "unknown" else "shell-script")
-    defaults = {
-        "e2e-helper": dict(handles=True, listens=False),
-        "shell-script": dict(handles=False, listens=False),
-        "sleep": dict(handles=False, listens=False),
-        "agnhost-pause": dict(handles=True, listens=False),
-        "pause": dict(handles=True, listens=False),
-        "http-server": dict(handles=True, listens=True),
-    }.get(kind, dict(handles=model.handles_sigterm, listens=model.listens))
-    inherit = kind == model.kind or (kind in ("e2e-helper", "shell-script", "sleep") and model.kind in ("shell-script", "sleep"))
-    runs = model.runs if inherit else (Run(None),)
+    same = kind == model.kind
+    script = model.kind in ("shell-script", "sleep")
+    handles_default, after_default = _KIND_SIGTERM[kind] if not same else (model.handles_sigterm, model.sigterm_exit_after)
+    runs = model.runs if same or script else (Run(None),)
     if "runs" in block:
         runs = tuple(Run(None if r.get("run_seconds") is None else float(r["run_seconds"]), int(r.get("exit_code", 0)))
                      for r in block["runs"])
     elif "run_seconds" in block or "exit_code" in block:
-        seconds = block.get("run_seconds", runs[0].seconds if inherit else None)
+        seconds = block.get("run_seconds", runs[0].seconds)
         runs = (Run(None if seconds is None else float(seconds), int(block.get("exit_code", runs[0].exit_code))),)
-    handles = block.get("handles_sigterm", model.handles_sigterm if inherit else defaults["handles"])
-    after = block.get("sigterm_exit_after_seconds", model.sigterm_exit_after if inherit and model.handles_sigterm else
-                      (timing.SERVER_SHUTDOWN_S if kind == "http-server" else 0.0))
+    handles = bool(block.get("handles_sigterm", handles_default))
+    after = block.get("sigterm_exit_after_seconds", after_default)
+    after = None if after is None else float(after)
+    code = int(block.get("sigterm_exit_code", model.sigterm_exit_code if same else 0))
     ports = model.listen_ports
     if kind == "http-server" and ports is None:
         ports = tuple(p.get("containerPort") for p in spec.get("ports") or [] if p.get("containerPort"))
-    described = block.get("note") or model.description if inherit else f"{kind} (from the behaviour block)"
+    keep_shape = same or script
     return replace(
         model,
         kind=kind,
-        description=f"{kind}: " + (described if isinstance(described, str) else kind),
+        description=_summary(kind, runs, handles, after, code),
         runs=runs,
-        start_delay=float(block.get("start_delay_seconds", model.start_delay if inherit else 0.0)),
-        handles_sigterm=bool(handles),
-        sigterm_exit_after=None if after is None else float(after),
-        sigterm_exit_code=int(block.get("sigterm_exit_code", model.sigterm_exit_code if inherit else 0)),
-        segments=model.segments if inherit else (),
-        loop_segments=model.loop_segments if inherit else (),
-        loop_period=model.loop_period if inherit else None,
+        start_delay=float(block.get("start_delay_seconds", model.start_delay if same else 0.0)),
+        handles_sigterm=handles,
+        sigterm_exit_after=after,
+        sigterm_exit_code=code,
+        segments=model.segments if keep_shape else (),
+        loop_segments=model.loop_segments if keep_shape else (),
+        loop_period=model.loop_period if keep_shape else None,
         listen_ports=ports if kind == "http-server" else None,
-        listens=defaults["listens"],
+        listens=kind == "http-server",
         image_pull_fails=bool(block.get("image_pull_fails", False)),
     )

@@ -1,0 +1,89 @@
+"""``labkit sim run``: the timeline table, ``--json``, ``--plot``, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit.cli import main
+from labkit.trace import Trace
+
+ROOT = Path(__file__).parents[2]
+JOB = str(ROOT / "manifests" / "job-sidecar.yaml")
+DEPLOYMENT = str(ROOT / "manifests" / "deployment-sidecar.yaml")
+SCENARIO = str(ROOT / "tests" / "data" / "scenarios" / "sidecars-reverse-order-after-main-completes.yaml")
+
+
+def test_the_command_runs_as_a_program_and_prints_json():
+    result = subprocess.run([sys.executable, "-m", "labkit", "sim", "run", JOB, "--json"],
+                            capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    trace = Trace.from_dict(json.loads(result.stdout))
+    assert trace.backend == "sim" and trace.kubernetes_version == "1.29.0"
+    assert trace.first("JobComplete").object == "job/sidecar-job"
+
+
+def test_table_output(capsys):
+    assert main(["sim", "run", JOB, "--k8s-version", "1.33"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("Simulation of Kubernetes 1.33.0 (feature gates: SidecarContainers=true), seed 0: "
+                      "labkit simulator — a model of the kubelet, not a cluster.")
+    header = next(line for line in out if line.strip().startswith("t "))
+    assert header.split() == ["t", "pod", "container", "event", "details"]
+    assert any("sws-init" in line and "StartupProbeSucceeded" in line for line in out)
+    assert any("job/sidecar-job" in line and "JobComplete" in line for line in out)
+    final = out.index("Final pod status:")
+    assert out[final + 1].endswith(": Succeeded")
+    assert "sidecar  terminated exit 0 (Completed), restarts 0" in out[final + 2]
+
+
+def test_mixed_files_gates_delete_after_and_seed(capsys):
+    args = ["sim", "run", JOB, DEPLOYMENT, SCENARIO, "--k8s-version", "1.28.7",
+            "--feature-gate", "SidecarContainers=true", "--delete-after", "20", "--seed", "9", "--json"]
+    assert main(args) == 0
+    trace = Trace.from_dict(json.loads(capsys.readouterr().out))
+    assert trace.kubernetes_version == "1.28.7" and trace.feature_gates == {"SidecarContainers": True}
+    assert trace.extra["seed"] == 9
+    assert {p.owner["kind"] if p.owner else "Pod" for p in trace.pods} == {"Job", "ReplicaSet", "Pod"}
+    deleted = [p for p in trace.pods if p.final.deleted]
+    assert len(deleted) >= 2                   # the Job's pod and the Deployment's pod went
+    assert trace.duration < 300                # ended once everything was gone
+
+
+def test_until_seconds_bounds_a_never_ending_workload(capsys):
+    assert main(["sim", "run", DEPLOYMENT, "--until-seconds", "42", "--json"]) == 0
+    trace = Trace.from_dict(json.loads(capsys.readouterr().out))
+    assert trace.duration <= 42 and trace.pods[0].final.phase == "Running"
+
+
+def test_plot_writes_a_png(tmp_path, capsys):
+    target = tmp_path / "timeline.png"
+    assert main(["sim", "run", JOB, "--plot", str(target)]) == 0
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(target) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sim", "run", "nope.yaml"], "nope.yaml: no such file"),
+    (["sim", "run", JOB, "--k8s-version", "2.0"], "k8s_version: unsupported Kubernetes version"),
+    (["sim", "run", JOB, "--feature-gate", "SidecarContainers"], "--feature-gate: expected NAME=true or NAME=false"),
+    (["sim", "run", JOB, "--k8s-version", "1.36", "--feature-gate", "SidecarContainers=true"], "unrecognized feature gate"),
+    (["sim", "run", JOB, "--k8s-version", "1.28"],
+     "job-sidecar.yaml: spec.template.spec.initContainers[0].startupProbe: Forbidden"),
+])
+def test_bad_input_exits_2_with_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_a_bad_scenario_names_the_field(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(SCENARIO).read_text().replace("process: e2e-helper", "process: teleport", 1))
+    assert main(["sim", "run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: behaviour.restartable-init-1.process: unknown process 'teleport'" in err

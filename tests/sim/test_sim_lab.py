@@ -1,0 +1,246 @@
+"""SimLab, the notebook API on the simulator: what it prints, what it returns, virtual time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labkit import lab as labmod
+from labkit.errors import InvalidInput, WaitTimeout
+from labkit.sim import SimLab
+from labkit.sim import lab as simlab_module
+from labkit.trace import Trace
+
+ROOT = Path(__file__).parents[2]
+JOB = str(ROOT / "manifests" / "job-sidecar.yaml")
+DEPLOYMENT = str(ROOT / "manifests" / "deployment-sidecar.yaml")
+SCENARIOS = ROOT / "tests" / "data" / "scenarios"
+
+
+def test_apply_prints_the_kubectl_command_and_its_lines(capsys):
+    lab = SimLab("1.29")
+    assert lab.apply(JOB) == ["job.batch/sidecar-job created"]
+    assert lab.apply(JOB) == ["job.batch/sidecar-job unchanged"]
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"$ kubectl apply -f {JOB}", "job.batch/sidecar-job created",
+                   f"$ kubectl apply -f {JOB}", "job.batch/sidecar-job unchanged"]
+    assert lab.backend == "sim" and lab.kubernetes_version == "1.29.0"
+    assert lab.feature_gates == {"SidecarContainers": True}
+
+
+def test_apply_text_and_objects_and_warnings(capsys):
+    lab = SimLab("1.28", feature_gates={"SidecarContainers": False})
+    doc = yaml.safe_load(Path(JOB).read_text())
+    del doc["spec"]["template"]["spec"]["initContainers"][0]["startupProbe"]
+    assert lab.apply(yaml.safe_dump(doc)) == ["job.batch/sidecar-job created"]
+    out = capsys.readouterr().out
+    assert out.startswith("$ kubectl apply -f -\n")
+    assert "Warning: <input>: labkit: spec.template.spec.initContainers[0].restartPolicy was dropped" in out
+    assert lab.trace().extra["warnings"]
+
+
+def test_bad_input_names_the_file_and_field():
+    lab = SimLab("1.29", quiet=True)
+    doc = yaml.safe_load(Path(JOB).read_text())
+    doc["spec"]["template"]["spec"]["initContainers"][0]["restartPolicy"] = "OnFailure"
+    with pytest.raises(InvalidInput) as err:
+        lab.apply(doc)
+    assert err.value.field == "spec.template.spec.initContainers[0].restartPolicy"
+
+
+def test_wait_runs_virtual_time_and_returns_the_seconds_waited(capsys):
+    lab = SimLab("1.29")
+    lab.apply(JOB)
+    waited = lab.wait("job/sidecar-job", "Complete", timeout=120)
+    trace = lab.trace()
+    assert waited == pytest.approx(trace.first("JobComplete").t)
+    out = capsys.readouterr().out
+    assert "$ kubectl wait job/sidecar-job --for=condition=Complete --timeout=120s" in out
+    assert "job.batch/sidecar-job condition met" in out
+    assert lab.now == pytest.approx(waited)
+
+
+def test_wait_timeout_explains_what_the_pod_looks_like():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(JOB)
+    with pytest.raises(WaitTimeout) as err:
+        lab.wait("job/sidecar-job", "Complete", timeout=5)
+    text = str(err.value)
+    assert "timed out after 5s" in text
+    assert "Init:0/1" in text                                  # the kubectl STATUS then
+    assert "sws-init (sidecar): running" in text and "started=false" in text
+    assert "conditions:" in text and "recent events:" in text
+    assert lab.now == pytest.approx(5)
+
+
+def test_wait_on_a_selector_finds_pods_the_controller_creates_after_the_apply():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(DEPLOYMENT)
+    lab.wait("pods -l app=sidecar-deploy", "Ready", timeout=60)
+    (pod,) = lab.trace().pods
+    assert lab.trace().first("PodReady", pod=pod.name) is not None
+
+
+@pytest.mark.parametrize(("ref", "condition"), [("job/x", "Available"), ("pod/x", "Complete"), ("deployment/x", "Ready")])
+def test_wait_rejects_conditions_that_do_not_apply(ref, condition):
+    with pytest.raises(InvalidInput):
+        SimLab("1.29", quiet=True).wait(ref, condition)
+
+
+def test_unknown_objects_are_not_found():
+    lab = SimLab("1.29", quiet=True)
+    with pytest.raises(InvalidInput, match="NotFound"):
+        lab.delete("deployment/nope")
+    with pytest.raises(InvalidInput, match="not found"):
+        lab.wait("pod/nope", "Ready")
+    with pytest.raises(InvalidInput, match="unknown resource"):
+        lab.wait("service/x", "Ready")
+
+
+def test_delete_waits_until_the_pods_are_gone(capsys):
+    lab = SimLab("1.29")
+    lab.apply(DEPLOYMENT)
+    lab.wait("deployment/sidecar-deploy", "Available")
+    before = lab.now
+    waited = lab.delete("deployment/sidecar-deploy")
+    # The app ignores SIGTERM: 30 s of grace, then the sidecar, then the object goes.
+    assert 30 < waited < 32
+    assert lab.now == pytest.approx(before + waited)
+    out = capsys.readouterr().out
+    assert "$ kubectl delete deployment/sidecar-deploy" in out
+    assert 'deployment.apps "sidecar-deploy" deleted' in out
+    assert str(lab.pods()) == "No resources found in default namespace."
+
+
+def test_delete_pod_with_grace_period_and_force():
+    lab = SimLab("1.29")
+    lab.apply(DEPLOYMENT)
+    lab.wait("deployment/sidecar-deploy", "Available")
+    pod = lab.pods()[0].name
+    assert lab.delete(f"pod/{pod}", grace_period=0) == 0.0
+    # The ReplicaSet replaces the deleted pod.
+    lab.sleep(1)
+    names = [row.name for row in lab.pods()]
+    assert len(names) == 1 and names[0] != pod
+    assert lab.trace().first("DeleteRequested").grace_period_seconds == 0
+
+
+def test_pods_table_shows_kubectl_statuses():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(JOB)
+    lab.apply(DEPLOYMENT)
+    lab.sleep(5)
+    rows = {row.name.rsplit("-", 1)[0]: row for row in lab.pods()}
+    assert rows["sidecar-job"].status == "Init:0/1" and rows["sidecar-job"].ready == "0/2"
+    lab.wait("job/sidecar-job", "Complete")
+    lab.wait("deployment/sidecar-deploy", "Available")
+    table = lab.pods()
+    rows = {row.name.rsplit("-", 1)[0]: row for row in table}
+    assert rows["sidecar-job"].status == "Completed" and rows["sidecar-job"].ready == "0/2"
+    deploy = next(r for r in table if r.name.startswith("sidecar-deploy"))
+    assert deploy.status == "Running" and deploy.ready == "2/2"
+    lab.delete("deployment/sidecar-deploy", wait=False)
+    lab.sleep(2)
+    deploy = next(r for r in lab.pods() if r.name.startswith("sidecar-deploy"))
+    assert deploy.status == "Terminating" and deploy.ready == "2/2"    # ready until gone
+    assert str(table).splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+
+
+def test_logs_show_what_the_process_can_honestly_print():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker"},
+               "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+                                        "command": ["sh", "-c", "echo start; while true; do echo tick; sleep 10; done"]}]}})
+    lab.sleep(25)
+    assert lab.logs("talker").splitlines() == ["start", "tick", "tick", "tick"]
+    lab.apply(JOB)
+    lab.wait("job/sidecar-job", "Complete")
+    assert lab.logs("job/sidecar-job") == ""                      # echo went to /tmp/info.log
+    assert "not modelled" in lab.logs("job/sidecar-job", "sws-init")
+
+
+def test_set_image_restarts_only_that_sidecar():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(DEPLOYMENT)
+    lab.wait("deployment/sidecar-deploy", "Available")
+    pod = lab.pods()[0].name
+    lab.set_image(f"pod/{pod}", "sws-init", "joseluisq/static-web-server:2.45.0")
+    lab.sleep(5)
+    trace = lab.trace()
+    assert [e.attempt for e in trace.select("Started", container="sws-init")] == [0, 1]
+    assert len(trace.select("Started", container="sidecar-deploy")) == 1
+    with pytest.raises(InvalidInput, match="rolling updates"):
+        lab.set_image("deployment/sidecar-deploy", "sws-init", "x")
+    with pytest.raises(InvalidInput, match="no container"):
+        lab.set_image(f"pod/{pod}", "nope", "x")
+
+
+def test_trace_is_a_valid_trace_and_reset_starts_over():
+    lab = SimLab("1.33", quiet=True, seed=5, cluster_name="ignored", keep_cluster=True)
+    lab.apply(JOB)
+    lab.wait("job/sidecar-job", "Complete")
+    trace = lab.trace()
+    again = Trace.from_dict(trace.to_dict())
+    assert again.kubernetes_version == "1.33.0" and again.backend == "sim" and again.origin is None
+    assert again.extra["generator"] == "labkit simulator — a model of the kubelet, not a cluster"
+    assert again.extra["seed"] == 5
+    assert [e.t for e in again.events] == sorted(e.t for e in again.events)
+    lab.reset()
+    assert lab.trace().events == [] and lab.trace().pods == []
+    lab.apply(JOB)
+    lab.wait("job/sidecar-job", "Complete")
+    assert lab.trace().to_json() == trace.to_json()             # same seed, same run
+
+
+def test_scenarios_apply_with_their_behaviour_and_action():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(SCENARIOS / "sidecars-reverse-order-after-main-completes.yaml")
+    lab.wait("pod/serialize-termination", "Succeeded", timeout=120)
+    exits = [e.container for e in lab.trace().select("Exited")]
+    assert exits == ["regular-1", "restartable-init-3", "restartable-init-2", "restartable-init-1"]
+    lab.apply(SCENARIOS / "delete-during-init-does-not-wait-for-sidecars.yaml")
+    assert lab.wait("pod/dont-hang-if-terminated-in-init", "Deleted", timeout=30) < 6
+
+
+def test_listeners_see_the_trace_grow():
+    lab = SimLab("1.29", quiet=True)
+    seen: list[tuple[float, int]] = []
+    lab.add_listener(lambda trace: seen.append((trace.duration, len(trace.events))))
+    lab.apply(JOB)
+    lab.wait("job/sidecar-job", "Complete")
+    assert len(seen) >= 5
+    assert [n for _, n in seen] == sorted(n for _, n in seen)
+    assert seen[-1][1] == len(lab.trace().events)
+
+
+def test_pace_sleeps_in_step_with_virtual_time(monkeypatch):
+    naps: list[float] = []
+    monkeypatch.setattr(simlab_module.time, "sleep", naps.append)
+    lab = SimLab("1.29", quiet=True, pace=4.0)
+    calls = []
+    lab.add_listener(lambda trace: calls.append(trace.duration))
+    lab.apply(JOB)
+    lab.sleep(6)
+    # 6 virtual seconds at 4x: 1.5 wall seconds, in naps of at most 0.5 virtual s each.
+    assert sum(naps) == pytest.approx(1.5)
+    assert max(naps) <= 0.5 / 4 + 1e-9
+    assert len(calls) >= 12
+    with pytest.raises(InvalidInput):
+        SimLab("1.29", pace=0)
+
+
+def test_connect_gives_a_simlab_and_context_manager(capsys):
+    with labmod.connect(backend="sim", k8s_version="1.36", seed=1) as lab:
+        assert isinstance(lab, SimLab) and lab.kubernetes_version == "1.36.0"
+        assert lab.why == "backend='sim' was asked for"
+        assert lab.feature_gates == {}
+
+
+def test_quiet_prints_nothing(capsys):
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(JOB)
+    lab.wait("job/sidecar-job", "Complete")
+    lab.pods()
+    assert capsys.readouterr().out == ""
