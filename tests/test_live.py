@@ -319,8 +319,6 @@ def papermill_cells(tmp_path_factory):
     return nbformat.read(executed, as_version=4).cells
 
 
-@pytest.mark.xfail(strict=True, reason="labkit/progress.py draws a tqdm bar in every kernel, papermill's "
-                   "included; it can tell with labkit.display.interactive_frontend() (nbclient sends allow_stdin=false)")
 def test_papermill_output_has_one_short_line_per_progress_stage_and_no_bar(papermill_cells):
     outputs = papermill_cells[1].outputs
     text = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
