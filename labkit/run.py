@@ -285,7 +285,8 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> N
     result.duration_s = time.monotonic() - began
     folder = out / result.source.stem
     if folder.is_dir():  # only what this run wrote, not leftovers of an earlier run
-        fresh = [p for p in sorted(folder.iterdir()) if p.stat().st_mtime >= began_wall - 1]
+        written = sorted((p.stat().st_mtime, p.name, p) for p in folder.iterdir())  # in the order the notebook made them
+        fresh = [p for mtime, _, p in written if mtime >= began_wall - 1]
         result.figures = [p for p in fresh if p.suffix == ".png"]
         result.traces = [p for p in fresh if p.name.endswith(".trace.json")]
     return result
@@ -426,7 +427,7 @@ table {{ border-collapse: collapse; width: 100%; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .5em; vertical-align: top; text-align: left; }}
 tr.passed .status {{ color: #1a7f37; font-weight: bold; }}
 tr.failed .status, tr.not-run .status {{ color: #cf222e; font-weight: bold; }}
-figure {{ display: inline-block; margin: .3em; }} img {{ max-width: 480px; border: 1px solid #eee; }}
+figure {{ display: inline-block; margin: .3em; vertical-align: top; }} img {{ max-width: 400px; border: 1px solid #eee; }}
 .error pre {{ background: #fff0f0; padding: .5em; white-space: pre-wrap; }}
 </style></head><body>
 <h1>Sidecar Lab: {passed} of {len(report.results)} notebooks passed</h1>
