@@ -441,6 +441,9 @@ class Kubelet:
         init = pod.init
         if not init:
             return True
+        # Only a created/running app proves the pod was initialized: with every app exited
+        # and the last init entry a sidecar that is down (e.g. in CrashLoopBackOff), the
+        # pod counts as initializing and its apps wait for that sidecar before restarting.
         initialized = any(c.running for c in pod.apps)
         previous = initialized
         restart_on_failure = pod.restart_policy != "Never"

@@ -48,6 +48,12 @@ def container(doc: dict, name: str) -> dict:
     return next(c for c in spec["initContainers"] + spec["containers"] if c["name"] == name)
 
 
+def _running(trace: Trace, name: str, t: float) -> bool:
+    starts = [x for x in times(trace, "Started", name) if x <= t]
+    stops = [x for x in times(trace, "Exited", name) + times(trace, "Killed", name) if x <= t]
+    return bool(starts) and (not stops or max(starts) > max(stops))
+
+
 def times(trace: Trace, type_: str, name: str | None = None) -> list[float]:
     return [e.t for e in trace.events if e.type == type_ and (name is None or e.container == name)]
 
@@ -330,3 +336,30 @@ def test_same_seed_same_trace_other_seed_other_names():
     assert a.to_json() == b.to_json()
     assert [p.name for p in a.pods] != [p.name for p in c.pods]
     assert a.extra["seed"] == 3 and a.extra["generator"].startswith("labkit simulator")
+
+
+def test_a_sidecar_waits_only_for_the_next_sidecar_that_is_running():
+    """newTerminationOrdering links each sidecar to the next later one only; a sidecar that
+    is not running has a pre-closed channel, so the one before it does not wait at all."""
+    doc = pod([("s0", "sidecar"), ("s1", "sidecar"), ("s2", "sidecar")], tgps=10, behaviour={
+        "s0": ignores(), "s1": helper(run=5), "s2": ignores(), "app": helper(term_after=1)},
+        action={"delete_pod_after_seconds": 20})
+    trace = simulate([doc], k8s_version="1.29")
+    t0 = times(trace, "SIGTERM", "app")[0]
+    # s1 exits every 5 s and is in back-off when the pod is deleted: s0 goes right after
+    # the app, together with s2, instead of waiting for s2.
+    assert not _running(trace, "s1", t0)
+    assert times(trace, "SIGTERM", "s2") == [pytest.approx(t0 + 1)]
+    assert times(trace, "SIGTERM", "s0") == [pytest.approx(t0 + 1)]
+
+
+def test_an_exited_app_waits_for_a_crashlooping_last_sidecar():
+    """computeInitContainerActions counts only a created/running app as proof that the pod
+    was initialized: while the last init entry (a sidecar) is down, the app is not restarted."""
+    doc = pod([("side", "sidecar")], restart="Always", behaviour={
+        "side": helper(run=8, code=1), "app": helper(run=18)})
+    trace = simulate([doc], k8s_version="1.35", until_seconds=60)
+    side_starts, app_exit = times(trace, "Started", "side"), times(trace, "Exited", "app")[0]
+    app_restart = [t for t in times(trace, "Started", "app") if t > app_exit][0]
+    back = [t for t in side_starts if t > app_exit][0]
+    assert app_restart > back      # the app came back only after the sidecar did
