@@ -293,10 +293,21 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> N
 
 
 def _headless_kernel_manager() -> type:
-    """nbclient's kernel manager, starting the kernel with ``_KERNEL_ENV`` added to our environment."""
+    """nbclient's kernel manager, adapted to labkit run.
+
+    The kernel runs in this interpreter (where labkit is installed), even when a ``python3``
+    kernelspec found first on the Jupyter path names another Python; and it starts with
+    ``_KERNEL_ENV`` added to our environment.
+    """
     from jupyter_client.manager import AsyncKernelManager
 
     class HeadlessKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            command = super().format_kernel_cmd(extra_arguments)
+            if command[1:3] == ["-m", "ipykernel_launcher"]:
+                command[0] = sys.executable
+            return command
+
         async def start_kernel(self, **kw: Any) -> None:
             kw["env"] = {**os.environ, **(kw.get("env") or {}), **_KERNEL_ENV}
             await super().start_kernel(**kw)

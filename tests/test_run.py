@@ -230,3 +230,19 @@ def test_one_kind_cluster_for_the_whole_run(books: Path, tmp_path: Path, monkeyp
     assert calls == [("create", "lab-ci", "1.28")] + ([("delete", "lab-ci")] if deleted else [])
     # The notebook was told to keep the cluster: the run removes it, not the notebook.
     assert "backend=kind version=1.28 grace=30 keep=True" in outputs_text(tmp_path / "o" / "01-first.ipynb")
+
+
+def test_kernel_runs_in_this_interpreter_whatever_the_kernelspec_says(books: Path, tmp_path: Path, monkeypatch):
+    """A stale python3 kernelspec earlier on the Jupyter path must not take labkit's notebooks elsewhere."""
+    import sys
+
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["/nonexistent/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (somewhere else)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    write_notebook(books / "04-where.ipynb", "import sys; print('python=' + sys.executable)")
+    report = run_notebooks([books / "04-where.ipynb"], backend="sim", out=tmp_path / "o", progress=False)
+    assert report.results[0].status == "passed", report.results[0].failure
+    assert f"python={sys.executable}" in outputs_text(tmp_path / "o" / "04-where.ipynb")
