@@ -88,9 +88,12 @@ class Workload:
         self.failures_seen = 0
         self.creating = 0             # pods the controller is about to create
         self.next_create_at = 0.0
-        # Deployment
+        # Deployment: pods neither deleting nor finished, and the ready ones among them,
+        # kept up to date as the controller sees pod changes (no scans over all pods).
         self.rs_name: str | None = None
         self.available = False
+        self.live: dict[SimPod, None] = {}
+        self.ready: dict[SimPod, None] = {}
 
     @property
     def ref(self) -> str:
@@ -257,6 +260,7 @@ class Cluster:
         obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
         pod = self._create_pod(obj, workload.models, owner)
         workload.pods.append(pod)
+        workload.live[pod] = None
         return pod
 
     def delete_pod(self, pod: SimPod, grace: int | None = None, *, force: bool = False) -> None:
@@ -370,13 +374,10 @@ class Cluster:
     def _owner_ref(self, deploy: Workload) -> dict:
         return {"kind": "ReplicaSet", "name": deploy.rs_name, "deployment": deploy.name}
 
-    def _live(self, deploy: Workload) -> list[SimPod]:
-        return [p for p in deploy.pods if p.deletion_requested_at is None and not p.terminal]
-
     def _deployment_scale(self, deploy: Workload) -> None:
         if deploy.deleted or deploy.deleting or deploy.rs_name is None:
             return
-        live = self._live(deploy)
+        live = list(deploy.live)
         replicas = int(deploy.spec.get("replicas", 1))
         for _ in range(replicas - len(live)):
             labels = dict((deploy.spec["template"].get("metadata") or {}).get("labels") or {})
@@ -393,22 +394,28 @@ class Cluster:
         if json.dumps(old_template, sort_keys=True) != json.dumps(stored["spec"]["template"], sort_keys=True):
             # A new template: a new ReplicaSet; the old pods go once it is available.
             deploy.models = self._models(stored, "<input>", None)
-            for pod in list(self._live(deploy)):
+            for pod in list(deploy.live):
                 self.delete_pod(pod)
             self._deployment_create_rs(deploy)
             return
         self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
 
     def _deployment_sync(self, deploy: Workload, pod: SimPod) -> None:
+        going = pod.deletion_requested_at is not None or pod.terminal
+        if pod.ready and not going:
+            deploy.ready[pod] = None
+        else:
+            deploy.ready.pop(pod, None)
+        if going and pod in deploy.live:
+            del deploy.live[pod]
+            if not deploy.deleted:
+                # The ReplicaSet replaces a pod that is going away.
+                self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
         if deploy.deleted:
             return
-        if pod.deletion_requested_at is not None or pod.terminal:
-            # The ReplicaSet replaces a pod that is going away.
-            self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
         replicas = int(deploy.spec.get("replicas", 1))
         if not deploy.available:
-            ready = sum(1 for p in deploy.pods if p.ready and p.deletion_requested_at is None)
-            if ready >= replicas - self._max_unavailable(deploy, replicas):
+            if len(deploy.ready) >= replicas - self._max_unavailable(deploy, replicas):
                 # Available = availableReplicas >= replicas - maxUnavailable (deployment
                 # util); minReadySeconds is 0, so available means ready.
                 deploy.available = True

@@ -163,7 +163,8 @@ class SimPod:
         self.liveness_stopped = False
         self.probes_removed = False
         self.trigger_time: float | None = None
-        self.wake: simpy.Event | None = None
+        self.wake: simpy.Event | None = None       # set while the pod worker waits
+        self.armed_at: float | None = None         # when its wake-up timer fires
         self.last_sync_end: float | None = None
 
     def any_running(self) -> bool:
@@ -251,8 +252,31 @@ class Kubelet:
         at = self.env.now if at is None else at
         if pod.trigger_time is None or at < pod.trigger_time:
             pod.trigger_time = at
-            if pod.wake is not None and not pod.wake.triggered:
-                pod.wake.succeed()
+            self._arm(pod)
+
+    def _sync_time(self, pod: SimPod) -> float | None:
+        """When the next sync can run: the earliest request, but not before the pod cache
+        is newer than the last sync (the first relist after it: podCache.GetNewerThan)."""
+        if pod.trigger_time is None:
+            return None
+        if pod.last_sync_end is None:
+            return pod.trigger_time
+        return max(pod.trigger_time, self.next_relist(pod.last_sync_end))
+
+    def _arm(self, pod: SimPod) -> None:
+        """Set a timer that wakes a waiting pod worker when its next sync is due."""
+        if pod.wake is None:
+            return          # the worker is busy; it looks at trigger_time when it is done
+        target = self._sync_time(pod)
+        if target is None or (pod.armed_at is not None and pod.armed_at <= target):
+            return
+        pod.armed_at = target
+        self._at(target - self.env.now, self._wake, pod, target)
+
+    @staticmethod
+    def _wake(pod: SimPod, target: float) -> None:
+        if pod.armed_at == target and pod.wake is not None and not pod.wake.triggered:
+            pod.wake.succeed()
 
     def _pleg(self, pod: SimPod) -> None:
         """A container changed state: the next relist notices and wakes the pod worker."""
@@ -307,19 +331,13 @@ class Kubelet:
                 env.process(self._probe_worker(pod, c, ptype))
         pod.trigger_time = env.now
         while True:
-            while pod.trigger_time is None:
-                pod.wake = env.event()
+            target = self._sync_time(pod)
+            if target is None or target > env.now + 1e-9:
+                pod.wake, pod.armed_at = env.event(), None
+                self._arm(pod)
                 yield pod.wake
                 pod.wake = None
-            while True:
-                target = pod.trigger_time
-                if pod.last_sync_end is not None:
-                    target = max(target, self.next_relist(pod.last_sync_end))
-                if target <= env.now + 1e-9:
-                    break
-                pod.wake = env.event()
-                yield env.timeout(target - env.now) | pod.wake
-                pod.wake = None
+                continue
             pod.trigger_time = None
             if pod.kill_requested:
                 yield from self._terminate(pod, self._effective_grace(pod))

@@ -1,0 +1,65 @@
+"""Simulator scale-out: the blog's Deployment with 100, 1,000 and 10,000 replicas.
+
+Each run applies manifests/deployment-sidecar.yaml with ``replicas`` changed, lets every pod
+start (sidecar, startup probe, app), deletes the Deployment 30 s after the apply (the
+garbage collector deletes every pod; each app ignores SIGTERM and is SIGKILLed 30 s later,
+then its sidecar stops) and runs until every pod is gone. It prints wall time, trace events
+and events per second, and checks that the cost per pod stays about the same (linear
+growth): the ratio of the largest to the smallest per-pod time must stay below 2.
+
+    .venv/bin/python benchmarks/sim_deployment.py [--replicas 100 1000 10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from labkit.sim import simulate  # noqa: E402
+
+
+def run_once(replicas: int) -> tuple[float, int, float]:
+    doc = yaml.safe_load((ROOT / "manifests" / "deployment-sidecar.yaml").read_text())
+    doc["spec"]["replicas"] = replicas
+    start = time.perf_counter()
+    trace = simulate([doc], k8s_version="1.29", delete_after=30, until_seconds=600)
+    wall = time.perf_counter() - start
+    deleted = sum(1 for p in trace.pods if p.final.deleted)
+    if len(trace.pods) != replicas or deleted != replicas:
+        raise SystemExit(f"{replicas} replicas: {len(trace.pods)} pods, {deleted} deleted — the run is wrong")
+    return wall, len(trace.events), trace.duration
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "")
+    print(f"{'replicas':>9} {'wall s':>8} {'events':>9} {'events/s':>10} {'ms/pod':>8} {'virtual s':>10}")
+    run_once(1)   # warm up: the first admission imports the Kubernetes client's models
+    per_pod = {}
+    for replicas in args.replicas:
+        runs = [run_once(replicas) for _ in range(args.repeat)]
+        wall = statistics.median(r[0] for r in runs)
+        events, virtual = runs[0][1], runs[0][2]
+        per_pod[replicas] = wall / replicas
+        print(f"{replicas:>9} {wall:>8.2f} {events:>9} {events / wall:>10.0f} {1000 * wall / replicas:>8.3f} {virtual:>10.1f}")
+    ratio = max(per_pod.values()) / min(per_pod.values())
+    print(f"per-pod cost, largest / smallest: {ratio:.2f} (linear growth keeps this near 1)")
+    return 0 if ratio < 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
