@@ -31,7 +31,6 @@ KERNEL_NAME = "python3"
 # Parameters labkit run sets from its own flags (-p may not set them), and the flag for each.
 RUN_PARAMETERS = {"backend": "--backend", "k8s_version": "--k8s-version", "keep_cluster": "--keep-cluster",
                   "output_dir": "--out"}
-DEFAULT_CLUSTER = "sidecar-lab"
 # ipykernel warns on stderr at every start that TCP is unencrypted (local kernels only here).
 _KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 # A kernel cannot tell that papermill runs it headless: tell labkit.progress, so slow steps
@@ -199,6 +198,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     paths = _check_inputs(notebooks, out)
     declared = {path: _inspect(path) for path in paths}
     user = dict(parameters or {})
+    typed: dict[Path, dict[str, Any]] = {path: {} for path in paths}  # each notebook's -p values, parsed
     for name, value in user.items():
         if not name.isidentifier() or keyword.iskeyword(name):
             raise InvalidInput(f"not a Python variable name: {name!r}", field=f"-p {name}")
@@ -207,22 +207,21 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
         owners = [p for p in paths if name in declared[p]]
         if not owners:
             raise InvalidInput(f"no notebook being run has a parameter {name!r}", field=f"-p {name}")
-        for path in owners:  # validate against every notebook that declares it
-            parse_parameter(name, value, declared[path][name]["default"])
+        for path in owners:  # typed by each notebook's own default
+            typed[path][name] = parse_parameter(name, value, declared[path][name]["default"])
 
     backend, why = resolve_backend(backend)
     out.mkdir(parents=True, exist_ok=True)
-    cluster = _SharedCluster(backend, k8s_version, user.get("cluster_name", DEFAULT_CLUSTER), keep_cluster)
+    from .kind import DEFAULT_CLUSTER_NAME
+
+    cluster = _SharedCluster(backend, k8s_version, user.get("cluster_name", DEFAULT_CLUSTER_NAME), keep_cluster)
     base = {"backend": backend, "k8s_version": k8s_version, "cluster_name": cluster.name,
             "keep_cluster": True if backend == "kind" else keep_cluster, "output_dir": str(out.resolve())}
     results = [NotebookResult(path, out / path.name) for path in paths]
     report = RunReport(out, backend, why, k8s_version, {**base, **user}, results)
-    work = []
-    for result in results:
-        mine = {name: value for name, value in base.items() if name in declared[result.source]}
-        mine.update({name: parse_parameter(name, value, declared[result.source][name]["default"])
-                     for name, value in user.items() if name in declared[result.source]})
-        work.append((result, mine))
+    work = [(result, {**{name: value for name, value in base.items() if name in declared[result.source]},
+                      **typed[result.source]})
+            for result in results]
     show = _Progress(len(paths), progress)
     try:
         cluster.up()
