@@ -354,35 +354,28 @@ class _SharedCluster:
 
 
 class _Progress:
-    """A tqdm bar when a person watches (see labkit.progress); otherwise one line per notebook on stderr."""
+    """A bar when a person watches (labkit.progress decides); otherwise one line per notebook on stderr."""
 
     def __init__(self, total: int, interactive: bool | None):
+        from .progress import is_interactive, progress
+
         self.total = total
         self.done = 0
         if interactive is None:
-            from .progress import is_interactive
-
             interactive = is_interactive(stream=sys.stderr)
-        self.interactive = interactive
-        self.bar = None
-        if self.interactive:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="notebook", file=sys.stderr, leave=False)
+        self.bar = progress(total=total, desc="labkit run", interactive=True, file=sys.stderr) if interactive else None
 
     def starting(self, result: NotebookResult) -> None:
         if self.bar is not None:
-            self.bar.set_description(result.source.stem)
+            self.bar.set_postfix_str(result.source.stem)
 
     def finished(self, result: NotebookResult) -> None:
         self.done += 1
-        line = f"[{self.done}/{self.total}] {result.name} {result.status} in {result.duration_s:.1f}s"
         if self.bar is not None:
             self.bar.update(1)
-            if result.status != "passed":
-                self.bar.write(line, file=sys.stderr)
         else:
-            print(line, file=sys.stderr, flush=True)
+            print(f"[{self.done}/{self.total}] {result.name} {result.status} in {result.duration_s:.1f}s",
+                  file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
