@@ -56,9 +56,11 @@ def main() -> int:
         events, virtual = runs[0][1], runs[0][2]
         per_pod[replicas] = wall / replicas
         print(f"{replicas:>9} {wall:>8.2f} {events:>9} {events / wall:>10.0f} {1000 * wall / replicas:>8.3f} {virtual:>10.1f}")
-    ratio = max(per_pod.values()) / min(per_pod.values())
-    print(f"per-pod cost, largest / smallest: {ratio:.2f} (linear growth keeps this near 1)")
-    return 0 if ratio < 2 else 1
+    sizes = sorted(per_pod)
+    steps = [per_pod[b] / per_pod[a] for a, b in zip(sizes, sizes[1:])]
+    print("per-pod cost growth per step: " + ", ".join(f"{a}->{b}: x{r:.2f}" for a, b, r in zip(sizes, sizes[1:], steps))
+          + " (linear: about 1; quadratic: about 10)")
+    return 0 if all(r < 2 for r in steps) else 1
 
 
 if __name__ == "__main__":

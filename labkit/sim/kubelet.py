@@ -120,6 +120,12 @@ class Container:
 class SimPod:
     """A pod as the API server and the kubelet see it."""
 
+    __slots__ = ("obj", "name", "namespace", "uid", "labels", "finalizers", "owner", "spec", "restart_policy", "tgps",
+                 "init", "apps", "containers", "by_name", "has_sidecars", "created_at", "phase", "initialized",
+                 "containers_ready", "ready", "ready_since", "deletion_grace", "deletion_requested_at",
+                 "kill_requested", "deleted", "deleted_at", "sandbox", "terminated", "settled", "liveness_stopped",
+                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end")
+
     def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], *,
                  uid: int, owner: dict | None, created_at: float):
         meta = obj.get("metadata") or {}
