@@ -14,6 +14,7 @@ both do that), so manifests are found from the repository root, not from the cwd
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +37,18 @@ def repo_root(start: str | Path | None = None) -> Path:
 
 
 def repo_path(relative: str | Path) -> Path:
-    """A file of the repository, e.g. ``repo_path("manifests/job-sidecar.yaml")``; it must exist."""
+    """A file of the repository, e.g. ``repo_path("manifests/job-sidecar.yaml")``; it must exist.
+
+    The path is relative to the working directory when it can be (``../manifests/...`` from a
+    notebook), so the kubectl commands a lab prints can be typed as they are shown.
+    """
     path = repo_root() / relative
     if not path.exists():
         raise InvalidInput("no such file in the repository", source=str(path))
-    return path
+    try:
+        return Path(os.path.relpath(path))
+    except ValueError:  # another drive (Windows): keep it absolute
+        return path
 
 
 class Figures:

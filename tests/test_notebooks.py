@@ -137,7 +137,7 @@ def test_checks_follow_a_changed_parameter(tmp_path: Path):
 def test_repo_path_is_found_from_a_notebook_folder(monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")
     assert repo_root() == ROOT
-    assert repo_path("manifests/job-sidecar.yaml") == ROOT / "manifests" / "job-sidecar.yaml"
+    assert repo_path("manifests/job-sidecar.yaml") == Path("../manifests/job-sidecar.yaml")
     with pytest.raises(Exception, match="no such file in the repository"):
         repo_path("manifests/nope.yaml")
 
