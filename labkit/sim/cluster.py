@@ -326,24 +326,15 @@ class Cluster:
             restarts = sum(max(0, c.starts - 1) for p in active for c in p.containers)
             if restarts and (restarts >= backoff_limit or backoff_limit == 0):
                 failed = backoff_limit + 1
-        if failed > backoff_limit:
-            job.failed = True
-            self.open_workloads -= 1
-            self._emit_object("JobFailed", job.ref, reason="BackoffLimitExceeded",
-                              message="Job has reached the specified backoff limit")
-            for pod in active:
-                self.delete_pod(pod)
-            return
         target = completions if completions is not None else 1
+        if failed > backoff_limit:
+            self._job_finish(job, "JobFailed", active, terminating, reason="BackoffLimitExceeded",
+                             message="Job has reached the specified backoff limit")
+            return
         if succeeded >= target or (completions is None and succeeded and not active):
-            # 1.31+ (delayTerminalCondition): SuccessCriteriaMet first, Complete only when
-            # no pod is still terminating. A pod counts as succeeded only once its phase is
-            # Succeeded, which the kubelet writes after the sidecar has stopped.
-            if self.behaviour.job_success_criteria_met and terminating:
-                return
-            job.complete = True
-            self.open_workloads -= 1
-            self._emit_object("JobComplete", job.ref)
+            # A pod counts as succeeded only once its phase is Succeeded, which the kubelet
+            # writes after the sidecar has stopped.
+            self._job_finish(job, "JobComplete", active, terminating)
             return
         want = min(parallelism, target - succeeded) - len(active) - job.creating
         if want <= 0:
@@ -356,6 +347,23 @@ class Cluster:
         delay = max(delay, job.next_create_at - self.env.now)
         job.creating += want
         self._at(delay, self._job_create_pods, job, want)
+
+    def _job_finish(self, job: Workload, event: str, active: list[SimPod], terminating: list[SimPod],
+                    **fields: str) -> None:
+        """The success or failure rule is met: delete the pods still running, then set the
+        terminal condition. From 1.31 (delayTerminalCondition, PR #125510) the controller
+        first writes SuccessCriteriaMet/FailureTarget and adds Complete/Failed only when no
+        pod is terminating any more; before, at once (kubernetes#123775)."""
+        for pod in active:
+            self.delete_pod(pod)
+        if self.behaviour.job_success_criteria_met and (active or terminating):
+            return
+        if event == "JobComplete":
+            job.complete = True
+        else:
+            job.failed = True
+        self.open_workloads -= 1
+        self._emit_object(event, job.ref, **fields)
 
     def _job_create_pods(self, job: Workload, count: int) -> None:
         job.creating -= count

@@ -1,0 +1,127 @@
+"""The Job and Deployment controllers around the kubelet."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labkit.sim import SimLab, simulate
+from labkit.sim import timing as T
+from labkit.sim.cluster import template_hash
+from labkit.sim.process import BEHAVIOUR_ANNOTATION
+
+
+def job(name="work", *, app=None, sidecar=None, restart="Never", **spec) -> dict:
+    """A Job whose containers are described by the behaviour annotation."""
+    behaviour = {"app": app or {"process": "e2e-helper", "run_seconds": 5, "exit_code": 0}}
+    pod_spec = {"restartPolicy": restart,
+                "containers": [{"name": "app", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 5"]}]}
+    if sidecar is not None:
+        behaviour["side"] = sidecar
+        pod_spec["initContainers"] = [{"name": "side", "image": "busybox:1.36", "restartPolicy": "Always",
+                                       "command": ["sh", "-c", "sleep 600"]}]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {**spec, "template": {"metadata": {"annotations": {BEHAVIOUR_ANNOTATION: json.dumps(behaviour)}},
+                                          "spec": pod_spec}}}
+
+
+def test_completions_and_parallelism():
+    trace = simulate([job(completions=3, parallelism=2)], k8s_version="1.29")
+    starts = sorted(e.t for e in trace.select("Started", container="app"))
+    assert len(trace.pods) == 3 and len(starts) == 3
+    assert starts[0] == starts[1] and starts[2] > starts[0] + 5       # two at a time
+    complete = trace.first("JobComplete")
+    assert complete.t > max(e.t for e in trace.select("PodPhase") if e.phase == "Succeeded") - 1e-9
+
+
+def test_backoff_limit_fails_the_job_after_backed_off_replacements():
+    failing = {"process": "e2e-helper", "run_seconds": 1, "exit_code": 1}
+    trace = simulate([job(app=failing, backoffLimit=2)], k8s_version="1.29")
+    assert len(trace.pods) == 3                          # backoffLimit 2: the third failure ends it
+    created = [trace.select("PodPhase", pod=p.name)[0].t for p in trace.pods]
+    gaps = [b - a for a, b in zip(created, created[1:])]
+    # A replacement waits 10 s, then 20 s after the failure (DefaultJobPodFailureBackOff).
+    failed_at = [e.t for e in trace.select("PodPhase") if e.phase == "Failed"]
+    assert created[1] - failed_at[0] == pytest.approx(10 + T.API_WATCH_S, abs=0.01)
+    assert created[2] - failed_at[1] == pytest.approx(20 + T.API_WATCH_S, abs=0.01)
+    assert all(g > 10 for g in gaps)
+    ended = trace.first("JobFailed")
+    assert ended.reason == "BackoffLimitExceeded" and trace.first("JobComplete") is None
+
+
+def test_on_failure_counts_container_restarts_sidecars_included():
+    flappy = {"process": "e2e-helper", "run_seconds": 1, "exit_code": 1}
+    trace = simulate([job(app={"process": "e2e-helper", "run_seconds": 600}, sidecar=flappy,
+                          restart="OnFailure", backoffLimit=2)], k8s_version="1.29")
+    assert trace.first("JobFailed") is not None
+    # Only the sidecar restarted (the app runs 600 s): its restarts alone failed the Job,
+    # whose controller then deleted the pod.
+    final = trace.pods[0].final
+    assert final.containers["side"].restart_count == 2 and final.containers["app"].restart_count == 0
+    assert trace.first("DeleteRequested").t > trace.first("JobFailed").t - 1 and final.deleted
+
+
+def _job_with_a_slow_terminating_pod(version: str):
+    """Pod A is deleted early and takes 60 s to stop (its sidecar ignores SIGTERM); its
+    replacement B completes long before that."""
+    lab = SimLab(version, quiet=True)
+    lab.apply(job(app={"process": "e2e-helper", "run_seconds": 10, "handles_sigterm": True},
+                  sidecar={"process": "shell-script", "run_seconds": None, "handles_sigterm": False}))
+    lab.sleep(5)
+    first = lab.pods()[0].name
+    lab.delete(f"pod/{first}", grace_period=60, wait=False)
+    lab.wait("job/work", "Complete", timeout=200)
+    lab.sleep(100)
+    return lab.trace(), first
+
+
+def test_before_1_31_complete_does_not_wait_for_terminating_pods():
+    trace, first = _job_with_a_slow_terminating_pod("1.29")
+    done = trace.first("JobComplete").t
+    first_gone = [e.t for e in trace.select("PodPhase", pod=first) if e.phase in ("Succeeded", "Failed")][0]
+    assert done < first_gone               # kubernetes#123775
+
+
+def test_from_1_31_complete_waits_until_no_pod_is_terminating():
+    trace, first = _job_with_a_slow_terminating_pod("1.31")
+    done = trace.first("JobComplete").t
+    first_gone = [e.t for e in trace.select("PodPhase", pod=first) if e.phase in ("Succeeded", "Failed")][0]
+    assert done == pytest.approx(first_gone + T.API_WATCH_S)
+
+
+def test_deployment_names_replacement_and_scale():
+    doc = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+           "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}}
+    lab = SimLab("1.29", quiet=True, seed=2)
+    lab.apply(doc)
+    lab.wait("deployment/web", "Available")
+    trace = lab.trace()
+    # Available once replicas - maxUnavailable (25% of 4, rounded down: 1) pods are ready.
+    ready = sorted(e.t for e in trace.select("PodReady"))
+    assert trace.first("DeploymentAvailable").t == pytest.approx(ready[2] + T.API_WATCH_S)
+    rs = trace.pods[0].owner["name"]
+    assert rs.endswith(template_hash(lab.cluster.workloads[("Deployment", "web")].spec["template"]))
+    assert {p.owner["name"] for p in trace.pods} == {rs}
+    names = [row.name for row in lab.pods()]
+    lab.delete(f"pod/{names[0]}", wait=False)
+    lab.sleep(0.2)
+    assert {row.name: row.status for row in lab.pods()}[names[0]] == "Terminating"
+    lab.sleep(2)
+    now = [row.name for row in lab.pods()]
+    assert names[0] not in now and len(now) == 4 and len(set(now) - set(names)) == 1   # replaced
+    doc["spec"]["replicas"] = 2
+    assert lab.apply(doc) == ["deployment.apps/web configured"]
+    lab.sleep(40)
+    assert len(lab.pods()) == 2
+
+
+def test_deleting_a_job_deletes_its_pods_with_their_grace():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(job(app={"process": "shell-script", "run_seconds": None, "handles_sigterm": False}))
+    lab.sleep(3)
+    waited = lab.delete("job/work")
+    assert 30 < waited < 32
+    assert lab.trace().first("DeleteRequested").grace_period_seconds == 30
