@@ -26,7 +26,7 @@ from ..trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 from ..versions import KubeVersion, behaviour as version_behaviour
 from . import timing
 from .api import admit, pod_spec_of, selector_matches
-from .kubelet import Kubelet, SimPod, TERMINAL
+from .kubelet import TERMINAL, Kubelet, SimPod, spec_hash
 from .process import BEHAVIOUR_ANNOTATION, ProcessModel, build, parse_behaviour_annotation, validate_behaviour
 
 GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
@@ -70,11 +70,17 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _hashes(pod_spec: dict) -> dict[str, str]:
+    """Each container's spec hash, computed once per template (its pods share the specs)."""
+    return {c["name"]: spec_hash(c) for c in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or [])}
+
+
 class Workload:
     """A Job or a Deployment and the pods it owns."""
 
     def __init__(self, kind: str, obj: dict, models: dict[str, ProcessModel]):
         self.kind = kind
+        self.hashes = _hashes(obj["spec"]["template"]["spec"])
         self.obj = obj
         self.name: str = obj["metadata"]["name"]
         self.spec: dict = obj["spec"]
@@ -121,7 +127,6 @@ class Cluster:
         self.pods: dict[str, SimPod] = {}
         self.workloads: dict[tuple[str, str], Workload] = {}
         self._names: set[str] = set()
-        self._uid = 0
         self.changes = 0               # bumped on every recorded event (cheap "did anything happen")
         self.open_pods = 0             # pods neither finished nor deleted
         self.open_workloads = 0        # Jobs not finished, Deployments not deleted
@@ -165,7 +170,7 @@ class Cluster:
             return self._reapply(kind, existing, stored, source)
         models = self._models(stored, source, behaviour_block)
         if kind == "Pod":
-            self._create_pod(stored, models, owner=None)
+            self._create_pod(stored, models, _hashes(stored["spec"]), owner=None)
         else:
             workload = Workload(kind, stored, models)
             self.workloads[(kind, name)] = workload
@@ -239,10 +244,10 @@ class Cluster:
         return changes
 
     # -- pods -----------------------------------------------------------------------------------
-    def _create_pod(self, obj: dict, models: dict[str, ProcessModel], owner: dict | None) -> SimPod:
-        self._uid += 1
+    def _create_pod(self, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str],
+                    owner: dict | None) -> SimPod:
         self._names.add(obj["metadata"]["name"])
-        pod = SimPod(self.env, obj, models, uid=self._uid, owner=owner, created_at=self.env.now)
+        pod = SimPod(self.env, obj, models, hashes, owner=owner, created_at=self.env.now)
         self.pods[pod.name] = pod
         self.open_pods += 1
         self._emit_pod("PodPhase", pod, None, phase="Pending")
@@ -258,7 +263,7 @@ class Cluster:
         # a spec in place (an image update makes a new container dict), and 10,000 copies
         # would cost more than the simulation itself.
         obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
-        pod = self._create_pod(obj, workload.models, owner)
+        pod = self._create_pod(obj, workload.models, workload.hashes, owner)
         workload.pods.append(pod)
         workload.live[pod] = None
         return pod
@@ -402,6 +407,7 @@ class Cluster:
         if json.dumps(old_template, sort_keys=True) != json.dumps(stored["spec"]["template"], sort_keys=True):
             # A new template: a new ReplicaSet; the old pods go once it is available.
             deploy.models = self._models(stored, "<input>", None)
+            deploy.hashes = _hashes(stored["spec"]["template"]["spec"])
             for pod in list(deploy.live):
                 self.delete_pod(pod)
             self._deployment_create_rs(deploy)

@@ -44,36 +44,17 @@ def spec_hash(container_spec: dict) -> str:
     return hashlib.sha1(json.dumps(container_spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-class _HashCache:
-    """Pods of one template share their container spec dicts: hash each dict once."""
-
-    def __init__(self):
-        self._seen: dict[int, tuple[dict, str]] = {}
-
-    def __call__(self, spec: dict) -> str:
-        hit = self._seen.get(id(spec))
-        if hit is None or hit[0] is not spec:
-            hit = (spec, spec_hash(spec))
-            self._seen[id(spec)] = hit
-        return hit[1]
-
-
-_hashes = _HashCache()
-
-
 class Instance:
     """One run of a container (one container ID)."""
 
-    __slots__ = ("cid", "attempt", "start", "end", "exit_code", "killed", "sigterm_at", "trap_at",
+    __slots__ = ("attempt", "start", "end", "exit_code", "sigterm_at", "trap_at",
                  "done", "startup", "liveness", "readiness", "hash")
 
-    def __init__(self, cid: int, attempt: int, start: float, done: simpy.Event, hash_: str):
-        self.cid = cid
+    def __init__(self, attempt: int, start: float, done: simpy.Event, hash_: str):
         self.attempt = attempt
         self.start = start
         self.end: float | None = None
         self.exit_code: int | None = None
-        self.killed = False
         self.sigterm_at: float | None = None
         self.trap_at: float | None = None
         self.done = done
@@ -90,7 +71,7 @@ class Container:
                  "backoff", "waiting_reason", "st_inst", "st_state", "st_started", "st_ready", "st_event",
                  "ready_trigger")
 
-    def __init__(self, name: str, role: str, spec: dict, model: ProcessModel, env: simpy.Environment):
+    def __init__(self, name: str, role: str, spec: dict, model: ProcessModel, hash_: str, env: simpy.Environment):
         self.name = name
         self.role = role
         self.spec = spec
@@ -98,7 +79,7 @@ class Container:
         self.probes = {ptype: spec[f"{ptype}Probe"] for ptype in ("startup", "readiness", "liveness")
                        if spec.get(f"{ptype}Probe") and role != "init"}
         self.image = spec.get("image", "")
-        self.hash = _hashes(spec)
+        self.hash = hash_
         self.inst: Instance | None = None
         self.starts = 0
         self.last_exit: Instance | None = None    # the latest exited instance (its FinishedAt, exit code)
@@ -120,20 +101,19 @@ class Container:
 class SimPod:
     """A pod as the API server and the kubelet see it."""
 
-    __slots__ = ("obj", "name", "namespace", "uid", "labels", "finalizers", "owner", "spec", "restart_policy", "tgps",
+    __slots__ = ("obj", "name", "namespace", "labels", "finalizers", "owner", "spec", "restart_policy", "tgps",
                  "init", "apps", "containers", "by_name", "has_sidecars", "created_at", "phase", "initialized",
-                 "containers_ready", "ready", "ready_since", "deletion_grace", "deletion_requested_at",
-                 "kill_requested", "deleted", "deleted_at", "sandbox", "terminated", "settled", "liveness_stopped",
+                 "containers_ready", "ready", "deletion_grace", "deletion_requested_at",
+                 "kill_requested", "deleted", "sandbox", "terminated", "settled", "liveness_stopped",
                  "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end")
 
-    def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], *,
-                 uid: int, owner: dict | None, created_at: float):
+    def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str], *,
+                 owner: dict | None, created_at: float):
         meta = obj.get("metadata") or {}
         spec = obj["spec"]
         self.obj = obj
         self.name: str = meta["name"]
         self.namespace: str = meta.get("namespace") or "default"
-        self.uid = uid
         self.labels: dict = dict(meta.get("labels") or {})
         self.finalizers = list(meta.get("finalizers") or [])
         self.owner = owner
@@ -144,8 +124,9 @@ class SimPod:
         self.init: list[Container] = []
         for c in spec.get("initContainers") or []:
             role = "sidecar" if c.get("restartPolicy") == "Always" else "init"
-            self.init.append(Container(c["name"], role, c, models[c["name"]], env))
-        self.apps = [Container(c["name"], "app", c, models[c["name"]], env) for c in spec.get("containers") or []]
+            self.init.append(Container(c["name"], role, c, models[c["name"]], hashes[c["name"]], env))
+        self.apps = [Container(c["name"], "app", c, models[c["name"]], hashes[c["name"]], env)
+                     for c in spec.get("containers") or []]
         self.containers = self.init + self.apps
         self.by_name = {c.name: c for c in self.containers}
         self.has_sidecars = any(c.role == "sidecar" for c in self.init)
@@ -155,13 +136,11 @@ class SimPod:
         self.initialized = not self.init
         self.containers_ready = False
         self.ready = False
-        self.ready_since: float | None = None
         # deletion
         self.deletion_grace: int | None = None
         self.deletion_requested_at: float | None = None
         self.kill_requested = False        # the kubelet has seen the deletion
         self.deleted = False
-        self.deleted_at: float | None = None
         # kubelet bookkeeping
         self.sandbox = False
         self.terminated = False            # the pod worker finished
@@ -238,7 +217,6 @@ class Kubelet:
         self.on_change = on_change       # (pod, what): "phase", "ready", "deleted", "restart"
         # Phase of the PLEG relist ticks within the second, from the seed.
         self.relist_phase = round(rng.uniform(0.0, timing.RELIST_PERIOD_S), 2)
-        self._cid = 0
 
     # -- helpers ----------------------------------------------------------------------------
     def _at(self, delay: float, fn: Callable, *args: Any) -> None:
@@ -569,8 +547,7 @@ class Kubelet:
         return True
 
     def _run_instance(self, pod: SimPod, c: Container, spec_hash_: str) -> Instance:
-        self._cid += 1
-        inst = Instance(self._cid, c.starts, self.env.now, self.env.event(), spec_hash_)
+        inst = Instance(c.starts, self.env.now, self.env.event(), spec_hash_)
         c.starts += 1
         c.inst = inst
         self.emit("Started", pod, c.name, attempt=inst.attempt)
@@ -603,7 +580,6 @@ class Kubelet:
             return
         inst.end = self.env.now
         inst.exit_code = code
-        inst.killed = killed
         c.last_exit = inst
         if killed:
             self.emit("Killed", pod, c.name, exit_code=code)
@@ -706,7 +682,6 @@ class Kubelet:
         if pod.deleted:
             return
         pod.deleted = True
-        pod.deleted_at = self.env.now
         self.emit("Deleted", pod, None)
         self.on_change(pod, "deleted")
 
@@ -821,7 +796,6 @@ class Kubelet:
         pod.containers_ready = ready
         if ready != pod.ready:
             pod.ready = ready
-            pod.ready_since = self.env.now if ready else None
             self.emit("PodReady" if ready else "PodNotReady", pod, None)
             self.on_change(pod, "ready")
 

@@ -340,7 +340,7 @@ class SimLab:
         return waited
 
     def _wait_line(self, kind: str, name: str | None, selector: Any, condition: str, pods: list[SimPod]) -> str:
-        met = "deleted" if condition == "Deleted" else f"condition met"
+        met = "deleted" if condition == "Deleted" else "condition met"
         if selector is not None:
             return "\n".join(f"pod/{p.name} {met}" for p in pods)
         return f"{KIND_PLURALS[kind]}/{name} {met}"

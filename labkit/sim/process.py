@@ -170,6 +170,7 @@ class ProcessModel:
 
 
 # -- the behaviour block ------------------------------------------------------------------
+_LIFECYCLE_FIELDS = {"process", "run_seconds", "runs", "exit_code", "handles_sigterm", "sigterm_exit_after_seconds"}
 _BLOCK_FIELDS = {
     "process", "start_delay_seconds", "run_seconds", "exit_code", "handles_sigterm",
     "sigterm_exit_after_seconds", "sigterm_exit_code", "on_sigterm", "runs", "image_pull_fails",
@@ -461,7 +462,7 @@ def _sleep_seconds(words: list[str]) -> float:
 _TERM_SIGNALS = {"TERM", "SIGTERM", "15"}
 
 
-def _run_nodes(nodes: list, state: _Script, *, in_loop: bool = False) -> None:
+def _run_nodes(nodes: list, state: _Script) -> None:
     """Advance ``state`` through the nodes; stops at exit or at a never-ending part."""
     for node in nodes:
         if state.exit_code is not None or state.forever:
@@ -470,14 +471,14 @@ def _run_nodes(nodes: list, state: _Script, *, in_loop: bool = False) -> None:
         if kind == "func":
             state.functions[node[1]] = node[2]
         elif kind == "group":
-            _run_nodes(node[1], state, in_loop=in_loop)
+            _run_nodes(node[1], state)
         elif kind == "for":
             for _ in range(node[1]):
-                _run_nodes(node[2], state, in_loop=in_loop)
+                _run_nodes(node[2], state)
         elif kind == "while":
             _run_while(node, state)
         else:
-            _run_command(node, state, in_loop=in_loop)
+            _run_command(node, state)
 
 
 def _run_while(node: tuple, state: _Script) -> None:
@@ -489,7 +490,7 @@ def _run_while(node: tuple, state: _Script) -> None:
     start = state.t
     probe = _Script(t=start, files=dict(state.files), trap=state.trap, trap_set=state.trap_set,
                     functions=state.functions)
-    _run_nodes(body, probe, in_loop=True)
+    _run_nodes(body, probe)
     if probe.exit_code is not None or probe.forever:
         # The body ends the script (or never returns): it runs once.
         state.t = probe.t
@@ -511,7 +512,7 @@ def _run_while(node: tuple, state: _Script) -> None:
     state.trap, state.trap_set = probe.trap, probe.trap_set
 
 
-def _run_command(node: tuple, state: _Script, *, in_loop: bool) -> None:
+def _run_command(node: tuple, state: _Script) -> None:
     _, words, background, redirect = node
     if not words:
         return
@@ -808,9 +809,9 @@ def build(spec: dict, block: dict | None, *, shared_pid_namespace: bool = False)
     """The model of one container: inferred from the spec, overridden by ``block``."""
     model, warnings = infer(spec)
     if block:
-        model, warnings = _apply_block(model, block, spec), []
-    if spec.get("ports") and model.listen_ports is not None and model.kind == "http-server" and not model.listen_ports:
-        model = replace(model, listen_ports=tuple(p.get("containerPort") for p in spec["ports"]))
+        model = _apply_block(model, block, spec)
+        if _LIFECYCLE_FIELDS & set(block):
+            warnings = []      # the block says what the program does
     lifecycle = spec.get("lifecycle") or {}
     hooks = (block or {}).get("hooks") or {}
     post_start = _hook_from_block(hooks["postStart"]) if "postStart" in hooks else _hook_model(lifecycle.get("postStart"), model)
