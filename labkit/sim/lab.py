@@ -20,11 +20,10 @@ import os
 import shlex
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, WaitTimeout
-from ..kubectl import PodTable, describe_pods, format_time, pod_row
+from ..kubectl import PodTable, describe_pods, format_time, manifest_input, pod_row
 from ..lab import show_command
 from ..manifests import load_documents
 from ..trace import Trace
@@ -108,10 +107,8 @@ class SimLab:
         Returns kubectl's lines (``job.batch/sidecar-job created``); warnings are printed
         and also kept in the trace's ``warnings``.
         """
-        if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and _is_text(source)):
-            self._show(["kubectl", "apply", "-f", os.fspath(source)])
-        else:
-            self._show(["kubectl", "apply", "-f", "-"])
+        path = manifest_input(source)[0] if isinstance(source, (str, os.PathLike)) else None
+        self._show(["kubectl", "apply", "-f", path or "-"])
         docs = load_documents(source)
         before = len(self.cluster.warnings)
         lines = []
@@ -503,10 +500,6 @@ class SimLab:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _is_text(source: str) -> bool:
-    return "\n" in source or (": " in source and not Path(source).exists())
 
 
 __all__ = ["SimLab", "BEHAVIOUR_ANNOTATION"]
