@@ -166,7 +166,11 @@ class Cluster:
         if self.origin is None:
             self.origin = self.env.now
         existing = self.pods.get(name) if kind == "Pod" else self.workloads.get((kind, name))
-        if existing is not None and not (getattr(existing, "deleted", False)):
+        if existing is not None and not existing.deleted:
+            if getattr(existing, "deletion_requested_at", None) is not None or getattr(existing, "deleting", False):
+                raise InvalidInput(f'Error from server (AlreadyExists): object is being deleted: '
+                                   f'{KIND_PLURALS[kind].split(".")[0]}s "{name}" already exists', source=source,
+                                   field="metadata.name")
             return self._reapply(kind, existing, stored, source)
         models = self._models(stored, source, behaviour_block)
         if kind == "Pod":

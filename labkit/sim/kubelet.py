@@ -801,7 +801,13 @@ class Kubelet:
 
     # -- probes ------------------------------------------------------------------------------------------------
     def _probe_worker(self, pod: SimPod, c: Container, ptype: str) -> Generator:
-        """prober/worker.go run + doProbe, sleeping through ticks that would do nothing."""
+        """prober/worker.go run + doProbe, sleeping through ticks that would do nothing.
+
+        doProbe reads the container from the status manager (``c.st_*`` here), which the
+        pod worker refreshes at each sync: a container that just started is probed at the
+        first tick after the sync that saw it running, and the ``initialDelaySeconds``
+        check uses whole seconds since its StartedAt.
+        """
         env = self.env
         spec = c.probes[ptype]
         period = float(spec.get("periodSeconds") or 10)
