@@ -488,7 +488,9 @@ class Cluster:
             return self._trace()
 
     def _trace(self) -> Trace:
-        origin = self.origin if self.origin is not None else 0.0
+        # TRACE.md: t counts from the run's first event (here the first pod appearing, a
+        # fraction of a second after the first apply), as the real recorders do.
+        origin = self.records[0][0] if self.records else (self.origin or 0.0)
         trace = Trace(
             backend="sim",
             kubernetes_version=str(self.version),

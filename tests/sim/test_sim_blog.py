@@ -3,7 +3,7 @@
 Where the numbers come from (labkit/sim/timing.py and the kubelet):
 
 - the Job/ReplicaSet controller creates the pod 2 watch hops after the apply
-  (``CONTROLLER_S`` each), the kubelet gets it ``SCHEDULE_S`` later and creates the probe
+  (``CONTROLLER_S`` each) — the trace's first event, so its t = 0 —, the kubelet gets it ``SCHEDULE_S`` later and creates the probe
   workers right then, at its first sync (prober_manager AddPod, verified-facts §3);
 - the first sync sets up the sandbox (``SANDBOX_S``) and starts sws-init
   (``CONTAINER_START_S``);
@@ -33,8 +33,10 @@ ROOT = Path(__file__).parents[2]
 JOB = ROOT / "manifests" / "job-sidecar.yaml"
 DEPLOYMENT = ROOT / "manifests" / "deployment-sidecar.yaml"
 
+# Trace times count from the run's first event (TRACE.md): the pod appearing, which is
+# POD_CREATED after the apply. Times below are trace times.
 POD_CREATED = 2 * T.CONTROLLER_S
-PROBE_WORKERS = POD_CREATED + T.SCHEDULE_S
+PROBE_WORKERS = T.SCHEDULE_S
 SIDECAR_STARTED = PROBE_WORKERS + T.SANDBOX_S + T.CONTAINER_START_S
 STARTUP_PROBE = PROBE_WORKERS + 10          # default periodSeconds, ticker anchored at the worker
 APP_STARTED = STARTUP_PROBE + T.CONTAINER_START_S
@@ -158,7 +160,7 @@ def test_deployment_delete_stops_the_app_first_and_the_sidecar_after_it(version)
     assert asked.grace_period_seconds == 30
     # kubectl delete deployment: the Deployment goes, then the ReplicaSet, then the pod
     # (garbage collector hops), each with its own grace period.
-    assert asked.t == pytest.approx(20 + 3 * T.API_WATCH_S)
+    assert asked.t == pytest.approx(20 + 3 * T.API_WATCH_S - POD_CREATED)
     app_term = one(trace, "SIGTERM", "sidecar-deploy")
     assert 0 < app_term.t - asked.t <= T.API_WATCH_S + T.RELIST_PERIOD_S
     killed = one(trace, "Killed", "sidecar-deploy")
