@@ -42,7 +42,7 @@ def show_command(argv: Sequence[str], *, file=None) -> str:
     return line
 
 
-def resolve_backend(backend: str = "auto") -> tuple[str, str]:
+def resolve_backend(backend: str = "auto", k8s_version: str | None = None) -> tuple[str, str]:
     """The backend to use and why: ``auto`` honours ``LABKIT_BACKEND`` (Binder sets ``sim``), then probes."""
     if backend not in BACKEND_CHOICES:
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="backend")
@@ -55,7 +55,7 @@ def resolve_backend(backend: str = "auto") -> tuple[str, str]:
         return chosen, f"LABKIT_BACKEND={chosen} is set in the environment (binder/start sets it on Binder)"
     from .doctor import pick_backend
 
-    return pick_backend()
+    return pick_backend(k8s_version=k8s_version)
 
 
 def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any):
@@ -64,7 +64,7 @@ def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any):
     Options are passed to the backend: ``feature_gates``, ``seed`` and ``pace`` (simulator),
     ``cluster_name`` and ``keep_cluster`` (kind), ``context`` and ``namespace`` (cluster).
     """
-    backend, why = resolve_backend(backend)
+    backend, why = resolve_backend(backend, k8s_version)
     if options.get("feature_gates") is None:
         from .versions import lab_feature_gates
 

@@ -210,7 +210,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
         for path in owners:  # typed by each notebook's own default
             typed[path][name] = parse_parameter(name, value, declared[path][name]["default"])
 
-    backend, why = resolve_backend(backend)
+    backend, why = resolve_backend(backend, k8s_version)
     out.mkdir(parents=True, exist_ok=True)
     from .kind import DEFAULT_CLUSTER_NAME
 
