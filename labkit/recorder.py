@@ -153,6 +153,10 @@ class TraceBuilder:
     ``since`` (epoch seconds) drops what happened before the recording began.
     ``ordered_termination`` says whether sidecars are stopped after the app containers
     (1.29+); by default it is read from the version and gates.
+
+    A trace also says how long it was watched (``observed_until``): while a live watch feeds
+    the builder (:meth:`watching`), until the moment the trace is taken; after the watch
+    stopped, until then; fed from a recording, until the last update that arrived.
     """
 
     def __init__(self, backend: str = "kind", kubernetes_version: str = "", feature_gates: dict | None = None,
@@ -173,6 +177,18 @@ class TraceBuilder:
         self._kills: list[_Kill] = []
         self._early_events: dict[str, list[dict]] = {}
         self._seq = 0
+        self._clock: Callable[[], float] | None = None
+        self._watched_until: float | None = None  # epoch seconds
+
+    def watching(self, clock: Callable[[], float] | None) -> None:
+        """A live watch feeds this builder from now on (``clock()`` is its time); None: it stopped now."""
+        with self._lock:
+            if clock is None and self._clock is not None:
+                self._seen(self._clock())
+            self._clock = clock
+
+    def _seen(self, when: float) -> None:
+        self._watched_until = when if self._watched_until is None else max(self._watched_until, when)
 
     # -- input ------------------------------------------------------------------------
     def feed(self, arrival: float, event: dict, *, kind: str | None = None) -> int:
@@ -181,8 +197,11 @@ class TraceBuilder:
         kind = kind or obj.get("kind")
         etype = event.get("type", "MODIFIED")
         if etype in ("BOOKMARK", "ERROR"):
+            with self._lock:
+                self._seen(arrival)
             return 0
         with self._lock:
+            self._seen(arrival)
             before = len(self._raw) + len(self._kills)
             if kind == "Pod":
                 self._pod(arrival, etype, obj)
@@ -432,7 +451,7 @@ class TraceBuilder:
 
     # -- output -----------------------------------------------------------------------
     def trace(self) -> Trace:
-        """The trace so far: events sorted by time, ``t`` from the earliest event."""
+        """The trace so far: events sorted by time, ``t`` from the earliest event, and how long it was watched."""
         with self._lock:
             raws = sorted(self._raw + self._ordered_sigterms(), key=_Raw.key)
             origin = raws[0].when if raws else None
@@ -451,6 +470,9 @@ class TraceBuilder:
                 known = {k: v for k, v in known.items() if v is not None}
                 result.add(Event(round(raw.when - origin, 3), raw.type, raw.pod, raw.container, raw.source,
                                  extra=fields, **known))
+            until = self._clock() if self._clock is not None else self._watched_until
+            if result.events and until is not None:
+                result.observed_until = max(round(until - origin, 3), result.events[-1].t)
             return result
 
 
@@ -525,6 +547,7 @@ class Recorder:
         core, batch, apps = client.CoreV1Api(api), client.BatchV1Api(api), client.AppsV1Api(api)
         watches = [("Pod", core.list_namespaced_pod), ("Job", batch.list_namespaced_job),
                    ("Deployment", apps.list_namespaced_deployment), ("Event", core.list_namespaced_event)]
+        self.builder.watching(self.clock)
         for kind, list_func in watches:
             thread = threading.Thread(target=self._watch, args=(kind, list_func), daemon=True,
                                       name=f"labkit-watch-{kind.lower()}")
@@ -534,6 +557,7 @@ class Recorder:
 
     def stop(self) -> None:
         self._stop.set()
+        self.builder.watching(None)
 
     def _watch(self, kind: str, list_func: Callable[..., Any]) -> None:
         from kubernetes import watch

@@ -194,7 +194,12 @@ class Span:
 
 @dataclass
 class Trace:
-    """A run's lifecycle: pods, their final status, and the events in time order."""
+    """A run's lifecycle: pods, their final status, and the events in time order.
+
+    ``observed_until`` is how long the run was watched (seconds, the clock of ``t``): a
+    stuck pod's trace goes on after its last event, and "nothing happened for 60 s" is part
+    of what it shows. None when unknown; then the trace ends at its last event.
+    """
 
     backend: str
     kubernetes_version: str
@@ -203,6 +208,7 @@ class Trace:
     pods: list[Pod] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    observed_until: float | None = None
 
     # -- building -------------------------------------------------------------------
     def add_pod(self, pod: Pod) -> Pod:
@@ -240,7 +246,9 @@ class Trace:
 
     @property
     def duration(self) -> float:
-        return self.events[-1].t if self.events else 0.0
+        """Seconds the trace covers: to its last event, or to ``observed_until`` when that is later."""
+        last = self.events[-1].t if self.events else 0.0
+        return max(last, self.observed_until) if self.observed_until is not None else last
 
     def spans(self, pod: str | None = None) -> list[Span]:
         """Per-container instances in pod order, then declaration order, then time."""
@@ -270,6 +278,8 @@ class Trace:
             "feature_gates": dict(self.feature_gates),
             "origin": self.origin,
         }
+        if self.observed_until is not None:
+            data["observed_until"] = self.observed_until
         data.update(self.extra)
         data["pods"] = [p.to_dict() for p in self.pods]
         data["events"] = [e.to_dict() for e in self.events]
@@ -449,9 +459,17 @@ def _parse(data: Any, source: str) -> Trace:
             raise r.fail(f"events[{i}].t", f"events must be sorted by t: {event.t} comes after {last_t}")
         last_t = event.t
         events.append(event)
-    known = {"schema", "backend", "kubernetes_version", "feature_gates", "origin", "pods", "events"}
+    observed_until = r.get(data, "observed_until", "", (int, float), required=False, allow_none=True)
+    if observed_until is not None:
+        observed_until = float(observed_until)
+        if observed_until < 0:
+            raise r.fail("observed_until", f"seconds since the origin cannot be negative, got {observed_until}")
+        if events and observed_until < events[-1].t:
+            raise r.fail("observed_until", f"the trace was watched until {observed_until}, but its last event "
+                                           f"is at t={events[-1].t}")
+    known = {"schema", "backend", "kubernetes_version", "feature_gates", "origin", "observed_until", "pods", "events"}
     extra = {k: v for k, v in data.items() if k not in known}
-    return Trace(backend, version, gates, origin, pods, events, extra)
+    return Trace(backend, version, gates, origin, pods, events, extra, observed_until)
 
 
 def _parse_pod(r: _Reader, raw: Any, path: str) -> Pod:

@@ -41,6 +41,25 @@ def test_unknown_event_keys_are_kept(make_trace):
     assert loaded.to_dict()["events"][0]["node"] == "kind-control-plane"
 
 
+def test_observed_until_extends_the_duration_and_round_trips(data_dir: Path, tmp_path: Path):
+    data = _blog(data_dir)
+    assert load_trace(data_dir / "blog-job-trace.json").duration == 12.91  # no observed_until: the last event
+    data["observed_until"] = 60
+    path = tmp_path / "watched.json"
+    path.write_text(json.dumps(data))
+    trace = load_trace(path)
+    assert trace.observed_until == 60.0 and trace.duration == 60.0
+    assert "observed_until" not in trace.extra and trace.extra == {"note": data["note"]}
+    assert trace.to_dict()["observed_until"] == 60.0
+    assert load_trace(trace.save(tmp_path / "again.json")).observed_until == 60.0
+    data["observed_until"] = 12.91  # watched until the last event: allowed
+    assert Trace.from_dict(data).duration == 12.91
+    data["observed_until"] = None
+    assert Trace.from_dict(data).observed_until is None
+    empty = Trace("kind", "1.29.0", observed_until=5.0)  # watched for 5 s, nothing happened
+    assert empty.duration == 5.0 and Trace.from_dict(empty.to_dict()).duration == 5.0
+
+
 def test_events_must_be_added_in_time_order(make_trace):
     trace = make_trace([("app", "app")], [(5, "app", "Started")])
     with pytest.raises(ValueError, match="time-ordered"):
@@ -109,6 +128,11 @@ MALFORMED = [
     ("workload-with-container", _set("events[11].container", "sws-init"), "events[11].container",
      "needs container null"),
     ("event-not-object", _set("events[2]", [10.05, "StartupProbeSucceeded"]), "events[2]", "expected an object"),
+    ("observed-until-negative", _set("observed_until", -1), "observed_until", "cannot be negative, got -1.0"),
+    ("observed-until-before-last-event", _set("observed_until", 12.5), "observed_until",
+     "watched until 12.5, but its last event is at t=12.91"),
+    ("observed-until-string", _set("observed_until", "60"), "observed_until", 'expected a number, got "60"'),
+    ("observed-until-bool", _set("observed_until", True), "observed_until", "expected a number, got true"),
 ]
 
 
@@ -270,3 +294,92 @@ def test_spans_by_pod_keep_pod_then_declaration_order():
         trace.add(Event(float(t), "Started", pod=pod, container=container, attempt=0))
     assert [(s.pod, s.container) for s in trace.spans()] == [("a", "proxy"), ("a", "app"), ("b", "proxy"), ("b", "app")]
     assert [(s.pod, s.container) for s in trace.spans(pod="b")] == [("b", "proxy"), ("b", "app")]
+
+
+# -- observed_until from each backend -----------------------------------------------------------
+
+
+def test_the_simulator_watches_until_the_virtual_time_it_reached():
+    from labkit.sim.lab import SimLab
+    from labkit.sim.run import simulate
+
+    manifests = Path(__file__).parent.parent / "manifests"
+    done = simulate([manifests / "job-sidecar.yaml"], k8s_version="1.29")
+    assert done.observed_until == done.events[-1].t  # it stopped when nothing was left to happen
+    stuck = simulate([manifests / "legacy" / "job-legacy-sidecar.yaml"], k8s_version="1.29", until_seconds=60)
+    last = stuck.events[-1].t
+    assert last < 15 and 59 < stuck.observed_until <= 60 and stuck.duration == stuck.observed_until
+    assert Trace.from_dict(json.loads(stuck.to_json())).observed_until == stuck.observed_until
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(manifests / "legacy" / "job-legacy-sidecar.yaml")
+    lab.sleep(45)
+    assert lab.trace().events[-1].t == last and 44 < lab.trace().observed_until <= 45
+    lab.sleep(5)
+    assert lab.trace().events[-1].t == last and 49 < lab.trace().observed_until <= 50
+
+
+def _recording(name: str) -> list[tuple[float, dict]]:
+    from labkit.kubectl import parse_time
+
+    data = json.loads((Path(__file__).parent / "data" / "watch" / name).read_text())
+    return [(parse_time(item["arrival"]), item["event"]) for item in data["stream"]]
+
+
+def test_a_recording_is_watched_until_its_last_arrival_or_the_recorders_clock():
+    from labkit.kubectl import parse_time
+    from labkit.recorder import TraceBuilder
+
+    stream = _recording("job-sidecar-1.29.json")
+    builder = TraceBuilder("kind", "1.29.14").feed_all(stream)
+    trace = builder.trace()
+    origin = parse_time(trace.origin)
+    assert trace.observed_until == pytest.approx(max(t for t, _ in stream) - origin)
+    now = [stream[-1][0] + 40]  # a live watch, 40 s after the last update: nothing more happened
+    builder.watching(lambda: now[0])
+    assert builder.trace().observed_until == pytest.approx(now[0] - origin)
+    now[0] += 20
+    assert builder.trace().observed_until == pytest.approx(now[0] - origin)
+    builder.watching(None)  # the watch stopped: later traces end there
+    now[0] += 100
+    assert builder.trace().observed_until == pytest.approx(now[0] - 100 - origin)
+    assert builder.trace().duration == builder.trace().observed_until > builder.trace().events[-1].t
+
+
+def test_the_recorder_marks_the_builder_live_while_it_watches(monkeypatch):
+    import kubernetes
+    import kubernetes.watch
+
+    from labkit.kubectl import parse_time
+    from labkit.recorder import Recorder, TraceBuilder
+
+    class Quiet:  # a Watch with nothing to report
+        resource_version = None
+
+        def stream(self, *args, **kwargs):
+            return iter(())
+
+        def stop(self):
+            pass
+
+    class Api:
+        def __init__(self, *args):
+            pass
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    monkeypatch.setattr(kubernetes.config, "new_client_from_config", lambda **kwargs: None)
+    for name in ("CoreV1Api", "BatchV1Api", "AppsV1Api"):
+        monkeypatch.setattr(kubernetes.client, name, Api)
+    monkeypatch.setattr(kubernetes.watch, "Watch", Quiet)
+    stream = _recording("job-sidecar-1.29.json")
+    builder = TraceBuilder("kind", "1.29.14").feed_all(stream)
+    origin = parse_time(builder.trace().origin)
+    now = [stream[-1][0] + 30]
+    recorder = Recorder(builder, namespace="labkit-x", clock=lambda: now[0]).start()
+    try:
+        assert builder.trace().observed_until == pytest.approx(30 + stream[-1][0] - origin)
+    finally:
+        recorder.stop()
+    now[0] += 60
+    assert builder.trace().observed_until == pytest.approx(30 + stream[-1][0] - origin)

@@ -510,6 +510,8 @@ class Cluster:
             known = {k: v for k, v in fields.items() if k in _EVENT_KEYS}
             extra = {k: v for k, v in fields.items() if k not in _EVENT_KEYS}
             events.append(Event(round(max(0.0, t - origin), 6), etype, pod_name, container, "sim", extra=extra, **known))
+        if events:  # watched until the virtual time the run reached, which may be long after the last event
+            trace.observed_until = max(round(self.env.now - origin, 6), events[-1].t)
         return trace
 
     def final_status(self, pod: SimPod) -> PodFinal:
