@@ -12,6 +12,12 @@ a message that says what the trace showed instead, with times::
     # ✓ sws-init counted as started (startup probe passed at 10.05 s) before sidecar-job started at 10.61 s (0.56 s earlier)
     # ✓ job/sidecar-job completed at 12.91 s
 
+The ordering checks honour how precise a time is: a real cluster gives some times only to the
+whole second (``resolution_s`` 1.0: the instant lies in ``[t, t + 1)``), so an app's
+truncated start can read 11 s although the watch saw its sidecar pass its probe at 11.6 s.
+Such a check fails only when the trace *proves* the wrong order, and says so when the
+resolution decided it. Simulator times are exact.
+
 Containers are named as in the manifest. ``pod`` is a pod name or a name prefix such as
 ``"sidecar-job"``; without it a check looks at every pod that has the containers it names,
 and must hold in all of them. Events in :func:`gap` and :func:`took` are written like the
@@ -64,7 +70,8 @@ def report(*results: Passed) -> None:
 def started_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> Passed:
     """``a`` counted as started (startup probe passed, or running if it has none) before ``b`` first started.
 
-    The value is the gap in seconds from ``a`` being started to ``b`` starting.
+    The value is the gap in seconds from ``a`` being started to ``b`` starting; with times
+    known only to the second it is the measured gap kept within what they allow (never negative).
     """
     def check(view: _View) -> tuple[float, str]:
         a_ev, how = view.counted_started(a)
@@ -73,10 +80,15 @@ def started_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> P
             raise CheckFailed(f"{b} never started{view.since_end()}")
         if a_ev is None:
             raise CheckFailed(f"{b} started at {_s(b_ev.t)} but {a} {how}")
-        if not view.before(a_ev, b_ev):
-            raise CheckFailed(f"{b} started at {_s(b_ev.t)}, before {a} counted as started at {_s(a_ev.t)} ({how})")
-        gap_s = b_ev.t - a_ev.t
-        return gap_s, f"{a} counted as started ({how} at {_s(a_ev.t)}) before {b} started at {_s(b_ev.t)} ({_s(gap_s)} earlier)"
+        if view.proves_before(b_ev, a_ev):
+            raise CheckFailed(f"{b} started at {_s(b_ev.t)}, before {a} counted as started at {_s(a_ev.t)} ({how})"
+                              + _resolution_note(a_ev, b_ev, failed=True))
+        gap_s = _gap_value(a_ev, b_ev)
+        if view.proves_before(a_ev, b_ev):
+            return gap_s, (f"{a} counted as started ({how} at {_s(a_ev.t)}) before {b} started at {_s(b_ev.t)} "
+                           f"({_s(gap_s)} earlier)")
+        return gap_s, (f"{a} counted as started ({how} at {_s(a_ev.t)}) before {b} started at {_s(b_ev.t)}"
+                       + _resolution_note(a_ev, b_ev))
 
     return _each(trace, pod, (a, b), f"{a} to count as started before {b} started", check)
 
@@ -93,10 +105,11 @@ def stopped_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> P
         end = view.final_end(a)
         if end is None:
             raise CheckFailed(f"{b} got SIGTERM at {_s(sig.t)} while {a} {view.fate(a)}")
-        if not view.before(end, sig):
-            raise CheckFailed(f"{b} got SIGTERM at {_s(sig.t)}, while {a} was still running: {a} {view.fate(a)}")
-        gap_s = sig.t - end.t
-        return gap_s, f"{a} ended ({_how_ended(end)} at {_s(end.t)}) before {b} got SIGTERM at {_s(sig.t)}"
+        if view.proves_before(sig, end):
+            raise CheckFailed(f"{b} got SIGTERM at {_s(sig.t)}, while {a} was still running: {a} {view.fate(a)}"
+                              + _resolution_note(end, sig, failed=True))
+        note = "" if view.proves_before(end, sig) else _resolution_note(end, sig)
+        return _gap_value(end, sig), f"{a} ended ({_how_ended(end)} at {_s(end.t)}) before {b} got SIGTERM at {_s(sig.t)}{note}"
 
     return _each(trace, pod, (a, b), f"{a} to have stopped before {b} got SIGTERM", check)
 
@@ -107,12 +120,12 @@ def exited_before(trace: Trace, a: str, b: str, *, pod: str | None = None) -> Pa
         a_end, b_end = view.final_end(a), view.final_end(b)
         if a_end is None or b_end is None:
             raise CheckFailed(f"{a} {view.fate(a)}, and {b} {view.fate(b)}")
-        if not view.before(a_end, b_end):
+        if view.proves_before(b_end, a_end):
             raise CheckFailed(f"{b} ended first ({_how_ended(b_end)} at {_s(b_end.t)}), "
-                              f"{a} only at {_s(a_end.t)} ({_how_ended(a_end)})")
-        gap_s = b_end.t - a_end.t
-        return gap_s, (f"{a} ended ({_how_ended(a_end)} at {_s(a_end.t)}) before {b} "
-                       f"({_how_ended(b_end)} at {_s(b_end.t)})")
+                              f"{a} only at {_s(a_end.t)} ({_how_ended(a_end)})" + _resolution_note(a_end, b_end, failed=True))
+        note = "" if view.proves_before(a_end, b_end) else _resolution_note(a_end, b_end)
+        return _gap_value(a_end, b_end), (f"{a} ended ({_how_ended(a_end)} at {_s(a_end.t)}) before {b} "
+                                          f"({_how_ended(b_end)} at {_s(b_end.t)}){note}")
 
     return _each(trace, pod, (a, b), f"{a} to end before {b}", check)
 
@@ -392,9 +405,17 @@ class _View:
     def position(self, event: Event) -> int:
         return self._position[id(event)]
 
-    def before(self, a: Event, b: Event) -> bool:
-        """``a`` happened before ``b`` (same time counts when ``a`` was recorded first)."""
-        return self.position(a) < self.position(b)
+    def proves_before(self, x: Event, y: Event) -> bool:
+        """The trace proves ``x`` happened before ``y``: every instant ``x`` may have had is earlier.
+
+        An event with ``resolution_s`` r happened somewhere in ``[t, t + r)``; one without is
+        exact, and two exact events at the same time keep the order they were recorded in.
+        """
+        if _resolution(x) > 0:
+            return x.t + _resolution(x) <= y.t
+        if x.t != y.t:
+            return x.t < y.t
+        return _resolution(y) == 0 and self.position(x) < self.position(y)
 
     def first(self, type: str, container: str) -> Event | None:
         return next((e for e in self.events if e.type == type and e.container == container), None)
@@ -469,6 +490,48 @@ class _View:
         return f" in the {_s(self.trace.duration)} the trace covers"
 
 
+def _resolution(event: Event) -> float:
+    return event.resolution_s or 0.0
+
+
+def _gap_value(first: Event, second: Event) -> float:
+    """Seconds from ``first`` to ``second`` for a check that passed: the measured gap, kept within what
+    their resolutions allow (at least 0, at most ``second``'s latest possible instant minus ``first``'s
+    time). Exact times give the plain difference."""
+    measured = second.t - first.t
+    return min(max(measured, 0.0), measured + _resolution(second))
+
+
+_SOURCE_TIMES = {"status": "a container status time", "event": "a Kubernetes Event time", "log": "a log time",
+                 "watch": "a watch arrival time", "sim": "a simulator time"}
+
+
+def _resolution_note(first: Event, second: Event, *, failed: bool = False) -> str:
+    """For messages: which of two events' times are rounded and what they stand for, when that decides the order.
+
+    ``first`` is the event the check wants earlier.
+    """
+    rounded = [e for e in (second, first) if _resolution(e) > 0]
+    if not rounded:
+        return ""
+    described = " and ".join(
+        f"{e.container or e.pod or e.object} {e.type} is {_SOURCE_TIMES.get(e.source, e.source + ' time')} "
+        f"{_precision(_resolution(e))} ({_s(e.t)} means {_num(e.t)}–{_s(e.t + _resolution(e))})" for e in rounded)
+    if failed:
+        if first.t - second.t >= 2 * max(_resolution(first), _resolution(second)):
+            return ""  # far apart: the resolution does not matter
+        return f" (even allowing for the resolution: {described})"
+    upper = second.t + _resolution(second) - first.t
+    ahead = first.t - second.t
+    clock = (f"by the clock the other way round, by {_s(ahead)}" if ahead > 0 else
+             f"both read {_s(first.t)}" if ahead == 0 else f"{_s(-ahead)} apart by the clock")
+    return f" ({clock}; {described}, so the trace does not show the wrong order: 0 to {_s(upper)} earlier)"
+
+
+def _precision(resolution: float) -> str:
+    return "to the whole second" if resolution == 1.0 else f"to {_s(resolution)}"
+
+
 def _how_ended(event: Event) -> str:
     return "SIGKILLed" if event.type == "Killed" else f"exited {event.exit_code}"
 
@@ -497,5 +560,9 @@ def _times(n: int) -> str:
 
 def _s(seconds: float) -> str:
     """Seconds for people: 10 s, 10.6 s, 10.61 s."""
+    return f"{_num(seconds)} s"
+
+
+def _num(seconds: float) -> str:
     text = f"{seconds:.2f}".rstrip("0").rstrip(".")
-    return f"{'0' if text in ('-0', '') else text} s"
+    return "0" if text in ("-0", "") else text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from labkit import checks
@@ -107,6 +109,88 @@ def test_exited_before(delete_128, delete_129, legacy_job):
     assert "sws-init ended first (exited 0 at 20.1 s), sidecar-deploy only at 50 s (SIGKILLed)" in message
     message = fails(checks.exited_before, legacy_job, "sidecar-job", "sws")
     assert "sidecar-job exited with code 0 at 1.27 s, and sws was still running when the trace ended" in message
+
+
+# -- whole-second times (resolution_s) --------------------------------------------------------------
+
+
+def recorded_delete_trace() -> Trace:
+    """A real cluster's watch stream of the blog Deployment, deleted (tests/data/watch), through the recorder."""
+    import json
+
+    from labkit.kubectl import parse_time
+    from labkit.recorder import TraceBuilder
+
+    data = json.loads((Path(__file__).parent / "data" / "watch" / "deployment-delete-sigkill-1.29.json").read_text())
+    builder = TraceBuilder("kind", data["kubernetes_version"], {})
+    for item in data["stream"]:
+        builder.feed(parse_time(item["arrival"]), item["event"])
+    return builder.trace()
+
+
+def test_a_whole_second_start_does_not_fail_an_order_it_cannot_disprove():
+    """The app's status start (11 s, truncated: 11-12 s) reads before the sidecar's probe seen by the watch (11.6 s)."""
+    trace = recorded_delete_trace()
+    app = trace.first("Started", container="sidecar-deploy")
+    probe = trace.first("StartupProbeSucceeded", container="sws-init")
+    assert (app.t, app.resolution_s, probe.t, probe.resolution_s) == (11.0, 1.0, 11.6, None)  # the reported case
+    result = checks.started_before(trace, "sws-init", "sidecar-deploy")
+    assert result.value == 0.0  # the measured -0.6 s, kept within what the times allow
+    assert ("before sidecar-deploy started at 11 s (by the clock the other way round, by 0.6 s; sidecar-deploy "
+            "Started is a container status time to the whole second (11 s means 11–12 s), so the trace does not "
+            "show the wrong order: 0 to 0.4 s earlier)") in str(result)
+    # the recorder's ordered SIGTERM and the app's SIGKILL share a whole second, recorded SIGTERM first
+    result = checks.stopped_before(trace, "sidecar-deploy", "sws-init")
+    assert result.value == 0.0 and "both read 88 s" in str(result) and "Kubernetes Event time" in str(result)
+    # what the trace does prove still fails
+    message = fails(checks.started_before, trace, "sidecar-deploy", "sws-init")
+    assert "sws-init started at 0 s, before sidecar-deploy counted as started at 11 s" in message
+    assert "resolution" not in message  # 11 s apart: the resolution does not matter
+
+
+@pytest.mark.parametrize(("app_start", "resolution", "holds", "value"), [
+    (11.0, 1.0, True, 0.0),     # 11-12 s overlaps the probe at 11.6 s
+    (10.7, 1.0, True, 0.0),     # 10.7-11.7 s still overlaps
+    (10.6, 1.0, False, None),   # [10.6, 11.6) lies wholly before 11.6 s: proven wrong
+    (10.0, 1.0, False, None),
+    (11.0, None, False, None),  # an exact time (the simulator's): plain comparison
+    (11.6, None, True, 0.0),    # exact tie: the recorded order (probe first) decides
+    (12.0, 1.0, True, 0.4),     # clearly after: the plain gap, no note
+])
+def test_ordering_fails_only_when_the_trace_proves_the_wrong_order(make_trace, app_start, resolution, holds, value):
+    extra = {"source": "status", "resolution_s": resolution} if resolution else {}
+    trace = make_trace([("proxy", "sidecar", ["startup"]), ("app", "app")], sorted([
+        (0, "proxy", "Started"), (11.6, "proxy", "StartupProbeSucceeded"), (app_start, "app", "Started", extra)],
+        key=lambda e: (e[0], e[2] != "StartupProbeSucceeded")))
+    if holds:
+        result = checks.started_before(trace, "proxy", "app")
+        assert result.value == pytest.approx(value)
+        explained = "whole second" in str(result)
+        assert explained == (app_start < 11.6 or (app_start == 11.6 and resolution is not None))
+    else:
+        message = fails(checks.started_before, trace, "proxy", "app")
+        assert f"app started at {app_start:g} s, before proxy counted as started at 11.6 s" in message
+        assert ("even allowing for the resolution: app Started is a container status time to the whole second "
+                f"({app_start:g} s means {app_start:g}–{app_start + 1:g} s)" in message) == (resolution is not None)
+
+
+def test_exited_before_with_rounded_ends_on_both_sides(make_trace):
+    trace = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "proxy", "Started"), (1, "app", "Started"),
+        (30, "proxy", "Exited", {"exit_code": 0, "source": "status", "resolution_s": 1.0}),
+        (30, "app", "Killed", {"exit_code": 137, "source": "status", "resolution_s": 1.0}),
+    ])
+    result = checks.exited_before(trace, "app", "proxy")
+    assert result.value == 0.0 and "both read 30 s" in str(result)
+    result = checks.exited_before(trace, "proxy", "app")  # the other way round is just as possible
+    assert result.value == 0.0 and "0 to 1 s earlier" in str(result)
+    trace = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "proxy", "Started"), (1, "app", "Started"),
+        (29, "proxy", "Exited", {"exit_code": 0, "source": "status", "resolution_s": 1.0}),
+        (30, "app", "Killed", {"exit_code": 137, "source": "status", "resolution_s": 1.0}),
+    ])
+    message = fails(checks.exited_before, trace, "app", "proxy")
+    assert "proxy ended first (exited 0 at 29 s), app only at 30 s (SIGKILLed) (even allowing for the resolution" in message
 
 
 # -- pods and jobs -------------------------------------------------------------------------------
