@@ -123,6 +123,15 @@ def _gates_text(trace) -> str:
     return ", ".join(f"{name}={'true' if on else 'false'}" for name, on in sorted(trace.feature_gates.items()))
 
 
+def _extent_text(trace) -> str:
+    """'12 events over 10.1s', and how long the run was watched when that went on after the last event."""
+    last = trace.events[-1].t if trace.events else 0.0
+    text = f"{len(trace.events)} events over {last:.1f}s"
+    if trace.observed_until is not None and trace.observed_until > last:
+        text += f", observed for {trace.observed_until:.1f}s"
+    return text
+
+
 def _rows(trace) -> list[dict[str, Any]]:
     """One row per container of the first MAX_PODS pods: what both summaries show."""
     rows = []
@@ -148,7 +157,7 @@ def trace_text(trace) -> str:
     lines = [
         f"Trace: {_backend_text(trace)}, Kubernetes {trace.kubernetes_version}",
         f"gates: {_gates_text(trace)}",
-        f"{len(trace.pods)} pod(s), {len(trace.events)} events over {trace.duration:.1f}s",
+        f"{len(trace.pods)} pod(s), {_extent_text(trace)}",
     ]
     rows = _rows(trace)
     if rows:
@@ -203,7 +212,7 @@ def trace_html(trace, *, image: bool = True) -> str:
     parts = ['<div class="labkit-trace">',
              f'<div><b>{e(_backend_text(trace))}</b> · Kubernetes {e(trace.kubernetes_version)}'
              f' · gates: {e(_gates_text(trace))}'
-             f' · {len(trace.pods)} pod(s), {len(trace.events)} events over {trace.duration:.1f}s</div>']
+             f' · {len(trace.pods)} pod(s), {e(_extent_text(trace))}</div>']
     rows = _rows(trace)
     if rows:
         parts.append('<table class="labkit-containers" style="border-collapse:collapse;margin:4px 0">')

@@ -301,8 +301,10 @@ class Trace:
     def __repr__(self) -> str:
         phases = ", ".join(f"{p.name}={p.final.phase if p.final else '?'}" for p in self.pods[:4])
         more = f", +{len(self.pods) - 4} more" if len(self.pods) > 4 else ""
+        last = self.events[-1].t if self.events else 0.0
+        watched = f", observed for {self.duration:.1f}s" if self.duration > last else ""
         return (f"<Trace {self.backend} k8s {self.kubernetes_version}: {len(self.pods)} pod(s) "
-                f"[{phases}{more}], {len(self.events)} events over {self.duration:.1f}s>")
+                f"[{phases}{more}], {len(self.events)} events over {last:.1f}s{watched}>")
 
     # -- notebook display (labkit.display, imported only when shown) ----------------------
     def _repr_html_(self) -> str:

@@ -383,3 +383,13 @@ def test_the_recorder_marks_the_builder_live_while_it_watches(monkeypatch):
         recorder.stop()
     now[0] += 60
     assert builder.trace().observed_until == pytest.approx(30 + stream[-1][0] - origin)
+
+
+def test_summaries_say_how_long_the_trace_was_observed(blog_trace):
+    from labkit.display import trace_html, trace_text
+
+    assert "12 events over 12.9s\n" in trace_text(blog_trace) + "\n" and "observed" not in trace_text(blog_trace)
+    blog_trace.observed_until = 60.0
+    assert "1 pod(s), 12 events over 12.9s, observed for 60.0s" in trace_text(blog_trace)
+    assert "12 events over 12.9s, observed for 60.0s" in trace_html(blog_trace, image=False)
+    assert repr(blog_trace).endswith("12 events over 12.9s, observed for 60.0s>")
