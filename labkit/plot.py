@@ -2,12 +2,17 @@
 
 A lane shows each running instance of a container (a :class:`~labkit.trace.Span`) as a bar
 in its role's colour: hatched while it is *starting* (running, startup probe not yet
-passed), solid once *started*, light while *terminating* (stop signal sent, not yet
+passed), solid once *started*, pale while *terminating* (stop signal sent, not yet
 exited). A thin dark strip under the bar shows when the container was ready. Markers show
-the startup probe passing, preStop, SIGTERM, SIGKILL and restarts; the exit code is written
-at the end of each bar, in the failure colour only for real failures (a sidecar's 137/143
-after the kubelet stopped it is normal). Each pod has a header row with its phases and
-deletion; Job/Deployment conditions are vertical lines across the whole figure.
+the startup probe passing, SIGTERM, SIGKILL and restarts; a preStop hook is a band on the
+bar's top edge from its start to the stop signal (the kubelet sends it when the hook is
+done or out of time) or, when no signal was seen, to the container's end. The exit code is
+written at the end of each bar, in the failure colour only for real failures (a sidecar's
+137/143 after the kubelet stopped it is normal); a bar still running when the trace ends
+runs to the end and carries an arrow. Each pod has a header row with its phases, its Ready
+condition (a strip under it) and deletion; Job/Deployment conditions are vertical lines
+across the whole figure, and so is the end of a trace that was watched past its last event
+(``observed_until``).
 
 matplotlib is imported inside the functions, so ``import labkit`` stays light::
 
@@ -45,7 +50,7 @@ ROLE_LABELS = {"sidecar": "sidecar (init container, restartPolicy: Always)",
 # SIGKILL cross at the bar's end and the restart circle at its start.
 MARKERS = {
     "StartupProbeSucceeded": ("^", OKABE_ITO["black"], "startup probe passed"),
-    "PreStop": ("s", OKABE_ITO["reddish_purple"], "preStop hook began"),
+    "PreStop": ("s", OKABE_ITO["reddish_purple"], "preStop hook began"),  # the legend shows it with its band
     "SIGTERM": ("v", OKABE_ITO["black"], "stop signal (SIGTERM) sent"),
     "Killed": ("X", OKABE_ITO["black"], "SIGKILL (grace period over)"),
     "Restarted": ("o", OKABE_ITO["black"], "restart"),
@@ -56,8 +61,20 @@ PROBE_RUNS = ("StartupProbeRun", "ReadinessProbeRun", "LivenessProbeRun")
 BACKEND_NAMES = {"sim": "simulated (backend sim, a model, not a cluster)", "kind": "kind cluster (backend kind)",
                  "cluster": "existing cluster (backend cluster)", "replay": "replayed trace (backend replay)"}
 
+PRESTOP_COLOUR = OKABE_ITO["reddish_purple"]
+READY_COLOUR = "#222222"
+# The bar states are drawn in the role's colour; the legend shows them in this neutral grey.
+STATE_LEGEND_COLOUR = "#6A6A6A"
+STATE_LABELS = {
+    "starting": "starting (hatched): startup probe not yet passed",
+    "started": "started (solid): running",
+    "terminating": "terminating (pale): stop signal sent",
+}
+
 DEFAULT_MAX_PODS = 8
 _BAR = 0.56  # bar height in lanes
+_PRESTOP_BAND = 0.16  # preStop band height in lanes, centred on the bar's top edge
+_STRIP = 0.09  # ready strip height in lanes
 _LANE_IN = 0.34  # inches per row
 _FONT = 9
 
@@ -86,8 +103,7 @@ def plot_trace(trace: Trace, *, ax: Any = None, title: str | None = None, pods: 
     if own_figure:
         _figure_legend(fig, drawing.legend_keys)
     else:
-        ax.legend(*_legend_handles(drawing.legend_keys), loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  fontsize=_FONT - 1, frameon=False)
+        _legend(ax, drawing.legend_keys, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -204,9 +220,20 @@ class _Drawing:
         ax = self.ax
         end = trace.duration
         ax.set_xlim(-0.01 * x_max, x_max)
+        ax.set_ylim(_count_rows(shown, hidden) - 0.5, -0.5)  # first pod on top
+        ax.set_autoscale_on(False)  # the limits are known: no rescaling per artist (1000s of pods)
         self.char_w = x_max / (ax.figure.get_figwidth() * 0.8 * 72 / (0.62 * (_FONT - 1)))  # data units per char
         ticks: list[float] = []
         labels: list[str] = []
+        names = {p.name for p in shown}
+        events: dict[str, list] = {name: [] for name in names}
+        for event in trace.events:  # one pass: traces may hold 1000s of pods
+            if event.pod in names:
+                events[event.pod].append(event)
+        spans: dict[str, list[Span]] = {name: [] for name in names}
+        for span in trace.spans() if len(shown) > 1 else trace.spans(pod=shown[0].name) if shown else []:
+            if span.pod in names:
+                spans[span.pod].append(span)
         row = 0
         for pod in shown:
             header = row
@@ -215,14 +242,15 @@ class _Drawing:
                 ticks.append(first_lane + i)
                 labels.append(info.name)
             last_lane = first_lane + len(pod.containers) - 1
-            self.pod_header(trace, pod, header, last_lane, end)
-            spans = trace.spans(pod=pod.name)
-            for i, span in enumerate(spans):
-                lane = first_lane + [c.name for c in pod.containers].index(span.container)
-                later = spans[i + 1] if i + 1 < len(spans) else None
+            self.pod_header(events[pod.name], pod, header, last_lane, end)
+            pod_spans = spans[pod.name]
+            lanes = {c.name: first_lane + i for i, c in enumerate(pod.containers)}
+            for i, span in enumerate(pod_spans):
+                later = pod_spans[i + 1] if i + 1 < len(pod_spans) else None
                 next_start = later.start if later is not None and later.container == span.container else None
-                self.span(span, lane, end, next_start)
-            self.lane_marks(trace, pod, first_lane, show_probe_runs)
+                self.span(span, lanes[span.container], end, next_start)
+            if show_probe_runs:
+                self.probe_runs(events[pod.name], lanes)
             row = last_lane + 1
             if pod is not shown[-1]:
                 ax.axhline(row - 0.5, color="#DDDDDD", linewidth=0.8, zorder=0)
@@ -232,8 +260,7 @@ class _Drawing:
                     transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=_FONT,
                     style="italic", color=TEXT_COLOUR, gid="more-pods")
             row += 1
-        self.workload_events(trace)
-        ax.set_ylim(max(row, 1) - 0.5, -0.5)  # first pod on top
+        labelled = self.vertical_lines(trace)
         ax.set_yticks(ticks, labels, fontsize=_FONT)
         ax.tick_params(axis="y", length=0)
         ax.set_xlabel("seconds since the trace started", fontsize=_FONT)
@@ -244,7 +271,7 @@ class _Drawing:
             ax.spines[side].set_visible(False)
         heading = title or _default_title(trace)
         ax.set_title(f"{heading}\n{describe_run(trace)}", fontsize=_FONT + 2, loc="left",
-                     pad=22 if trace.select(WORKLOAD_EVENTS) else 8)
+                     pad=12 + 10 * labelled if labelled else 8)
 
     # one running instance of a container
     def span(self, span: Span, lane: float, trace_end: float, next_start: float | None) -> None:
@@ -259,14 +286,10 @@ class _Drawing:
         started = span.started_at if span.started_at is not None else min(stop, end)
         started = min(max(started, span.start), end)
         stop = min(max(stop, started), end)
-        segments = [
-            ("starting", span.start, started, dict(facecolor="white", hatch="////", hatchcolor=colour)),
-            ("started", started, stop, dict(facecolor=colour)),
-            ("terminating", stop, end, dict(facecolor=_tint(colour, 0.6))),
-        ]
-        for state, x0, x1, style in segments:
+        for state, x0, x1 in (("starting", span.start, started), ("started", started, stop), ("terminating", stop, end)):
             if x1 > x0:
-                ax.add_patch(Rectangle((x0, top), x1 - x0, _BAR, linewidth=0, zorder=2, gid=f"state:{state}", **style))
+                ax.add_patch(Rectangle((x0, top), x1 - x0, _BAR, linewidth=0, zorder=2, gid=f"state:{state}",
+                                       **_state_style(state, colour)))
                 self.use(f"state:{state}")
         outline = FAILURE_COLOUR if span.failed else colour
         ax.add_patch(Rectangle((span.start, top), max(end - span.start, 0), _BAR, facecolor="none",
@@ -275,11 +298,21 @@ class _Drawing:
         for r0, r1 in span.ready:
             r1 = r1 if r1 is not None else end
             if r1 > r0:
-                ax.add_patch(Rectangle((r0, lane + _BAR / 2 + 0.03), r1 - r0, 0.09, facecolor="#222222",
+                ax.add_patch(Rectangle((r0, lane + _BAR / 2 + 0.03), r1 - r0, _STRIP, facecolor=READY_COLOUR,
                                        linewidth=0, zorder=2, gid="ready"))
                 self.use("ready")
+        hook = prestop_interval(span, end)
+        if hook is not None:
+            began, ended, signalled = hook
+            ax.add_patch(Rectangle((began, top - _PRESTOP_BAND / 2), ended - began, _PRESTOP_BAND,
+                                   facecolor=PRESTOP_COLOUR if signalled else _tint(PRESTOP_COLOUR, 0.55),
+                                   edgecolor="white", linewidth=0.5, zorder=3.5,
+                                   gid=f"prestop:{span.pod}/{span.container}#{span.attempt}"))
+            self.use("prestop" if signalled else "prestop:at-most")
         for t, kind in span.marks:
-            if kind in MARKERS and kind != "Restarted":
+            if kind == "PreStop" and hook is not None and t == hook[0]:
+                self.marker(kind, t, top, legend=False)  # the band's entry explains it
+            elif kind in MARKERS and kind != "Restarted":
                 self.marker(kind, t, top)
         if span.attempt > 0:
             self.marker("Restarted", span.start, lane)
@@ -310,7 +343,7 @@ class _Drawing:
             gid=f"exit:{span.pod}/{span.container}#{span.attempt}")
         self.use("exit:failed" if span.failed else "exit:normal")
 
-    def marker(self, kind: str, t: float, y: float) -> None:
+    def marker(self, kind: str, t: float, y: float, *, legend: bool = True) -> None:
         from matplotlib.transforms import offset_copy
 
         transform = self.ax.transData
@@ -331,24 +364,23 @@ class _Drawing:
         self.ax.plot([t], [y], linestyle="none", marker=shape, color=colour, markersize=5 if kind == "probe-run" else 7,
                      markeredgecolor=colour if thin else "white", markeredgewidth=1.4 if thin else 0.7,
                      zorder=4, transform=transform, gid=f"marker:{kind}")
-        self.use(f"marker:{kind}")
+        if legend:
+            self.use(f"marker:{kind}")
 
-    def lane_marks(self, trace: Trace, pod: Pod, first_lane: int, show_probe_runs: bool) -> None:
-        """Probe runs (optional), drawn as small ticks in their container's lane."""
-        if not show_probe_runs:
-            return
-        names = [c.name for c in pod.containers]
-        for event in trace.select(PROBE_RUNS, pod=pod.name):
-            self.marker("probe-run", event.t, first_lane + names.index(event.container))
+    def probe_runs(self, events: list, lanes: dict[str, int]) -> None:
+        """Probe runs, drawn as small ticks in their container's lane."""
+        for event in events:
+            if event.type in PROBE_RUNS and event.container in lanes:
+                self.marker("probe-run", event.t, lanes[event.container])
 
-    # the pod's header row: phases and deletion
-    def pod_header(self, trace: Trace, pod: Pod, row: int, last_lane: int, trace_end: float) -> None:
+    # the pod's header row: phases, its Ready condition, deletion
+    def pod_header(self, pod_events: list, pod: Pod, row: int, last_lane: int, trace_end: float) -> None:
         from matplotlib.patches import Rectangle
 
         ax = self.ax
         ax.text(-0.012, row, pod.name, transform=ax.get_yaxis_transform(), ha="right", va="center",
                 fontsize=_FONT, fontweight="bold", color=TEXT_COLOUR, gid="pod-name")
-        events = trace.select(("PodPhase", "DeleteRequested", "Deleted"), pod=pod.name)
+        events = [e for e in pod_events if e.type in ("PodPhase", "DeleteRequested", "Deleted")]
         deleted_at = next((e.t for e in events if e.type == "Deleted"), None)
         phases = [(e.t, e.phase) for e in events if e.type == "PodPhase"]
         strip_end = deleted_at if deleted_at is not None else trace_end
@@ -364,32 +396,50 @@ class _Drawing:
                 ax.text(t + self.char_w * 0.5, row, label, va="center", ha="left", fontsize=_FONT - 1, zorder=3,
                         color=FAILURE_COLOUR if failed else TEXT_COLOUR, fontweight="bold" if failed else "normal",
                         gid=f"phase-label:{phase}")
+        for r0, r1 in pod_ready_intervals(pod_events, strip_end):
+            if r1 > r0:
+                ax.add_patch(Rectangle((r0, row + 0.23), r1 - r0, _STRIP, facecolor=READY_COLOUR, linewidth=0,
+                                       zorder=2, gid="pod-ready"))
+                self.use("pod-ready")
+        drawn: set[str] = set()
         for event in events:
-            if event.type not in ("DeleteRequested", "Deleted"):
-                continue
+            if event.type not in ("DeleteRequested", "Deleted") or event.type in drawn:
+                continue  # a real cluster reports a deletion from several sources: the first counts
+            drawn.add(event.type)
             ax.plot([event.t, event.t], [row - 0.45, last_lane + 0.45], color="#444444", linewidth=1.1,
                     linestyle=(0, (4, 2)) if event.type == "DeleteRequested" else (0, (1, 1.5)), zorder=4,
                     gid=f"pod-event:{event.type}")
             self.use(f"pod-event:{event.type}")
 
-    # Job / Deployment conditions: a line across the whole Axes, labelled above it
-    def workload_events(self, trace: Trace) -> None:
+    # Job / Deployment conditions and the end of observation: lines across the whole Axes, labelled above
+    def vertical_lines(self, trace: Trace) -> int:
+        """Draws them; returns how many label rows they need above the Axes (0 without any)."""
         ax = self.ax
-        placed: list[tuple[float, float, int]] = []
+        lines = []
         for event in trace.select(WORKLOAD_EVENTS):
             colour = FAILURE_COLOUR if event.type == "JobFailed" else OKABE_ITO["black"]
-            ax.axvline(event.t, color=colour, linewidth=1.0, linestyle=(0, (2, 2)), zorder=1, gid=f"workload:{event.type}")
-            label = f"{event.object or ''} {event.type}".strip()
+            lines.append((event.t, f"{event.object or ''} {event.type}".strip(), colour, (0, (2, 2)), event.type))
+        last = trace.events[-1].t if trace.events else 0.0
+        if trace.observed_until is not None and trace.observed_until > last:
+            lines.append((trace.observed_until, f"trace ends: watched until {_seconds(trace.observed_until)}",
+                          "#777777", "-", "observed-until"))
+        placed: list[tuple[float, float, int]] = []
+        for t, label, colour, style, kind in lines:
+            workload = kind != "observed-until"
+            ax.axvline(t, color=colour, linewidth=1.0, linestyle=style, zorder=1,
+                       gid=f"workload:{kind}" if workload else kind)
             width = len(label) * self.char_w
+            # centred on its line, but never past the Axes' right end (the end-of-trace label)
+            x0 = min(t - width / 2, ax.get_xlim()[1] - width)
             level = 0
-            while any(lvl == level and not (event.t - width / 2 > x1 or event.t + width / 2 < x0)
-                      for x0, x1, lvl in placed):
+            while any(lvl == level and not (x0 > p1 or x0 + width < p0) for p0, p1, lvl in placed):
                 level += 1
-            placed.append((event.t - width / 2, event.t + width / 2, level))
-            ax.annotate(label, (event.t, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2 + 10 * level),
+            placed.append((x0, x0 + width, level))
+            ax.annotate(label, (x0 + width / 2, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2 + 10 * level),
                         textcoords="offset points", ha="center", va="bottom", fontsize=_FONT - 1, color=colour,
-                        gid=f"workload-label:{event.type}")
-            self.use("workload")
+                        gid=f"workload-label:{kind}" if workload else f"label:{kind}")
+            self.use("workload" if workload else kind)
+        return 1 + max(level for _, _, level in placed) if placed else 0
 
 
 def _default_title(trace: Trace) -> str:
@@ -402,6 +452,52 @@ def _default_title(trace: Trace) -> str:
     return f"Container timeline: {shown}" if shown else "Container timeline (no pods)"
 
 
+def prestop_interval(span: Span, end: float) -> tuple[float, float, bool] | None:
+    """When ``span``'s preStop hook ran, as (began, ended, ended_at_sigterm); None without a hook.
+
+    The kubelet sends the stop signal once the hook returns or its time is up, so the hook
+    ends at the instance's SIGTERM. Without a seen SIGTERM (a real cluster cannot see it
+    when there is a hook) the trace only shows that it ended by ``end``: the container's
+    exit, or the end of the trace.
+    """
+    began = next((t for t, kind in span.marks if kind == "PreStop"), None)
+    if began is None:
+        return None
+    signal = next((t for t, kind in span.marks if kind == "SIGTERM" and t >= began), None)
+    if signal is None or signal > end:
+        return began, max(began, end), False
+    return began, signal, True
+
+
+def pod_ready_intervals(pod_events: list, end: float) -> list[tuple[float, float]]:
+    """The pod's Ready condition as (from, to) intervals; one still true runs to ``end``."""
+    intervals: list[tuple[float, float]] = []
+    since = None
+    for event in pod_events:
+        if event.type == "PodReady" and since is None:
+            since = event.t
+        elif event.type == "PodNotReady" and since is not None:
+            intervals.append((since, event.t))
+            since = None
+    if since is not None:
+        intervals.append((since, max(since, end)))
+    return intervals
+
+
+def _state_style(state: str, colour: str) -> dict[str, Any]:
+    """How a bar state is filled, in ``colour``: the bars use the role's, the legend a neutral grey."""
+    if state == "starting":
+        return dict(facecolor="white", hatch="////", hatchcolor=colour)
+    if state == "started":
+        return dict(facecolor=colour)
+    return dict(facecolor=_tint(colour, 0.6))
+
+
+def _seconds(t: float) -> str:
+    text = f"{t:.1f}".rstrip("0").rstrip(".")
+    return f"{text} s"
+
+
 def _tint(colour: str, amount: float) -> tuple[float, float, float]:
     """``colour`` mixed with white; ``amount`` 1.0 is white."""
     from matplotlib.colors import to_rgb
@@ -410,47 +506,73 @@ def _tint(colour: str, amount: float) -> tuple[float, float, float]:
 
 
 # -- legend ---------------------------------------------------------------------------
+LEGEND_TITLE = "bar colour: container role · bar fill: state (grey here; a bar uses its role's colour)"
+
+
 def _legend_handles(keys: list[str]) -> tuple[list, list[str]]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    grey = "#777777"
-    entries = {
-        "state:starting": (Patch(facecolor="white", edgecolor=grey, hatch="////", linewidth=0.8),
-                           "starting: running, startup probe not yet passed"),
-        "state:started": (Patch(facecolor=grey, edgecolor=grey), "started (running)"),
-        "state:terminating": (Patch(facecolor=_tint(grey, 0.6), edgecolor=grey, linewidth=0.8),
-                              "terminating: stop signal sent, not yet exited"),
-        "ready": (Line2D([], [], color="#222222", linewidth=3), "ready (thin strip under the bar)"),
+    grey = STATE_LEGEND_COLOUR
+    entries = {f"state:{state}": (Patch(edgecolor=grey, linewidth=0.9, **_state_style(state, grey)), label)
+               for state, label in STATE_LABELS.items()}
+    entries.update({
+        "ready": (Line2D([], [], color=READY_COLOUR, linewidth=3), "ready (thin strip under the bar)"),
+        "pod-ready": (Line2D([], [], color=READY_COLOUR, linewidth=3), "pod Ready (strip under the phases)"),
+        "prestop": (Line2D([], [], color=PRESTOP_COLOUR, linewidth=4, marker="s", markersize=7,
+                           markerfacecolor=PRESTOP_COLOUR, markeredgecolor="white", markeredgewidth=0.7),
+                    "preStop hook: began (square), ran until SIGTERM (band)"),
+        "prestop:at-most": (Line2D([], [], color=_tint(PRESTOP_COLOUR, 0.55), linewidth=4, marker="s", markersize=7,
+                                   markerfacecolor=PRESTOP_COLOUR, markeredgecolor="white", markeredgewidth=0.7),
+                            "preStop hook, no SIGTERM seen: ran at most this long"),
+        "observed-until": (Line2D([], [], color="#777777", linewidth=1.0),
+                           "end of the trace (watched until then)"),
         "exit:normal": (Line2D([], [], linestyle="none"),
-                        "exit N: exit code (a stopped sidecar's 137/143 is normal)"),
+                        "exit N: exit code (137/143 of a stopped sidecar: normal)"),
         "exit:failed": (Patch(facecolor="white", edgecolor=FAILURE_COLOUR, linewidth=2),
                         "failure: non-zero exit (outline and code in this colour)"),
         "marker:running": (Line2D([], [], linestyle="none", marker=">", color=TEXT_COLOUR),
-                           "still running when the trace ended"),
+                           "still running at the end of the trace"),
         "marker:probe-run": (Line2D([], [], linestyle="none", marker="|", color="#888888"), "one probe run"),
-        "phase": (Patch(facecolor=PHASE_COLOURS["Running"], edgecolor="#999999"), "pod phase (header row)"),
+        "phase": (Patch(facecolor=PHASE_COLOURS["Running"], edgecolor="#999999", linewidth=0.6, gid="thin"),
+                  "pod phase (header row, named in the strip)"),
         "pod-event:DeleteRequested": (Line2D([], [], color="#444444", linestyle=(0, (4, 2))),
                                       "pod deletion requested"),
         "pod-event:Deleted": (Line2D([], [], color="#444444", linestyle=(0, (1, 1.5))), "pod object deleted"),
         "workload": (Line2D([], [], color="black", linestyle=(0, (2, 2))),
                      "Job / Deployment condition (named at the top)"),
-    }
+    })
     for role, label in ROLE_LABELS.items():
-        entries[f"role:{role}"] = (Patch(facecolor=ROLE_COLOURS[role]), label)
+        entries[f"role:{role}"] = (Patch(facecolor=ROLE_COLOURS[role], edgecolor=ROLE_COLOURS[role], linewidth=0.9),
+                                   label)
     for kind, (shape, colour, label) in MARKERS.items():
         entries[f"marker:{kind}"] = (Line2D([], [], linestyle="none", marker=shape, color=colour, markersize=7,
                                             markeredgecolor="white" if shape != "x" else colour,
                                             markeredgewidth=1.4 if shape == "x" else 0.7), label)
     order = [f"role:{r}" for r in ROLE_LABELS] + ["state:starting", "state:started", "state:terminating", "ready"] \
-        + [f"marker:{k}" for k in MARKERS] + ["marker:running", "marker:probe-run", "exit:normal", "exit:failed",
-                                              "phase", "pod-event:DeleteRequested", "pod-event:Deleted", "workload"]
+        + [f"marker:{k}" for k in MARKERS] + ["prestop", "prestop:at-most", "marker:running", "marker:probe-run", "exit:normal",
+                                              "exit:failed", "phase", "pod-ready", "pod-event:DeleteRequested",
+                                              "pod-event:Deleted", "workload", "observed-until"]
     chosen = [k for k in order if k in keys]
     return [entries[k][0] for k in chosen], [entries[k][1] for k in chosen]
 
 
-def _figure_legend(fig, keys: list[str]) -> None:
+def _legend(owner, keys: list[str], **options: Any) -> None:
+    """``owner.legend`` (a Figure's or an Axes') of the encodings in ``keys``, titled when bar states are shown."""
+    from matplotlib.legend_handler import HandlerPatch
+    from matplotlib.patches import Rectangle
+
+    def thin(legend, orig_handle, xdescent, ydescent, width, height, fontsize):  # the phase strip is thinner than a bar
+        return Rectangle((-xdescent, -ydescent + 0.2 * height), width, 0.6 * height)
+
     handles, labels = _legend_handles(keys)
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=_FONT - 1, frameon=False,
-                   handlelength=1.8, columnspacing=1.5)
+    if not handles:
+        return
+    title = LEGEND_TITLE if any(k.startswith("state:") for k in keys) else None
+    owner.legend(handles, labels, title=title, title_fontsize=_FONT - 1, alignment="left", fontsize=_FONT - 1,
+                 frameon=False, handler_map={h: HandlerPatch(patch_func=thin) for h in handles if h.get_gid() == "thin"},
+                 **options)
+
+
+def _figure_legend(fig, keys: list[str]) -> None:
+    _legend(fig, keys, loc="outside lower center", ncols=3, handlelength=1.8, columnspacing=1.5)

@@ -9,7 +9,8 @@ import pytest
 from matplotlib.colors import same_color, to_rgba
 
 from labkit.errors import InvalidInput
-from labkit.plot import FAILURE_COLOUR, ROLE_COLOURS, plot_compare, plot_trace, save_figure
+from labkit.plot import (FAILURE_COLOUR, PRESTOP_COLOUR, ROLE_COLOURS, STATE_LEGEND_COLOUR, plot_compare, plot_trace,
+                         save_figure)
 from labkit.trace import ContainerInfo, Event, Pod, Trace, load_trace
 
 
@@ -160,6 +161,160 @@ def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop)
     assert "pod deletion requested" in legend and "pod object deleted" in legend
 
 
+def legend_entries(fig) -> dict:
+    """The figure legend's handles (as drawn) by the start of their label, up to the first space or colon."""
+    legend = fig.legends[0]
+    return {text.get_text(): handle for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+
+
+def entry(entries: dict, start: str):
+    (found,) = [handle for label, handle in entries.items() if label.startswith(start)]
+    return found
+
+
+def pale(colour) -> tuple:
+    return tuple(c + (1 - c) * 0.6 for c in to_rgba(colour)[:3])
+
+
+def test_legend_shows_bar_states_drawn_like_the_bars_in_a_neutral_grey(blog_trace):
+    fig = plot_trace(blog_trace)
+    ax, entries = fig.axes[0], legend_entries(fig)
+    title = fig.legends[0].get_title().get_text()
+    assert title.startswith("bar colour: container role · bar fill: state") and "grey here" in title
+    grey = to_rgba(STATE_LEGEND_COLOUR)
+    assert grey[0] == grey[1] == grey[2] and not any(same_color(grey, c) for c in ROLE_COLOURS.values())
+    sidecar = ROLE_COLOURS["sidecar"]
+    bars = {p.get_gid(): p for p in gids(ax, "state:") if abs(p.get_y() + p.get_height() / 2 - 1) < 0.01}
+    # the role entry is the role's solid bar
+    assert same_color(entry(entries, "sidecar").get_facecolor(), sidecar)
+    # starting: white, hatched in the colour (role in the bar, grey in the legend)
+    legend_starting, bar_starting = entry(entries, "starting (hatched)"), bars["state:starting"]
+    assert legend_starting.get_hatch() == bar_starting.get_hatch() == "////"
+    assert same_color(legend_starting.get_facecolor(), "white") and same_color(bar_starting.get_facecolor(), "white")
+    assert same_color(legend_starting.get_hatchcolor(), grey) and same_color(bar_starting.get_hatchcolor(), sidecar)
+    # started: solid
+    assert same_color(entry(entries, "started (solid)").get_facecolor(), grey)
+    assert same_color(bars["state:started"].get_facecolor(), sidecar)
+    # terminating: the same colour, paled the same way
+    legend_terminating = entry(entries, "terminating (pale)")
+    assert same_color(legend_terminating.get_facecolor(), pale(grey))
+    assert same_color(bars["state:terminating"].get_facecolor(), pale(sidecar))
+    # and it does not pass for the pod phase strip's swatch
+    phase = entry(entries, "pod phase")
+    assert not same_color(phase.get_edgecolor(), legend_terminating.get_edgecolor())
+    assert phase.get_height() < legend_terminating.get_height()
+
+
+def stuck_in_init(make_trace, observed_until):
+    """A pod whose plain init container never finishes: nothing happens after 1 s."""
+    trace = make_trace([("setup", "init"), ("app", "app")], [
+        (0, None, "PodPhase", {"phase": "Pending"}), (1, "setup", "Started", {"attempt": 0})], pod="stuck")
+    trace.observed_until = observed_until
+    return trace
+
+
+def test_a_trace_watched_past_its_last_event_runs_to_where_watching_ended(make_trace):
+    fig = plot_trace(stuck_in_init(make_trace, 60.0))
+    ax = fig.axes[0]
+    (setup,) = gids(ax, "span:stuck/setup")
+    assert (setup.get_x(), setup.get_x() + setup.get_width()) == (1.0, 60.0)  # still running: to the end
+    (running,) = gids(ax, "marker:running")
+    assert list(running.get_xdata()) == [60.0]
+    (pending,) = gids(ax, "phase:Pending")
+    assert pending.get_x() + pending.get_width() == 60.0
+    (end,) = gids(ax, "observed-until")
+    assert list(end.get_xdata()) == [60.0, 60.0] and ax.get_xlim()[1] > 60
+    assert [t.get_text() for t in gids(ax, "label:observed-until")] == ["trace ends: watched until 60 s"]
+    assert {"still running at the end of the trace", "end of the trace (watched until then)"} <= set(legend_entries(fig))
+    # without observed_until the same trace ends at its last event
+    ax = plot_trace(stuck_in_init(make_trace, None)).axes[0]
+    assert not gids(ax, "observed-until") and ax.get_xlim()[1] < 5
+
+
+def test_no_end_line_when_watching_ended_with_the_last_event(blog_trace):
+    blog_trace.observed_until = blog_trace.events[-1].t
+    assert not gids(plot_trace(blog_trace).axes[0], "observed-until")
+
+
+def test_compare_shares_the_longest_watched_time(make_trace, blog_trace):
+    fig = plot_compare([blog_trace, stuck_in_init(make_trace, 90.0)])
+    top, bottom = fig.axes
+    assert top.get_xlim() == bottom.get_xlim() and top.get_xlim()[1] > 90
+    assert not gids(top, "observed-until") and gids(bottom, "observed-until")
+    (sidecar,) = gids(top, "span:sidecar-job-x7k2p/sws-init")
+    assert sidecar.get_x() + sidecar.get_width() == pytest.approx(11.81)  # its own end, not the other trace's
+
+
+def prestop_trace(make_trace, events, observed_until=None):
+    trace = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "proxy", "Started", {"attempt": 0}), (1, "app", "Started", {"attempt": 0}), *events])
+    trace.observed_until = observed_until
+    return trace
+
+
+def band(ax, container: str) -> tuple[float, float]:
+    (patch,) = gids(ax, f"prestop:web/{container}#0")
+    return round(patch.get_x(), 2), round(patch.get_x() + patch.get_width(), 2)
+
+
+def test_a_prestop_hook_is_drawn_as_long_as_it_ran(make_trace):
+    # the simulator: PreStop, then SIGTERM when the hook is done (or out of time), then the exit
+    ax = plot_trace(prestop_trace(make_trace, [
+        (20, "proxy", "PreStop"), (25, "proxy", "SIGTERM"), (26, "proxy", "Exited", {"exit_code": 0})])).axes[0]
+    assert band(ax, "proxy") == (20.0, 25.0)
+    assert same_color(gids(ax, "prestop:")[0].get_facecolor(), PRESTOP_COLOUR)
+    (square,) = gids(ax, "marker:PreStop")
+    assert list(square.get_xdata()) == [20.0]
+    # a real cluster sees the hook begin (the Killing Event) but not the signal: at most up to the exit, paler
+    fig = plot_trace(prestop_trace(make_trace, [
+        (20, "proxy", "PreStop", {"source": "event", "resolution_s": 1.0}),
+        (27, "proxy", "Exited", {"exit_code": 0, "source": "status", "resolution_s": 1.0})]))
+    ax = fig.axes[0]
+    assert band(ax, "proxy") == (20.0, 27.0)
+    assert not same_color(gids(ax, "prestop:")[0].get_facecolor(), PRESTOP_COLOUR)
+    assert "preStop hook, no SIGTERM seen: ran at most this long" in legend_entries(fig)
+    assert not any(label.startswith("preStop hook: began") for label in legend_entries(fig))
+    # still running when the trace ended
+    ax = plot_trace(prestop_trace(make_trace, [(20, "proxy", "PreStop")], observed_until=50.0)).axes[0]
+    assert band(ax, "proxy") == (20.0, 50.0)
+    # no hook, no band; a SIGTERM before the hook began does not end it
+    ax = plot_trace(prestop_trace(make_trace, [(10, "app", "SIGTERM"), (10.5, "app", "Exited", {"exit_code": 0})])).axes[0]
+    assert not gids(ax, "prestop:")
+
+
+def test_the_hanging_prestop_scenario_shows_each_hook_running_until_sigterm(data_dir):
+    from labkit.sim.run import simulate
+
+    trace = simulate([data_dir / "scenarios" / "sidecar-prestop-hang-all-killed-together.yaml"], k8s_version="1.29")
+    fig = plot_trace(trace)
+    ax = fig.axes[0]
+    bands = {p.get_gid().split("/")[1].split("#")[0]: p for p in gids(ax, "prestop:")}
+    assert sorted(bands) == ["restartable-init-1", "restartable-init-2", "restartable-init-3"]
+    for name, patch in bands.items():
+        began = trace.first("PreStop", container=name).t
+        signalled = trace.first("SIGTERM", container=name).t
+        assert (patch.get_x(), patch.get_x() + patch.get_width()) == pytest.approx((began, signalled))
+        assert signalled - began > 25  # the hook hung until the grace period was nearly used up
+        assert same_color(patch.get_facecolor(), PRESTOP_COLOUR)
+    labels = set(legend_entries(fig))
+    assert "preStop hook: began (square), ran until SIGTERM (band)" in labels and "preStop hook began" not in labels
+
+
+def test_the_pod_ready_condition_is_a_strip_under_the_header(make_trace, data_dir):
+    trace = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "proxy", "Started"), (1, "app", "Started"), (2, None, "PodPhase", {"phase": "Running"}),
+        (5, None, "PodReady"), (9, None, "PodNotReady"), (12, None, "PodReady"),
+        (15, None, "DeleteRequested", {"grace_period_seconds": 30}), (18, None, "Deleted")])
+    fig = plot_trace(trace)
+    strips = gids(fig.axes[0], "pod-ready")
+    assert [(s.get_x(), s.get_x() + s.get_width()) for s in strips] == [(5.0, 9.0), (12.0, 18.0)]  # open: to deletion
+    assert all(0 < s.get_y() < 0.5 for s in strips)  # under the header row (row 0), above the first lane
+    assert "pod Ready (strip under the phases)" in legend_entries(fig)
+    ax = plot_trace(load_trace(data_dir / "traces" / "deployment-delete-1.29.json")).axes[0]
+    assert len(gids(ax, "pod-ready")) == 1
+    assert not gids(plot_trace(stuck_in_init(make_trace, 60.0)).axes[0], "pod-ready")
+
+
 def test_a_container_still_running_at_the_end_has_no_exit_code(data_dir):
     ax = plot_trace(load_trace(data_dir / "traces" / "legacy-job-never-completes.json")).axes[0]
     assert [t.get_gid() for t in gids(ax, "exit:")] == ["exit:legacy-sidecar-job-q8w4n/sidecar-job#0"]
@@ -265,3 +420,14 @@ def test_save_figure_writes_png_or_svg(blog_trace, tmp_path: Path):
         save_figure(fig, tmp_path / "job.jpg")
     assert info.value.source == str(tmp_path / "job.jpg")
     assert not (tmp_path / "job.jpg").exists()
+
+
+def test_a_deletion_reported_from_two_sources_is_drawn_once(make_trace):
+    """A real cluster reports the request from the watch and from deletionTimestamp (whole seconds)."""
+    trace = make_trace([("app", "app")], [
+        (0, "app", "Started"), (58, None, "DeleteRequested", {"source": "status", "resolution_s": 1.0}),
+        (58.21, None, "DeleteRequested", {"source": "watch"}), (88, "app", "Killed", {"exit_code": 137}),
+        (89.3, None, "Deleted", {"source": "watch"})])
+    ax = plot_trace(trace).axes[0]
+    assert [list(line.get_xdata()) for line in gids(ax, "pod-event:DeleteRequested")] == [[58.0, 58.0]]
+    assert [list(line.get_xdata()) for line in gids(ax, "pod-event:Deleted")] == [[89.3, 89.3]]
