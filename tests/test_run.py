@@ -221,7 +221,7 @@ def test_one_kind_cluster_for_the_whole_run(books: Path, tmp_path: Path, monkeyp
     import labkit.run
 
     calls = []
-    monkeypatch.setattr(labkit.run, "resolve_backend", lambda backend: ("kind", "test: kind is usable"))
+    monkeypatch.setattr(labkit.run, "resolve_backend", lambda backend, k8s_version=None: ("kind", "test: kind is usable"))
     monkeypatch.setattr(labkit.kind, "create_cluster", lambda name, version: calls.append(("create", name, version)) or not reused)
     monkeypatch.setattr(labkit.kind, "delete_cluster", lambda name: calls.append(("delete", name)))
     report = run_notebooks([books / "01-first.ipynb"], k8s_version="1.28", out=tmp_path / "o", keep_cluster=keep,
