@@ -144,7 +144,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if delete_cluster(name):
         print(f"deleted kind cluster {name!r}")
     else:
-        print(f"no kind cluster named {name!r} is running; nothing to delete")
+        print(f"labkit made no kind cluster named {name!r} that is still there; nothing to delete")
     return 0
 
 

@@ -442,11 +442,13 @@ def delete_cluster(name: str = DEFAULT_CLUSTER_NAME, **options: Any) -> bool:
     cluster = KindCluster(name, **options)
     from .doctor import check_docker
 
+    marker = cluster.marker()
     docker = check_docker(cluster.runner)
     if not docker.usable:
+        if marker is None:  # labkit made no such cluster: nothing to do, Docker or not
+            return False
         raise BackendUnavailable(f"cannot delete kind cluster {name!r}: {docker.detail}\nFix: {docker.fix}")
     exists = name in cluster.clusters()
-    marker = cluster.marker()
     if exists and marker is None:
         raise BackendUnavailable(
             f"kind cluster {name!r} was not created by labkit, so labkit will not delete it "

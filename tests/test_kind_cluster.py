@@ -361,3 +361,14 @@ def test_environment_is_never_mutated(tmp_path):
     before = dict(os.environ)
     lab(Machine(), tmp_path).close()
     assert dict(os.environ) == before
+
+
+def test_down_without_docker_and_without_a_labkit_cluster_has_nothing_to_do(tmp_path):
+    state = tmp_path / "state"
+    no_engine = Machine(override={("docker", "info"): done("", NO_ENGINE, 1)})
+    assert delete_cluster("sidecar-lab", runner=no_engine, state=state, quiet=True) is False
+    assert not no_engine.ran("kind")
+    # ... but a cluster labkit made cannot be forgotten just because Docker is down now
+    assert create_cluster("sidecar-lab", "1.33", runner=Machine(), state=state, quiet=True) is True
+    with pytest.raises(BackendUnavailable, match="cannot delete kind cluster 'sidecar-lab'"):
+        delete_cluster("sidecar-lab", runner=no_engine, state=state, quiet=True)
