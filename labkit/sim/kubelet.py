@@ -7,7 +7,8 @@ traced back to the source:
 
 - the pod worker syncs only on PLEG relist ticks (``podCache.GetNewerThan`` of the last
   sync), so a container exit is noticed up to 1 s later and each sync's effects show at
-  the next one (``pod_workers.go``);
+  the next one; a failed sync (back-off) puts the pod on the work queue, one deadline per
+  pod that every sync replaces (``pod_workers.go``);
 - ``computePodActions`` / ``computeInitContainerActions`` decide what to start and kill
   (``kuberuntime_manager.go``, ``kuberuntime_container.go``);
 - ``killContainer`` runs preStop, waits for its turn (``kuberuntime_termination_order.go``,
@@ -105,7 +106,7 @@ class SimPod:
                  "init", "apps", "containers", "by_name", "has_sidecars", "created_at", "phase", "initialized",
                  "containers_ready", "ready", "deletion_grace", "deletion_requested_at",
                  "kill_requested", "deleted", "sandbox", "terminated", "settled", "liveness_stopped",
-                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end")
+                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at")
 
     def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str], *,
                  owner: dict | None, created_at: float):
@@ -151,6 +152,7 @@ class SimPod:
         self.wake: simpy.Event | None = None       # set while the pod worker waits
         self.armed_at: float | None = None         # when its wake-up timer fires
         self.last_sync_end: float | None = None
+        self.requeue_at: float | None = None       # the pod's deadline on the kubelet's work queue
 
     def any_running(self) -> bool:
         return any(c.running for c in self.containers)
@@ -358,6 +360,7 @@ class Kubelet:
             # completion, or a failed init container with Never): kill the pod with the
             # pod's grace and, from 1.29, the sidecar ordering.
             yield from self._kill_pod(pod, None)
+            self._complete_work(pod, [], False)
             return False
         for c, reason in actions.kill:
             yield from self._kill_container(pod, c, self._grace_for(pod, c, reason), None)
@@ -373,20 +376,40 @@ class Kubelet:
             ok = yield from self._start(pod, c, finished[c.name], hashes[c.name], failed_backoff)
             if not ok:
                 image_error = image_error or c.waiting_reason in ("ErrImagePull", "ImagePullBackOff")
-        if failed_backoff or image_error:
-            self._requeue_after_error(pod, failed_backoff, image_error)
+        self._complete_work(pod, failed_backoff, bool(failed_backoff) or image_error)
         return False
 
-    def _requeue_after_error(self, pod: SimPod, expiries: list[float], image_error: bool) -> None:
-        # pod_workers.go completeWork: a sync that hit a back-off is retried after
-        # wait.Jitter(10 s, 0.5). From 1.35 (PR #133066) the pod worker is requeued at the
-        # exact CrashLoopBackOff expiry instead. Image pull back-offs keep the jittered
-        # retry (the change is about container restarts).
-        if self.behaviour.exact_backoff_requeue and expiries and not image_error:
-            self._at(min(expiries) - self.env.now, self.kick, pod)
+    def _complete_work(self, pod: SimPod, expiries: list[float], failed: bool) -> None:
+        """pod_workers.go completeWork: set the pod's deadline on the work queue.
+
+        The queue holds one deadline per pod and every sync replaces it (``Enqueue`` writes
+        ``queue[uid] = now + delay``): a sync that failed because a container is in
+        CrashLoopBackOff/ImagePullBackOff is retried after ``wait.Jitter(backOffPeriod,
+        0.5)`` = [10 s, 15 s) up to 1.34. From 1.35 (PR #133066) a CrashLoopBackOff error
+        carries its expiry (``NewBackoffError(ErrCrashLoopBackOff, FinishedAt + backoff)``)
+        and the retry comes after ``wait.Jitter(expiry - now, 0.5)``, that wait capped at the
+        resync interval: not exactly at the expiry but within half the remaining wait after
+        it. ``MinBackoffExpiration`` takes the earliest expiry even when an image error
+        failed the same sync; image pull back-offs alone keep the 10 s retry. A sync without
+        error re-queues at the resync interval (60-90 s); that resync finds nothing to do in
+        this model, where every change that needs a sync wakes the worker itself, so it is
+        not scheduled, but it still replaces an earlier error deadline.
+        """
+        if not failed:
+            pod.requeue_at = None
             return
-        low, high = timing.SYNC_ERROR_REQUEUE_S
-        self._at(round(self.rng.uniform(low, high), 3), self.kick, pod)
+        wait = timing.SYNC_ERROR_BACKOFF_S
+        if self.behaviour.exact_backoff_requeue and expiries:
+            wait = min(max(min(expiries) - self.env.now, 0.0), timing.RESYNC_INTERVAL_S)
+        delay = round(wait * (1.0 + timing.WORKER_BACKOFF_JITTER * self.rng.random()), 3)
+        pod.requeue_at = self.env.now + delay
+        self._at(delay, self._requeue_due, pod, pod.requeue_at)
+
+    def _requeue_due(self, pod: SimPod, deadline: float) -> None:
+        # The sync loop takes the pod off the work queue once its (latest) deadline passed.
+        if pod.requeue_at == deadline:
+            pod.requeue_at = None
+            self.kick(pod)
 
     # -- computePodActions ------------------------------------------------------------------------
     def _compute_actions(self, pod: SimPod) -> _Actions:
@@ -537,14 +560,18 @@ class Kubelet:
             # startContainer runs postStart synchronously: the pod worker starts nothing
             # else until it returns.
             self.emit("PostStart", pod, c.name)
-            if hook.seconds is None:
-                yield inst.done
-            else:
-                yield env.timeout(hook.seconds) | inst.done
+            yield self._hook_done(hook, inst, math.inf)
             if hook.exit_code != 0 and inst.end is None:
                 yield from self._kill_container(pod, c, self._grace_for(pod, c, "poststart"), None)
                 return False
         return True
+
+    def _hook_done(self, hook, inst: Instance, limit: float) -> simpy.Event:
+        """When a lifecycle handler is over, waited for at most ``limit`` seconds. An exec or
+        HTTP handler ends with its container; a sleep action runs on in the kubelet."""
+        seconds = limit if hook.seconds is None else min(hook.seconds, limit)
+        done = self.env.timeout(seconds) if seconds != math.inf else self.env.event()
+        return done | inst.done if hook.in_container else done
 
     def _run_instance(self, pod: SimPod, c: Container, spec_hash_: str) -> Instance:
         inst = Instance(c.starts, self.env.now, self.env.event(), spec_hash_)
@@ -623,12 +650,11 @@ class Kubelet:
             return
         hook = c.model.pre_stop
         if hook is not None and grace > 0:
-            # executePreStopHook waits for the hook at most `grace` seconds and the caller
-            # subtracts the whole seconds it took.
+            # executePreStopHook waits for the hook at most `grace` seconds and returns the
+            # whole seconds it took (int64 of a float: truncated), which the caller subtracts.
             self.emit("PreStop", pod, c.name)
             start = env.now
-            limit = grace if hook.seconds is None else min(hook.seconds, grace)
-            yield env.timeout(limit) | inst.done
+            yield self._hook_done(hook, inst, grace)
             grace -= int(round(env.now - start, 6))
         if ordering is not None and grace > 0:
             start = env.now
@@ -648,7 +674,14 @@ class Kubelet:
 
     def _terminate(self, pod: SimPod, override: int | None) -> Generator:
         """syncTerminatingPod + syncTerminatedPod: stop liveness/startup probing, kill what
-        runs, write the terminal status, and delete the object if it was deleted."""
+        runs, write the terminal status, and delete the object if it was deleted.
+
+        The status is written before killPod and again once every container has stopped;
+        in between nothing regenerates the container statuses, so a container that exits
+        early in the grace period keeps showing running and ready until the end
+        (kubernetes/kubernetes#106896, #128820). Only readiness probe results
+        (SetContainerReadiness) change readiness meanwhile.
+        """
         if pod.sandbox:
             self._generate_status(pod)
         pod.liveness_stopped = True
@@ -857,7 +890,9 @@ class Kubelet:
             if st is None:
                 continue
             if st is not current:
-                current, on_hold, run, last = st, False, 0, None
+                # A new container ID only lifts the hold; the run of equal results (lastResult,
+                # resultRun) carries over from the previous container, as in doProbe.
+                current, on_hold = st, False
             if on_hold:
                 continue
             if c.st_state != "running":

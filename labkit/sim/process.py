@@ -67,10 +67,16 @@ class Run:
 
 @dataclass(frozen=True)
 class Hook:
-    """A postStart/preStop handler: how long it takes (None: never returns) and its result."""
+    """A postStart/preStop handler: how long it takes (None: never returns) and its result.
+
+    ``in_container``: an exec or HTTP handler runs in (or against) the container, so it ends
+    when the container does; the ``sleep`` action is a timer in the kubelet
+    (``runSleepHandler``) and runs its full length whatever the container does.
+    """
 
     seconds: float | None
     exit_code: int = 0
+    in_container: bool = True
 
 
 @dataclass(frozen=True)
@@ -754,7 +760,7 @@ def _hook_model(handler: dict | None, process: ProcessModel) -> Hook | None:
     if not handler:
         return None
     if "sleep" in handler:
-        return Hook(float((handler.get("sleep") or {}).get("seconds", 0)), 0)
+        return Hook(float((handler.get("sleep") or {}).get("seconds", 0)), 0, in_container=False)
     if "exec" in handler:
         argv = list((handler.get("exec") or {}).get("command") or [])
         script = argv[2] if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in _SHELLS and argv[1] == "-c" else shlex.join(argv)

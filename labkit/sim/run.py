@@ -143,7 +143,8 @@ def run_until(cluster: Cluster, until_seconds: float, finished) -> None:
                 if finished():
                     return
             if env.peek() > end:
-                env.run(until=end)
+                if end > env.now:      # an event may have landed exactly on the end
+                    env.run(until=end)
                 return
             env.step()
 

@@ -28,9 +28,13 @@ POD_OBJECT_DELETE_S = 0.1
 # (podCache.GetNewerThan), so syncs fall on relist ticks. The phase of the ticks within
 # the second is drawn from the seed.
 RELIST_PERIOD_S = 1.0
-# Requeue after a sync that failed because of a CrashLoopBackOff/ImagePullBackOff
-# (<=1.34): wait.Jitter(10 s, 0.5), i.e. uniform in [10 s, 15 s); drawn from the seed.
-SYNC_ERROR_REQUEUE_S = (10.0, 15.0)
+# A sync that failed (a container in CrashLoopBackOff or ImagePullBackOff) puts the pod back
+# on the work queue (pod_workers.go completeWork): after wait.Jitter(backOffPeriod, 0.5),
+# i.e. [10 s, 15 s), up to 1.34; from 1.35 (PR #133066) after wait.Jitter(time left of the
+# CrashLoopBackOff, 0.5), that time capped at the resync interval. Jitter drawn from the seed.
+SYNC_ERROR_BACKOFF_S = 10.0        # kubelet.go backOffPeriod
+WORKER_BACKOFF_JITTER = 0.5        # pod_workers.go workerBackOffPeriodJitterFactor
+RESYNC_INTERVAL_S = 60.0           # kubelet syncFrequency default (pod_workers resyncInterval)
 
 # -- container runtime ---------------------------------------------------------------------
 # First sync of a pod: volumes mounted, pause container and network set up.

@@ -10,6 +10,8 @@ import pytest
 
 from labkit.sim import simulate
 from labkit.sim import timing as T
+from labkit.sim.cluster import Cluster
+from labkit.sim.run import run_until
 from labkit.trace import Trace
 
 
@@ -64,14 +66,32 @@ def _crashing_sidecar(version: str, seed: int = 0, until: float = 200) -> Trace:
     return simulate([doc], k8s_version=version, until_seconds=until, seed=seed)
 
 
-def test_backoff_from_1_35_restarts_exactly_when_it_expires():
-    trace = _crashing_sidecar("1.35")
-    exits, starts = times(trace, "Exited", "side"), times(trace, "Started", "side")
-    delays = [round(s - e - T.CONTAINER_START_S, 6) for e, s in zip(exits, starts[1:])]
-    # First restart at once (at the sync after the exit, within a relist period), then
-    # 10, 20, 40, 80 s after FinishedAt: the pod worker is requeued at the exact expiry.
-    assert 0 < delays[0] <= T.RELIST_PERIOD_S
-    assert delays[1:5] == [10, 20, 40, 80]
+def _restart_delays(trace: Trace, name: str) -> list[float]:
+    """Seconds from each exit of ``name`` to its next start, less the container start time."""
+    exits = sorted(times(trace, "Exited", name) + times(trace, "Killed", name))
+    return [round(s - e - T.CONTAINER_START_S, 6) for e, s in zip(exits, times(trace, "Started", name)[1:])]
+
+
+def _late_1_35(backoff: float) -> float:
+    """How late a restart may come on 1.35+: completeWork enqueues the pod after
+    wait.Jitter(expiry - now, 0.5), the wait capped at the 60 s resync interval."""
+    return min(backoff, T.RESYNC_INTERVAL_S) * T.WORKER_BACKOFF_JITTER
+
+
+def test_backoff_from_1_35_retries_after_the_expiry_within_half_the_remaining_wait():
+    """PR #133066 (1.35): doBackOff returns NewBackoffError(ErrCrashLoopBackOff, FinishedAt +
+    backoff) and pod_workers.go completeWork enqueues the pod after
+    wait.Jitter(backoffAt - now, workerBackOffPeriodJitterFactor=0.5): never before the
+    expiry, at most half the remaining wait after it (not "exactly when it expires")."""
+    late = []
+    for seed in range(4):
+        delays = _restart_delays(_crashing_sidecar("1.35", seed=seed), "side")
+        # First restart at once (at the sync after the exit, within a relist period).
+        assert 0 < delays[0] <= T.RELIST_PERIOD_S
+        for backoff, delay in zip([10, 20, 40, 80], delays[1:5]):
+            assert backoff <= delay <= backoff + _late_1_35(backoff), (seed, backoff, delay)
+            late.append(delay - backoff)
+    assert max(late) > 1.0     # the jitter shows
 
 
 def test_backoff_before_1_35_waits_for_the_jittered_resync():
@@ -98,7 +118,7 @@ def test_backoff_resets_after_ten_minutes_of_running():
     doc = pod([("side", "sidecar")], behaviour={"side": helper(runs=runs), "app": helper(run=2000)})
     trace = simulate([doc], k8s_version="1.35", until_seconds=900)
     exits, starts = times(trace, "Exited", "side"), times(trace, "Started", "side")
-    assert starts[2] - exits[1] == pytest.approx(10 + T.CONTAINER_START_S)
+    assert 10 <= starts[2] - exits[1] - T.CONTAINER_START_S <= 10 + _late_1_35(10)
     # The third instance ran 700 s > 2 x 300 s: its back-off entry expired, so the restart
     # after it is immediate again (next sync), not 20 s later.
     assert starts[3] - exits[2] <= T.RELIST_PERIOD_S + T.CONTAINER_START_S
@@ -112,6 +132,81 @@ def test_an_image_change_gives_a_crashlooping_sidecar_a_fresh_backoff():
     # Without the change the restart after the exit at ~82 s would wait 80 s (until ~163 s).
     after = [s for s in starts if s > 100]
     assert after and after[0] < 100 + T.API_WATCH_S + T.RELIST_PERIOD_S + T.CONTAINER_START_S + 1e-6
+
+
+# -- liveness restarts: doBackOff looks at the run *before* the killed one ---------------------------
+def _unhealthy_sidecar(period: int, threshold: int) -> dict:
+    """A sidecar whose liveness probe always fails; it exits 0.5 s after SIGTERM."""
+    doc = pod([("side", "sidecar")], restart="Always", behaviour={
+        "side": helper(term_after=0.5, probes={"liveness": {"result": "failure"}}), "app": helper(run=5000)})
+    container(doc, "side")["livenessProbe"] = {"exec": {"command": ["false"]}, "periodSeconds": period,
+                                               "failureThreshold": threshold}
+    return doc
+
+
+def _expected_liveness_restarts(trace: Trace, version: str) -> list[str]:
+    """Check every restart of the liveness-killed sidecar against doBackOff; return the kinds.
+
+    SyncPod kills the container (step 3) and starts its replacement in the same sync (step
+    6), with doBackOff reading the pod status taken at the start of that sync: the killed
+    run is still running there, so the latest *exited* run is the one before it.
+
+    - first kill: no exited run, doBackOff returns before backOff.Next: restart at once;
+    - second kill: no back-off entry yet, IsInBackOffSince is false and Next creates 10 s:
+      restart at once;
+    - later kills: in back-off iff now (the end of the kill) - FinishedAt of the previous
+      run < the current back-off. If not, restart at once; if so, the next syncs look at
+      the killed run's FinishedAt and restart it once that back-off has passed, at the
+      first retry of the pod: up to 1.34 every [10 s, 15 s) after the last failed sync
+      (the PLEG sync right after the exit, which replaces the kill sync's retry on the
+      work queue); from 1.35 within half the remaining wait after the expiry.
+    Each restart after the first calls Next: 10, 20, 40, ... s.
+    """
+    exits = sorted(times(trace, "Exited", "side") + times(trace, "Killed", "side"))
+    starts = times(trace, "Started", "side")
+    not_ready = times(trace, "NotReady", "side")
+    new = int(version.split(".")[1]) >= 35
+    kinds, backoff, previous = [], None, None
+    for exit_, start in zip(exits, starts[1:]):
+        delay = start - exit_ - T.CONTAINER_START_S
+        if previous is None or backoff is None or exit_ - previous >= backoff - 1e-6:
+            assert delay == pytest.approx(0, abs=1e-6), (exit_, start)
+            kinds.append("at once")
+        else:
+            late = _late_1_35(backoff) if new else 15
+            assert backoff <= delay <= backoff + late, (exit_, start, backoff)
+            if not new:
+                # The status sync at the first relist after the exit shows it NotReady; that
+                # sync failed too, and its retry is the one that counts.
+                pleg_sync = min(t for t in not_ready if t > exit_)
+                assert pleg_sync - exit_ <= T.RELIST_PERIOD_S
+                assert start - T.CONTAINER_START_S >= pleg_sync + T.SYNC_ERROR_BACKOFF_S
+            kinds.append("backed off")
+        if previous is not None:
+            backoff = T.CRASHLOOP_INITIAL_S if backoff is None else min(2 * backoff, T.CRASHLOOP_MAX_S)
+        previous = exit_
+    return kinds
+
+
+@pytest.mark.parametrize("version", ["1.29", "1.34", "1.35", "1.37"])
+@pytest.mark.parametrize(("period", "threshold"), [(1, 1), (2, 3), (3, 2), (5, 1), (10, 3)])
+def test_liveness_restarts_of_a_sidecar_follow_do_backoff(version, period, threshold):
+    for seed in range(3):
+        trace = simulate([_unhealthy_sidecar(period, threshold)], k8s_version=version, until_seconds=600, seed=seed)
+        kinds = _expected_liveness_restarts(trace, version)
+        assert kinds[:2] == ["at once", "at once"] and "backed off" in kinds, kinds
+        assert trace.pods[0].final.containers["app"].restart_count == 0
+
+
+def test_a_liveness_killed_sidecar_can_restart_at_once_again_after_a_back_off():
+    """The notebook's unhealthy sidecar (period 2 s, threshold 3) up to 1.34: at once, at
+    once, ~10-15 s later, then often at once again: the third run started late, so when it
+    is killed more than 20 s have passed since the second run finished."""
+    kinds = [_expected_liveness_restarts(simulate([_unhealthy_sidecar(2, 3)], k8s_version="1.29",
+                                                  until_seconds=120, seed=seed), "1.29")[:4]
+             for seed in range(6)]
+    assert all(k[:3] == ["at once", "at once", "backed off"] for k in kinds)
+    assert ["at once", "at once", "backed off", "at once"] in kinds
 
 
 # -- restart policies -----------------------------------------------------------------------------
@@ -262,6 +357,36 @@ def test_readiness_keeps_running_during_termination_and_turns_false():
     assert trace.first("PodNotReady").t == not_ready[0]
 
 
+@pytest.mark.parametrize(("restart", "code"), [("Always", 1), ("Never", 0)])
+def test_a_container_that_exits_shows_not_ready_at_the_next_status_sync(restart, code):
+    """generateAPIPodStatus + probeManager.UpdatePodStatus at the start of each sync: a
+    container that is not running is not ready. The sync comes at the first PLEG relist
+    after the exit (<= 1 s), and the pod's Ready condition is regenerated with it."""
+    doc = pod([("side", "sidecar")], restart=restart, behaviour={"side": helper(), "app": helper(run=6, code=code)})
+    trace = simulate([doc], k8s_version="1.29", until_seconds=60)
+    exits = times(trace, "Exited", "app")
+    assert exits and times(trace, "Ready", "app")[0] < exits[0]
+    for exit_ in exits:
+        not_ready = min(t for t in times(trace, "NotReady", "app") if t > exit_)
+        assert not_ready - exit_ <= T.RELIST_PERIOD_S
+        assert not_ready in times(trace, "PodNotReady")
+
+
+def test_container_statuses_stay_as_they_were_while_the_pod_worker_kills_the_pod():
+    """SyncTerminatingPod writes the pod status before killPod and again once every
+    container has stopped; while killPod waits (here 30 s for the app, a shell loop that
+    ignores SIGTERM) nothing regenerates the container statuses, so the sidecar that exited
+    at once still shows ready (kubernetes/kubernetes#106896, #128820, both open). Only a
+    readiness probe, which keeps running, can turn it false earlier (next test)."""
+    trace = simulate(["manifests/deployment-sidecar.yaml"], k8s_version="1.28",
+                     feature_gates={"SidecarContainers": True}, delete_after=20, until_seconds=120)
+    exited = times(trace, "Exited", "sws-init")[0]
+    killed = times(trace, "Killed", "sidecar-deploy")[0]
+    assert killed - exited > 29
+    assert times(trace, "NotReady", "sws-init") == [killed]
+    assert trace.first("PodNotReady").t == killed
+
+
 def test_termination_on_1_29_is_reverse_order_and_on_1_28_all_at_once():
     behaviour = {"s1": helper(term_after=3), "s2": helper(term_after=3), "app": helper(term_after=3)}
     doc = pod([("s1", "sidecar"), ("s2", "sidecar")], behaviour=behaviour, action={"delete_pod_after_seconds": 10})
@@ -327,6 +452,52 @@ def test_sidecar_probe_workers_before_1_35_can_die_with_a_sidecar_in_a_never_pod
     assert times(new, "StartupProbeSucceeded", "side") and times(new, "Started", "app")
 
 
+def test_a_startup_probe_counts_failures_across_restarts_of_a_crashing_sidecar():
+    """doProbe resets resultRun only when it publishes a liveness/startup result (then the
+    worker waits for a new container); a new container ID just lifts the hold. So the
+    failures of a sidecar that crashes before its startup probe passes add up over runs."""
+    doc = pod([("side", "sidecar")], behaviour={
+        "side": helper(run=3, code=1, probes={"startup": {"result": "failure"}}), "app": helper()})
+    container(doc, "side")["startupProbe"] = {"exec": {"command": ["false"]}, "periodSeconds": 1,
+                                              "failureThreshold": 5}
+    trace = simulate([doc], k8s_version="1.35", until_seconds=60)
+    runs, failed = times(trace, "StartupProbeRun", "side"), times(trace, "StartupProbeFailed", "side")
+    exits = times(trace, "Exited", "side")
+    per_run = [len([t for t in runs if a < t < b]) for a, b in zip([0.0] + exits, exits)]
+    assert max(per_run) < 5                              # no single run failed 5 times
+    assert failed and failed[0] == runs[4]               # the fifth failure overall
+    assert times(trace, "SIGTERM", "side")[0] >= failed[0]
+
+
+def test_a_readiness_success_run_carries_over_to_the_next_container():
+    """With successThreshold 2, one success of a container that then crashes counts: the
+    next container is ready after its first successful probe."""
+    doc = pod([("side", "sidecar")], restart="Always", behaviour={
+        "side": helper(run=1.5, code=1), "app": helper(run=1000)})
+    container(doc, "side")["readinessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 2,
+                                                "successThreshold": 2}
+    trace = simulate([doc], k8s_version="1.29", until_seconds=15)
+    runs, ready = times(trace, "ReadinessProbeRun", "side"), times(trace, "Ready", "side")
+    starts, exits = times(trace, "Started", "side"), times(trace, "Exited", "side")
+    assert len([t for t in runs if starts[0] < t < exits[0]]) == 1     # one success, not ready
+    assert not [t for t in ready if t < exits[0]]
+    assert ready[0] == min(t for t in runs if t > starts[1])            # ready at once
+
+
+def test_a_sleep_prestop_runs_its_full_length_when_the_container_exits_first():
+    """The sleep action is a timer in the kubelet (runSleepHandler), not a process in the
+    container: the kill goroutine waits for it even after the container exited, so an
+    earlier sidecar's turn (kuberuntime_termination_order.go) comes only after it."""
+    doc = pod([("s1", "sidecar"), ("s2", "sidecar")], behaviour={
+        "s1": helper(), "s2": helper(run=25), "app": helper()}, action={"delete_pod_after_seconds": 20})
+    container(doc, "s2")["lifecycle"] = {"preStop": {"sleep": {"seconds": 10}}}
+    doc["behaviour"]["s2"].pop("hooks", None)
+    trace = simulate([doc], k8s_version="1.30", until_seconds=120)
+    prestop = times(trace, "PreStop", "s2")[0]
+    assert prestop < times(trace, "Exited", "s2")[0] < prestop + 10     # s2 ends by itself meanwhile
+    assert times(trace, "SIGTERM", "s1") == [pytest.approx(prestop + 10)]
+
+
 # -- determinism ----------------------------------------------------------------------------------------------
 def test_same_seed_same_trace_other_seed_other_names():
     doc = pod([("side", "sidecar")], behaviour={"side": helper(run=2, code=1), "app": helper(run=50)})
@@ -336,6 +507,15 @@ def test_same_seed_same_trace_other_seed_other_names():
     assert a.to_json() == b.to_json()
     assert [p.name for p in a.pods] != [p.name for p in c.pods]
     assert a.extra["seed"] == 3 and a.extra["generator"].startswith("labkit simulator")
+
+
+def test_a_run_ends_cleanly_when_an_event_falls_exactly_on_its_end():
+    cluster = Cluster("1.29")
+    fired = []
+    for delay in (5.0, 7.0):
+        cluster._at(delay, lambda: fired.append(cluster.env.now))
+    run_until(cluster, 5.0, lambda: False)      # SimPy refuses run(until=now)
+    assert fired == [5.0] and cluster.env.now == 5.0
 
 
 def test_a_sidecar_waits_only_for_the_next_sidecar_that_is_running():
