@@ -64,9 +64,10 @@ class Behaviour:
     ordered_termination: bool
     # Regular containers may set restartPolicy (ContainerRestartRules, alpha 1.34, on 1.35).
     container_restart_rules: bool
-    # The pod worker requeues at the exact CrashLoopBackOff expiry (PR #133066, 1.35);
-    # before that a backed-off restart waits for a resync in [10 s, 15 s).
-    exact_backoff_requeue: bool
+    # A backed-off restart is requeued for the CrashLoopBackOff expiry plus a random extra
+    # of up to half the wait (PR #133066, 1.35); before that it waits for the generic
+    # retry of a failed sync, 10-15 s after the sync that hit the back-off.
+    requeue_at_backoff_expiry: bool
     # The Job controller writes SuccessCriteriaMet before Complete (1.31+).
     job_success_criteria_met: bool
     # A sidecar's probe workers survive its exit in a restartPolicy=Never pod (PR #133072,
@@ -139,7 +140,7 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
         sidecars_enabled=bool(enabled),
         ordered_termination=bool(enabled) and minor >= 29,
         container_restart_rules=minor >= 35,
-        exact_backoff_requeue=minor >= 35,
+        requeue_at_backoff_expiry=minor >= 35,
         job_success_criteria_met=minor >= 31,
         probe_worker_keeps_sidecars=minor >= 35,
         feature_gates=effective_gates,

@@ -399,7 +399,7 @@ class Kubelet:
             pod.requeue_at = None
             return
         wait = timing.SYNC_ERROR_BACKOFF_S
-        if self.behaviour.exact_backoff_requeue and expiries:
+        if self.behaviour.requeue_at_backoff_expiry and expiries:
             wait = min(max(min(expiries) - self.env.now, 0.0), timing.RESYNC_INTERVAL_S)
         delay = round(wait * (1.0 + timing.WORKER_BACKOFF_JITTER * self.rng.random()), 3)
         pod.requeue_at = self.env.now + delay
