@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # Pods listed in a summary; a trace of a big Deployment says how many more there are.
@@ -323,9 +323,10 @@ def interactive_frontend() -> tuple[bool, str]:
     return True, "interactive Jupyter frontend"
 
 
-def live_updates_supported() -> tuple[bool, str]:
-    """Whether to redraw in place: an interactive frontend, unless ``LABKIT_LIVE=0``."""
-    if os.environ.get("LABKIT_LIVE", "").strip() == "0":
+def live_updates_supported(env: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """Whether to redraw in place: an interactive frontend, unless ``LABKIT_LIVE=0`` in ``env`` (``os.environ``)."""
+    env = os.environ if env is None else env
+    if env.get("LABKIT_LIVE", "").strip() == "0":
         return False, "LABKIT_LIVE=0"
     return interactive_frontend()
 
@@ -334,17 +335,19 @@ class LiveView:
     """Redraws a lab's timeline in one output while it runs; see :func:`live`.
 
     ``display`` is ``IPython.display.display`` unless given (tests pass a recorder);
-    ``clock`` gives wall-clock seconds for throttling.
+    ``clock`` gives wall-clock seconds for throttling; ``env`` (default ``os.environ``) is
+    where ``live="auto"`` looks for ``LABKIT_LIVE``.
     """
 
     def __init__(self, lab, *, title: str | None = None, live: bool | str = "auto", interval: float = 1.0,
-                 display: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic):
+                 display: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic,
+                 env: Mapping[str, str] | None = None):
         if live not in (True, False, "auto"):
             raise ValueError(f"live must be True, False or 'auto', got {live!r}")
         self.lab = lab
         self.title = title
         self.interval = interval
-        self.live, self.why = (live, "asked for") if live != "auto" else live_updates_supported()
+        self.live, self.why = (live, "asked for") if live != "auto" else live_updates_supported(env)
         self._display = display
         self._clock = clock
         self._handle = None
@@ -434,11 +437,12 @@ class _LiveFrame:
 
 
 def live(lab, *, title: str | None = None, live: bool | str = "auto", interval: float = 1.0,
-         display: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic) -> LiveView:
+         display: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic,
+         env: Mapping[str, str] | None = None) -> LiveView:
     """Watch ``lab``'s timeline grow while the ``with`` block runs, then show the final figure.
 
     ``live="auto"`` redraws in place only where someone is watching (see
     :func:`live_updates_supported`); otherwise, or with ``live=False``, only the final
     figure is shown. Redraws happen at most every ``interval`` seconds of wall time.
     """
-    return LiveView(lab, title=title, live=live, interval=interval, display=display, clock=clock)
+    return LiveView(lab, title=title, live=live, interval=interval, display=display, clock=clock, env=env)

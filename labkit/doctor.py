@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import BackendUnavailable, LabkitError, ToolError
@@ -146,14 +147,14 @@ def pick_backend(runner: Runner | None = None, k8s_version: str | None = None) -
     return "kind", f"Docker engine and kind {kind.version} are usable ({docker.version})"
 
 
-def _auto_choice(runner: Runner | None) -> tuple[str, str]:
+def _auto_choice(runner: Runner | None, env: Mapping[str, str]) -> tuple[str, str]:
     """What ``backend="auto"`` does: LABKIT_BACKEND first (Binder sets it), else :func:`pick_backend`."""
-    if os.environ.get("LABKIT_BACKEND", "").strip():
+    if env.get("LABKIT_BACKEND", "").strip():
         from .errors import InvalidInput
         from .lab import resolve_backend
 
         try:
-            return resolve_backend("auto")
+            return resolve_backend("auto", env=env)
         except InvalidInput as exc:
             return "none", str(exc)
     return pick_backend(runner)
@@ -208,14 +209,15 @@ def kubectl_hint(system: str) -> str:
             "(https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)")
 
 
-def report(runner: Runner | None = None, *, system: str | None = None) -> str:
-    """The doctor's report as text."""
+def report(runner: Runner | None = None, *, system: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The doctor's report as text; ``env`` (default ``os.environ``) is where ``LABKIT_BACKEND`` is read."""
     system = system or platform.system()
+    env = os.environ if env is None else env
     checks = [check_python(), check_docker(runner, system=system), check_kind(runner, system=system),
               check_kubectl(runner, system=system)]
     lines = ["labkit doctor", ""]
     lines += ["  " + check.line() for check in checks]
-    backend, why = _auto_choice(runner)
+    backend, why = _auto_choice(runner, env)
     lines += ["", f"backend=\"auto\" would pick: {backend} ({why})"]
     fixes = [f"  - {check.name}: {check.fix}" for check in checks if check.fix and not check.usable]
     if fixes:

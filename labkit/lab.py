@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidInput
@@ -42,13 +42,18 @@ def show_command(argv: Sequence[str], *, file=None) -> str:
     return line
 
 
-def resolve_backend(backend: str = "auto", k8s_version: str | None = None) -> tuple[str, str]:
-    """The backend to use and why: ``auto`` honours ``LABKIT_BACKEND`` (Binder sets ``sim``), then probes."""
+def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
+                    env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The backend to use and why: ``auto`` honours ``LABKIT_BACKEND`` (Binder sets ``sim``), then probes.
+
+    ``env`` is where ``LABKIT_BACKEND`` is looked up (default ``os.environ``), so tests need not change it.
+    """
     if backend not in BACKEND_CHOICES:
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="backend")
     if backend != "auto":
         return backend, f"backend={backend!r} was asked for"
-    chosen = os.environ.get("LABKIT_BACKEND", "").strip()
+    env = os.environ if env is None else env
+    chosen = env.get("LABKIT_BACKEND", "").strip()
     if chosen:
         if chosen not in BACKEND_CHOICES or chosen == "auto":
             raise InvalidInput(f"unknown backend {chosen!r} (choose one of sim, kind, cluster)", field="LABKIT_BACKEND")

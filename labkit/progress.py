@@ -18,12 +18,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 _CI_VARIABLES = ("CI", "GITHUB_ACTIONS")
 
 
-def is_interactive(env: dict[str, str] | None = None, stream: Any = None) -> bool:
+def is_interactive(env: Mapping[str, str] | None = None, stream: Any = None) -> bool:
     """True when a person is watching: a live Jupyter frontend or a terminal, and not CI.
 
     In a kernel, a cell run from JupyterLab/Notebook/VS Code is interactive and one run by

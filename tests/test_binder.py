@@ -73,7 +73,7 @@ def test_start_selects_the_simulator_and_execs_the_command(tmp_path: Path):
     assert backend == "sim" and "LABKIT_BACKEND=sim" in why
 
 
-def test_an_explicit_backend_wins_over_the_binder_default(monkeypatch):
-    monkeypatch.setenv("LABKIT_BACKEND", "sim")
-    assert resolve_backend("kind")[0] == "kind"
-    assert resolve_backend("auto")[0] == "sim"
+def test_an_explicit_backend_wins_over_the_binder_default():
+    binder = {"LABKIT_BACKEND": "sim"}
+    assert resolve_backend("kind", env=binder)[0] == "kind"
+    assert resolve_backend("auto", env=binder)[0] == "sim"

@@ -94,7 +94,7 @@ def test_pick_backend_checks_that_the_installed_kind_can_run_the_version():
 
 
 def test_report_lists_every_tool_the_pick_and_the_fixes():
-    text = report(machine(docker_info=("", NO_ENGINE, 1), missing=("kind",)), system="Linux")
+    text = report(machine(docker_info=("", NO_ENGINE, 1), missing=("kind",)), system="Linux", env={})
     lines = text.splitlines()
     assert any(line.split()[:2] == ["python", "ok"] for line in lines)
     assert any(line.split()[:2] == ["docker", "NOT"] and "docker info failed" in line for line in lines)
@@ -215,9 +215,10 @@ def test_quiet_progress_prints_one_line_per_stage_and_nothing_when_silenced():
     assert silent.getvalue() == ""
 
 
-def test_report_honours_labkit_backend_like_auto_does(monkeypatch):
-    monkeypatch.setenv("LABKIT_BACKEND", "sim")
-    text = report(machine(), system="Linux")
+def test_report_honours_labkit_backend_like_auto_does():
+    text = report(machine(), system="Linux", env={"LABKIT_BACKEND": "sim"})
     assert 'backend="auto" would pick: sim (LABKIT_BACKEND=sim is set in the environment' in text
-    monkeypatch.setenv("LABKIT_BACKEND", "docker")
-    assert "would pick: none (LABKIT_BACKEND: unknown backend 'docker'" in report(machine(), system="Linux")
+    text = report(machine(), system="Linux", env={"LABKIT_BACKEND": "docker"})
+    assert "would pick: none (LABKIT_BACKEND: unknown backend 'docker'" in text
+    # Without it, the machine decides: here Docker, kind and kubectl all answer.
+    assert 'would pick: kind (Docker engine and kind' in report(machine(), system="Linux", env={})

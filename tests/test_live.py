@@ -192,13 +192,10 @@ def test_auto_mode_updates_live_only_for_an_interactive_frontend(monkeypatch, sh
     import IPython
 
     monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
-    if env is None:
-        monkeypatch.delenv("LABKIT_LIVE", raising=False)
-    else:
-        monkeypatch.setenv("LABKIT_LIVE", env)
-    supported, why = live_updates_supported()
+    env = {} if env is None else {"LABKIT_LIVE": env}
+    supported, why = live_updates_supported(env)
     assert supported is expected, why
-    assert LiveView(ReplayLab(load_trace(BLOG_JOB), Clock())).live is expected
+    assert LiveView(ReplayLab(load_trace(BLOG_JOB), Clock()), env=env).live is expected
 
 
 def test_live_rejects_an_unknown_mode():

@@ -241,7 +241,11 @@ def test_kernel_runs_in_this_interpreter_whatever_the_kernelspec_says(books: Pat
     (spec / "kernel.json").write_text(json.dumps({
         "argv": ["/nonexistent/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (somewhere else)", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    import jupyter_client.kernelspec
+
+    on_path = jupyter_client.kernelspec.jupyter_path  # put the stale spec first, as JUPYTER_PATH would
+    monkeypatch.setattr(jupyter_client.kernelspec, "jupyter_path",
+                        lambda *sub: [str(tmp_path.joinpath("jupyter", *sub)), *on_path(*sub)])
     write_notebook(books / "04-where.ipynb", "import sys; print('python=' + sys.executable)")
     report = run_notebooks([books / "04-where.ipynb"], backend="sim", out=tmp_path / "o", progress=False)
     assert report.results[0].status == "passed", report.results[0].failure
