@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim_run.add_argument("files", nargs="+", metavar="FILE", help="manifests and/or scenario files")
     sim_run.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version, minor or full (default: 1.29)")
     sim_run.add_argument("--feature-gate", dest="feature_gates", action="append", default=[], metavar="NAME=BOOL",
-                         help="set a feature gate, e.g. SidecarContainers=true on 1.28 (repeatable)")
+                         help="set a feature gate (repeatable); without one, 1.28 has SidecarContainers=true as the "
+                              "blog's kind config sets it, and SidecarContainers=false gives 1.28's default")
     sim_run.add_argument("--delete-after", type=float, metavar="S", help="delete everything applied S seconds after the apply")
     sim_run.add_argument("--until-seconds", type=float, default=300, metavar="S",
                          help="stop after S virtual seconds if the workloads never end (default: 300)")

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..manifests import Document, load_documents
 from ..trace import Trace
+from ..versions import SIDECAR_GATE, KubeVersion, gate_default, lab_feature_gates
 from .cluster import GENERATOR, Cluster, gc_paused
 
 UNSUPPORTED_ACTIONS = ("node_reboot", "kubelet_restart")
@@ -89,6 +90,10 @@ def simulate(documents_or_paths: Any, *, k8s_version: str, feature_gates: dict[s
              delete_after: float | None = None, until_seconds: float = 300, seed: int = 0) -> Trace:
     """Apply manifests and/or scenario files to a fresh simulated cluster and return the trace.
 
+    ``feature_gates=None`` means the gates of a cluster labkit makes
+    (``labkit.versions.lab_feature_gates``: on 1.28 the blog's ``SidecarContainers=true``),
+    so "1.28" is the same cluster here as in ``connect()`` and ``labkit up``; pass
+    ``{"SidecarContainers": False}`` for 1.28's own default, ``{}`` for the API server's.
     The run ends when everything has finished (Jobs done, pods terminal) or been deleted,
     or after ``until_seconds`` of virtual time. ``delete_after`` deletes every applied
     object that many seconds after the apply (Deployments and Jobs through the garbage
@@ -98,6 +103,8 @@ def simulate(documents_or_paths: Any, *, k8s_version: str, feature_gates: dict[s
         raise InvalidInput(f"until_seconds must be > 0, got {until_seconds!r}", field="until_seconds")
     if delete_after is not None and delete_after < 0:
         raise InvalidInput(f"delete_after must be >= 0, got {delete_after!r}", field="delete_after")
+    if feature_gates is None:
+        feature_gates = lab_feature_gates(k8s_version)
     cluster = Cluster(k8s_version, feature_gates, seed)
     docs = load_documents(documents_or_paths)
     if not docs:
@@ -151,7 +158,16 @@ def run_until(cluster: Cluster, until_seconds: float, finished) -> None:
 
 # -- the CLI's text output ------------------------------------------------------------------------
 def describe_run(trace: Trace) -> str:
+    """The first line: version, gates (and on 1.28 where the gate's value comes from), seed."""
     gates = ", ".join(f"{k}={str(v).lower()}" for k, v in trace.feature_gates.items()) or "none"
+    minor = KubeVersion.parse(trace.kubernetes_version)
+    if gate_default(minor.minor) is False and SIDECAR_GATE in trace.feature_gates:
+        lab = lab_feature_gates(minor)[SIDECAR_GATE]
+        name = f"{SIDECAR_GATE}={str(not lab).lower()}"
+        if trace.feature_gates[SIDECAR_GATE] == lab:
+            gates += f", as the blog's kind config sets it; --feature-gate {name} for {minor.minor_str}'s default"
+        else:
+            gates += f", {minor.minor_str}'s default; the blog's kind config sets {SIDECAR_GATE}={str(lab).lower()}"
     return (f"Simulation of Kubernetes {trace.kubernetes_version} (feature gates: {gates}), seed "
             f"{trace.extra.get('seed', 0)}: {GENERATOR}.")
 

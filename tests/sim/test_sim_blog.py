@@ -28,10 +28,12 @@ from labkit.errors import InvalidInput
 from labkit.sim import simulate
 from labkit.sim import timing as T
 from labkit.trace import Trace
+from labkit.versions import lab_feature_gates
 
 ROOT = Path(__file__).parents[2]
 JOB = ROOT / "manifests" / "job-sidecar.yaml"
 DEPLOYMENT = ROOT / "manifests" / "deployment-sidecar.yaml"
+GATE_OFF = {"SidecarContainers": False}   # 1.28's own default; labkit's 1.28 has the gate on
 
 # Trace times count from the run's first event (TRACE.md): the pod appearing, which is
 # POD_CREATED after the apply. Times below are trace times.
@@ -189,12 +191,19 @@ def test_deployment_delete_on_1_28_stops_app_and_sidecar_together():
     assert killed.t == pytest.approx(app_term.t + 30)
 
 
+def test_1_28_means_the_blogs_cluster_with_the_gate_on_as_everywhere_in_labkit():
+    assert lab_feature_gates("1.28") == {"SidecarContainers": True}
+    trace = simulate([JOB], k8s_version="1.28")
+    assert trace.feature_gates == {"SidecarContainers": True}
+    assert trace.first("JobComplete") is not None and trace.pods[0].containers[0].role == "sidecar"
+
+
 def test_1_28_without_the_gate_rejects_the_blog_manifests():
     """With the gate off the API server drops restartPolicy, and a plain init container may
     not have a startupProbe, so kubectl apply fails (the real 1.28 behaviour)."""
     for manifest in (JOB, DEPLOYMENT):
         with pytest.raises(InvalidInput) as err:
-            simulate([manifest], k8s_version="1.28")
+            simulate([manifest], k8s_version="1.28", feature_gates=GATE_OFF)
         assert err.value.field == "spec.template.spec.initContainers[0].startupProbe"
         assert err.value.source == str(manifest)
 
@@ -203,7 +212,7 @@ def test_1_28_without_the_gate_rejects_the_blog_manifests():
 def test_1_28_without_the_gate_a_sidecar_without_probe_blocks_init_forever(manifest):
     doc = yaml.safe_load(manifest.read_text())
     del doc["spec"]["template"]["spec"]["initContainers"][0]["startupProbe"]
-    trace = simulate([doc], k8s_version="1.28", until_seconds=120)
+    trace = simulate([doc], k8s_version="1.28", feature_gates=GATE_OFF, until_seconds=120)
     assert [c.role for c in trace.pods[0].containers] == ["init", "app"]
     assert any("plain init container" in w for w in trace.extra["warnings"])
     started = [e.container for e in trace.select("Started")]

@@ -41,6 +41,25 @@ def test_table_output(capsys):
     assert "sidecar  terminated exit 0 (Completed), restarts 0" in out[final + 2]
 
 
+def test_1_28_is_the_blogs_cluster_and_the_first_line_says_so(capsys):
+    assert main(["sim", "run", JOB, "--k8s-version", "1.28"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("Simulation of Kubernetes 1.28.0 (feature gates: SidecarContainers=true, as the blog's kind "
+                      "config sets it; --feature-gate SidecarContainers=false for 1.28's default), seed 0: "
+                      "labkit simulator — a model of the kubelet, not a cluster.")
+    assert any("job/sidecar-job" in line and "JobComplete" in line for line in out)
+
+
+def test_1_28_with_the_gate_off_says_it_is_the_default(tmp_path, capsys):
+    legacy = str(ROOT / "manifests" / "legacy" / "job-legacy-sidecar.yaml")
+    args = ["sim", "run", legacy, "--k8s-version", "1.28", "--feature-gate", "SidecarContainers=false",
+            "--until-seconds", "20"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(
+        "Simulation of Kubernetes 1.28.0 (feature gates: SidecarContainers=false, 1.28's default; "
+        "the blog's kind config sets SidecarContainers=true), seed 0")
+
+
 def test_mixed_files_gates_delete_after_and_seed(capsys):
     args = ["sim", "run", JOB, DEPLOYMENT, SCENARIO, "--k8s-version", "1.28.7",
             "--feature-gate", "SidecarContainers=true", "--delete-after", "20", "--seed", "9", "--json"]
@@ -72,7 +91,7 @@ def test_plot_writes_a_png(tmp_path, capsys):
     (["sim", "run", JOB, "--k8s-version", "2.0"], "k8s_version: unsupported Kubernetes version"),
     (["sim", "run", JOB, "--feature-gate", "SidecarContainers"], "--feature-gate: expected NAME=true or NAME=false"),
     (["sim", "run", JOB, "--k8s-version", "1.36", "--feature-gate", "SidecarContainers=true"], "unrecognized feature gate"),
-    (["sim", "run", JOB, "--k8s-version", "1.28"],
+    (["sim", "run", JOB, "--k8s-version", "1.28", "--feature-gate", "SidecarContainers=false"],
      "job-sidecar.yaml: spec.template.spec.initContainers[0].startupProbe: Forbidden"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, capsys):
