@@ -37,7 +37,9 @@ class Document:
 
     obj: dict
     source: str  # the file name as given, for error messages
-    index: int  # the document's position in its file, counting from 0 (empty documents count too)
+    index: int  # the document's position in its file, counting from 0 (empty documents count too);
+    # messages count from 1, as people do: index 1 is "document 2"
+    line: int | None = None  # the line the document starts on, when it came from YAML text
 
     @property
     def is_scenario(self) -> bool:
@@ -46,8 +48,10 @@ class Document:
 
     @property
     def where(self) -> str:
-        """``file`` or ``file (document N)`` for messages about this document."""
-        return self.source if self.index == 0 else f"{self.source} (document {self.index})"
+        """``file`` for its first document, ``file (document N, line L)`` for the others (N from 1)."""
+        if self.index == 0:
+            return self.source
+        return f"{self.source} (document {self.index + 1}" + (f", line {self.line})" if self.line else ")")
 
 
 class _Loader(yaml.SafeLoader):
@@ -78,8 +82,8 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _looks_like_text(value: str) -> bool:
-    """YAML text has a newline or a ``key: value``; a file name has neither."""
-    return "\n" in value or ": " in value or value.lstrip().startswith(("{", "["))
+    """YAML text has a newline or a ``key: value``; a file name has neither. "" is (empty) text, not ".", the folder."""
+    return not value.strip() or "\n" in value or ": " in value or value.lstrip().startswith(("{", "["))
 
 
 def _parse(text: str, source: str) -> list[Document]:
@@ -115,24 +119,25 @@ def _parse(text: str, source: str) -> list[Document]:
     return docs
 
 
-def _expand(obj: Any, source: str, index: int, line: int) -> list[Document]:
+def _expand(obj: Any, source: str, index: int, line: int | None) -> list[Document]:
     """One document: skipped if empty, a List's items if a List, else itself; must be a mapping."""
     if obj is None:
         return []
+    name = f"document {index + 1}" + (f" (line {line})" if line else "")
     if not isinstance(obj, dict):
-        raise InvalidInput(f"document {index} (line {line}) is not a mapping but a {_type_name(obj)}; "
+        raise InvalidInput(f"{name} is not a mapping but a {_type_name(obj)}; "
                            "a manifest document must be a Kubernetes object", source=source)
     if obj.get("kind") == "List" and "items" in obj:
         items = obj["items"] or []
         if not isinstance(items, list):
-            raise InvalidInput(f"document {index} (line {line}): items of a List must be a list, got a {_type_name(items)}",
+            raise InvalidInput(f"{name}: items of a List must be a list, got a {_type_name(items)}",
                                source=source, field="items")
         for i, item in enumerate(items):
             if not isinstance(item, dict):
-                raise InvalidInput(f"document {index} (line {line}): items[{i}] is not a mapping but a {_type_name(item)}",
+                raise InvalidInput(f"{name}: items[{i}] is not a mapping but a {_type_name(item)}",
                                    source=source, field=f"items[{i}]")
-        return [Document(item, source, index) for item in items]
-    return [Document(obj, source, index)]
+        return [Document(item, source, index, line) for item in items]
+    return [Document(obj, source, index, line)]
 
 
 def _type_name(value: Any) -> str:
@@ -156,6 +161,15 @@ def _read_file(path: Path, source: str) -> list[Document]:
     return _parse(text, source)
 
 
+def source_names(paths_or_text: Any) -> list[str]:
+    """The names ``load_documents`` gives the inputs in messages: file names, ``<input>`` for text and objects."""
+    if isinstance(paths_or_text, (list, tuple)):
+        return list(dict.fromkeys(name for item in paths_or_text for name in source_names(item)))
+    if isinstance(paths_or_text, os.PathLike) or (isinstance(paths_or_text, str) and not _looks_like_text(paths_or_text)):
+        return [os.fspath(paths_or_text)]
+    return ["<input>"]
+
+
 def load_documents(paths_or_text: Any) -> list[Document]:
     """Every document in ``paths_or_text``: file paths, YAML text, dicts, or a list of these.
 
@@ -166,12 +180,12 @@ def load_documents(paths_or_text: Any) -> list[Document]:
         docs: list[Document] = []
         for position, item in enumerate(paths_or_text):
             if isinstance(item, dict):
-                docs.extend(_expand(item, "<input>", position, 1))
+                docs.extend(_expand(item, "<input>", position, None))
             else:
                 docs.extend(load_documents(item))
         return docs
     if isinstance(paths_or_text, dict):
-        return _expand(paths_or_text, "<input>", 0, 1)
+        return _expand(paths_or_text, "<input>", 0, None)
     if isinstance(paths_or_text, Path):
         return _read_file(paths_or_text, str(paths_or_text))
     if isinstance(paths_or_text, str):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.errors import InvalidInput
-from labkit.manifests import Document, load_documents
+from labkit.manifests import Document, load_documents, source_names
 from labkit.versions import KIND_NODE_IMAGES
 
 MANIFESTS = Path(__file__).parent.parent / "manifests"
@@ -197,17 +197,37 @@ def test_bad_yaml_names_the_file_line_and_column(name, where, words):
     assert str(err.value).startswith(path + ": ")
 
 
-def test_a_document_that_is_not_a_mapping_names_file_and_document_index():
+def test_a_document_that_is_not_a_mapping_names_file_document_and_line():
     path = str(INVALID / "not-a-mapping.yaml")
     with pytest.raises(InvalidInput) as err:
         load_documents(path)
     assert err.value.source == path
-    assert "document 1 (line 11) is not a mapping but a list" in err.value.message
+    # the second document, counted from 1 as people count
+    assert "document 2 (line 11) is not a mapping but a list" in err.value.message
+
+
+def test_documents_are_named_from_1_with_their_line():
+    docs = load_documents(POD + "---\n---\n# only a comment\n---\n" + JOB)
+    assert [d.where for d in docs] == ["<input>", "<input> (document 4, line 13)"]
+    assert load_documents([yaml.safe_load(POD), yaml.safe_load(JOB)])[1].where == "<input> (document 2)"
+
+
+@pytest.mark.parametrize("text", ["", "  \n", "# a comment\n"])
+def test_empty_text_has_no_documents_and_is_not_the_current_folder(text, tmp_path, monkeypatch):
+    (tmp_path / "pod.yaml").write_text(POD)
+    monkeypatch.chdir(tmp_path)
+    assert load_documents(text) == []
+    assert source_names(text) == ["<input>"]
+
+
+def test_source_names_are_the_names_messages_use(tmp_path):
+    assert source_names([tmp_path / "a.yaml", "b.yaml", POD, {"kind": "Pod"}, "b.yaml"]) == \
+        [str(tmp_path / "a.yaml"), "b.yaml", "<input>"]
 
 
 @pytest.mark.parametrize("text, got", [("- a\n- b\n", "list"), ("just words\n", "string"), ("42\n", "number")])
 def test_top_level_scalars_and_lists_are_refused(text, got):
-    with pytest.raises(InvalidInput, match=f"document 0 \\(line 1\\) is not a mapping but a {got}"):
+    with pytest.raises(InvalidInput, match=f"document 1 \\(line 1\\) is not a mapping but a {got}"):
         load_documents(text)
 
 

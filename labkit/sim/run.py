@@ -15,7 +15,7 @@ import shlex
 from typing import Any
 
 from ..errors import InvalidInput
-from ..manifests import Document, load_documents
+from ..manifests import Document, load_documents, source_names
 from ..trace import Trace
 from ..versions import SIDECAR_GATE, KubeVersion, gate_default, lab_feature_gates
 from .cluster import GENERATOR, Cluster, gc_paused
@@ -100,15 +100,16 @@ def simulate(documents_or_paths: Any, *, k8s_version: str, feature_gates: dict[s
     collector, each pod with its own grace period).
     """
     if until_seconds is None or until_seconds <= 0:
-        raise InvalidInput(f"until_seconds must be > 0, got {until_seconds!r}", field="until_seconds")
+        raise InvalidInput(f"expected seconds > 0, got {until_seconds!r}", field="until_seconds")
     if delete_after is not None and delete_after < 0:
-        raise InvalidInput(f"delete_after must be >= 0, got {delete_after!r}", field="delete_after")
+        raise InvalidInput(f"expected seconds >= 0, got {delete_after!r}", field="delete_after")
     if feature_gates is None:
         feature_gates = lab_feature_gates(k8s_version)
     cluster = Cluster(k8s_version, feature_gates, seed)
     docs = load_documents(documents_or_paths)
     if not docs:
-        raise InvalidInput("nothing to simulate: no documents", field="files")
+        raise InvalidInput("nothing to simulate: no Kubernetes objects or scenarios in it (empty, or only comments)",
+                           source=", ".join(source_names(documents_or_paths)))
     applied: list[tuple[str, str]] = []
     for doc in docs:
         if doc.is_scenario:
@@ -224,14 +225,24 @@ def command_line(files: list[str]) -> str:
     return shlex.join(["labkit", "sim", "run", *files])
 
 
+# simulate()'s parameters and the flags that set them, so that a bad value is reported by its flag.
+FLAGS = {"k8s_version": "--k8s-version", "feature_gates": "--feature-gate", "delete_after": "--delete-after",
+         "until_seconds": "--until-seconds"}
+
+
 def cli_main(args) -> int:
     """``labkit sim run``: simulate, then print the timeline (or the JSON trace) and plot."""
     gates: dict[str, bool] = {}
     for text in args.feature_gates:
         name, value = parse_gate(text)
         gates[name] = value
-    trace = simulate(args.files, k8s_version=args.k8s_version, feature_gates=gates or None,
-                     delete_after=args.delete_after, until_seconds=args.until_seconds, seed=args.seed)
+    try:
+        trace = simulate(args.files, k8s_version=args.k8s_version, feature_gates=gates or None,
+                         delete_after=args.delete_after, until_seconds=args.until_seconds, seed=args.seed)
+    except InvalidInput as exc:
+        if exc.source is None and exc.field in FLAGS:
+            raise InvalidInput(exc.message, field=FLAGS[exc.field]) from None
+        raise
     if args.json:
         print(trace.to_json())
     else:

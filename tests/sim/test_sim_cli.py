@@ -88,7 +88,13 @@ def test_plot_writes_a_png(tmp_path, capsys):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["sim", "run", "nope.yaml"], "nope.yaml: no such file"),
-    (["sim", "run", JOB, "--k8s-version", "2.0"], "k8s_version: unsupported Kubernetes version"),
+    (["sim", "run", JOB, "--k8s-version", "2.0"], "labkit: error: --k8s-version: unsupported Kubernetes version '2.0'"),
+    (["sim", "run", JOB, "--k8s-version", "abc"], "labkit: error: --k8s-version: not a Kubernetes version: 'abc'"),
+    (["sim", "run", JOB, "--until-seconds", "-5"], "labkit: error: --until-seconds: expected seconds > 0, got -5.0"),
+    (["sim", "run", JOB, "--delete-after", "-1"], "labkit: error: --delete-after: expected seconds >= 0, got -1.0"),
+    (["sim", "run", JOB, "--feature-gate", "Foo=true"], "labkit: error: --feature-gate: unknown feature gate 'Foo'"),
+    (["sim", "run", JOB, "--k8s-version", "1.33", "--feature-gate", "SidecarContainers=false"],
+     "labkit: error: --feature-gate: cannot set feature gate SidecarContainers to false"),
     (["sim", "run", JOB, "--feature-gate", "SidecarContainers"], "--feature-gate: expected NAME=true or NAME=false"),
     (["sim", "run", JOB, "--k8s-version", "1.36", "--feature-gate", "SidecarContainers=true"], "unrecognized feature gate"),
     (["sim", "run", JOB, "--k8s-version", "1.28", "--feature-gate", "SidecarContainers=false"],
@@ -106,3 +112,34 @@ def test_a_bad_scenario_names_the_field(tmp_path, capsys):
     assert main(["sim", "run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}: behaviour.restartable-init-1.process: unknown process 'teleport'" in err
+
+
+def test_an_empty_file_is_named(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n---\n")
+    assert main(["sim", "run", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"labkit: error: {empty}: nothing to simulate: no Kubernetes objects or scenarios")
+
+
+def test_documents_in_a_file_are_counted_from_1(tmp_path, capsys):
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\nspec:\n  containers:\n    - {{name: app, image: alpine:3.20}}\n"
+    multi = tmp_path / "multi.yaml"
+    multi.write_text(pod.format("fine") + "---\n# the second pod\n" + pod.format("Bad_Name"))
+    assert main(["sim", "run", str(multi)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"labkit: error: {multi} (document 2, line 10): metadata.name: Invalid value: \"Bad_Name\"")
+
+
+def test_from_python_the_errors_name_the_parameters():
+    from labkit.errors import InvalidInput
+    from labkit.sim import simulate
+
+    for kwargs, field in [({"k8s_version": "2.0"}, "k8s_version"), ({"until_seconds": -5}, "until_seconds"),
+                          ({"delete_after": -1}, "delete_after"), ({"feature_gates": {"Foo": True}}, "feature_gates")]:
+        with pytest.raises(InvalidInput) as err:
+            simulate([JOB], **{"k8s_version": "1.29", **kwargs})
+        assert err.value.field == field and err.value.source is None
+    with pytest.raises(InvalidInput) as err:
+        simulate("", k8s_version="1.29")
+    assert str(err.value).startswith("<input>: nothing to simulate")
