@@ -173,8 +173,41 @@ def describe_run(trace: Trace) -> str:
             f"{trace.extra.get('seed', 0)}: {GENERATOR}.")
 
 
-def format_timeline(trace: Trace) -> str:
-    """The run as a table: t, pod, container, event, details; then each pod's final status."""
+def seconds_text(t: float) -> str:
+    """``t=10.05 s``, ``t=299.9 s``: the table's precision without trailing zeros."""
+    return f"t={f'{t:.2f}'.rstrip('0').rstrip('.')} s"
+
+
+def _named(kind: str, names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+    return f"{kind}{'s' if len(names) > 1 else ''} {shown}"
+
+
+def closing_line(trace: Trace, until_seconds: float | None = None) -> str:
+    """Where observation stopped and what was unfinished then (Jobs not complete, pods not done)."""
+    ended = {e.object for e in trace.select({"JobComplete", "JobFailed"})}
+    jobs: dict[str, bool] = {}                    # Job -> has a pod that was not deleted
+    pods_by_phase: dict[str, list[str]] = {}
+    for pod in trace.pods:
+        final = pod.final
+        if pod.owner and pod.owner.get("kind") == "Job":
+            jobs[pod.owner["name"]] = jobs.get(pod.owner["name"], False) or not (final and final.deleted)
+        if final is not None and not final.deleted and final.phase not in ("Succeeded", "Failed"):
+            pods_by_phase.setdefault(final.phase, []).append(pod.name)
+    unfinished = [f"job/{name} not complete" for name, alive in jobs.items() if alive and f"job/{name}" not in ended]
+    unfinished += [f"{_named('pod', names)} still {phase}" for phase, names in pods_by_phase.items()]
+    limit = f" (--until-seconds {until_seconds:g})" if until_seconds is not None else " (the time limit)"
+    if unfinished:
+        return f"Stopped at {seconds_text(trace.duration)}{limit}: {'; '.join(unfinished)}."
+    last = trace.events[-1].t if trace.events else 0.0
+    if trace.duration - last >= 0.05:           # kept watching, e.g. for a --delete-after still to come
+        return f"Everything finished at {seconds_text(last)}; stopped watching at {seconds_text(trace.duration)}{limit}."
+    return f"Everything finished at {seconds_text(last)}."
+
+
+def format_timeline(trace: Trace, until_seconds: float | None = None) -> str:
+    """The run as a table: t, pod, container, event, details; then each pod's final status and
+    one line saying where the run stopped (``until_seconds``: the limit it was given)."""
     lines = [describe_run(trace)]
     for warning in trace.extra.get("warnings") or []:
         lines.append(f"Warning: {warning}")
@@ -210,6 +243,8 @@ def format_timeline(trace: Trace) -> str:
             if c.reason:
                 state += f" ({c.reason})"
             lines.append(f"    {info.name:<20} {info.role:<8} {state}, restarts {c.restart_count}")
+    lines.append("")
+    lines.append(closing_line(trace, until_seconds))
     return "\n".join(lines)
 
 
@@ -246,7 +281,7 @@ def cli_main(args) -> int:
     if args.json:
         print(trace.to_json())
     else:
-        print(format_timeline(trace))
+        print(format_timeline(trace, args.until_seconds))
     if args.plot:
         from ..plot import plot_trace, save_figure
 

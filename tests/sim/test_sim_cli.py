@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import main
-from labkit.trace import Trace
+from labkit.sim import simulate
+from labkit.sim.run import closing_line
+from labkit.trace import ContainerInfo, Event, Pod, PodFinal, Trace
 
 ROOT = Path(__file__).parents[2]
 JOB = str(ROOT / "manifests" / "job-sidecar.yaml")
@@ -133,7 +135,6 @@ def test_documents_in_a_file_are_counted_from_1(tmp_path, capsys):
 
 def test_from_python_the_errors_name_the_parameters():
     from labkit.errors import InvalidInput
-    from labkit.sim import simulate
 
     for kwargs, field in [({"k8s_version": "2.0"}, "k8s_version"), ({"until_seconds": -5}, "until_seconds"),
                           ({"delete_after": -1}, "delete_after"), ({"feature_gates": {"Foo": True}}, "feature_gates")]:
@@ -143,3 +144,44 @@ def test_from_python_the_errors_name_the_parameters():
     with pytest.raises(InvalidInput) as err:
         simulate("", k8s_version="1.29")
     assert str(err.value).startswith("<input>: nothing to simulate")
+
+
+# -- the closing line: where observation stopped and what was unfinished ------------------------
+def test_a_run_cut_off_by_until_seconds_says_what_was_unfinished(capsys):
+    legacy = str(ROOT / "manifests" / "legacy" / "job-legacy-sidecar.yaml")
+    assert main(["sim", "run", legacy]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    trace = simulate([legacy], k8s_version="1.29")
+    (pod,) = trace.pods
+    assert trace.observed_until == pytest.approx(299.9)
+    assert last == (f"Stopped at t=299.9 s (--until-seconds 300): job/legacy-sidecar-job not complete; "
+                    f"pod {pod.name} still Running.")
+
+
+def test_a_run_that_finished_says_when(capsys):
+    assert main(["sim", "run", JOB]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    trace = simulate([JOB], k8s_version="1.29")
+    assert trace.events[-1].type == "JobComplete" and trace.observed_until == trace.events[-1].t
+    assert last == f"Everything finished at t={trace.events[-1].t:.2f} s."
+
+
+def test_watching_on_after_everything_finished_says_why_it_stopped(capsys):
+    assert main(["sim", "run", JOB, "--delete-after", "100", "--until-seconds", "50"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("Everything finished at t=11.75 s; stopped watching at t=49.9 s (--until-seconds 50).")
+
+
+def test_closing_line_groups_pods_by_phase_and_names_at_most_three():
+    def pod(name, phase, deleted=False, owner=None):
+        return Pod(name, "default", owner, [ContainerInfo("app", "app")], PodFinal(phase, deleted, {}))
+
+    job = {"kind": "Job", "name": "j"}
+    trace = Trace("sim", "1.29.0", observed_until=60.0, pods=[
+        *(pod(f"w{i}", "Pending") for i in range(5)), pod("r", "Running", owner=job), pod("gone", "Running", True),
+        pod("done", "Succeeded", owner={"kind": "Job", "name": "k"})])
+    trace.add(Event(1.0, "JobComplete", object="job/k"))
+    assert closing_line(trace) == ("Stopped at t=60 s (the time limit): job/j not complete; "
+                                   "pods w0, w1, w2 and 2 more still Pending; pod r still Running.")
+    assert closing_line(Trace("sim", "1.29.0", pods=[pod("done", "Succeeded")], events=[Event(3.5, "Exited")])) \
+        == "Everything finished at t=3.5 s."
