@@ -429,8 +429,13 @@ def pod_status_text(pod: dict) -> str:
 
 
 # -- explaining a stuck wait -------------------------------------------------------------
-def describe_pods(pods: Iterable[dict], events: Iterable[dict] = (), *, limit: int = 12) -> str:
-    """What a person debugging a stuck wait looks at: conditions, container states, recent events."""
+def describe_pods(pods: Iterable[dict], events: Iterable[dict] = (), *, limit: int = 12,
+                  origin: float | None = None) -> str:
+    """What a person debugging a stuck wait looks at: conditions, container states, recent events.
+
+    With ``origin`` (epoch seconds of a trace's t = 0) times read ``t=10.05 s``, as in the
+    trace and its timeline, instead of API timestamps.
+    """
     lines: list[str] = []
     for pod in pods:
         meta, status = pod.get("metadata", {}), pod.get("status", {})
@@ -447,7 +452,7 @@ def describe_pods(pods: Iterable[dict], events: Iterable[dict] = (), *, limit: i
         roles = {c.get("name"): ("sidecar" if _is_sidecar(c) else "init")
                  for c in (pod.get("spec", {}).get("initContainers") or [])}
         for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-            lines.append(f"  {cs.get('name')} ({roles.get(cs.get('name'), 'app')}): {_container_state_text(cs)}")
+            lines.append(f"  {cs.get('name')} ({roles.get(cs.get('name'), 'app')}): {_container_state_text(cs, origin)}")
     if not lines:
         lines.append("no pods")
     recent = sorted(events, key=_event_time)[-limit:]
@@ -459,16 +464,24 @@ def describe_pods(pods: Iterable[dict], events: Iterable[dict] = (), *, limit: i
             if obj.get("fieldPath"):
                 where += f" [{obj['fieldPath']}]"
             count = f" (x{ev['count']})" if (ev.get("count") or 1) > 1 else ""
-            lines.append(f"  {ev.get('type', '')} {ev.get('reason', '')} {where}: "
-                         f"{(ev.get('message') or ev.get('note') or '').strip()}{count}")
+            at = f"{_trace_time(_event_time(ev), origin):<11}" if origin is not None else ""
+            message = (ev.get("message") or ev.get("note") or "").strip()
+            lines.append(f"  {at}{ev.get('type', '')} {ev.get('reason', '')} {where}"
+                         f"{': ' + message if message else ''}{count}")
     return "\n".join(lines)
 
 
-def _container_state_text(cs: dict) -> str:
+def _trace_time(epoch: float | None, origin: float) -> str:
+    return "t=?" if epoch is None else f"t={epoch - origin:.2f} s"
+
+
+def _container_state_text(cs: dict, origin: float | None = None) -> str:
     state = cs.get("state") or {}
     parts = []
     if "running" in state:
-        parts.append(f"running since {state['running'].get('startedAt', '?')}")
+        started = state["running"].get("startedAt")
+        since = _trace_time(parse_time(started), origin) if origin is not None else started or "?"
+        parts.append(f"running since {since}")
     elif "terminated" in state:
         t = state["terminated"]
         parts.append(f"terminated, exit code {t.get('exitCode')} ({t.get('reason', '')})")

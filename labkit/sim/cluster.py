@@ -474,6 +474,11 @@ class Cluster:
     def now(self) -> float:
         return self.env.now - (self.origin if self.origin is not None else self.env.now)
 
+    @property
+    def trace_origin(self) -> float:
+        """The env time of the trace's t = 0: its first event (TRACE.md), before that the first apply."""
+        return self.records[0][0] if self.records else (self.origin if self.origin is not None else self.env.now)
+
     def done(self) -> bool:
         """Nothing left to happen by itself: every pod finished or gone, every Job finished."""
         return self.open_pods <= 0 and self.open_workloads <= 0 and all(
@@ -490,7 +495,7 @@ class Cluster:
     def _trace(self) -> Trace:
         # TRACE.md: t counts from the run's first event (here the first pod appearing, a
         # fraction of a second after the first apply), as the real recorders do.
-        origin = self.records[0][0] if self.records else (self.origin or 0.0)
+        origin = self.trace_origin
         trace = Trace(
             backend="sim",
             kubernetes_version=str(self.version),

@@ -32,8 +32,10 @@ from .cluster import KIND_PLURALS, Cluster, Workload, gc_paused
 from .kubelet import SimPod
 from .process import BEHAVIOUR_ANNOTATION
 
-# Virtual wall-clock of t = 0, used only to render timestamps in pod JSON (kubectl rows).
-_EPOCH = 1_700_000_000.0
+# Pod JSON needs RFC 3339 timestamps (kubectl's rows compute AGE from them). The simulator has
+# no date, so they count from the Unix epoch at the trace's t = 0: "1970-01-01T00:00:10.050Z"
+# is t=10.05 s of the trace, a date nobody takes for a real one. Messages show t= instead.
+SIM_EPOCH = 0.0
 
 _KIND_ALIASES = {
     "pod": "Pod", "pods": "Pod", "po": "Pod",
@@ -85,11 +87,17 @@ class SimLab:
 
     @property
     def now(self) -> float:
-        """Virtual seconds since the first apply (t of the trace)."""
+        """Virtual seconds since the first apply: the clock ``wait`` and ``sleep`` count on.
+        The trace's t starts at its first event, a moment later (see ``trace_now``)."""
         return self.cluster.now()
 
+    @property
+    def trace_now(self) -> float:
+        """The current virtual time as the trace's t: what messages show."""
+        return self.cluster.env.now - self.cluster.trace_origin
+
     def __repr__(self) -> str:
-        return f"<SimLab Kubernetes {self.kubernetes_version} (simulated), t={self.now:.1f}s>"
+        return f"<SimLab Kubernetes {self.kubernetes_version} (simulated), t={self.trace_now:.2f} s>"
 
     # -- printing ----------------------------------------------------------------------------
     def _show(self, argv: list[str]) -> None:
@@ -275,7 +283,8 @@ class SimLab:
             return True
 
         if not self._advance(start + timeout, gone):
-            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {ref} to be deleted\n"
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {ref} to be deleted "
+                              f"(virtual time t={self.trace_now:.2f} s of the trace)\n"
                               + self._describe([p for t in targets for p in (t.pods if isinstance(t, Workload) else [t])]))
         return round(self.cluster.env.now - start, 6)
 
@@ -331,7 +340,7 @@ class SimLab:
             involved = workload.pods
         if not self._advance(start + timeout, predicate):
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for condition {condition} on {ref} "
-                              f"(virtual time t={self.now:.1f}s)\n" + self._describe(involved))
+                              f"(virtual time t={self.trace_now:.2f} s of the trace)\n" + self._describe(involved))
         waited = round(env.now - start, 6)
         self._say(self._wait_line(kind, name, selector, condition, involved))
         return waited
@@ -367,36 +376,41 @@ class SimLab:
         return workload.available
 
     def _describe(self, pods: list[SimPod]) -> str:
-        return describe_pods([self.pod_json(p) for p in pods[:5]], self._k8s_events())
+        """Pods and recent events for a timeout message, with times as the trace's t."""
+        return describe_pods([self.pod_json(p) for p in pods[:5]], self._k8s_events(), origin=SIM_EPOCH)
 
     def _k8s_events(self) -> list[dict]:
         """The last few trace events, shaped like Kubernetes Events for describe_pods."""
         events = []
-        origin = self.cluster.origin or 0.0
+        origin = self.cluster.trace_origin
         for t, etype, pod, container, fields in self.cluster.records[-12:]:
             obj = {"kind": "Pod", "name": pod or fields.get("object", "")}
             if container:
-                obj["fieldPath"] = f"spec.containers{{{container}}}"
-            detail = ", ".join(f"{k}={v}" for k, v in fields.items())
+                sim_pod = self.cluster.pods.get(pod)
+                spec_c = sim_pod.by_name.get(container) if sim_pod is not None else None
+                where = "containers" if spec_c is None or spec_c.role == "app" else "initContainers"
+                obj["fieldPath"] = f"spec.{where}{{{container}}}"
             events.append({"type": "Normal", "reason": etype, "involvedObject": obj,
-                           "message": f"t={t - origin:.2f}s {detail}".strip(),
-                           "lastTimestamp": format_time(_EPOCH + t - origin)})
+                           "message": ", ".join(f"{k}={v}" for k, v in fields.items()),
+                           "lastTimestamp": format_time(SIM_EPOCH + t - origin)})
         return events
 
     # -- reading ---------------------------------------------------------------------------------------
     def pods(self) -> PodTable:
         """``kubectl get pods``: a table (prints like kubectl) that is also a list of rows."""
         self._show(["kubectl", "get", "pods"])
-        now = _EPOCH + self.now
+        now = SIM_EPOCH + self.trace_now
         return PodTable([pod_row(self.pod_json(p), now=now) for p in self.cluster.pods.values() if not p.deleted],
                         namespace="default")
 
     def pod_json(self, pod: SimPod) -> dict:
-        """The pod as the API server would return it, built from what the kubelet last reported."""
-        origin = self.cluster.origin or 0.0
+        """The pod as the API server would return it, built from what the kubelet last reported.
+
+        Timestamps count from ``SIM_EPOCH`` (1970-01-01) at the trace's t = 0: the simulator has no date."""
+        origin = self.cluster.trace_origin
 
         def ts(t: float | None) -> str | None:
-            return None if t is None else format_time(_EPOCH + t - origin)
+            return None if t is None else format_time(SIM_EPOCH + t - origin)
 
         statuses = {"initContainerStatuses": [], "containerStatuses": []}
         for c in pod.containers:

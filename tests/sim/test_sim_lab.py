@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,46 @@ def test_wait_timeout_explains_what_the_pod_looks_like():
     assert "sws-init (sidecar): running" in text and "started=false" in text
     assert "conditions:" in text and "recent events:" in text
     assert lab.now == pytest.approx(5)
+
+
+def test_wait_timeout_shows_trace_times_and_no_invented_date():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(str(ROOT / "manifests" / "legacy" / "job-legacy-sidecar.yaml"))
+    with pytest.raises(WaitTimeout) as err:
+        lab.wait("job/legacy-sidecar-job", "Complete", timeout=60)
+    text = str(err.value)
+    trace = lab.trace()
+    assert not re.search(r"\b(19|20)\d\d-\d\d-\d\d", text), text          # no date, made up or not
+    assert f"(virtual time t={trace.observed_until:.2f} s of the trace)" in text.splitlines()[0]
+    started = trace.first("Started", container="sws").t
+    assert f"sws (app): running since t={started:.2f} s, started=true" in text
+    # every recent event is shown at the trace's time of that event
+    shown = re.findall(r"^  t=(\d+\.\d\d) s +Normal (\w+) pod/\S+(?: \[spec\.(\w+)\{([\w-]+)\}\])?", text, re.M)
+    assert len(shown) == min(12, len(trace.events))
+    for t, etype, _, container in shown:
+        assert any(f"{e.t:.2f}" == t and e.type == etype and (e.container or "") == container for e in trace.events)
+    assert f"t={trace.first('StartupProbeSucceeded').t:.2f} s  Normal StartupProbeSucceeded" in text
+
+
+def test_init_container_events_name_init_containers_in_the_timeout_text():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(JOB)
+    with pytest.raises(WaitTimeout) as err:
+        lab.wait("job/sidecar-job", "Complete", timeout=5)
+    assert "Normal Started pod/" in str(err.value) and "[spec.initContainers{sws-init}]: attempt=0" in str(err.value)
+
+
+def test_pod_json_timestamps_count_from_1970_at_the_traces_t0():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(JOB)
+    lab.sleep(5)
+    trace = lab.trace()
+    pod = lab.pod_json(lab.cluster.pods[trace.pods[0].name])
+    (sidecar,) = pod["status"]["initContainerStatuses"]
+    started = trace.first("Started", container="sws-init").t
+    assert sidecar["state"]["running"]["startedAt"] == f"1970-01-01T00:00:{started:06.3f}Z"
+    assert pod["metadata"]["creationTimestamp"] == "1970-01-01T00:00:00.000Z"     # the pod appearing: t = 0
+    assert repr(lab) == f"<SimLab Kubernetes 1.29.0 (simulated), t={trace.observed_until:.2f} s>"
 
 
 def test_wait_on_a_selector_finds_pods_the_controller_creates_after_the_apply():
