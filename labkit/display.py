@@ -1,8 +1,9 @@
 """How traces and pod tables look in a notebook, in logs, and while a workload runs.
 
 A :class:`~labkit.trace.Trace` shown in JupyterLab is a compact HTML summary: the backend
-(and that the simulator is a model), the Kubernetes version and gates, one row per
-container with its role, state, restarts and exit code, and the timeline image. Exit codes
+(and that the simulator is a model), the trace's note if it has one (a hand-written example
+says so there), the Kubernetes version and gates, one row per container with its role,
+state, restarts and exit code, and the timeline image. Exit codes
 are judged the way the lab teaches them: a sidecar's 137/143 while the kubelet stops it is
 normal, any other non-zero exit is a failure and is highlighted. Logs and CI see the same
 facts as plain text (:func:`trace_text`).
@@ -123,6 +124,13 @@ def _gates_text(trace) -> str:
     return ", ".join(f"{name}={'true' if on else 'false'}" for name, on in sorted(trace.feature_gates.items()))
 
 
+def _note(trace) -> str:
+    """The trace's own note, shortened (a hand-written example says so there); "" without one."""
+    from .plot import trace_note  # matplotlib is imported only when drawing
+
+    return trace_note(trace)
+
+
 def _extent_text(trace) -> str:
     """'12 events over 10.1s', and how long the run was watched when that went on after the last event."""
     last = trace.events[-1].t if trace.events else 0.0
@@ -154,11 +162,9 @@ def _rows(trace) -> list[dict[str, Any]]:
 # -- plain text -----------------------------------------------------------------------
 def trace_text(trace) -> str:
     """The summary as plain text, for logs, CI and ``print``."""
-    lines = [
-        f"Trace: {_backend_text(trace)}, Kubernetes {trace.kubernetes_version}",
-        f"gates: {_gates_text(trace)}",
-        f"{len(trace.pods)} pod(s), {_extent_text(trace)}",
-    ]
+    note = _note(trace)
+    lines = [f"Trace: {_backend_text(trace)}, Kubernetes {trace.kubernetes_version}"] + ([f"note: {note}"] if note else [])
+    lines += [f"gates: {_gates_text(trace)}", f"{len(trace.pods)} pod(s), {_extent_text(trace)}"]
     rows = _rows(trace)
     if rows:
         header = ("POD", "PHASE", "CONTAINER", "ROLE", "STATE", "RESTARTS", "EXIT")
@@ -213,6 +219,10 @@ def trace_html(trace, *, image: bool = True) -> str:
              f'<div><b>{e(_backend_text(trace))}</b> · Kubernetes {e(trace.kubernetes_version)}'
              f' · gates: {e(_gates_text(trace))}'
              f' · {len(trace.pods)} pod(s), {e(_extent_text(trace))}</div>']
+    note = _note(trace)
+    if note:  # the whole note on hover
+        parts.append(f'<div class="labkit-note" title="{e(" ".join(trace.extra["note"].split()))}">'
+                     f'<i>note: {e(note)}</i></div>')
     rows = _rows(trace)
     if rows:
         parts.append('<table class="labkit-containers" style="border-collapse:collapse;margin:4px 0">')

@@ -77,6 +77,7 @@ _PRESTOP_BAND = 0.16  # preStop band height in lanes, centred on the bar's top e
 _STRIP = 0.09  # ready strip height in lanes
 _LANE_IN = 0.34  # inches per row
 _FONT = 9
+NOTE_CHARS = 90  # a trace's note is cut to this in titles and summaries (fits the figure beside long pod names)
 
 
 def plot_trace(trace: Trace, *, ax: Any = None, title: str | None = None, pods: str | Iterable[str] | None = None,
@@ -157,6 +158,23 @@ def describe_run(trace: Trace) -> str:
     where = BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}")
     gates = ", ".join(f"{name}={'on' if value else 'off'}" for name, value in sorted(trace.feature_gates.items()))
     return f"{where} · Kubernetes {trace.kubernetes_version}" + (f" · {gates}" if gates else "")
+
+
+def trace_note(trace: Trace, limit: int = NOTE_CHARS) -> str:
+    """The trace's top-level ``note`` on one line, cut at a word to ``limit`` characters; "" without one.
+
+    A hand-written example says so in its note; showing it keeps the figure from passing
+    for a recorded run.
+    """
+    note = trace.extra.get("note")
+    if not isinstance(note, str):
+        return ""
+    note = " ".join(note.split())
+    if len(note) <= limit:
+        return note
+    cut = note[:limit - 1]
+    cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return cut.rstrip(" ,;:") + "…"
 
 
 # -- figure set-up ------------------------------------------------------------------------
@@ -270,7 +288,9 @@ class _Drawing:
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         heading = title or _default_title(trace)
-        ax.set_title(f"{heading}\n{describe_run(trace)}", fontsize=_FONT + 2, loc="left",
+        note = trace_note(trace)
+        ax.set_title(f"{heading}\n{describe_run(trace)}" + (f"\nnote: {note}" if note else ""), fontsize=_FONT + 2,
+                     loc="left",
                      pad=12 + 10 * labelled if labelled else 8)
 
     # one running instance of a container

@@ -7,6 +7,7 @@ with its role, the exit codes and how they are judged), not just that something 
 from __future__ import annotations
 
 import base64
+import html
 import re
 import subprocess
 import sys
@@ -188,6 +189,23 @@ def test_html_shows_backend_simulated_version_and_gates():
     kind_markup = trace_html(load_trace("tests/data/blog-job-trace.json"), image=False)
     assert "kind cluster" in kind_markup and "simulated" not in kind_markup
     assert "Kubernetes 1.29.2" in kind_markup
+
+
+def test_a_traces_note_is_in_both_summaries_shortened_with_the_whole_note_on_hover():
+    blog = load_trace("tests/data/blog-job-trace.json")
+    whole = " ".join(blog.extra["note"].split())
+    lines = trace_text(blog).splitlines()
+    assert lines[0] == "Trace: kind cluster, Kubernetes 1.29.2"
+    assert lines[1].startswith("note: Hand-written for tests, not recorded") and lines[1].endswith("…")
+    assert len(lines[1]) < len(whole) and whole.startswith(lines[1][len("note: "):-1])
+    assert lines[2] == "gates: SidecarContainers=true"
+    (note,) = re.findall(r'<div class="labkit-note" title="([^"]*)"><i>(.*?)</i></div>', trace_html(blog, image=False))
+    assert html.unescape(note[0]) == whole and html.unescape(note[1]) == lines[1]
+    trace = shutdown_trace()
+    assert "note:" not in trace_text(trace) and "labkit-note" not in trace_html(trace, image=False)
+    trace.extra["note"] = "<b>made up</b>"
+    assert "note: <b>made up</b>" in trace_text(trace).splitlines()
+    assert "<i>note: &lt;b&gt;made up&lt;/b&gt;</i>" in trace_html(trace, image=False)
 
 
 def test_html_embeds_the_timeline_as_a_base64_png():

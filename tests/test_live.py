@@ -78,7 +78,7 @@ class ReplayLab:
     def prefix(self, count: int) -> Trace:
         full = self.full
         return Trace(full.backend, full.kubernetes_version, dict(full.feature_gates), full.origin, full.pods,
-                     full.events[:count])
+                     full.events[:count], dict(full.extra))
 
     def run(self) -> None:
         for count in range(1, len(self.full.events) + 1):

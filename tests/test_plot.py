@@ -9,8 +9,8 @@ import pytest
 from matplotlib.colors import same_color, to_rgba
 
 from labkit.errors import InvalidInput
-from labkit.plot import (FAILURE_COLOUR, PRESTOP_COLOUR, ROLE_COLOURS, STATE_LEGEND_COLOUR, plot_compare, plot_trace,
-                         save_figure)
+from labkit.plot import (FAILURE_COLOUR, NOTE_CHARS, PRESTOP_COLOUR, ROLE_COLOURS, STATE_LEGEND_COLOUR, plot_compare,
+                         plot_trace, save_figure)
 from labkit.trace import ContainerInfo, Event, Pod, Trace, load_trace
 
 
@@ -148,6 +148,21 @@ def test_title_names_backend_and_version(blog_trace, crashloop):
     assert "kind" in title and "1.29.2" in title and "job/sidecar-job" in title
     title = plot_trace(crashloop, title="A crash loop").axes[0].get_title(loc="left")
     assert title.startswith("A crash loop\n") and "simulated" in title and "sim" in title and "1.30.0" in title
+
+
+def test_a_traces_note_is_shown_under_the_title_so_a_hand_written_example_does_not_pass_for_a_run(
+        blog_trace, crashloop):
+    heading, where, note = plot_trace(blog_trace).axes[0].get_title(loc="left").split("\n")
+    assert heading == "Container timeline: job/sidecar-job" and where.startswith("kind cluster")
+    # The blog trace's note is 370 characters: cut at a word, and marked as cut.
+    assert note.startswith("note: Hand-written for tests, not recorded: the blog's Job") and note.endswith("…")
+    assert len(note) <= len("note: ") + NOTE_CHARS and " ".join(blog_trace.extra["note"].split()).startswith(
+        note[len("note: "):-1])
+    assert "note:" not in plot_trace(crashloop).axes[0].get_title(loc="left")  # no note, no line
+    crashloop.extra["note"] = "Recorded\n  on a laptop."
+    assert plot_trace(crashloop).axes[0].get_title(loc="left").endswith("\nnote: Recorded on a laptop.")  # short: whole
+    fig = plot_compare([blog_trace, crashloop], ["blog", "crash loop"])
+    assert [ax.get_title(loc="left").split("\n")[2][:22] for ax in fig.axes] == ["note: Hand-written for", "note: Recorded on a la"]
 
 
 def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop):
