@@ -7,6 +7,13 @@ The notebooks save their timelines to ``OUT/<stem>/`` (see :mod:`labkit.notebook
 cell. On kind one cluster is created up front, shared by every notebook (they are told
 ``keep_cluster=True``) and deleted at the end unless ``keep_cluster``.
 
+A notebook can ask for parameters of its own when it runs headless, in its metadata::
+
+    {"labkit": {"headless_parameters": {"use_solutions": true}}}
+
+``labkit run`` passes them (08-exercises would otherwise stop at the first exercise the
+learner has not solved); a ``-p`` of the same name wins over them.
+
 >>> report = run_notebooks(["notebooks/04-native-sidecar-job.ipynb"], backend="sim")  # doctest: +SKIP
 >>> report.failed  # doctest: +SKIP
 []
@@ -48,6 +55,7 @@ class NotebookResult:
     duration_s: float = 0.0
     figures: list[Path] = field(default_factory=list)
     traces: list[Path] = field(default_factory=list)
+    headless: dict[str, Any] = field(default_factory=dict)  # the notebook's own headless_parameters used
     failed_cell: int | None = None   # 1-based position in the source notebook
     failed_source: str | None = None  # the failing cell's first line
     error: str | None = None          # "ename: evalue", or why the notebook could not run
@@ -154,6 +162,42 @@ def _inspect(path: Path) -> dict[str, dict[str, Any]]:
         raise InvalidInput(f"not a readable notebook: {_first_line(str(exc))}", source=str(path)) from None
 
 
+def headless_parameters(path: Path, declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The parameters a notebook asks for when run headless: ``metadata.labkit.headless_parameters``.
+
+    Each must be one of the notebook's parameters (``declared``, from papermill), not one
+    that labkit run sets itself, with a value of its default's type (or null); anything
+    else is :class:`InvalidInput` naming the notebook and the field.
+    """
+    import nbformat
+
+    where = "metadata.labkit.headless_parameters"
+    try:
+        metadata = nbformat.read(path, as_version=4).metadata
+    except Exception as exc:  # nbformat raises several types for unreadable files
+        raise InvalidInput(f"not a readable notebook: {_first_line(str(exc))}", source=str(path)) from None
+    labkit = metadata.get("labkit") or {}
+    wanted = labkit.get("headless_parameters", {}) if isinstance(labkit, dict) else None
+    if not isinstance(wanted, dict):
+        raise InvalidInput(f"expected a mapping of parameter names to values, got {wanted!r}", source=str(path),
+                           field=where)
+    declared = _inspect(path) if declared is None else declared
+    for name, value in wanted.items():
+        if name in RUN_PARAMETERS or name == "cluster_name":
+            raise InvalidInput("set by labkit run itself, the same for every notebook", source=str(path),
+                               field=f"{where}.{name}")
+        if name not in declared:
+            raise InvalidInput(f"the notebook has no parameter {name!r}", source=str(path), field=f"{where}.{name}")
+        default = declared[name]["default"]
+        kind = _literal_type(default)
+        allowed = (int, float) if kind is float else (kind,)
+        if value is not None and kind is not None and (
+                not isinstance(value, allowed) or kind is not bool and isinstance(value, bool)):
+            raise InvalidInput(f"expected a value like the notebook's default {default}, got {value!r}",
+                               source=str(path), field=f"{where}.{name}")
+    return dict(wanted)
+
+
 def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
     paths = [Path(p) for p in notebooks] if notebooks else default_notebooks()
     if not paths:
@@ -180,9 +224,10 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
                   progress: bool | None = None, jobs: int = 1) -> RunReport:
     """Run notebooks in order on one backend; return the report (also written to OUT/index.html).
 
-    ``parameters`` are ``-p`` pairs as text; each notebook gets those it declares. Bad
-    input raises :class:`InvalidInput` before anything runs. ``progress=None`` shows a
-    bar in a terminal and one line per notebook otherwise. ``jobs`` > 1 runs that many
+    ``parameters`` are ``-p`` pairs as text; each notebook gets those it declares, over the
+    ones its metadata asks for headless (:func:`headless_parameters`). Bad input raises
+    :class:`InvalidInput` before anything runs. ``progress=None`` shows a bar in a terminal
+    and one line per notebook otherwise. ``jobs`` > 1 runs that many
     notebooks at once, each in its own process (each lab has its own namespace on a
     cluster, and its own model on the simulator, so they do not meet).
     """
@@ -197,6 +242,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
         raise InvalidInput(f"must be a whole number >= 1, got {jobs!r}", field="--jobs")
     paths = _check_inputs(notebooks, out)
     declared = {path: _inspect(path) for path in paths}
+    headless = {path: headless_parameters(path, declared[path]) for path in paths}
     user = dict(parameters or {})
     typed: dict[Path, dict[str, Any]] = {path: {} for path in paths}  # each notebook's -p values, parsed
     for name, value in user.items():
@@ -217,10 +263,12 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     cluster = _SharedCluster(backend, k8s_version, user.get("cluster_name", DEFAULT_CLUSTER_NAME), keep_cluster)
     base = {"backend": backend, "k8s_version": k8s_version, "cluster_name": cluster.name,
             "keep_cluster": True if backend == "kind" else keep_cluster, "output_dir": str(out.resolve())}
-    results = [NotebookResult(path, out / path.name) for path in paths]
+    results = [NotebookResult(path, out / path.name,
+                              headless={k: v for k, v in headless[path].items() if k not in typed[path]})
+               for path in paths]
     report = RunReport(out, backend, why, k8s_version, {**base, **user}, results)
     work = [(result, {**{name: value for name, value in base.items() if name in declared[result.source]},
-                      **typed[result.source]})
+                      **result.headless, **typed[result.source]})
             for result in results]
     show = _Progress(len(paths), progress)
     try:
@@ -315,14 +363,19 @@ def _headless_kernel_manager() -> type:
 
 
 def _source_cell_number(executed: Path, cell_index: int) -> int:
-    """1-based position of an executed cell in the source notebook (papermill adds a cell)."""
+    """1-based position of an executed cell in the source notebook.
+
+    ``cell_index`` counts papermill's injected-parameters cell, but not the error notes it
+    adds to the saved notebook after the failure (``papermill-error-cell-tag``).
+    """
     import nbformat
 
     try:
         cells = nbformat.read(executed, as_version=4).cells
     except Exception:
         return cell_index + 1
-    injected = sum(1 for cell in cells[:cell_index]
+    ran = [cell for cell in cells if "papermill-error-cell-tag" not in cell.get("metadata", {}).get("tags", [])]
+    injected = sum(1 for cell in ran[:cell_index]
                    if "injected-parameters" in cell.get("metadata", {}).get("tags", []))
     return cell_index - injected + 1
 
@@ -394,6 +447,10 @@ def summary(report: RunReport) -> str:
     lines.append("")
     lines.append(f"{passed} passed, {len(report.failed)} failed in {report.duration_s:.1f}s "
                  f"on {report.backend} (Kubernetes {report.k8s_version}); report: {report.index}")
+    for r in report.results:
+        if r.headless:
+            given = ", ".join(f"{name}={value!r}" for name, value in r.headless.items())
+            lines.append(f"{r.name} ran with {given}, as its metadata asks for headless runs (-p NAME VALUE to change)")
     for r in report.failed:
         lines.append(f"FAILED {r.name}: {r.failure} (executed notebook: {r.executed})")
     return "\n".join(lines)
@@ -417,6 +474,9 @@ def write_html(report: RunReport) -> Path:
             where = f"cell {r.failed_cell}: <code>{esc(r.failed_source or '')}</code><br>" if r.failed_cell else ""
             error = f'<div class="error">{where}<pre>{esc(r.error or "")}</pre></div>'
         notebook = f'<a href="{rel(r.executed)}">{esc(r.name)}</a>' if r.executed.exists() else esc(r.name)
+        if r.headless:
+            given = ", ".join(f"{esc(k)}={esc(repr(v))}" for k, v in r.headless.items())
+            notebook += f"<br><small>with {given} (its headless_parameters)</small>"
         rows.append(f'<tr class="{esc(r.status.replace(" ", "-"))}"><td>{notebook}</td>'
                     f'<td class="status">{esc(r.status)}</td><td>{r.duration_s:.1f} s</td>'
                     f"<td>{error}{images}{'<p>traces: ' + traces + '</p>' if traces else ''}</td></tr>")
@@ -462,4 +522,4 @@ def main(args: Any, *, echo: Callable[[str], None] = print) -> int:
 
 
 __all__ = ["NotebookResult", "RunReport", "run_notebooks", "summary", "write_html", "parse_parameter",
-           "default_notebooks"]
+           "default_notebooks", "headless_parameters"]

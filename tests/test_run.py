@@ -16,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from labkit.cli import main
 from labkit.errors import InvalidInput
-from labkit.run import parse_parameter, summary, run_notebooks
+from labkit.run import headless_parameters, parse_parameter, summary, run_notebooks
 
 PARAMETERS = '''backend = "auto"
 k8s_version = "1.29"
@@ -44,11 +44,13 @@ print("saved in", folder, "cwd", os.getcwd())
 '''
 
 
-def write_notebook(path: Path, *cells: str, parameters: str = PARAMETERS) -> Path:
+def write_notebook(path: Path, *cells: str, parameters: str = PARAMETERS, headless: object = None) -> Path:
     nb = new_notebook(cells=[new_markdown_cell("A test notebook."),
                              new_code_cell(parameters, metadata={"tags": ["parameters"]}),
                              *(new_code_cell(source) for source in cells)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if headless is not None:
+        nb.metadata["labkit"] = {"headless_parameters": headless}
     nbformat.write(nb, path)
     return path
 
@@ -69,6 +71,11 @@ def books(tmp_path: Path) -> Path:
 def outputs_text(path: Path) -> str:
     nb = nbformat.read(path, as_version=4)
     return "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+
+
+def injected_parameters(path: Path) -> str:
+    return next(c.source for c in nbformat.read(path, as_version=4).cells
+                if "injected-parameters" in c.metadata.get("tags", []))
 
 
 def test_run_writes_notebooks_figures_traces_and_report(books: Path, tmp_path: Path, capsys):
@@ -157,6 +164,55 @@ def test_bad_input_exits_2_with_one_line(books: Path, tmp_path: Path, capsys, ar
     assert code == 2
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()  # nothing ran, nothing written
+
+
+def test_a_notebook_asks_for_headless_parameters_and_p_wins(books: Path, tmp_path: Path, capsys):
+    """metadata.labkit.headless_parameters: given by labkit run, unless -p sets the same name."""
+    path = write_notebook(books / "05-headless.ipynb", parameters=PARAMETERS + "solved = False\n",
+                          headless={"solved": True, "grace_period_s": 12})
+    write_notebook(books / "06-check.ipynb", "assert solved, 'not solved yet'", parameters=PARAMETERS + "solved = False\n",
+                   headless={"solved": True})
+    assert headless_parameters(path) == {"solved": True, "grace_period_s": 12}
+    out = tmp_path / "o"
+    assert main(["run", str(path), str(books / "06-check.ipynb"), "--backend", "sim", "--out", str(out)]) == 0
+    captured = capsys.readouterr().out
+    assert "05-headless.ipynb ran with grace_period_s=12, solved=True, as its metadata asks for headless runs" in captured
+    page = (out / "index.html").read_text()
+    assert "with grace_period_s=12, solved=True (its headless_parameters)" in page
+    assert "grace_period_s = 12" in injected_parameters(out / "05-headless.ipynb")
+
+    code = main(["run", str(path), str(books / "06-check.ipynb"), "--backend", "sim", "--out", str(out),
+                 "-p", "solved", "false", "-p", "grace_period_s", "7"])
+    captured = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED 06-check.ipynb: cell 3 (\"assert solved, 'not solved yet'\"): AssertionError: not solved yet" in captured
+    assert "ran with" not in captured  # -p replaced every headless value
+    injected = injected_parameters(out / "05-headless.ipynb")
+    assert "solved = False" in injected and "grace_period_s = 7" in injected
+
+
+def test_headless_parameters_only_those_the_notebook_declares(books: Path):
+    path = write_notebook(books / "05-headless.ipynb")
+    assert headless_parameters(path) == {}  # no metadata: nothing asked for
+
+
+@pytest.mark.parametrize("headless, message", [
+    ({"nosuch": 1}, "05-bad.ipynb: metadata.labkit.headless_parameters.nosuch: the notebook has no parameter 'nosuch'"),
+    ({"backend": "kind"}, "metadata.labkit.headless_parameters.backend: set by labkit run itself"),
+    ({"cluster_name": "other"}, "metadata.labkit.headless_parameters.cluster_name: set by labkit run itself"),
+    ({"grace_period_s": "ten"}, "headless_parameters.grace_period_s: expected a value like the notebook's default 30, "
+                                "got 'ten'"),
+    ({"grace_period_s": True}, "expected a value like the notebook's default 30, got True"),
+    (["grace_period_s"], "metadata.labkit.headless_parameters: expected a mapping of parameter names to values"),
+])
+def test_bad_headless_parameters_are_bad_input(books: Path, tmp_path: Path, capsys, headless, message):
+    path = write_notebook(books / "05-bad.ipynb", headless=headless)
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        headless_parameters(path)
+    assert main(["run", str(path), "--backend", "sim", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()  # nothing ran
 
 
 def test_unreadable_notebook_is_bad_input(tmp_path: Path):
