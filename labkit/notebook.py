@@ -6,7 +6,10 @@ both do that), so manifests are found from the repository root, not from the cwd
     from labkit.notebook import Figures, repo_path, show_manifest
     show_manifest(repo_path("manifests/job-sidecar.yaml"))
     figures = Figures(output_dir, "04-native-sidecar-job")
-    figures.timeline(lab.trace(), "job", title="A Job with a native sidecar")
+    with figures.live(lab, "job", title="A Job with a native sidecar", pace=1.0):
+        lab.apply(repo_path("manifests/job-sidecar.yaml"))   # the timeline grows meanwhile
+        lab.wait("job/sidecar-job", "Complete", timeout=120)
+    figures.timeline(lab.trace(), "job-later", title="A trace drawn when it is complete")
 
 ``Figures`` writes ``<output_dir>/<notebook>/<name>.png`` and ``<name>.trace.json``;
 ``labkit run`` puts the PNGs in its HTML report.
@@ -64,6 +67,43 @@ class Figures:
         self.folder.mkdir(parents=True, exist_ok=True)
         trace.save(self.folder / f"{name}.trace.json")
         self._show(plot_trace(trace, title=title), name)
+        if table:
+            from .display import TraceView
+
+            _display(TraceView(trace, image=False))
+
+    @contextmanager
+    def live(self, lab, name: str, *, title: str | None = None, pace: float | None = None,
+             table: bool = True) -> Iterator[None]:
+        """Show ``lab``'s timeline growing while the block runs, then save it like :meth:`timeline`.
+
+        The view is :func:`labkit.display.live`: redrawn in place where someone watches,
+        only the final figure when run headless. ``pace`` is virtual seconds per wall-clock
+        second for the simulator during the block, so that there is something to watch; it
+        applies only while the view is live, so headless runs never wait for the clock.
+        """
+        from .display import live
+
+        if pace is not None and (isinstance(pace, bool) or not isinstance(pace, (int, float)) or pace <= 0):
+            raise InvalidInput(f"expected a positive number of virtual seconds per second, or None; got {pace!r}",
+                               field="pace")
+        view = live(lab, title=title)
+        paced = bool(pace) and view.live and lab.backend == "sim"
+        before = getattr(lab, "pace", None)
+        if paced:
+            lab.pace = pace
+        try:
+            with view:
+                yield
+        finally:
+            if paced:
+                lab.pace = before
+        trace = lab.trace()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        trace.save(self.folder / f"{name}.trace.json")
+        from .plot import plot_trace, save_figure
+
+        save_figure(plot_trace(trace, title=title), self.folder / f"{name}.png")  # shown by the view already
         if table:
             from .display import TraceView
 

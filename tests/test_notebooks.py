@@ -16,7 +16,7 @@ import nbformat
 import papermill
 import pytest
 
-from labkit.errors import CheckFailed
+from labkit.errors import CheckFailed, InvalidInput
 from labkit.notebook import Figures, expected, repo_path, repo_root
 from labkit.run import run_notebooks
 from labkit.trace import load_trace
@@ -154,6 +154,33 @@ def test_figures_save_png_and_traces(tmp_path: Path):
         "both-first-run.trace.json", "both-second-run.trace.json", "both.png", "job.png", "job.trace.json"]
     assert (folder / "job.png").read_bytes()[:8] == PNG
     assert json.loads((folder / "job.trace.json").read_text())["events"]
+
+
+def test_live_figures_pace_the_simulator_only_while_someone_watches(tmp_path: Path, monkeypatch, capsys):
+    """Headless, a live block runs at full speed; watched, the simulator runs at ``pace`` during it only."""
+    import labkit.display
+    from labkit.sim import SimLab
+
+    lab = SimLab("1.29", quiet=True)
+    figures = Figures(tmp_path, "04-native-sidecar-job")
+    seen = []
+    with figures.live(lab, "job", title="t", pace=1.0):
+        seen.append(lab.pace)
+        lab.apply(ROOT / "manifests" / "job-sidecar.yaml")
+        lab.wait("job/sidecar-job", "Complete", timeout=120)
+    folder = tmp_path / "04-native-sidecar-job"
+    assert (folder / "job.png").read_bytes()[:8] == PNG
+    assert load_trace(folder / "job.trace.json").first("JobComplete") is not None
+    monkeypatch.setattr(labkit.display, "live_updates_supported", lambda env=None: (True, "test: someone watches"))
+    with figures.live(lab, "more", pace=1000):
+        seen.append(lab.pace)
+        lab.sleep(2)
+    assert seen == [None, 1000] and lab.pace is None  # paced in the watched block only, then as before
+    assert (folder / "more.png").is_file()
+    for bad in (0, -1, True, "fast"):
+        with pytest.raises(InvalidInput, match="pace: expected a positive number"):
+            with figures.live(lab, "bad", pace=bad):
+                pass
 
 
 def test_expected_adds_the_reason_to_a_failed_check():
