@@ -38,8 +38,10 @@ KERNEL_NAME = "python3"
 # Parameters labkit run sets from its own flags (-p may not set them), and the flag for each.
 RUN_PARAMETERS = {"backend": "--backend", "k8s_version": "--k8s-version", "keep_cluster": "--keep-cluster",
                   "output_dir": "--out"}
-# ipykernel warns on stderr at every start that TCP is unencrypted (local kernels only here).
-_KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+# ipykernel warns on stderr at every start that TCP is unencrypted (local kernels only here),
+# and may log "KeyboardInterrupt caught in kernel." when jupyter_client interrupts it on
+# shutdown. What a notebook's cells do is in the executed notebook, not in the kernel's log.
+_KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 # A kernel cannot tell that papermill runs it headless: tell labkit.progress, so slow steps
 # print one line instead of a bar that would be redrawn into the notebook's output.
 _KERNEL_ENV = {"LABKIT_PROGRESS": "0"}
