@@ -133,6 +133,63 @@ def test_checks_follow_a_changed_parameter(tmp_path: Path):
     assert killed.t - sigterm.t == pytest.approx(7, abs=0.5)
 
 
+# -- the exercises ------------------------------------------------------------------------------
+EXERCISES = ROOT / "notebooks" / "08-exercises.ipynb"
+# What each exercise's self-check says about its starting point (a part of its message).
+STILL_WRONG = {
+    1: "CheckFailed: sws is in containers (a regular container): a native sidecar is an entry of initContainers "
+       "with restartPolicy: Always",
+    2: "CheckFailed: the app was SIGKILLed 30 s after SIGTERM (exit 137): it still ignores SIGTERM.",
+    3: "CheckFailed: expected proxy to count as started before log-shipper started, but log-shipper started at",
+    4: "s after the sidecar, more than max_start_delay_s = 3: a shorter periodSeconds makes the first probe "
+       "come sooner",
+}
+
+
+def self_check_cell(nb, n: int) -> int:
+    """1-based position of exercise n's self-check code cell."""
+    heading = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source == f"### Self-check {n}")
+    return heading + 2
+
+
+def test_exercises_start_unsolved_and_labkit_run_uses_the_solutions():
+    nb = nbformat.read(EXERCISES, as_version=4)
+    assert nb.metadata["labkit"] == {"headless_parameters": {"use_solutions": True}}
+    assert papermill.inspect_notebook(str(EXERCISES))["use_solutions"]["default"] == "False"
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    assert [c.source.splitlines()[0][:25] for c in solutions] == [f"# SOLUTION to exercise {n}:" for n in (1, 2, 3, 4)]
+    assert all(c.metadata["jupyter"]["source_hidden"] for c in solutions)  # collapsed until a learner opens it
+
+
+def test_exercises_fail_on_the_first_unsolved_one(tmp_path: Path, capsys):
+    """``-p use_solutions False``: the learner's starting point fails exercise 1's self-check, saying why."""
+    from labkit.cli import main
+
+    code = main(["run", str(EXERCISES), "--backend", "sim", "--out", str(tmp_path), "-p", "use_solutions", "False"])
+    out = capsys.readouterr().out
+    assert code == 1
+    cell = self_check_cell(nbformat.read(EXERCISES, as_version=4), 1)
+    assert f'FAILED 08-exercises.ipynb: cell {cell} ("pod = exercise1.pods[0]' in out
+    assert STILL_WRONG[1] in out
+    assert "ran with use_solutions" not in out
+
+
+def test_each_exercise_starts_with_something_its_check_names(tmp_path: Path):
+    """Without its solution cell, exercise n fails its own self-check (the ones before it are solved)."""
+    copies = {}
+    for n in (2, 3, 4):
+        nb = nbformat.read(EXERCISES, as_version=4)
+        nb.cells = [c for c in nb.cells if not c.source.startswith(f"# SOLUTION to exercise {n}:")]
+        copies[n] = tmp_path / f"08-exercises-without-solution-{n}.ipynb"
+        nbformat.write(nb, copies[n])
+    report = run_notebooks(list(copies.values()), backend="sim", k8s_version="1.29", out=tmp_path / "out",
+                           progress=False, jobs=2)
+    for n, result in zip(copies, report.results):
+        assert result.status == "failed", f"exercise {n} passed from its starting point"
+        assert result.failed_cell == self_check_cell(nbformat.read(copies[n], as_version=4), n), result.failure
+        assert result.error.startswith("CheckFailed: ") and STILL_WRONG[n] in result.error, result.error
+
+
 # -- the helpers the notebooks import ---------------------------------------------------------
 def test_repo_path_is_found_from_a_notebook_folder(monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")
