@@ -103,10 +103,9 @@ def gate_settable(minor: int) -> bool:
 def lab_feature_gates(version: str | KubeVersion) -> dict[str, bool]:
     """The gates a labkit-made cluster runs with: the blog's kind config turns sidecars on in 1.28.
 
-    ``connect()`` (every backend), ``labkit run``, ``labkit up``, ``labkit sim run`` and
-    ``simulate()`` use these when the caller gives no gates, so "1.28" means the blog's
-    cluster everywhere; pass ``{"SidecarContainers": False}`` to see 1.28's default.
-    (``SimLab`` and ``Cluster`` take their gates as given: ``connect()`` fills them in.)
+    ``connect()`` (every backend), ``SimLab``, ``labkit run``, ``labkit up``, ``labkit sim
+    run`` and ``simulate()`` use these when the caller gives no gates, so "1.28" means the
+    blog's cluster everywhere; pass ``{"SidecarContainers": False}`` to see 1.28's default.
     """
     minor = KubeVersion.parse(version).minor
     return {SIDECAR_GATE: True} if _gate_stage(minor) == "alpha" else {}

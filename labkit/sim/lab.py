@@ -27,6 +27,7 @@ from ..kubectl import PodTable, describe_pods, format_time, manifest_input, pod_
 from ..lab import show_command
 from ..manifests import load_documents
 from ..trace import Trace
+from ..versions import lab_feature_gates
 from . import timing
 from .cluster import KIND_PLURALS, Cluster, Workload, gc_paused
 from .kubelet import SimPod
@@ -67,8 +68,10 @@ class SimLab:
                  pace: float | None = None, quiet: bool = False, **ignored_options: Any):
         if pace is not None and (not isinstance(pace, (int, float)) or pace <= 0):
             raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")
+        if feature_gates is None:  # a labkit cluster: 1.28 has the blog's gate on, as on kind
+            feature_gates = lab_feature_gates(k8s_version)
         self._k8s_version = k8s_version
-        self._feature_gates = dict(feature_gates or {})
+        self._feature_gates = dict(feature_gates)
         self.seed = seed
         self.pace = pace
         self.quiet = quiet

@@ -287,3 +287,10 @@ def test_quiet_prints_nothing(capsys):
     lab.wait("job/sidecar-job", "Complete")
     lab.pods()
     assert capsys.readouterr().out == ""
+
+
+def test_a_sim_lab_on_1_28_is_the_blogs_cluster_unless_told_otherwise():
+    assert SimLab("1.28", quiet=True).feature_gates == {"SidecarContainers": True}
+    assert SimLab("1.28", feature_gates={"SidecarContainers": False}, quiet=True).feature_gates == {
+        "SidecarContainers": False}
+    assert SimLab("1.33", quiet=True).feature_gates == {"SidecarContainers": True}
