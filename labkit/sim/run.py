@@ -11,7 +11,6 @@ without them and the trace's warnings say so.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from ..errors import InvalidInput
@@ -254,10 +253,6 @@ def parse_gate(text: str) -> tuple[str, bool]:
     if not sep or value.strip().lower() not in ("true", "false") or not name.strip():
         raise InvalidInput(f"expected NAME=true or NAME=false, got {text!r}", field="--feature-gate")
     return name.strip(), value.strip().lower() == "true"
-
-
-def command_line(files: list[str]) -> str:
-    return shlex.join(["labkit", "sim", "run", *files])
 
 
 # simulate()'s parameters and the flags that set them, so that a bad value is reported by its flag.
