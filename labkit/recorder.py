@@ -463,13 +463,8 @@ class TraceBuilder:
                 result.add_pod(Pod(info.name, info.namespace, info.owner, list(info.containers),
                                    _final(state)))
             for raw in raws:
-                fields = dict(raw.fields)
-                known = {k: fields.pop(k) for k in ("exit_code", "attempt", "phase", "reason", "message",
-                                                     "resolution_s", "object", "grace_period_seconds")
-                         if k in fields}
-                known = {k: v for k, v in known.items() if v is not None}
-                result.add(Event(round(raw.when - origin, 3), raw.type, raw.pod, raw.container, raw.source,
-                                 extra=fields, **known))
+                result.add(Event.from_fields(round(raw.when - origin, 3), raw.type, raw.pod, raw.container,
+                                             raw.source, raw.fields))
             until = self._clock() if self._clock is not None else self._watched_until
             if result.events and until is not None:
                 result.observed_until = max(round(until - origin, 3), result.events[-1].t)

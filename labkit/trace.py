@@ -64,6 +64,15 @@ class Event:
     grace_period_seconds: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_fields(cls, t: float, type: str, pod: str | None, container: str | None, source: str,
+                    fields: dict[str, Any]) -> "Event":
+        """An event from a recorder's flat ``fields``: known keys become attributes (None ones are left
+        out), any other key goes to ``extra``."""
+        known = {key: value for key, value in fields.items() if key in _EVENT_FIELDS and value is not None}
+        extra = {key: value for key, value in fields.items() if key not in _EVENT_FIELDS}
+        return cls(t, type, pod, container, source, extra=extra, **known)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"t": self.t, "pod": self.pod, "container": self.container, "type": self.type}
         for key in _EVENT_FIELDS:

@@ -32,7 +32,6 @@ from .process import BEHAVIOUR_ANNOTATION, ProcessModel, build, parse_behaviour_
 GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
 # k8s.io/apimachinery/pkg/util/rand: no vowels, no confusable characters.
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
-_EVENT_KEYS = ("exit_code", "attempt", "phase", "reason", "message", "object", "grace_period_seconds")
 KIND_PLURALS = {"Pod": "pod", "Job": "job.batch", "Deployment": "deployment.apps"}
 
 
@@ -512,9 +511,7 @@ class Cluster:
             trace.add_pod(Pod(pod.name, pod.namespace, owner, info, self.final_status(pod)))
         events = trace.events
         for t, etype, pod_name, container, fields in self.records:
-            known = {k: v for k, v in fields.items() if k in _EVENT_KEYS}
-            extra = {k: v for k, v in fields.items() if k not in _EVENT_KEYS}
-            events.append(Event(round(max(0.0, t - origin), 6), etype, pod_name, container, "sim", extra=extra, **known))
+            events.append(Event.from_fields(round(max(0.0, t - origin), 6), etype, pod_name, container, "sim", fields))
         if events:  # watched until the virtual time the run reached, which may be long after the last event
             trace.observed_until = max(round(self.env.now - origin, 6), events[-1].t)
         return trace
