@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .plot import BACKEND_NAMES, trace_note  # labkit.plot imports matplotlib only when it draws
+
 # Pods listed in a summary; a trace of a big Deployment says how many more there are.
 MAX_PODS = 20
 # Exit codes of a process ended by a signal the kubelet sends at shutdown (128 + 15, 128 + 9).
@@ -40,13 +42,6 @@ FAILED_WAITING_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"
 # Statuses in `kubectl get pods` that mean something went wrong.
 FAILED_POD_STATUSES = FAILED_WAITING_REASONS + ("Error", "OOMKilled", "Failed", "Init:Error",
                                                 "Init:CrashLoopBackOff", "Evicted")
-
-_BACKEND_NAMES = {
-    "sim": "simulated (labkit's model of the kubelet, not a real cluster)",
-    "kind": "kind cluster",
-    "cluster": "Kubernetes cluster",
-    "replay": "replayed trace",
-}
 
 _STYLE_CELL = "padding:2px 8px;text-align:left;border-bottom:1px solid #ddd"
 _STYLE_CLASS = {
@@ -115,20 +110,13 @@ def _exit_text(final) -> str:
 
 
 def _backend_text(trace) -> str:
-    return _BACKEND_NAMES.get(trace.backend, trace.backend)
+    return BACKEND_NAMES.get(trace.backend, trace.backend)
 
 
 def _gates_text(trace) -> str:
     if not trace.feature_gates:
         return "none set (the version's defaults)"
     return ", ".join(f"{name}={'true' if on else 'false'}" for name, on in sorted(trace.feature_gates.items()))
-
-
-def _note(trace) -> str:
-    """The trace's own note, shortened (a hand-written example says so there); "" without one."""
-    from .plot import trace_note  # matplotlib is imported only when drawing
-
-    return trace_note(trace)
 
 
 def _extent_text(trace) -> str:
@@ -162,7 +150,7 @@ def _rows(trace) -> list[dict[str, Any]]:
 # -- plain text -----------------------------------------------------------------------
 def trace_text(trace) -> str:
     """The summary as plain text, for logs, CI and ``print``."""
-    note = _note(trace)
+    note = trace_note(trace)
     lines = [f"Trace: {_backend_text(trace)}, Kubernetes {trace.kubernetes_version}"] + ([f"note: {note}"] if note else [])
     lines += [f"gates: {_gates_text(trace)}", f"{len(trace.pods)} pod(s), {_extent_text(trace)}"]
     rows = _rows(trace)
@@ -219,7 +207,7 @@ def trace_html(trace, *, image: bool = True) -> str:
              f'<div><b>{e(_backend_text(trace))}</b> · Kubernetes {e(trace.kubernetes_version)}'
              f' · gates: {e(_gates_text(trace))}'
              f' · {len(trace.pods)} pod(s), {e(_extent_text(trace))}</div>']
-    note = _note(trace)
+    note = trace_note(trace)
     if note:  # the whole note on hover
         parts.append(f'<div class="labkit-note" title="{e(" ".join(trace.extra["note"].split()))}">'
                      f'<i>note: {e(note)}</i></div>')

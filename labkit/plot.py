@@ -58,8 +58,9 @@ MARKERS = {
     "LivenessProbeFailed": ("x", FAILURE_COLOUR, "liveness probe failed"),
 }
 PROBE_RUNS = ("StartupProbeRun", "ReadinessProbeRun", "LivenessProbeRun")
-BACKEND_NAMES = {"sim": "simulated (backend sim, a model, not a cluster)", "kind": "kind cluster (backend kind)",
-                 "cluster": "existing cluster (backend cluster)", "replay": "replayed trace (backend replay)"}
+# What each backend is called in titles and summaries (labkit.display uses it too).
+BACKEND_NAMES = {"sim": "simulated (labkit's model of the kubelet, not a real cluster)", "kind": "kind cluster",
+                 "cluster": "Kubernetes cluster", "replay": "replayed trace"}
 
 PRESTOP_COLOUR = OKABE_ITO["reddish_purple"]
 READY_COLOUR = "#222222"
