@@ -136,12 +136,17 @@ def parse_parameter(name: str, value: str, default: str | None = None) -> Any:
     if isinstance(parsed, (dict, list)) or parsed is None and value.strip() not in ("None", "null", "~"):
         parsed = value  # not a scalar: keep the text as given
     if kind in (int, float, bool):
-        allowed = (int, float) if kind is float else (kind,)
-        if not isinstance(parsed, allowed) or kind is not bool and isinstance(parsed, bool):
+        if not _fits(parsed, kind):
             article = "an" if kind is int else "a"
             raise InvalidInput(f"expected {article} {kind.__name__} like the notebook's default {default}, got {value!r}",
                                field=f"-p {name}")
     return parsed
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """``value`` suits a parameter whose default is a ``kind``: an int does for a float, a bool for no number."""
+    allowed = (int, float) if kind is float else (kind,)
+    return isinstance(value, allowed) and (kind is bool or not isinstance(value, bool))
 
 
 def _literal_type(source: str | None) -> type | None:
@@ -192,9 +197,7 @@ def headless_parameters(path: Path, declared: dict[str, dict[str, Any]] | None =
             raise InvalidInput(f"the notebook has no parameter {name!r}", source=str(path), field=f"{where}.{name}")
         default = declared[name]["default"]
         kind = _literal_type(default)
-        allowed = (int, float) if kind is float else (kind,)
-        if value is not None and kind is not None and (
-                not isinstance(value, allowed) or kind is not bool and isinstance(value, bool)):
+        if value is not None and kind is not None and not _fits(value, kind):
             raise InvalidInput(f"expected a value like the notebook's default {default}, got {value!r}",
                                source=str(path), field=f"{where}.{name}")
     return dict(wanted)
