@@ -29,13 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
-from .kubectl import Kubectl, PodTable, Runner, describe_pods, split_ref
+from .kubectl import KIND_ALIASES, Kubectl, PodTable, Runner, describe_pods, split_ref
 from .trace import Trace
 from .versions import KubeVersion, behaviour
 
-_KINDS = {"job": "job", "jobs": "job", "job.batch": "job",
-          "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
-          "deployment.apps": "deployment", "pod": "pod", "pods": "pod", "po": "pod"}
 _CONDITIONS = {"job": ("Complete", "Failed", "Deleted"), "deployment": ("Available", "Deleted"),
                "pod": ("Ready", "Succeeded", "Failed", "Deleted")}
 _APPLIED = re.compile(r"^(\S+/\S+) (created|configured|unchanged|serverside-applied)\b")
@@ -374,9 +371,9 @@ class ClusterLab:
 
 def _ref(ref: str) -> tuple[str, str]:
     kind, name = split_ref(ref)
-    if kind not in _KINDS:
+    if kind not in KIND_ALIASES:
         raise InvalidInput(f"labkit handles pods, Jobs and Deployments, not {kind!r} (in {ref!r})", field="ref")
-    return _KINDS[kind], name
+    return KIND_ALIASES[kind].lower(), name
 
 
 def _wait_state(kind: str, condition: str, obj: dict | None) -> tuple[bool, str | None]:

@@ -71,6 +71,13 @@ def tool_env(kubeconfig: str | os.PathLike | None) -> dict[str, str]:
     return env
 
 
+# The resource names kubectl accepts for the kinds labkit handles, and the kind each names.
+KIND_ALIASES = {"pod": "Pod", "pods": "Pod", "po": "Pod",
+                "job": "Job", "jobs": "Job", "job.batch": "Job",
+                "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+                "deployment.apps": "Deployment"}
+
+
 def split_ref(ref: str) -> tuple[str, str]:
     """``"deployment/sidecar-deploy"`` -> ``("deployment", "sidecar-deploy")``."""
     kind, sep, name = str(ref).partition("/")

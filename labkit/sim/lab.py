@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidInput, WaitTimeout
-from ..kubectl import PodTable, describe_pods, format_time, manifest_input, pod_row
+from ..kubectl import KIND_ALIASES, PodTable, describe_pods, format_time, manifest_input, pod_row
 from ..lab import show_command
 from ..manifests import load_documents
 from ..trace import Trace
@@ -38,12 +38,6 @@ from .process import BEHAVIOUR_ANNOTATION
 # is t=10.05 s of the trace, a date nobody takes for a real one. Messages show t= instead.
 SIM_EPOCH = 0.0
 
-_KIND_ALIASES = {
-    "pod": "Pod", "pods": "Pod", "po": "Pod",
-    "job": "Job", "jobs": "Job", "job.batch": "Job",
-    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
-    "deployment.apps": "Deployment",
-}
 _CONDITIONS = {
     "Job": ("Complete", "Failed", "Deleted"),
     "Deployment": ("Available", "Deleted"),
@@ -204,7 +198,7 @@ class SimLab:
             raise InvalidInput(f"expected a reference like job/sidecar-job or 'pods -l app=x', got {ref!r}", field="ref")
         words = shlex.split(ref)
         if len(words) == 3 and words[1] in ("-l", "--selector"):
-            kind = _KIND_ALIASES.get(words[0].lower())
+            kind = KIND_ALIASES.get(words[0].lower())
             if kind != "Pod":
                 raise InvalidInput(f"label selectors work on pods here, not {words[0]!r}", field="ref")
             selector = {}
@@ -216,7 +210,7 @@ class SimLab:
             return kind, None, selector
         if len(words) == 1 and "/" in words[0]:
             kind_text, name = words[0].split("/", 1)
-            kind = _KIND_ALIASES.get(kind_text.lower())
+            kind = KIND_ALIASES.get(kind_text.lower())
             if kind is None or not name:
                 raise InvalidInput(f"unknown resource {kind_text!r} in {ref!r} (the simulator has pods, jobs "
                                    "and deployments)", field="ref")
