@@ -35,7 +35,7 @@ from typing import Any
 
 from .cluster import ClusterLab
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
-from .kubectl import Kubectl, Runner, run_tool, tool_env
+from .kubectl import Kubectl, Runner, condition_true, run_tool, tool_env
 from .progress import progress
 from .versions import KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default, lab_feature_gates
 
@@ -381,7 +381,7 @@ class KindCluster:
             while True:
                 data = kubectl.json(["get", "nodes"], namespaced=False) or {}
                 nodes = data.get("items", [])
-                ready = [n for n in nodes if _node_ready(n)]
+                ready = [n for n in nodes if condition_true((n.get("status") or {}).get("conditions"), "Ready")]
                 if nodes and len(ready) == len(nodes):
                     bar.update(len(ready))
                     return
@@ -396,11 +396,6 @@ class KindCluster:
     def _say(self, message: str) -> None:
         if not self.quiet:
             print(f"labkit: {message}", file=sys.stderr, flush=True)
-
-
-def _node_ready(node: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
 
 
 def _node_text(node: dict) -> str:

@@ -334,7 +334,8 @@ def _is_sidecar(container: dict | None) -> bool:
     return bool(container) and container.get("restartPolicy") == "Always"
 
 
-def _condition_true(conditions: Iterable[dict], kind: str) -> bool:
+def condition_true(conditions: Iterable[dict] | None, kind: str) -> bool:
+    """Whether an object's ``status.conditions`` has ``kind`` (Ready, Initialized, ...) with status True."""
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions or ())
 
 
@@ -393,7 +394,7 @@ def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
         initializing = True
         break
 
-    if not initializing or _condition_true(conditions, "Initialized"):
+    if not initializing or condition_true(conditions, "Initialized"):
         restarts = sidecar_restarts
         last_restart = last_sidecar_restart
         has_running = False
@@ -417,7 +418,7 @@ def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
                 has_running = True
                 ready += 1
         if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(conditions, "Ready") else "NotReady"
+            reason = "Running" if condition_true(conditions, "Ready") else "NotReady"
 
     if meta.get("deletionTimestamp") and status.get("reason") == "NodeLost":
         reason = "Unknown"

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kubectl import format_time, parse_time
+from .kubectl import condition_true, format_time, parse_time
 from .trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 
 # Tie-breaking for events at the same time: deletion first, then container events (by attempt,
@@ -274,7 +274,7 @@ class TraceBuilder:
             self._emit(arrival, "PodPhase", name, None, "watch", phase=phase)
         for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             self._container_update(arrival, state, cs)
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        ready = condition_true(status.get("conditions"), "Ready")
         if ready and state.ready is not True:
             self._emit(arrival, "PodReady", name, None, "watch")
         elif not ready and state.ready is True:
