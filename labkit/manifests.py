@@ -33,7 +33,7 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 @dataclass
 class Document:
-    """One parsed YAML document: a Kubernetes object, or a scenario (``/work/shared/scenarios`` format)."""
+    """One parsed YAML document: a Kubernetes object, or a scenario (the scenario format of tests/data/scenarios/README.md)."""
 
     obj: dict
     source: str  # the file name as given, for error messages
