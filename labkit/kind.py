@@ -475,7 +475,6 @@ class KindLab(ClusterLab):
         self.cluster = KindCluster(cluster_name, k8s_version, feature_gates=feature_gates, image=image,
                                    runner=runner, quiet=quiet, state=state, ready_timeout=ready_timeout)
         self.keep_cluster = keep_cluster
-        self.created_cluster = False
         self.created_cluster = self.cluster.ensure()
         try:
             super().__init__(k8s_version=k8s_version, kubeconfig=self.cluster.kubeconfig,

@@ -490,9 +490,8 @@ def _final(state: _PodState) -> PodFinal:
 
 def _event_time(ev: dict) -> tuple[float | None, float]:
     """When an Event happened and how precisely: MicroTime fields first, then whole seconds."""
-    for key in ("eventTime",):
-        if ev.get(key):
-            return parse_time(ev[key]), 1e-6
+    if ev.get("eventTime"):
+        return parse_time(ev["eventTime"]), 1e-6
     series = ev.get("series") or {}
     if series.get("lastObservedTime"):
         return parse_time(series["lastObservedTime"]), 1e-6
