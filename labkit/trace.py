@@ -276,12 +276,6 @@ class Trace:
             result.extend(_pod_spans(p, by_pod.get(p.name, [])))
         return result
 
-    def plot(self, **options: Any):
-        """Draw this trace's timeline (see :func:`labkit.plot.plot_trace`); returns the Figure."""
-        from .plot import plot_trace
-
-        return plot_trace(self, **options)
-
     # -- JSON -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -318,17 +312,6 @@ class Trace:
         watched = f", observed for {self.duration:.1f}s" if self.duration > last else ""
         return (f"<Trace {self.backend} k8s {self.kubernetes_version}: {len(self.pods)} pod(s) "
                 f"[{phases}{more}], {len(self.events)} events over {last:.1f}s{watched}>")
-
-    # -- notebook display (labkit.display, imported only when shown) ----------------------
-    def _repr_html_(self) -> str:
-        from .display import trace_html
-
-        return trace_html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        from .display import trace_text
-
-        printer.text(trace_text(self))
 
 
 def load_trace(path: str | Path) -> Trace:
