@@ -5,13 +5,48 @@ lifecycles as traces, plots them and checks them. ``import labkit`` stays light:
 Kubernetes client, matplotlib and papermill are imported only when used.
 """
 
+import sys
+
 from .errors import (BackendUnavailable, CheckFailed, InvalidInput, LabkitError, ToolError,
                      TraceError, WaitTimeout)
 from .trace import Event, Pod, Span, Trace, load_trace
 
 __version__ = "0.1.0"
 
+
+def register_notebook_views(shell=None) -> bool:
+    """Show traces in IPython and Jupyter the way ``labkit.display`` draws them.
+
+    The trace is data and imports no view; the package registers the view with the running
+    IPython shell instead (done on import; ``labkit.display`` itself loads only when a trace
+    is shown). Returns whether a shell was found.
+    """
+    if shell is None:
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return False
+    formatters = shell.display_formatter.formatters
+    formatters["text/html"].for_type(Trace, _trace_html)
+    formatters["text/plain"].for_type(Trace, _trace_pretty)
+    return True
+
+
+def _trace_html(trace: Trace) -> str:
+    from .display import trace_html
+
+    return trace_html(trace)
+
+
+def _trace_pretty(trace: Trace, printer, cycle: bool) -> None:
+    from .display import trace_text
+
+    printer.text(trace_text(trace))
+
+
+register_notebook_views()
+
 __all__ = [
     "BackendUnavailable", "CheckFailed", "Event", "InvalidInput", "LabkitError", "Pod", "Span",
-    "ToolError", "Trace", "TraceError", "WaitTimeout", "load_trace", "__version__",
+    "ToolError", "Trace", "TraceError", "WaitTimeout", "load_trace", "register_notebook_views", "__version__",
 ]

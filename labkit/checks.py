@@ -203,7 +203,8 @@ def exit_code(trace: Trace, container: str, code: int, *, pod: str | None = None
         if last.exit_code != code:
             raise CheckFailed(f"{container} {view.fate(container)}")
         return code, f"{container} ended with exit code {code} at {_s(last.end)}" + (
-            " (normal for a sidecar stopped by the kubelet)" if code in (137, 143) and not last.failed else "")
+            " (normal for a sidecar stopped by the kubelet)" if code and last.role == "sidecar"
+            and last.stopped_by_kubelet and not last.failed else "")
 
     return _each(trace, pod, (container,), f"{container} to end with exit code {code}", check)
 

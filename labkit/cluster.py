@@ -28,15 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
-from .kubectl import KIND_ALIASES, Kubectl, PodTable, Runner, describe_pods, split_ref
+from .kubectl import Kubectl, PodTable, Runner, describe_pods
+from .names import dns1123_label_errors
+from .objects import wait_state
+from .refs import Ref, check_condition, parse_ref, wait_args
 from .trace import Trace
 from .versions import KubeVersion, behaviour
 
-_CONDITIONS = {"job": ("Complete", "Failed", "Deleted"), "deployment": ("Available", "Deleted"),
-               "pod": ("Ready", "Succeeded", "Failed", "Deleted")}
 _APPLIED = re.compile(r"^(\S+/\S+) (created|configured|unchanged|serverside-applied)\b")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE_PREFIX = "labkit-"
 
 
@@ -46,7 +47,7 @@ def random_namespace() -> str:
 
 
 class ClusterLab:
-    """The lab API (see :mod:`labkit.lab`) against an existing kubeconfig context.
+    """The lab contract (:class:`labkit.contract.Lab`) against an existing kubeconfig context.
 
     ``k8s_version`` is what the notebook expects; the cluster's own version wins and a
     different minor is reported. ``feature_gates`` records what the cluster is known to run
@@ -135,9 +136,9 @@ class ClusterLab:
                 self._create_namespace(candidate)
                 return
             raise LabkitError("could not find a free labkit-xxxxx namespace name in 5 tries")
-        if not _DNS_LABEL.match(namespace) or len(namespace) > 63:
-            raise InvalidInput(f"invalid namespace name {namespace!r}: lowercase letters, digits and '-', "
-                               "at most 63 characters", field="namespace")
+        problems = dns1123_label_errors(namespace)
+        if problems:
+            raise InvalidInput(f"invalid namespace name {namespace!r}: {'; '.join(problems)}", field="namespace")
         if self._namespace_exists(namespace):
             if not allow_existing:
                 raise InvalidInput(
@@ -198,13 +199,13 @@ class ClusterLab:
             except Exception as exc:  # a broken display must not stop the recording
                 print(f"labkit: a trace listener failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
-    def add_listener(self, fn: Callable[[Trace], Any]) -> Callable[[], None]:
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Call ``fn(trace)`` (from the recorder's thread) whenever new events arrive; returns an unsubscribe."""
         with self._listener_lock:
             self._listeners.append(fn)
         return lambda: self.remove_listener(fn)
 
-    def remove_listener(self, fn: Callable[[Trace], Any]) -> None:
+    def remove_listener(self, fn: Listener) -> None:
         with self._listener_lock:
             if fn in self._listeners:
                 self._listeners.remove(fn)
@@ -220,59 +221,71 @@ class ClusterLab:
                 self._applied.append(match.group(1))
         return lines
 
-    def delete(self, ref: str, grace_period: int | None = None, wait: bool = True, timeout: float = 120.0) -> list[str]:
+    def delete(self, ref: str, grace_period: int | None = None, wait: bool = True,
+               timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
         """``kubectl delete``; a workload is deleted in the foreground, so waiting covers its pods.
 
         ``grace_period`` for a workload is given to its pods (deleting the pods themselves
         with ``--grace-period``, as a Deployment or Job does not pass it on).
         """
         self._check_open()
-        kind, name = _ref(ref)
-        selector = None
-        if grace_period is not None and kind != "pod":
-            obj = self.kubectl.get(f"{kind}/{name}") or {}
+        target = parse_ref(ref)
+        grace = [] if grace_period is None else [f"--grace-period={grace_period}"] + (["--force"] if grace_period == 0 else [])
+        selector = target.selector_text
+        if grace_period is not None and target.kind != "Pod":
+            obj = self.kubectl.get(target.args[0]) or {}
             labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
             selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or None
-        args = ["delete", f"{kind}/{name}", "--wait=false"]
-        if kind != "pod":
+        args = ["delete", *target.args, "--wait=false"]
+        if target.kind != "Pod":
             args.append("--cascade=foreground")
-        elif grace_period is not None:
-            args.append(f"--grace-period={grace_period}")
+        else:
+            args += grace
         lines = self.kubectl.run(args).stdout.splitlines()
-        if selector:
-            lines += self.kubectl.run(["delete", "pods", "-l", selector, f"--grace-period={grace_period}",
-                                       "--wait=false"]).stdout.splitlines()
+        if selector and target.kind != "Pod":
+            lines += self.kubectl.run(["delete", "pods", "-l", selector, *grace, "--wait=false"]).stdout.splitlines()
         if wait:
-            self.wait(f"{kind}/{name}", "Deleted", timeout=timeout)
+            self._wait(target, "Deleted", timeout)
         return lines
 
-    def wait(self, ref: str, condition: str, timeout: float = 120.0) -> None:
-        """Wait until ``ref`` meets ``condition``; WaitTimeout (with the pods' story) if it does not."""
+    def wait(self, ref: str, condition: str, timeout: float = DEFAULT_TIMEOUT_S) -> float:
+        """Wait until ``ref`` meets ``condition`` (``labkit.objects.wait_state``); returns the seconds
+        waited. WaitTimeout (with the pods' story) if it does not."""
         self._check_open()
-        kind, name = _ref(ref)
-        if condition not in _CONDITIONS[kind]:
-            raise InvalidInput(f"cannot wait for {condition!r} on a {kind} (choose {', '.join(_CONDITIONS[kind])})",
-                               field="condition")
-        target = f"{kind}/{name}"
-        if condition == "Deleted":
-            shown = ["wait", "--for=delete", target]
-        elif kind == "pod" and condition in ("Succeeded", "Failed"):
-            shown = ["wait", f"--for=jsonpath={{.status.phase}}={condition}", target]
-        else:
-            shown = ["wait", f"--for=condition={condition}", target]
-        self.kubectl.show([*shown, f"--timeout={timeout:g}s"])
-        deadline = self.clock() + timeout
+        target = parse_ref(ref)
+        check_condition(target, condition)
+        return self._wait(target, condition, timeout)
+
+    def _wait(self, target: Ref, condition: str, timeout: float, *, show: bool = True) -> float:
+        if show:
+            self.kubectl.show(wait_args(target, condition, timeout))
+        start, first = self.clock(), True
         while True:
-            obj = self.kubectl.get(target)
-            done, impossible = _wait_state(kind, condition, obj)
-            if done:
-                return
-            if impossible:
-                raise LabkitError(f"{target} will not become {condition}: {impossible}\n{self._diagnose()}")
-            if self.clock() >= deadline:
-                missing = " (it does not exist)" if obj is None else ""
-                raise WaitTimeout(f"{target} not {condition} after {timeout:g}s{missing}\n{self._diagnose()}")
+            objects = self._objects(target)
+            if condition != "Deleted":
+                if objects == [None] and first:
+                    raise InvalidInput(f"Error from server (NotFound): {target.args[0]} not found", field="ref")
+                if not objects and self.clock() - start >= min(SELECTOR_GRACE_S, timeout):
+                    raise InvalidInput(f"no matching resources found for {' '.join(target.args)!r}", field="ref")
+            states = [wait_state(target.kind, condition, obj) for obj in objects] or [(False, None)]
+            never = next((why for _, why in states if why), None)
+            if never:
+                raise LabkitError(f"{' '.join(target.args)} will not become {condition}: {never}\n{self._diagnose()}")
+            if all(done for done, _ in states):
+                return round(self.clock() - start, 3)
+            if self.clock() - start >= timeout:
+                missing = " (it does not exist)" if objects == [None] else ""
+                raise WaitTimeout(f"{' '.join(target.args)} not {condition} after {timeout:g}s{missing}\n"
+                                  f"{self._diagnose()}")
+            first = False
             self.sleep_fn(self.POLL_S)
+
+    def _objects(self, target: Ref) -> list[dict | None]:
+        """The object ``target`` names (None if it does not exist), or the pods its selector matches."""
+        if target.selector is None:
+            return [self.kubectl.get(target.args[0])]
+        found = self.kubectl.json(["get", "pods", "-l", target.selector_text]) or {}
+        return list(found.get("items") or [])
 
     def _diagnose(self) -> str:
         try:
@@ -296,10 +309,13 @@ class ClusterLab:
         return self.kubectl.logs(pod, container, previous=previous)
 
     def set_image(self, ref: str, container: str, image: str) -> list[str]:
-        """``kubectl set image deployment/NAME CONTAINER=IMAGE``."""
+        """``kubectl set image pod/NAME|deployment/NAME CONTAINER=IMAGE``."""
         self._check_open()
-        kind, name = _ref(ref)
-        return self.kubectl.run(["set", "image", f"{kind}/{name}", f"{container}={image}"]).stdout.splitlines()
+        target = parse_ref(ref)
+        if target.selector is not None or target.kind == "Job":
+            raise InvalidInput(f"set image takes pod/NAME or deployment/NAME, not {ref!r} (a Job's template "
+                               "cannot change)", field="ref")
+        return self.kubectl.run(["set", "image", *target.args, f"{container}={image}"]).stdout.splitlines()
 
     def trace(self) -> Trace:
         """What was recorded since the lab started (or since ``reset()``)."""
@@ -352,11 +368,11 @@ class ClusterLab:
     def __enter__(self):
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, *exc: Any) -> None:
         try:
             self.close()
         except Exception as cleanup:
-            if exc_type is None:
+            if exc[0] is None:
                 raise
             print(f"labkit: cleaning up after the error failed too: {cleanup}", file=sys.stderr)
 
@@ -367,50 +383,3 @@ class ClusterLab:
     def __repr__(self) -> str:
         return (f"<ClusterLab context={self.context} Kubernetes {self.kubernetes_version} "
                 f"namespace={self.namespace}{' (closed)' if self.closed else ''}>")
-
-
-def _ref(ref: str) -> tuple[str, str]:
-    kind, name = split_ref(ref)
-    if kind not in KIND_ALIASES:
-        raise InvalidInput(f"labkit handles pods, Jobs and Deployments, not {kind!r} (in {ref!r})", field="ref")
-    return KIND_ALIASES[kind].lower(), name
-
-
-def _wait_state(kind: str, condition: str, obj: dict | None) -> tuple[bool, str | None]:
-    """(done, why it can no longer happen) for one poll."""
-    if condition == "Deleted":
-        return obj is None, None
-    if obj is None:
-        return False, None
-    status = obj.get("status") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
-
-    def true(name: str) -> bool:
-        return (conditions.get(name) or {}).get("status") == "True"
-
-    def because(name: str) -> str:
-        c = conditions.get(name) or {}
-        return ": ".join(part for part in (c.get("reason"), c.get("message")) if part) or name
-
-    if kind == "job":
-        other = "Failed" if condition == "Complete" else "Complete"
-        if true(condition):
-            return True, None
-        if true(other):
-            return False, f"the Job is {other} ({because(other)})"
-        return False, None
-    if kind == "deployment":
-        return true("Available"), None
-    phase = status.get("phase")
-    if condition == "Ready":
-        if true("Ready"):
-            return True, None
-        if phase in ("Succeeded", "Failed"):
-            return False, (f"the pod already finished (phase {phase}) without being Ready; a fast Job pod can "
-                           "skip Ready entirely, so wait for job/NAME Complete instead")
-        return False, None
-    if phase == condition:
-        return True, None
-    if phase in ("Succeeded", "Failed"):
-        return False, f"the pod finished with phase {phase}"
-    return False, None

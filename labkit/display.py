@@ -30,12 +30,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .objects import normal_stop_exit
 from .plot import BACKEND_NAMES, trace_note  # labkit.plot imports matplotlib only when it draws
 
 # Pods listed in a summary; a trace of a big Deployment says how many more there are.
 MAX_PODS = 20
 # Exit codes of a process ended by a signal the kubelet sends at shutdown (128 + 15, 128 + 9).
-SHUTDOWN_EXIT_CODES = (137, 143)
 # Waiting reasons that mean the container cannot run.
 FAILED_WAITING_REASONS = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
                           "CreateContainerError", "InvalidImageName", "RunContainerError")
@@ -83,10 +83,10 @@ def _stopped_at_shutdown(trace, pod, name: str, exit_code: int | None) -> bool:
     failed probe) decides where it applies. Real clusters cannot see signals, so there a
     pod that was being deleted or had finished counts as shutting down too.
     """
-    if pod.container(name).role != "sidecar" or exit_code not in SHUTDOWN_EXIT_CODES:
-        return False
     ended = [s for s in trace.spans(pod.name) if s.container == name and s.end is not None]
     last = ended[-1] if ended else None
+    if pod.container(name).role != "sidecar" or not normal_stop_exit(exit_code, last and last.stop_signal):
+        return False
     if last is not None and last.sigterm_at is not None:
         return not last.failed
     if last is not None and any(kind in ("LivenessProbeFailed", "StartupProbeFailed") for _, kind in last.marks):

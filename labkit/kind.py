@@ -35,8 +35,10 @@ from typing import Any
 
 from .cluster import ClusterLab
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
-from .kubectl import Kubectl, Runner, condition_true, run_tool, tool_env
+from .kubectl import Kubectl, Runner, run_tool, tool_env
+from .objects import condition_true
 from .progress import progress
+from .refs import show_command
 from .versions import KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default, lab_feature_gates
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
@@ -212,8 +214,6 @@ class KindCluster:
     def _kind(self, args: list[str], *, timeout: float = 120.0, show: bool = False):
         argv = ["kind", *args]
         if show and not self.quiet:
-            from .lab import show_command
-
             show_command(argv)
         return run_tool(argv, env=tool_env(self.kubeconfig), timeout=timeout, runner=self.runner)
 
@@ -337,8 +337,6 @@ class KindCluster:
     def _create_with_retry(self) -> None:
         argv = self.create_argv()
         if not self.quiet:
-            from .lab import show_command
-
             show_command(argv)
         for attempt in (1, 2):
             try:
@@ -371,8 +369,6 @@ class KindCluster:
         """Until every node reports Ready (``kubectl wait --for=condition=Ready node --all``)."""
         kubectl = Kubectl(self.kubeconfig, self.context, runner=self.runner, quiet=True)
         if not self.quiet:
-            from .lab import show_command
-
             show_command(["kubectl", "wait", "--for=condition=Ready", "node", "--all",
                           f"--timeout={self.ready_timeout:g}s"])
         deadline = self.clock() + self.ready_timeout

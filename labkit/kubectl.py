@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from .errors import BackendUnavailable, InvalidInput, ToolError
+from .objects import condition_true, container_roles, is_sidecar
+from .refs import show_command
 
 # A runner takes (argv, env=, timeout=, input=) and returns a CompletedProcess with text
 # output. Tests inject one that records argv and returns canned results.
@@ -71,21 +73,6 @@ def tool_env(kubeconfig: str | os.PathLike | None) -> dict[str, str]:
     return env
 
 
-# The resource names kubectl accepts for the kinds labkit handles, and the kind each names.
-KIND_ALIASES = {"pod": "Pod", "pods": "Pod", "po": "Pod",
-                "job": "Job", "jobs": "Job", "job.batch": "Job",
-                "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
-                "deployment.apps": "Deployment"}
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """``"deployment/sidecar-deploy"`` -> ``("deployment", "sidecar-deploy")``."""
-    kind, sep, name = str(ref).partition("/")
-    if not sep or not kind or not name or "/" in name:
-        raise InvalidInput(f"expected KIND/NAME such as job/sidecar-job, got {ref!r}", field="ref")
-    return kind.lower(), name
-
-
 class Kubectl:
     """kubectl bound to one kubeconfig file, context and namespace.
 
@@ -122,8 +109,6 @@ class Kubectl:
 
     def show(self, args: Sequence[str], *, namespaced: bool = True) -> None:
         if not self.quiet:
-            from .lab import show_command
-
             show_command(self.shown(args, namespaced=namespaced))
 
     def run(self, args: Sequence[str], *, input: str | None = None, namespaced: bool = True, show: bool = True,
@@ -330,15 +315,6 @@ class PodTable:
         return pods_html(self)
 
 
-def _is_sidecar(container: dict | None) -> bool:
-    return bool(container) and container.get("restartPolicy") == "Always"
-
-
-def condition_true(conditions: Iterable[dict] | None, kind: str) -> bool:
-    """Whether an object's ``status.conditions`` has ``kind`` (Ready, Initialized, ...) with status True."""
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions or ())
-
-
 def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
     """The ``kubectl get pods`` row of one pod, computed like kubectl's ``printPod``."""
     now = time.time() if now is None else now
@@ -357,7 +333,7 @@ def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
         reason = "SchedulingGated"
 
     init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
-    total += sum(1 for c in init_specs.values() if _is_sidecar(c))
+    total += sum(1 for c in init_specs.values() if is_sidecar(c))
 
     initializing = False
     init_statuses = status.get("initContainerStatuses") or []
@@ -366,7 +342,7 @@ def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
         finished = parse_time(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
         if finished is not None and (last_restart is None or finished > last_restart):
             last_restart = finished
-        sidecar = _is_sidecar(init_specs.get(cs.get("name")))
+        sidecar = is_sidecar(init_specs.get(cs.get("name")))
         if sidecar:
             sidecar_restarts += int(cs.get("restartCount") or 0)
             if finished is not None and (last_sidecar_restart is None or finished > last_sidecar_restart):
@@ -457,8 +433,7 @@ def describe_pods(pods: Iterable[dict], events: Iterable[dict] = (), *, limit: i
             conditions.append(text + (f" ({why})" if why else ""))
         if conditions:
             lines.append("  conditions: " + "; ".join(conditions))
-        roles = {c.get("name"): ("sidecar" if _is_sidecar(c) else "init")
-                 for c in (pod.get("spec", {}).get("initContainers") or [])}
+        roles = dict(container_roles(pod.get("spec") or {}))
         for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             lines.append(f"  {cs.get('name')} ({roles.get(cs.get('name'), 'app')}): {_container_state_text(cs, origin)}")
     if not lines:

@@ -1,45 +1,25 @@
-"""``labkit.connect``: one Python API over every backend, as the notebooks use it.
+"""``labkit.lab.connect``: open a lab on the backend that fits, as the notebooks do.
 
-Each backend returns an object with the same methods (the simulator's ``SimLab``, kind's
-``KindLab``, an existing cluster's ``ClusterLab``), so a notebook runs unchanged on any::
+Every backend keeps one contract, :class:`labkit.contract.Lab` (the simulator's ``SimLab``,
+kind's ``KindLab``, an existing cluster's ``ClusterLab``), so a notebook runs unchanged on any::
 
-    lab = labkit.connect(backend="auto", k8s_version="1.29")
+    lab = connect(backend="auto", k8s_version="1.29")
     lab.apply("manifests/job-sidecar.yaml")          # prints: $ kubectl apply -f ...
     lab.wait("job/sidecar-job", "Complete", timeout=120)
     trace = lab.trace()
     lab.close()
-
-The methods every lab has:
-
-- ``apply(source)``: a path, YAML text or a dict/list of objects; returns kubectl-style lines.
-- ``delete(ref, grace_period=None, wait=True, timeout=...)``: ``"deployment/sidecar-deploy"``.
-- ``wait(ref, condition, timeout=...)``: ``Complete``/``Failed`` (Job), ``Available``
-  (Deployment), ``Ready``/``Succeeded``/``Failed`` (Pod), ``Deleted`` (anything).
-- ``sleep(seconds)``: let time pass (virtual on the simulator).
-- ``pods()``: the pods as ``kubectl get pods`` shows them.
-- ``logs(pod, container)``, ``trace()``, ``reset()`` (delete everything, start a new
-  trace), ``close()`` (also a context manager).
-- ``backend``, ``kubernetes_version``, ``why`` (why this backend was picked).
 """
 
 from __future__ import annotations
 
 import os
-import shlex
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from .contract import Lab
 from .errors import InvalidInput
 
 BACKEND_CHOICES = ("auto", "sim", "kind", "cluster")
-
-
-def show_command(argv: Sequence[str], *, file=None) -> str:
-    """Print the kubectl/kind command a lab call stands for, as a learner would type it."""
-    line = "$ " + shlex.join(argv)
-    print(line, file=file or sys.stdout, flush=True)
-    return line
 
 
 def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
@@ -63,7 +43,7 @@ def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
     return pick_backend(k8s_version=k8s_version)
 
 
-def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any):
+def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any) -> Lab:
     """Open a lab on ``backend``; ``auto`` picks kind when Docker and kind work, else the simulator.
 
     Options are passed to the backend: ``feature_gates``, ``seed`` and ``pace`` (simulator),

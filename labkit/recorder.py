@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kubectl import condition_true, format_time, parse_time
+from .kubectl import format_time, parse_time
+from .objects import condition_true, container_role
 from .trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 
 # Tie-breaking for events at the same time: deletion first, then container events (by attempt,
@@ -121,11 +122,10 @@ def containers_of(pod: dict) -> list[ContainerInfo]:
     """The pod's containers in declaration order with their role and probes."""
     spec = pod.get("spec") or {}
     result = []
-    for container in spec.get("initContainers") or []:
-        role = "sidecar" if container.get("restartPolicy") == "Always" else "init"
-        result.append(ContainerInfo(container.get("name", ""), role, _probes(container)))
-    for container in spec.get("containers") or []:
-        result.append(ContainerInfo(container.get("name", ""), "app", _probes(container)))
+    for group in ("initContainers", "containers"):
+        for container in spec.get(group) or []:
+            result.append(ContainerInfo(container.get("name", ""), container_role(group, container),
+                                        _probes(container)))
     return result
 
 

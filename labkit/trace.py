@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TraceError
+from .objects import normal_stop_exit
 
 SCHEMA = "labkit.trace/v1"
 BACKENDS = ("sim", "kind", "cluster", "replay")
@@ -179,6 +180,7 @@ class Span:
     end_type: str | None = None
     exit_code: int | None = None
     sigterm_at: float | None = None
+    stop_signal: str | None = None
     marks: list[tuple[float, str]] = field(default_factory=list)
     ready: list[tuple[float, float | None]] = field(default_factory=list)
 
@@ -189,14 +191,16 @@ class Span:
 
     @property
     def failed(self) -> bool:
-        """A real failure: non-zero exit, except a sidecar's 137/143 during shutdown, which is normal.
+        """A real failure: non-zero exit, except a sidecar's exit by its stop signal or the final
+        SIGKILL during shutdown (``labkit.objects.normal_stop_exit``), which is normal.
 
         A sidecar stopped because its own liveness or startup probe failed is a failure too.
         """
         if self.exit_code in (None, 0):
             return False
         probe_failed = any(kind in ("LivenessProbeFailed", "StartupProbeFailed") for _, kind in self.marks)
-        if self.role == "sidecar" and self.stopped_by_kubelet and self.exit_code in (137, 143) and not probe_failed:
+        if self.role == "sidecar" and self.stopped_by_kubelet and normal_stop_exit(self.exit_code, self.stop_signal) \
+                and not probe_failed:
             return False
         return True
 
@@ -272,12 +276,6 @@ class Trace:
             result.extend(_pod_spans(p, by_pod.get(p.name, [])))
         return result
 
-    def plot(self, **options: Any):
-        """Draw this trace's timeline (see :func:`labkit.plot.plot_trace`); returns the Figure."""
-        from .plot import plot_trace
-
-        return plot_trace(self, **options)
-
     # -- JSON -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -314,17 +312,6 @@ class Trace:
         watched = f", observed for {self.duration:.1f}s" if self.duration > last else ""
         return (f"<Trace {self.backend} k8s {self.kubernetes_version}: {len(self.pods)} pod(s) "
                 f"[{phases}{more}], {len(self.events)} events over {last:.1f}s{watched}>")
-
-    # -- notebook display (labkit.display, imported only when shown) ----------------------
-    def _repr_html_(self) -> str:
-        from .display import trace_html
-
-        return trace_html(self)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        from .display import trace_text
-
-        printer.text(trace_text(self))
 
 
 def load_trace(path: str | Path) -> Trace:
@@ -392,7 +379,8 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
             if span.ready and span.ready[-1][1] is None:
                 span.ready[-1] = (span.ready[-1][0], event.t)
         elif event.type == "SIGTERM":
-            span.sigterm_at = event.t if span.sigterm_at is None else span.sigterm_at
+            if span.sigterm_at is None:
+                span.sigterm_at, span.stop_signal = event.t, event.extra.get("signal", "SIGTERM")
             span.marks.append((event.t, event.type))
         elif event.type in ("PreStop", "PostStart", "StartupProbeFailed", "LivenessProbeFailed", "Restarted"):
             span.marks.append((event.t, event.type))

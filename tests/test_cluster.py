@@ -210,7 +210,7 @@ def test_wait_polls_until_the_job_is_complete(capsys):
     lab.wait("job/sidecar-job", "Complete", timeout=120)
     polls = [c for c in runner.commands() if c[1:3] == ("get", "job/sidecar-job")]
     assert polls[0] == ("kubectl", "get", "job/sidecar-job", "--ignore-not-found", "-o", "json") and len(polls) == 3
-    assert capsys.readouterr().out == (f"$ kubectl wait --for=condition=Complete job/sidecar-job --timeout=120s "
+    assert capsys.readouterr().out == (f"$ kubectl wait job/sidecar-job --for=condition=Complete --timeout=120s "
                                        f"-n {lab.namespace}\n")
 
 
@@ -273,14 +273,14 @@ def test_delete_a_deployment_in_the_foreground_with_a_grace_period_for_its_pods(
     out = capsys.readouterr().out.splitlines()
     assert out == [f"$ kubectl delete deployment/sidecar-deploy --wait=false --cascade=foreground -n {lab.namespace}",
                    f"$ kubectl delete pods -l app=sidecar-deploy --grace-period=5 --wait=false -n {lab.namespace}",
-                   f"$ kubectl wait --for=delete deployment/sidecar-deploy --timeout=60s -n {lab.namespace}"]
+                   f"$ kubectl wait deployment/sidecar-deploy --for=delete --timeout=60s -n {lab.namespace}"]
 
 
 def test_delete_a_pod_with_a_grace_period_without_waiting():
     runner = Kubectl({("delete", "pod/web"): done('pod "web" deleted\n')})
     lab = open_lab(runner, quiet=True)
     lab.delete("pod/web", grace_period=0, wait=False)
-    assert runner.commands()[-1] == ("kubectl", "delete", "pod/web", "--wait=false", "--grace-period=0")
+    assert runner.commands()[-1] == ("kubectl", "delete", "pod/web", "--wait=false", "--grace-period=0", "--force")
 
 
 def test_pods_is_kubectls_table(capsys):

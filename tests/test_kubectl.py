@@ -12,7 +12,7 @@ import yaml
 
 from labkit.errors import BackendUnavailable, InvalidInput, ToolError
 from labkit.kubectl import (Kubectl, PodRow, PodTable, describe_pods, format_time, human_duration, manifest_input,
-                            parse_server_version, parse_time, pod_row, pod_status_text, run_tool, split_ref)
+                            parse_server_version, parse_time, pod_row, pod_status_text, run_tool)
 
 WATCH = Path(__file__).parent / "data" / "watch"
 
@@ -211,9 +211,6 @@ def test_manifest_input_and_refs(tmp_path):
     assert manifest_input("kind: Pod\nmetadata: {name: x}\n") == (None, "kind: Pod\nmetadata: {name: x}\n")
     with pytest.raises(InvalidInput, match="no such file"):
         manifest_input(str(tmp_path / "missing.yaml"))
-    assert split_ref("deployment/sidecar-deploy") == ("deployment", "sidecar-deploy")
-    with pytest.raises(InvalidInput, match="KIND/NAME"):
-        split_ref("sidecar-deploy")
 
 
 def test_server_version_and_times():

@@ -422,7 +422,7 @@ def test_plot_into_an_existing_axes_and_trace_plot(blog_trace):
         assert right.get_legend() is not None
     finally:
         plt.close(fig)
-    assert lane_labels(blog_trace.plot().axes[0]) == ["sws-init", "sidecar-job"]
+    assert lane_labels(plot_trace(blog_trace).axes[0]) == ["sws-init", "sidecar-job"]
 
 
 def test_save_figure_writes_png_or_svg(blog_trace, tmp_path: Path):

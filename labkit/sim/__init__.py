@@ -11,7 +11,26 @@ program does), ``cluster`` (API objects, controllers, the trace), ``timing`` (ev
 latency and constant in one table), ``api`` (the simulated API server).
 """
 
-from .lab import SimLab
-from .run import simulate
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .lab import SimLab
+    from .run import simulate
 
 __all__ = ["SimLab", "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``SimLab`` and ``simulate`` when first used, so that importing one module of the
+    simulator (``labkit.sim.timing``, ``labkit.sim.api``) does not load all of it."""
+    if name == "SimLab":
+        from .lab import SimLab
+
+        return SimLab
+    if name == "simulate":
+        from .run import simulate
+
+        return simulate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

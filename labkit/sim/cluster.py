@@ -22,6 +22,7 @@ from typing import Any
 import simpy
 
 from ..errors import InvalidInput
+from ..refs import KIND_PLURALS
 from ..trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 from ..versions import KubeVersion, behaviour as version_behaviour
 from . import timing
@@ -32,7 +33,6 @@ from .process import BEHAVIOUR_ANNOTATION, ProcessModel, build, parse_behaviour_
 GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
 # k8s.io/apimachinery/pkg/util/rand: no vowels, no confusable characters.
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
-KIND_PLURALS = {"Pod": "pod", "Job": "job.batch", "Deployment": "deployment.apps"}
 
 
 def _safe_encode(text: str) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 import simpy
 
+from ..objects import container_role
 from . import timing
 from .process import ProcessModel
 
@@ -124,8 +125,7 @@ class SimPod:
         self.tgps: int = timing.DEFAULT_TERMINATION_GRACE_S if tgps is None else int(tgps)
         self.init: list[Container] = []
         for c in spec.get("initContainers") or []:
-            role = "sidecar" if c.get("restartPolicy") == "Always" else "init"
-            self.init.append(Container(c["name"], role, c, models[c["name"]], hashes[c["name"]], env))
+            self.init.append(Container(c["name"], container_role("initContainers", c), c, models[c["name"]], hashes[c["name"]], env))
         self.apps = [Container(c["name"], "app", c, models[c["name"]], hashes[c["name"]], env)
                      for c in spec.get("containers") or []]
         self.containers = self.init + self.apps

@@ -1,4 +1,4 @@
-"""``SimLab``: the notebook API (see ``labkit.lab``) on the simulator.
+"""``SimLab``: the lab contract (``labkit.contract.Lab``) on the simulator.
 
 Every call prints the kubectl command it stands for and moves *virtual* time: ``wait``
 and ``sleep`` advance the simulation until the condition holds or the time is up, so a
@@ -15,21 +15,23 @@ registered with ``add_listener`` are called as it does).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
-import shlex
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidInput, WaitTimeout
-from ..kubectl import KIND_ALIASES, PodTable, describe_pods, format_time, manifest_input, pod_row
-from ..lab import show_command
+from ..contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
+from ..errors import InvalidInput, LabkitError, WaitTimeout
+from ..kubectl import PodTable, describe_pods, format_time, manifest_input, pod_row
 from ..manifests import load_documents
+from ..objects import wait_state
+from ..refs import KIND_PLURALS, Ref, check_condition, parse_ref, show_command, wait_args
 from ..trace import Trace
 from ..versions import lab_feature_gates
 from . import timing
-from .cluster import KIND_PLURALS, Cluster, Workload, gc_paused
+from .cluster import Cluster, Workload, gc_paused
 from .kubelet import SimPod
 from .process import BEHAVIOUR_ANNOTATION
 
@@ -38,12 +40,6 @@ from .process import BEHAVIOUR_ANNOTATION
 # is t=10.05 s of the trace, a date nobody takes for a real one. Messages show t= instead.
 SIM_EPOCH = 0.0
 
-_CONDITIONS = {
-    "Job": ("Complete", "Failed", "Deleted"),
-    "Deployment": ("Available", "Deleted"),
-    "Pod": ("Ready", "Initialized", "ContainersReady", "PodScheduled", "Running", "Pending", "Succeeded", "Failed",
-            "Deleted"),
-}
 
 
 class SimLab:
@@ -184,41 +180,17 @@ class SimLab:
         for fn in list(self._listeners):
             fn(trace)
 
-    def add_listener(self, fn: Callable[[Trace], None]) -> None:
-        """Call ``fn(trace)`` as virtual time advances (each batch of events, and every 0.5 s when paced)."""
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        """Call ``fn(trace)`` as virtual time advances (each batch of events, and every 0.5 s when
+        paced); returns a function that removes it."""
         self._listeners.append(fn)
+        return lambda: self.remove_listener(fn)
 
-    def remove_listener(self, fn: Callable[[Trace], None]) -> None:
-        self._listeners.remove(fn)
+    def remove_listener(self, fn: Listener) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
 
     # -- references ------------------------------------------------------------------------------
-    def _parse_ref(self, ref: str) -> tuple[str, str | None, dict[str, str] | None]:
-        """``job/x`` -> ("Job", "x", None); ``pods -l app=x`` -> ("Pod", None, {"app": "x"})."""
-        if not isinstance(ref, str) or not ref.strip():
-            raise InvalidInput(f"expected a reference like job/sidecar-job or 'pods -l app=x', got {ref!r}", field="ref")
-        words = shlex.split(ref)
-        if len(words) == 3 and words[1] in ("-l", "--selector"):
-            kind = KIND_ALIASES.get(words[0].lower())
-            if kind != "Pod":
-                raise InvalidInput(f"label selectors work on pods here, not {words[0]!r}", field="ref")
-            selector = {}
-            for part in words[2].split(","):
-                key, sep, value = part.partition("=")
-                if not sep:
-                    raise InvalidInput(f"expected key=value in the selector, got {part!r}", field="ref")
-                selector[key.strip()] = value.strip().lstrip("=")
-            return kind, None, selector
-        if len(words) == 1 and "/" in words[0]:
-            kind_text, name = words[0].split("/", 1)
-            kind = KIND_ALIASES.get(kind_text.lower())
-            if kind is None or not name:
-                raise InvalidInput(f"unknown resource {kind_text!r} in {ref!r} (the simulator has pods, jobs "
-                                   "and deployments)", field="ref")
-            return kind, name, None
-        if len(words) == 1:
-            return "Pod", words[0], None
-        raise InvalidInput(f"cannot read the reference {ref!r}: use kind/name or 'pods -l key=value'", field="ref")
-
     def _workload(self, kind: str, name: str) -> Workload | None:
         workload = self.cluster.workloads.get((kind, name))
         return None if workload is None or workload.deleted else workload
@@ -234,14 +206,29 @@ class SimLab:
             raise InvalidInput(f'Error from server (NotFound): {plural.split(".")[0]}s "{name}" not found', field="ref")
         return found
 
+    def object_json(self, kind: str, target: SimPod | Workload | None) -> dict | None:
+        """The object as the API server would return it (the part wait conditions read); None if gone."""
+        if target is None or target.deleted:
+            return None
+        if kind == "Pod":
+            return self.pod_json(target)
+        conditions = []
+        if kind == "Job":
+            conditions = [{"type": "Complete", "status": str(target.complete)},
+                          {"type": "Failed", "status": str(target.failed)}]
+        else:
+            conditions = [{"type": "Available", "status": str(target.available)}]
+        return {"kind": kind, "metadata": {"name": target.name}, "status": {"conditions": conditions}}
+
     # -- delete ------------------------------------------------------------------------------------
-    def delete(self, ref: str, grace_period: int | None = None, wait: bool = True, timeout: float = 300) -> float:
+    def delete(self, ref: str, grace_period: int | None = None, wait: bool = True,
+               timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
         """``kubectl delete``; with ``wait``, virtual time runs until the object and the pods it
-        owns are gone (kubectl itself returns once the named object is gone). Returns the
-        virtual seconds waited. ``grace_period=0`` is a force delete (the object goes at once,
-        the kubelet still gives the containers 1 s)."""
-        kind, name, selector = self._parse_ref(ref)
-        argv = ["kubectl", "delete"] + (ref.split() if selector else [ref])
+        owns are gone (kubectl itself returns once the named object is gone). Returns kubectl's
+        lines. ``grace_period=0`` is a force delete (the object goes at once, the kubelet still
+        gives the containers 1 s)."""
+        target_ref = parse_ref(ref)
+        argv = ["kubectl", "delete", *target_ref.args]
         if grace_period is not None:
             if not isinstance(grace_period, int) or grace_period < 0:
                 raise InvalidInput(f"grace_period must be a whole number of seconds >= 0, got {grace_period!r}",
@@ -250,24 +237,27 @@ class SimLab:
             if grace_period == 0:
                 argv.append("--force")
         self._show(argv)
-        if selector is not None:
-            targets: list[Any] = self.cluster.select_pods(selector)
+        if target_ref.selector is not None:
+            targets: list[Any] = self.cluster.select_pods(target_ref.selector)
             if not targets:
                 self._say("No resources found")
-                return 0.0
+                return []
         else:
-            targets = [self._require(kind, name)]
+            targets = [self._require(target_ref.kind, target_ref.name)]
+        lines = []
         pods: list[SimPod] = []
         for target in targets:
             if isinstance(target, SimPod):
                 self.cluster.delete_pod(target, grace_period, force=grace_period == 0)
-                self._say(f'pod "{target.name}" {"force deleted" if grace_period == 0 else "deleted"}')
+                lines.append(f'pod "{target.name}" {"force deleted" if grace_period == 0 else "deleted"}')
                 pods.append(target)
             else:
                 self.cluster.delete_workload(target, grace_period)
-                self._say(f'{KIND_PLURALS[target.kind]} "{target.name}" deleted')
+                lines.append(f'{KIND_PLURALS[target.kind]} "{target.name}" deleted')
+        for line in lines:
+            self._say(line)
         if not wait:
-            return 0.0
+            return lines
         start = self.cluster.env.now
 
         def gone() -> bool:
@@ -283,94 +273,74 @@ class SimLab:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {ref} to be deleted "
                               f"(virtual time t={self.trace_now:.2f} s of the trace)\n"
                               + self._describe([p for t in targets for p in (t.pods if isinstance(t, Workload) else [t])]))
-        return round(self.cluster.env.now - start, 6)
+        return lines
 
     # -- wait ---------------------------------------------------------------------------------------
-    def wait(self, ref: str, condition: str, timeout: float = 300) -> float:
+    def wait(self, ref: str, condition: str, timeout: float = DEFAULT_TIMEOUT_S) -> float:
         """``kubectl wait``: run virtual time until ``condition`` holds; returns the seconds waited.
 
-        Conditions: Complete/Failed (job/x), Available (deployment/x), Ready, Initialized,
-        ContainersReady, Running, Succeeded, Failed (pod/x or 'pods -l key=value'), Deleted
-        (anything). Raises WaitTimeout with the pods' conditions, container states and
-        recent events when the time runs out.
+        The conditions and what they mean are ``labkit.objects`` (``WAIT_CONDITIONS``,
+        ``wait_state``), read from the same pod JSON the API would return. Raises WaitTimeout
+        with the pods' conditions, container states and recent events when the time runs out.
         """
-        kind, name, selector = self._parse_ref(ref)
-        if condition not in _CONDITIONS[kind]:
-            raise InvalidInput(f"unknown condition {condition!r} for {kind.lower()}s "
-                               f"(use one of {', '.join(_CONDITIONS[kind])})", field="condition")
-        if condition == "Deleted":
-            how = "--for=delete"
-        elif kind == "Pod" and condition in ("Running", "Pending", "Succeeded", "Failed"):
-            how = f"--for=jsonpath={{.status.phase}}={condition}"
-        else:
-            how = f"--for=condition={condition}"
-        target = ref.split() if selector else [ref]
-        self._show(["kubectl", "wait", *target, how, f"--timeout={timeout:g}s"])
+        target = parse_ref(ref)
+        check_condition(target, condition)
+        self._show(["kubectl", *wait_args(target, condition, timeout)])
         env = self.cluster.env
         start = env.now
-        if selector is not None:
+        if target.selector is not None:
             # kubectl needs a moment to start; pods created by a controller just now exist by then.
-            self._advance(start + min(timing.SELECTOR_GRACE_S, timeout), lambda: bool(self.cluster.select_pods(selector)))
-            pods = self.cluster.select_pods(selector)
-            if not pods:
+            self._advance(start + min(SELECTOR_GRACE_S, timeout),
+                          lambda: bool(self.cluster.select_pods(target.selector)))
+            involved = self.cluster.select_pods(target.selector)
+            if not involved:
                 if condition == "Deleted":
                     return round(env.now - start, 6)
                 raise InvalidInput(f"no matching resources found for {ref!r}", field="ref")
-            predicate = lambda: all(self._pod_condition(p, condition) for p in pods)  # noqa: E731
-            involved = pods
-        elif kind == "Pod":
-            pod = self.cluster.pods.get(name)
+            objects: list[tuple[str, Any]] = [("Pod", p) for p in involved]
+        elif target.kind == "Pod":
+            pod = self.cluster.pods.get(target.name)
             if pod is None or (pod.deleted and condition != "Deleted"):
                 if condition == "Deleted" and pod is None:
                     return 0.0
-                raise InvalidInput(f'Error from server (NotFound): pods "{name}" not found', field="ref")
-            predicate = lambda: self._pod_condition(pod, condition)  # noqa: E731
-            involved = [pod]
+                raise InvalidInput(f'Error from server (NotFound): pods "{target.name}" not found', field="ref")
+            objects, involved = [("Pod", pod)], [pod]
         else:
-            workload = self.cluster.workloads.get((kind, name))
+            workload = self.cluster.workloads.get((target.kind, target.name))
             if workload is None or (workload.deleted and condition != "Deleted"):
                 if condition == "Deleted" and workload is None:
                     return 0.0
-                raise InvalidInput(f'Error from server (NotFound): {KIND_PLURALS[kind].split(".")[0]}s "{name}" not found',
-                                   field="ref")
-            predicate = lambda: self._workload_condition(workload, condition)  # noqa: E731
-            involved = workload.pods
-        if not self._advance(start + timeout, predicate):
+                raise InvalidInput(f'Error from server (NotFound): {KIND_PLURALS[target.kind].split(".")[0]}s '
+                                   f'"{target.name}" not found', field="ref")
+            objects, involved = [(target.kind, workload)], workload.pods
+        never: list[str] = []
+
+        def met() -> bool:
+            for kind, obj in objects:
+                done, impossible = wait_state(kind, condition, self.object_json(kind, obj))
+                if impossible:
+                    never.append(impossible)
+                    return True
+                if not done:
+                    return False
+            return True
+
+        if not self._advance(start + timeout, met):
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for condition {condition} on {ref} "
                               f"(virtual time t={self.trace_now:.2f} s of the trace)\n" + self._describe(involved))
+        if never:
+            raise LabkitError(f"{ref} will not become {condition}: {never[0]} "
+                              f"(virtual time t={self.trace_now:.2f} s of the trace)\n" + self._describe(involved))
         waited = round(env.now - start, 6)
-        self._say(self._wait_line(kind, name, selector, condition, involved))
+        self._say(self._wait_line(target, condition, involved))
         return waited
 
-    def _wait_line(self, kind: str, name: str | None, selector: Any, condition: str, pods: list[SimPod]) -> str:
+    @staticmethod
+    def _wait_line(target: Ref, condition: str, pods: list[SimPod]) -> str:
         met = "deleted" if condition == "Deleted" else "condition met"
-        if selector is not None:
+        if target.selector is not None:
             return "\n".join(f"pod/{p.name} {met}" for p in pods)
-        return f"{KIND_PLURALS[kind]}/{name} {met}"
-
-    @staticmethod
-    def _pod_condition(pod: SimPod, condition: str) -> bool:
-        if condition == "Deleted":
-            return pod.deleted
-        if condition in ("Running", "Pending", "Succeeded", "Failed"):
-            return pod.phase == condition
-        if condition == "Ready":
-            return pod.ready
-        if condition == "ContainersReady":
-            return pod.containers_ready
-        if condition == "Initialized":
-            return pod.initialized
-        return True     # PodScheduled
-
-    @staticmethod
-    def _workload_condition(workload: Workload, condition: str) -> bool:
-        if condition == "Deleted":
-            return workload.deleted
-        if condition == "Complete":
-            return workload.complete
-        if condition == "Failed":
-            return workload.failed
-        return workload.available
+        return f"{KIND_PLURALS[target.kind]}/{target.name} {met}"
 
     def _describe(self, pods: list[SimPod]) -> str:
         """Pods and recent events for a timeout message, with times as the trace's t."""
@@ -448,18 +418,21 @@ class SimLab:
         return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod.spec,
                 "status": {"phase": pod.phase, "conditions": conditions, **statuses}}
 
-    def logs(self, pod: str, container: str | None = None) -> str:
-        """``kubectl logs``: the lines the process model can honestly produce (echo output);
-        otherwise a line that says what the simulator cannot show."""
-        kind, name, _ = self._parse_ref(pod)
-        if kind != "Pod":
-            workload = self._require(kind, name)
+    def logs(self, pod: str, container: str | None = None, *, previous: bool = False) -> str:
+        """``kubectl logs [--previous]``: the lines the process model can honestly produce (echo
+        output); otherwise a line that says what the simulator cannot show."""
+        ref = parse_ref(pod)
+        if ref.selector is not None:
+            raise InvalidInput(f"logs takes one pod, job/NAME or deployment/NAME, not a selector ({pod!r})",
+                               field="pod")
+        if ref.kind != "Pod":
+            workload = self._require(ref.kind, ref.name)
             live = [p for p in workload.pods if not p.deleted]
             if not live:
                 raise InvalidInput(f"{pod} has no pods", field="pod")
             target = live[0]
         else:
-            target = self._require("Pod", name)
+            target = self._require("Pod", ref.name)
         names = [c.name for c in target.apps] or target.container_names()
         if container is None:
             if len(names) > 1 or target.init:
@@ -468,8 +441,17 @@ class SimLab:
         if c is None:
             raise InvalidInput(f"container {container!r} is not valid for pod {target.name} "
                                f"(containers: {', '.join(target.container_names())})", field="container")
-        self._show(["kubectl", "logs", target.name] + (["-c", c.name] if container else []))
+        self._show(["kubectl", "logs", target.name] + (["-c", c.name] if container else [])
+                   + (["--previous"] if previous else []))
         inst = c.inst
+        if previous:
+            # The run before the current one: what the status shows as lastState.
+            inst = c.last_exit if c.last_exit is not None and c.last_exit is not c.inst else None
+            if inst is None and c.waiting_reason == "CrashLoopBackOff":
+                inst = c.inst
+            if inst is None:
+                raise InvalidInput(f'previous terminated container "{c.name}" in pod "{target.name}" not found',
+                                   field="previous")
         if inst is None:
             return f'(container "{c.name}" in pod "{target.name}" is waiting to start: no logs yet)'
         end = (inst.end if inst.end is not None else self.cluster.env.now) - inst.start
@@ -481,17 +463,29 @@ class SimLab:
         return (f"(labkit simulator: the output of {c.name} ({c.model.description}) is not modelled; "
                 "a real cluster shows the program's own log lines here)")
 
-    def set_image(self, ref: str, container: str, image: str) -> None:
-        """``kubectl set image pod/x container=image``: an in-place image change. The kubelet
-        restarts that container only (a sidecar gets a fresh back-off); never during termination."""
-        kind, name, _ = self._parse_ref(ref)
-        if kind != "Pod":
-            raise InvalidInput("the simulator changes images of pods in place; rolling updates of "
-                               f"{kind.lower()}s are not modelled", field="ref")
-        pod = self._require("Pod", name)
-        self._show(["kubectl", "set", "image", f"pod/{name}", f"{container}={image}"])
-        self.cluster.set_image(pod, container, image)
-        self._say(f"pod/{name} image updated")
+    def set_image(self, ref: str, container: str, image: str) -> list[str]:
+        """``kubectl set image``: a pod's container in place (the kubelet restarts that container
+        only; a sidecar gets a fresh back-off; never during termination), or a Deployment's
+        template (a new ReplicaSet replaces the old pods)."""
+        target = parse_ref(ref)
+        if target.selector is not None or target.kind == "Job":
+            raise InvalidInput(f"set image takes pod/NAME or deployment/NAME, not {ref!r} (a Job's template "
+                               "cannot change)", field="ref")
+        self._show(["kubectl", "set", "image", *target.args, f"{container}={image}"])
+        found = self._require(target.kind, target.name)
+        if target.kind == "Pod":
+            self.cluster.set_image(found, container, image)
+        else:
+            obj = copy.deepcopy(found.obj)
+            spec = obj["spec"]["template"]["spec"]
+            matches = [c for c in (spec.get("initContainers") or []) + spec["containers"] if c["name"] == container]
+            if not matches:
+                raise InvalidInput(f"deployment {target.name} has no container {container!r}", field="container")
+            matches[0]["image"] = image
+            self.cluster.apply(obj, source=ref)
+        line = f"{KIND_PLURALS[target.kind]}/{target.name} image updated"
+        self._say(line)
+        return [line]
 
     def trace(self) -> Trace:
         """Everything since the last reset, as a ``labkit.trace/v1`` trace."""

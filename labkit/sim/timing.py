@@ -68,8 +68,5 @@ JOB_POD_FAILURE_BACKOFF_MAX_S = 360.0
 JOB_DEFAULT_BACKOFF_LIMIT = 6
 
 # -- SimLab --------------------------------------------------------------------------------
-# A selector that matches nothing yet (pods not created) is retried for this long before
-# `wait` reports "no matching resources", as a real kubectl invocation takes that long.
-SELECTOR_GRACE_S = 1.0
 # Listeners are called at least this often (virtual seconds) while time advances.
 LISTENER_INTERVAL_S = 0.5

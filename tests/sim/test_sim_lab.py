@@ -138,7 +138,7 @@ def test_unknown_objects_are_not_found():
         lab.delete("deployment/nope")
     with pytest.raises(InvalidInput, match="not found"):
         lab.wait("pod/nope", "Ready")
-    with pytest.raises(InvalidInput, match="unknown resource"):
+    with pytest.raises(InvalidInput, match="labkit handles pods, Jobs and Deployments, not 'service'"):
         lab.wait("service/x", "Ready")
 
 
@@ -147,10 +147,9 @@ def test_delete_waits_until_the_pods_are_gone(capsys):
     lab.apply(DEPLOYMENT)
     lab.wait("deployment/sidecar-deploy", "Available")
     before = lab.now
-    waited = lab.delete("deployment/sidecar-deploy")
+    assert lab.delete("deployment/sidecar-deploy") == ['deployment.apps "sidecar-deploy" deleted']
     # The app ignores SIGTERM: 30 s of grace, then the sidecar, then the object goes.
-    assert 30 < waited < 32
-    assert lab.now == pytest.approx(before + waited)
+    assert 30 < lab.now - before < 32
     out = capsys.readouterr().out
     assert "$ kubectl delete deployment/sidecar-deploy" in out
     assert 'deployment.apps "sidecar-deploy" deleted' in out
@@ -162,7 +161,9 @@ def test_delete_pod_with_grace_period_and_force():
     lab.apply(DEPLOYMENT)
     lab.wait("deployment/sidecar-deploy", "Available")
     pod = lab.pods()[0].name
-    assert lab.delete(f"pod/{pod}", grace_period=0) == 0.0
+    before = lab.now
+    assert lab.delete(f"pod/{pod}", grace_period=0) == [f'pod "{pod}" force deleted']
+    assert lab.now == before  # a force delete is gone at once
     # The ReplicaSet replaces the deleted pod.
     lab.sleep(1)
     names = [row.name for row in lab.pods()]
@@ -214,10 +215,24 @@ def test_set_image_restarts_only_that_sidecar():
     trace = lab.trace()
     assert [e.attempt for e in trace.select("Started", container="sws-init")] == [0, 1]
     assert len(trace.select("Started", container="sidecar-deploy")) == 1
-    with pytest.raises(InvalidInput, match="rolling updates"):
-        lab.set_image("deployment/sidecar-deploy", "sws-init", "x")
     with pytest.raises(InvalidInput, match="no container"):
         lab.set_image(f"pod/{pod}", "nope", "x")
+    with pytest.raises(InvalidInput, match="a Job's template cannot change"):
+        lab.set_image("job/sidecar-job", "sws-init", "x")
+
+
+def test_set_image_of_a_deployment_rolls_out_a_new_pod():
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(DEPLOYMENT)
+    lab.wait("deployment/sidecar-deploy", "Available")
+    old = lab.pods()[0].name
+    assert lab.set_image("deployment/sidecar-deploy", "sws-init", "joseluisq/static-web-server:2.45.0") == \
+        ["deployment.apps/sidecar-deploy image updated"]
+    lab.sleep(60)
+    rows = lab.pods()
+    assert [row.name for row in rows] != [old] and len(rows) == 1
+    new = lab.cluster.pods[rows[0].name]
+    assert new.by_name["sws-init"].image == "joseluisq/static-web-server:2.45.0"
 
 
 def test_trace_is_a_valid_trace_and_reset_starts_over():
