@@ -316,7 +316,9 @@ class _Drawing:
             ax.spines[side].set_visible(False)
         heading = title or _default_title(trace)
         note = trace_note(trace)
-        where = describe_run(trace, backend=notice is None)
+        where = describe_run(trace, backend=False)  # the backend on a line of its own: long pod names leave little room
+        if notice is None:
+            where = BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}") + "\n" + where
         ax.set_title((notice or "") + f"{heading}\n{where}" + (f"\nnote: {note}" if note else ""), fontsize=_FONT + 1,
                      loc="left", pad=12 + 10 * labelled if labelled else 8)
 

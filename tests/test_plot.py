@@ -152,8 +152,9 @@ def test_title_names_backend_and_version(blog_trace, crashloop):
 
 def test_a_traces_note_is_shown_under_the_title_so_a_hand_written_example_does_not_pass_for_a_run(
         blog_trace, crashloop):
-    heading, where, note = plot_trace(blog_trace).axes[0].get_title(loc="left").split("\n")
-    assert heading == "Container timeline: job/sidecar-job" and where.startswith("kind cluster")
+    heading, where, version, note = plot_trace(blog_trace).axes[0].get_title(loc="left").split("\n")
+    assert heading == "Container timeline: job/sidecar-job" and where == "kind cluster"
+    assert version == "Kubernetes 1.29.2 · SidecarContainers=on"
     # The blog trace's note is 370 characters: cut at a word, and marked as cut.
     assert note.startswith("note: Hand-written for tests, not recorded: the blog's Job") and note.endswith("…")
     assert len(note) <= len("note: ") + NOTE_CHARS and " ".join(blog_trace.extra["note"].split()).startswith(
@@ -162,7 +163,7 @@ def test_a_traces_note_is_shown_under_the_title_so_a_hand_written_example_does_n
     crashloop.extra["note"] = "Recorded\n  on a laptop."
     assert plot_trace(crashloop).axes[0].get_title(loc="left").endswith("\nnote: Recorded on a laptop.")  # short: whole
     fig = plot_compare([blog_trace, crashloop], ["blog", "crash loop"])
-    assert [ax.get_title(loc="left").split("\n")[2][:22] for ax in fig.axes] == ["note: Hand-written for", "note: Recorded on a la"]
+    assert [ax.get_title(loc="left").split("\n")[3][:22] for ax in fig.axes] == ["note: Hand-written for", "note: Recorded on a la"]
 
 
 def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop):
@@ -208,7 +209,7 @@ def test_a_compare_figure_says_once_where_its_traces_come_from(data_dir):
     assert titles[1].startswith("1.29\nKubernetes 1.29.0")
     old.backend = "kind"  # from different places: each panel says where its trace comes from
     titles = [ax.get_title(loc="left") for ax in plot_compare([old, new], ["a", "b"]).axes]
-    assert titles[0].startswith("a\nkind cluster · Kubernetes 1.28.0") and titles[1].startswith(f"b\n{backend}")
+    assert titles[0].startswith("a\nkind cluster\nKubernetes 1.28.0") and titles[1].startswith(f"b\n{backend}\n")
 
 
 def legend_entries(fig) -> dict:
