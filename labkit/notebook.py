@@ -60,13 +60,15 @@ class Figures:
     def __init__(self, output_dir: str | Path, notebook: str):
         self.folder = Path(output_dir) / notebook
 
-    def timeline(self, trace, name: str, *, title: str | None = None, table: bool = True) -> None:
-        """Plot one trace, save ``<name>.png`` and ``<name>.trace.json``, show the picture and the containers' table."""
+    def timeline(self, trace, name: str, *, title: str | None = None, table: bool = True, legend: str = "compact") -> None:
+        """Plot one trace, save ``<name>.png`` and ``<name>.trace.json``, show the picture and the containers' table.
+
+        ``legend="full"`` draws the full key (notebook 1); see :func:`labkit.plot.plot_trace`."""
         from .plot import plot_trace
 
         self.folder.mkdir(parents=True, exist_ok=True)
         trace.save(self.folder / f"{name}.trace.json")
-        self._show(plot_trace(trace, title=title), name)
+        self._show(plot_trace(trace, title=title, legend=legend), name)
         if table:
             from .display import TraceView
 

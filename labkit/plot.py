@@ -38,7 +38,9 @@ OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7",
 }
-ROLE_COLOURS = {"sidecar": OKABE_ITO["blue"], "init": OKABE_ITO["orange"], "app": OKABE_ITO["bluish_green"]}
+# A plain init container is sky blue: of the sidecar's family (both are initContainers) and far from the
+# failure colour (Okabe-Ito's orange, used before, read as a failure beside the vermillion).
+ROLE_COLOURS = {"sidecar": OKABE_ITO["blue"], "init": OKABE_ITO["sky_blue"], "app": OKABE_ITO["bluish_green"]}
 FAILURE_COLOUR = OKABE_ITO["vermillion"]
 TEXT_COLOUR = "#333333"
 PHASE_COLOURS = {"Pending": "#E6E6E6", "Running": "#C8C8C8", "Succeeded": "#EFEFEF", "Failed": "#EFEFEF",
@@ -51,7 +53,9 @@ ROLE_LABELS = {"sidecar": "sidecar (init container, restartPolicy: Always)",
 MARKERS = {
     "StartupProbeSucceeded": ("^", OKABE_ITO["black"], "startup probe passed"),
     "PreStop": ("s", OKABE_ITO["reddish_purple"], "preStop hook began"),  # the legend shows it with its band
-    "SIGTERM": ("v", OKABE_ITO["black"], "stop signal (SIGTERM) sent"),
+    # The trace calls it SIGTERM; the runtime sends the image's STOPSIGNAL (static-web-server's images
+    # declare SIGQUIT) or the pod's lifecycle.stopSignal (1.33+), named by the event's ``signal`` key.
+    "SIGTERM": ("v", OKABE_ITO["black"], "stop signal sent"),
     "Killed": ("X", OKABE_ITO["black"], "SIGKILL (grace period over)"),
     "Restarted": ("o", OKABE_ITO["black"], "restart"),
     "StartupProbeFailed": ("x", FAILURE_COLOUR, "startup probe failed"),
@@ -78,18 +82,23 @@ _PRESTOP_BAND = 0.16  # preStop band height in lanes, centred on the bar's top e
 _STRIP = 0.09  # ready strip height in lanes
 _LANE_IN = 0.34  # inches per row
 _FONT = 9
+# 9 inches: shown about 900 px wide in a notebook, text keeps its size (9 pt is about 12 px there)
+FIGURE_WIDTH_IN = 9.0
 NOTE_CHARS = 90  # a trace's note is cut to this in titles and summaries (fits the figure beside long pod names)
 
 
 def plot_trace(trace: Trace, *, ax: Any = None, title: str | None = None, pods: str | Iterable[str] | None = None,
-               max_pods: int = DEFAULT_MAX_PODS, show_probe_runs: bool = False):
+               max_pods: int = DEFAULT_MAX_PODS, show_probe_runs: bool = False, legend: str = "compact"):
     """Draw ``trace`` as a timeline; returns the matplotlib Figure.
 
     ``pods`` picks pods by name or name prefix (e.g. ``"sidecar-job"``); at most ``max_pods``
     are drawn and the figure says how many were left out. ``show_probe_runs`` adds a tick per
-    probe execution (the simulator records them; real clusters cannot). With ``ax`` the plot
-    goes into an existing Axes and its legend to the right of it.
+    probe execution (the simulator records them; real clusters cannot). ``legend`` is
+    ``"compact"`` (what this figure draws, in short), ``"full"`` (every encoding it draws,
+    explained) or ``"none"``. With ``ax`` the plot goes into an existing Axes and its legend
+    to the right of it.
     """
+    _check_legend(legend)
     shown, hidden = _select_pods(trace, pods, max_pods)
     rows = _count_rows(shown, hidden)
     if ax is None:
@@ -103,18 +112,21 @@ def plot_trace(trace: Trace, *, ax: Any = None, title: str | None = None, pods: 
     drawing.draw(trace, shown, hidden, title=title, show_probe_runs=show_probe_runs,
                  x_max=_x_max([trace]))
     if own_figure:
-        _figure_legend(fig, drawing.legend_keys)
+        _figure_legend(fig, drawing.legend_keys, legend)
     else:
-        _legend(ax, drawing.legend_keys, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        _legend(ax, drawing.legend_keys, legend, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
 def plot_compare(traces: Sequence[Trace], labels: Sequence[str] | None = None, *, title: str | None = None,
-                 pods: str | Iterable[str] | None = None, max_pods: int = DEFAULT_MAX_PODS):
+                 pods: str | Iterable[str] | None = None, max_pods: int = DEFAULT_MAX_PODS, legend: str = "compact"):
     """Stack two or more traces on one shared time axis (legacy vs native, 1.28 vs 1.29).
 
     ``labels`` names each trace (default: its backend and version); returns the Figure.
+    Where the traces come from (e.g. the simulator's notice) is said once, under the title,
+    when they share a backend; each panel then names only its version and gates.
     """
+    _check_legend(legend)
     traces = list(traces)
     if len(traces) < 2:
         raise InvalidInput(f"plot_compare needs at least two traces, got {len(traces)}", field="traces")
@@ -125,21 +137,29 @@ def plot_compare(traces: Sequence[Trace], labels: Sequence[str] | None = None, *
         raise InvalidInput(f"got {len(labels)} labels for {len(traces)} traces", field="labels")
     selections = [_select_pods(t, pods, max_pods) for t in traces]
     rows = [_count_rows(shown, hidden) for shown, hidden in selections]
+    shared = len({t.backend for t in traces}) == 1
     fig = _new_figure(height=_figure_height(sum(rows)) + 0.9 * (len(traces) - 1) + (0.4 if title else 0))
     axes = fig.subplots(len(traces), 1, sharex=True, gridspec_kw={"height_ratios": rows})
     x_max = _x_max(traces)
     keys: list[str] = []
-    for ax, trace, label, (shown, hidden) in zip(axes, traces, labels, selections):
+    for i, (ax, trace, label, (shown, hidden)) in enumerate(zip(axes, traces, labels, selections)):
         drawing = _Drawing(ax)
-        drawing.draw(trace, shown, hidden, title=label, show_probe_runs=False, x_max=x_max)
+        # the backend once, over the first panel, when the traces share it
+        notice = (None if not shared else f"{BACKEND_NAMES.get(trace.backend, trace.backend)}\n\n" if i == 0 else "")
+        drawing.draw(trace, shown, hidden, title=label, show_probe_runs=False, x_max=x_max, notice=notice)
         keys.extend(k for k in drawing.legend_keys if k not in keys)
     for ax in axes[:-1]:
         ax.tick_params(axis="x", labelbottom=False)
         ax.set_xlabel("")
     if title:
-        fig.suptitle(title, fontsize=_FONT + 4, fontweight="bold")
-    _figure_legend(fig, keys)
+        fig.suptitle(title, fontsize=_FONT + 3, fontweight="bold", x=0.01, ha="left")
+    _figure_legend(fig, keys, legend)
     return fig
+
+
+def _check_legend(form: str) -> None:
+    if form not in LEGEND_FORMS:
+        raise InvalidInput(f"expected one of {', '.join(LEGEND_FORMS)}, got {form!r}", field="legend")
 
 
 def save_figure(fig, path: str | Path) -> Path:
@@ -154,11 +174,12 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def describe_run(trace: Trace) -> str:
-    """One line saying where a trace comes from, e.g. for a title."""
+def describe_run(trace: Trace, *, backend: bool = True) -> str:
+    """One line saying where a trace comes from, e.g. for a title; ``backend=False`` leaves the backend out."""
     where = BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}")
     gates = ", ".join(f"{name}={'on' if value else 'off'}" for name, value in sorted(trace.feature_gates.items()))
-    return f"{where} · Kubernetes {trace.kubernetes_version}" + (f" · {gates}" if gates else "")
+    line = f"Kubernetes {trace.kubernetes_version}" + (f" · {gates}" if gates else "")
+    return f"{where} · {line}" if backend else line
 
 
 def trace_note(trace: Trace, limit: int = NOTE_CHARS) -> str:
@@ -188,7 +209,7 @@ def _new_figure(*, height: float):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(11, min(height, 60)), layout="constrained")
+    fig = plt.figure(figsize=(FIGURE_WIDTH_IN, min(height, 60)), layout="constrained")
     plt.close(fig)
     return fig
 
@@ -235,13 +256,16 @@ class _Drawing:
             self.legend_keys.append(key)
 
     def draw(self, trace: Trace, shown: list[Pod], hidden: int, *, title: str | None, show_probe_runs: bool,
-             x_max: float) -> None:
+             x_max: float, notice: str | None = None) -> None:
+        """``notice``: None puts the backend in this Axes' title; a string (maybe empty) is put above the
+        title instead, for a figure that says where its traces come from once."""
         ax = self.ax
         end = trace.duration
         ax.set_xlim(-0.01 * x_max, x_max)
         ax.set_ylim(_count_rows(shown, hidden) - 0.5, -0.5)  # first pod on top
         ax.set_autoscale_on(False)  # the limits are known: no rescaling per artist (1000s of pods)
-        self.char_w = x_max / (ax.figure.get_figwidth() * 0.8 * 72 / (0.62 * (_FONT - 1)))  # data units per char
+        self.per_pt = x_max / (ax.figure.get_figwidth() * 0.8 * 72)  # data units per point, about (Axes: 80 % wide)
+        self.char_w = self.per_pt * 0.62 * (_FONT - 1)  # data units per character
         ticks: list[float] = []
         labels: list[str] = []
         names = {p.name for p in shown}
@@ -249,6 +273,8 @@ class _Drawing:
         for event in trace.events:  # one pass: traces may hold 1000s of pods
             if event.pod in names:
                 events[event.pod].append(event)
+                if event.type == "SIGTERM":  # the legend names the stop signals sent (no key: SIGTERM)
+                    self.use("signal:" + str(getattr(event, "signal", None) or event.extra.get("signal") or "SIGTERM"))
         spans: dict[str, list[Span]] = {name: [] for name in names}
         for span in trace.spans() if len(shown) > 1 else trace.spans(pod=shown[0].name) if shown else []:
             if span.pod in names:
@@ -290,9 +316,11 @@ class _Drawing:
             ax.spines[side].set_visible(False)
         heading = title or _default_title(trace)
         note = trace_note(trace)
-        ax.set_title(f"{heading}\n{describe_run(trace)}" + (f"\nnote: {note}" if note else ""), fontsize=_FONT + 2,
-                     loc="left",
-                     pad=12 + 10 * labelled if labelled else 8)
+        where = describe_run(trace, backend=False)  # the backend on a line of its own: long pod names leave little room
+        if notice is None:
+            where = BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}") + "\n" + where
+        ax.set_title((notice or "") + f"{heading}\n{where}" + (f"\nnote: {note}" if note else ""), fontsize=_FONT + 1,
+                     loc="left", pad=12 + 10 * labelled if labelled else 8)
 
     # one running instance of a container
     def span(self, span: Span, lane: float, trace_end: float, next_start: float | None) -> None:
@@ -330,11 +358,14 @@ class _Drawing:
                                    edgecolor="white", linewidth=0.5, zorder=3.5,
                                    gid=f"prestop:{span.pod}/{span.container}#{span.attempt}"))
             self.use("prestop" if signalled else "prestop:at-most")
+        # what happens in this lane: a marker moved aside to avoid another never passes one of these
+        lane_times = sorted({span.start, end, *(t for t, _ in span.marks)} | ({next_start} if next_start else set()))
         for t, kind in span.marks:
+            limit = next((x for x in lane_times if x > t), None)
             if kind == "PreStop" and hook is not None and t == hook[0]:
-                self.marker(kind, t, top, legend=False)  # the band's entry explains it
+                self.marker(kind, t, top, legend=False, limit=limit)  # the band's entry explains it
             elif kind in MARKERS and kind != "Restarted":
-                self.marker(kind, t, top)
+                self.marker(kind, t, top, limit=limit)
         if span.attempt > 0:
             self.marker("Restarted", span.start, lane)
         if span.end_type == "Killed":
@@ -345,26 +376,29 @@ class _Drawing:
             self.marker("running", end, lane)
 
     def exit_label(self, span: Span, end: float, lane: float, next_start: float | None) -> None:
-        """``exit N`` right of the bar; inside its end when a restart follows too closely."""
-        full, bare = f"exit {span.exit_code}", str(span.exit_code)
+        """``exit N`` right of the bar; inside its end when a restart follows too closely; over the bar's
+        end when neither has room. Always the whole ``exit N``: a bare number would be a riddle."""
+        text = f"exit {span.exit_code}"
         room = next_start - end if next_start is not None else float("inf")
         length = end - span.start
         gap = 7 if span.end_type == "Killed" else 3
-        fits = lambda text, space: space >= (len(text) + 2) * self.char_w  # noqa: E731
-        # first that fits: right of the bar, inside its end, then the bare code the same two ways
-        for text, inside in ((full, False), (full, True), (bare, True), (bare, False)):
-            if fits(text, length if inside else room) or not inside and text == bare:
-                break
+        needed = (len(text) + 2) * self.char_w
+        if room >= needed:
+            place = dict(xy=(end, lane), xytext=(gap, 0), ha="left", va="center")
+        elif length >= needed:
+            place = dict(xy=(end, lane), xytext=(-gap - 2, 0), ha="right", va="center")
+        else:  # above the bar's end, in the gap between lanes
+            place = dict(xy=(end, lane - _BAR / 2), xytext=(0, 1.5), ha="center", va="bottom")
         self.ax.annotate(
-            text, (end, lane), xytext=(-gap - 2 if inside else gap, 0), textcoords="offset points", va="center",
-            ha="right" if inside else "left", fontsize=_FONT - 1, color=FAILURE_COLOUR if span.failed else TEXT_COLOUR,
-            fontweight="bold" if span.failed else "normal", zorder=5,
-            bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.9)
-            if inside or room != float("inf") else None,
-            gid=f"exit:{span.pod}/{span.container}#{span.attempt}")
+            text, textcoords="offset points", fontsize=_FONT - 1,
+            color=FAILURE_COLOUR if span.failed else TEXT_COLOUR, fontweight="bold" if span.failed else "normal",
+            zorder=5, bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.9)
+            if room != float("inf") else None, gid=f"exit:{span.pod}/{span.container}#{span.attempt}", **place)
         self.use("exit:failed" if span.failed else "exit:normal")
 
-    def marker(self, kind: str, t: float, y: float, *, legend: bool = True) -> None:
+    def marker(self, kind: str, t: float, y: float, *, legend: bool = True, limit: float | None = None) -> None:
+        """A marker at ``t``; one that would cover an earlier one moves right, side by side, unless
+        that would carry it past ``limit`` (the lane's next event): then it stacks above it."""
         from matplotlib.transforms import offset_copy
 
         transform = self.ax.transData
@@ -376,12 +410,16 @@ class _Drawing:
         else:
             shape, colour, _ = MARKERS[kind]
         thin = shape in ("x", "|")
-        if kind != "probe-run":  # markers at (nearly) the same time and height move right, side by side
+        if kind != "probe-run":  # markers at (nearly) the same time and height would cover each other
             taken = self.placed.setdefault(round(y, 2), [])
-            clash = sum(1 for other in taken if abs(other - t) < 1.6 * self.char_w)
+            clash = sum(1 for other in taken if abs(other - t) < 8 * self.per_pt)
             taken.append(t)
             if clash:
-                transform = offset_copy(transform, self.ax.figure, x=7 * clash, units="points")
+                shift = 7 * clash  # points
+                if limit is None or t + (shift + 4) * self.per_pt < limit:
+                    transform = offset_copy(transform, self.ax.figure, x=shift, units="points")
+                else:  # moving right would cross the lane's next event: stack it above instead
+                    transform = offset_copy(transform, self.ax.figure, y=shift, units="points")
         self.ax.plot([t], [y], linestyle="none", marker=shape, color=colour, markersize=5 if kind == "probe-run" else 7,
                      markeredgecolor=colour if thin else "white", markeredgewidth=1.4 if thin else 0.7,
                      zorder=4, transform=transform, gid=f"marker:{kind}")
@@ -527,73 +565,147 @@ def _tint(colour: str, amount: float) -> tuple[float, float, float]:
 
 
 # -- legend ---------------------------------------------------------------------------
+# Two forms. The full key (``legend="full"``, and :func:`plot_legend`) explains every
+# encoding once, at length: notebook 1 and the README show it. Every other figure has a
+# compact legend: short labels, only what the figure draws, and the bar states in the
+# colour of a role it draws rather than in a neutral grey.
 LEGEND_TITLE = "bar colour: container role · bar fill: state (grey here; a bar uses its role's colour)"
+LEGEND_FORMS = ("full", "compact", "none")
+
+# key -> (full label, compact label); a compact label of None leaves the entry out of compact legends
+_LABELS = {
+    "state:starting": (STATE_LABELS["starting"], "starting: startup probe not yet passed"),
+    "state:started": (STATE_LABELS["started"], "started"),
+    "state:terminating": (STATE_LABELS["terminating"], "stopping: stop signal sent"),
+    "ready": ("ready (thin strip under the bar)", "ready"),
+    "pod-ready": ("pod Ready (strip under the phases)", "pod Ready"),
+    "prestop": ("preStop hook: began (square), ran until the stop signal (band)", "preStop hook (until the stop signal)"),
+    "prestop:at-most": ("preStop hook, no stop signal seen: ran at most this long", "preStop hook (at most this long)"),
+    "observed-until": ("end of the trace (watched until then)", "end of the trace"),
+    "exit:normal": ("exit N: exit code (137/143 of a stopped sidecar: normal)", None),
+    "exit:failed": ("failure: non-zero exit (outline and code in this colour)", "failed (non-zero exit)"),
+    "marker:running": ("still running at the end of the trace", "still running"),
+    "marker:probe-run": ("one probe run", "probe run"),
+    "phase": ("pod phase (header row, named in the strip)", "pod phase"),
+    "pod-event:DeleteRequested": ("pod deletion requested", "deletion requested"),
+    "pod-event:Deleted": ("pod object deleted", "pod deleted"),
+    "workload": ("Job / Deployment condition (named at the top)", "Job / Deployment condition"),
+    "role:sidecar": (ROLE_LABELS["sidecar"], "sidecar"),
+    "role:init": (ROLE_LABELS["init"], "init container"),
+    "role:app": (ROLE_LABELS["app"], "app container"),
+    "marker:StartupProbeSucceeded": (MARKERS["StartupProbeSucceeded"][2], "startup probe passed"),
+    "marker:PreStop": (MARKERS["PreStop"][2], "preStop hook began"),
+    "marker:SIGTERM": ("stop signal sent: SIGTERM, or the image's STOPSIGNAL / lifecycle.stopSignal", "stop signal"),
+    "marker:Killed": (MARKERS["Killed"][2], "SIGKILL"),
+    "marker:Restarted": (MARKERS["Restarted"][2], "restart"),
+    "marker:StartupProbeFailed": (MARKERS["StartupProbeFailed"][2], "startup probe failed"),
+    "marker:LivenessProbeFailed": (MARKERS["LivenessProbeFailed"][2], "liveness probe failed"),
+}
+_ORDER = ([f"role:{r}" for r in ROLE_LABELS] + ["state:starting", "state:started", "state:terminating", "ready"]
+          + [f"marker:{k}" for k in MARKERS]
+          + ["prestop", "prestop:at-most", "marker:running", "marker:probe-run", "exit:normal", "exit:failed", "phase",
+             "pod-ready", "pod-event:DeleteRequested", "pod-event:Deleted", "workload", "observed-until"])
+ALL_LEGEND_KEYS = tuple(_ORDER)
 
 
-def _legend_handles(keys: list[str]) -> tuple[list, list[str]]:
+def stop_signal_label(keys: Iterable[str], form: str = "compact") -> str:
+    """The stop signal's legend label, naming the signals the figure's events carry (``signal:NAME`` keys).
+
+    Events without a ``signal`` key were SIGTERM (docs/trace.md); a real cluster records no
+    signal at all, and then the label names none.
+    """
+    signals = sorted(k.split(":", 1)[1] for k in keys if k.startswith("signal:"))
+    base = _LABELS["marker:SIGTERM"][0 if form == "full" else 1]
+    if not signals or form == "full":
+        return base
+    return f"{base} ({', '.join(signals)})"
+
+
+def _legend_handles(keys: Sequence[str], form: str = "compact") -> tuple[list, list[str]]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    grey = STATE_LEGEND_COLOUR
-    entries = {f"state:{state}": (Patch(edgecolor=grey, linewidth=0.9, **_state_style(state, grey)), label)
-               for state, label in STATE_LABELS.items()}
+    full = form == "full"
+    roles = [k.split(":", 1)[1] for k in _ORDER if k.startswith("role:") and k in keys]
+    # full: a neutral grey explained by the title; compact: the first role the figure draws
+    grey = STATE_LEGEND_COLOUR if full or not roles else ROLE_COLOURS[roles[0]]
+    entries = {f"state:{state}": Patch(edgecolor=grey, linewidth=0.9, **_state_style(state, grey))
+               for state in STATE_LABELS}
     entries.update({
-        "ready": (Line2D([], [], color=READY_COLOUR, linewidth=3), "ready (thin strip under the bar)"),
-        "pod-ready": (Line2D([], [], color=READY_COLOUR, linewidth=3), "pod Ready (strip under the phases)"),
-        "prestop": (Line2D([], [], color=PRESTOP_COLOUR, linewidth=4, marker="s", markersize=7,
-                           markerfacecolor=PRESTOP_COLOUR, markeredgecolor="white", markeredgewidth=0.7),
-                    "preStop hook: began (square), ran until SIGTERM (band)"),
-        "prestop:at-most": (Line2D([], [], color=_tint(PRESTOP_COLOUR, 0.55), linewidth=4, marker="s", markersize=7,
-                                   markerfacecolor=PRESTOP_COLOUR, markeredgecolor="white", markeredgewidth=0.7),
-                            "preStop hook, no SIGTERM seen: ran at most this long"),
-        "observed-until": (Line2D([], [], color="#777777", linewidth=1.0),
-                           "end of the trace (watched until then)"),
-        "exit:normal": (Line2D([], [], linestyle="none"),
-                        "exit N: exit code (137/143 of a stopped sidecar: normal)"),
-        "exit:failed": (Patch(facecolor="white", edgecolor=FAILURE_COLOUR, linewidth=2),
-                        "failure: non-zero exit (outline and code in this colour)"),
-        "marker:running": (Line2D([], [], linestyle="none", marker=">", color=TEXT_COLOUR),
-                           "still running at the end of the trace"),
-        "marker:probe-run": (Line2D([], [], linestyle="none", marker="|", color="#888888"), "one probe run"),
-        "phase": (Patch(facecolor=PHASE_COLOURS["Running"], edgecolor="#999999", linewidth=0.6, gid="thin"),
-                  "pod phase (header row, named in the strip)"),
-        "pod-event:DeleteRequested": (Line2D([], [], color="#444444", linestyle=(0, (4, 2))),
-                                      "pod deletion requested"),
-        "pod-event:Deleted": (Line2D([], [], color="#444444", linestyle=(0, (1, 1.5))), "pod object deleted"),
-        "workload": (Line2D([], [], color="black", linestyle=(0, (2, 2))),
-                     "Job / Deployment condition (named at the top)"),
+        "ready": Line2D([], [], color=READY_COLOUR, linewidth=3),
+        "pod-ready": Line2D([], [], color=READY_COLOUR, linewidth=3),
+        "prestop": Line2D([], [], color=PRESTOP_COLOUR, linewidth=4, marker="s", markersize=7,
+                          markerfacecolor=PRESTOP_COLOUR, markeredgecolor="white", markeredgewidth=0.7),
+        "prestop:at-most": Line2D([], [], color=_tint(PRESTOP_COLOUR, 0.55), linewidth=4, marker="s", markersize=7,
+                                  markerfacecolor=PRESTOP_COLOUR, markeredgecolor="white", markeredgewidth=0.7),
+        "observed-until": Line2D([], [], color="#777777", linewidth=1.0),
+        "exit:normal": Line2D([], [], linestyle="none"),
+        "exit:failed": Patch(facecolor="white", edgecolor=FAILURE_COLOUR, linewidth=2),
+        "marker:running": Line2D([], [], linestyle="none", marker=">", color=TEXT_COLOUR),
+        "marker:probe-run": Line2D([], [], linestyle="none", marker="|", color="#888888"),
+        "phase": Patch(facecolor=PHASE_COLOURS["Running"], edgecolor="#999999", linewidth=0.6, gid="thin"),
+        "pod-event:DeleteRequested": Line2D([], [], color="#444444", linestyle=(0, (4, 2))),
+        "pod-event:Deleted": Line2D([], [], color="#444444", linestyle=(0, (1, 1.5))),
+        "workload": Line2D([], [], color="black", linestyle=(0, (2, 2))),
     })
-    for role, label in ROLE_LABELS.items():
-        entries[f"role:{role}"] = (Patch(facecolor=ROLE_COLOURS[role], edgecolor=ROLE_COLOURS[role], linewidth=0.9),
-                                   label)
-    for kind, (shape, colour, label) in MARKERS.items():
-        entries[f"marker:{kind}"] = (Line2D([], [], linestyle="none", marker=shape, color=colour, markersize=7,
-                                            markeredgecolor="white" if shape != "x" else colour,
-                                            markeredgewidth=1.4 if shape == "x" else 0.7), label)
-    order = [f"role:{r}" for r in ROLE_LABELS] + ["state:starting", "state:started", "state:terminating", "ready"] \
-        + [f"marker:{k}" for k in MARKERS] + ["prestop", "prestop:at-most", "marker:running", "marker:probe-run", "exit:normal",
-                                              "exit:failed", "phase", "pod-ready", "pod-event:DeleteRequested",
-                                              "pod-event:Deleted", "workload", "observed-until"]
-    chosen = [k for k in order if k in keys]
-    return [entries[k][0] for k in chosen], [entries[k][1] for k in chosen]
+    for role in ROLE_LABELS:
+        entries[f"role:{role}"] = Patch(facecolor=ROLE_COLOURS[role], edgecolor=ROLE_COLOURS[role], linewidth=0.9)
+    for kind, (shape, colour, _) in MARKERS.items():
+        entries[f"marker:{kind}"] = Line2D([], [], linestyle="none", marker=shape, color=colour, markersize=7,
+                                           markeredgecolor="white" if shape != "x" else colour,
+                                           markeredgewidth=1.4 if shape == "x" else 0.7)
+    handles, labels = [], []
+    for key in _ORDER:
+        label = _LABELS[key][0 if full else 1]
+        if key not in keys or label is None:
+            continue
+        handles.append(entries[key])
+        labels.append(stop_signal_label(keys, form) if key == "marker:SIGTERM" else label)
+    return handles, labels
 
 
-def _legend(owner, keys: list[str], **options: Any) -> None:
-    """``owner.legend`` (a Figure's or an Axes') of the encodings in ``keys``, titled when bar states are shown."""
+def _legend(owner, keys: Sequence[str], form: str = "compact", **options: Any) -> None:
+    """``owner.legend`` (a Figure's or an Axes') of the encodings in ``keys``; the full form titled when bar states are shown."""
     from matplotlib.legend_handler import HandlerPatch
     from matplotlib.patches import Rectangle
 
     def thin(legend, orig_handle, xdescent, ydescent, width, height, fontsize):  # the phase strip is thinner than a bar
         return Rectangle((-xdescent, -ydescent + 0.2 * height), width, 0.6 * height)
 
-    handles, labels = _legend_handles(keys)
+    if form == "none":
+        return
+    handles, labels = _legend_handles(keys, form)
     if not handles:
         return
-    title = LEGEND_TITLE if any(k.startswith("state:") for k in keys) else None
+    title = LEGEND_TITLE if form == "full" and any(k.startswith("state:") for k in keys) else None
     owner.legend(handles, labels, title=title, title_fontsize=_FONT - 1, alignment="left", fontsize=_FONT - 1,
                  frameon=False, handler_map={h: HandlerPatch(patch_func=thin) for h in handles if h.get_gid() == "thin"},
                  **options)
 
 
-def _figure_legend(fig, keys: list[str]) -> None:
-    _legend(fig, keys, loc="outside lower center", ncols=3, handlelength=1.8, columnspacing=1.5)
+def _figure_legend(fig, keys: Sequence[str], form: str = "compact") -> None:
+    if form == "full":
+        _legend(fig, keys, form, loc="outside lower center", ncols=2, handlelength=1.8, columnspacing=1.5)
+    else:
+        _legend(fig, keys, form, loc="outside lower center", ncols=4, handlelength=1.5, columnspacing=1.2,
+                labelspacing=0.3)
+
+
+def plot_legend(keys: Iterable[str] | None = None):
+    """The full key to every timeline, on its own (notebook 1, the README); returns the Figure.
+
+    ``keys`` limits it to some encodings (default: all of them).
+    """
+    keys = list(ALL_LEGEND_KEYS if keys is None else keys)
+    unknown = [k for k in keys if k not in _LABELS and not k.startswith("signal:")]
+    if unknown:
+        raise InvalidInput(f"unknown legend entries {', '.join(unknown)} (known: {', '.join(ALL_LEGEND_KEYS)})",
+                           field="keys")
+    handles, _ = _legend_handles(keys, "full")
+    fig = _new_figure(height=0.6 + 0.19 * ((len(handles) + 1) // 2))
+    fig.set_layout_engine("none")
+    fig.text(0.01, 0.985, "How to read a timeline: the full key", fontsize=_FONT + 2, fontweight="bold", va="top",
+             gid="legend-heading")
+    _legend(fig, keys, "full", loc="upper left", bbox_to_anchor=(0.0, 0.93), ncols=2, handlelength=1.8,
+            columnspacing=1.5)
+    return fig

@@ -112,7 +112,7 @@ def test_exit_codes_are_written_and_only_real_failures_use_the_failure_colour(cr
     assert {gid: t.get_text().split()[-1] for gid, t in texts.items()} == {
         "exit:crashy/setup#0": "0", "exit:crashy/proxy#0": "143",
         "exit:crashy/app#0": "1", "exit:crashy/app#1": "1", "exit:crashy/app#2": "0"}
-    assert all(t.get_text() in (f"exit {t.get_text().split()[-1]}", t.get_text().split()[-1]) for t in texts.values())
+    assert all(t.get_text() == f"exit {t.get_text().split()[-1]}" for t in texts.values())
     failing = {"exit:crashy/app#0", "exit:crashy/app#1", "span:crashy/app#0", "span:crashy/app#1", "phase-label:Failed"}
     in_failure_colour = {a.get_gid() for a in ax.get_children() if a.get_gid() and uses_failure_colour(a)}
     assert in_failure_colour == failing  # not the sidecar's 143 after SIGTERM, not the app's clean exit 0
@@ -152,8 +152,9 @@ def test_title_names_backend_and_version(blog_trace, crashloop):
 
 def test_a_traces_note_is_shown_under_the_title_so_a_hand_written_example_does_not_pass_for_a_run(
         blog_trace, crashloop):
-    heading, where, note = plot_trace(blog_trace).axes[0].get_title(loc="left").split("\n")
-    assert heading == "Container timeline: job/sidecar-job" and where.startswith("kind cluster")
+    heading, where, version, note = plot_trace(blog_trace).axes[0].get_title(loc="left").split("\n")
+    assert heading == "Container timeline: job/sidecar-job" and where == "kind cluster"
+    assert version == "Kubernetes 1.29.2 · SidecarContainers=on"
     # The blog trace's note is 370 characters: cut at a word, and marked as cut.
     assert note.startswith("note: Hand-written for tests, not recorded: the blog's Job") and note.endswith("…")
     assert len(note) <= len("note: ") + NOTE_CHARS and " ".join(blog_trace.extra["note"].split()).startswith(
@@ -162,18 +163,53 @@ def test_a_traces_note_is_shown_under_the_title_so_a_hand_written_example_does_n
     crashloop.extra["note"] = "Recorded\n  on a laptop."
     assert plot_trace(crashloop).axes[0].get_title(loc="left").endswith("\nnote: Recorded on a laptop.")  # short: whole
     fig = plot_compare([blog_trace, crashloop], ["blog", "crash loop"])
-    assert [ax.get_title(loc="left").split("\n")[2][:22] for ax in fig.axes] == ["note: Hand-written for", "note: Recorded on a la"]
+    assert [ax.get_title(loc="left").split("\n")[3][:22] for ax in fig.axes] == ["note: Hand-written for", "note: Recorded on a la"]
 
 
 def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop):
     legend = [t.get_text() for t in plot_trace(blog_trace).legends[0].get_texts()]
-    assert any(t.startswith("sidecar") for t in legend) and any(t.startswith("app container") for t in legend)
-    assert any(t.startswith("starting") for t in legend) and any(t.startswith("terminating") for t in legend)
-    assert "startup probe passed" in legend and "stop signal (SIGTERM) sent" in legend
-    assert not any("SIGKILL" in t or t.startswith("failure") or t.startswith("init") for t in legend)
+    assert legend == ["sidecar", "app container", "starting: startup probe not yet passed", "started",
+                      "stopping: stop signal sent", "ready", "startup probe passed", "stop signal (SIGTERM)",
+                      "pod phase", "Job / Deployment condition"]
     legend = [t.get_text() for t in plot_trace(crashloop).legends[0].get_texts()]
-    assert any(t.startswith("failure") for t in legend) and "restart" in legend and "init container" in legend
-    assert "pod deletion requested" in legend and "pod object deleted" in legend
+    assert "failed (non-zero exit)" in legend and "restart" in legend and "init container" in legend
+    assert "deletion requested" in legend and "pod deleted" in legend
+    # the full key says the same at length, with the title that explains the grey bar states
+    fig = plot_trace(blog_trace, legend="full")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "stop signal sent: SIGTERM, or the image's STOPSIGNAL / lifecycle.stopSignal" in legend
+    assert "exit N: exit code (137/143 of a stopped sidecar: normal)" in legend
+    assert fig.legends[0].get_title().get_text().startswith("bar colour: container role")
+    assert not plot_trace(blog_trace, legend="none").legends
+    with pytest.raises(InvalidInput, match="expected one of full, compact, none, got 'big'"):
+        plot_trace(blog_trace, legend="big")
+
+
+def test_the_legend_names_the_stop_signal_the_events_carry(blog_trace):
+    """static-web-server's images declare STOPSIGNAL SIGQUIT: the trace's SIGTERM event says so in ``signal``."""
+    for event in blog_trace.events:
+        if event.type == "SIGTERM":
+            event.extra["signal"] = "SIGQUIT"
+    legend = [t.get_text() for t in plot_trace(blog_trace).legends[0].get_texts()]
+    assert "stop signal (SIGQUIT)" in legend and not any("SIGTERM" in t for t in legend)
+    app_stop = Event(11.0, "SIGTERM", pod="sidecar-job-x7k2p", container="sidecar-job")  # no key: SIGTERM
+    blog_trace.events.append(app_stop)
+    blog_trace.events.sort(key=lambda e: e.t)
+    legend = [t.get_text() for t in plot_trace(blog_trace).legends[0].get_texts()]
+    assert "stop signal (SIGQUIT, SIGTERM)" in legend
+
+
+def test_a_compare_figure_says_once_where_its_traces_come_from(data_dir):
+    old = load_trace(data_dir / "traces" / "deployment-delete-1.28.json")
+    new = load_trace(data_dir / "traces" / "deployment-delete-1.29.json")
+    fig = plot_compare([old, new], ["1.28", "1.29"], title="Deleting the pod")
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    backend = "simulated (labkit's model of the kubelet, not a real cluster)"
+    assert [t.count(backend) for t in titles] == [1, 0]
+    assert titles[1].startswith("1.29\nKubernetes 1.29.0")
+    old.backend = "kind"  # from different places: each panel says where its trace comes from
+    titles = [ax.get_title(loc="left") for ax in plot_compare([old, new], ["a", "b"]).axes]
+    assert titles[0].startswith("a\nkind cluster\nKubernetes 1.28.0") and titles[1].startswith(f"b\n{backend}\n")
 
 
 def legend_entries(fig) -> dict:
@@ -191,8 +227,8 @@ def pale(colour) -> tuple:
     return tuple(c + (1 - c) * 0.6 for c in to_rgba(colour)[:3])
 
 
-def test_legend_shows_bar_states_drawn_like_the_bars_in_a_neutral_grey(blog_trace):
-    fig = plot_trace(blog_trace)
+def test_the_full_legend_shows_bar_states_drawn_like_the_bars_in_a_neutral_grey(blog_trace):
+    fig = plot_trace(blog_trace, legend="full")
     ax, entries = fig.axes[0], legend_entries(fig)
     title = fig.legends[0].get_title().get_text()
     assert title.startswith("bar colour: container role · bar fill: state") and "grey here" in title
@@ -240,7 +276,7 @@ def test_a_trace_watched_past_its_last_event_runs_to_where_watching_ended(make_t
     (end,) = gids(ax, "observed-until")
     assert list(end.get_xdata()) == [60.0, 60.0] and ax.get_xlim()[1] > 60
     assert [t.get_text() for t in gids(ax, "label:observed-until")] == ["trace ends: watched until 60 s"]
-    assert {"still running at the end of the trace", "end of the trace (watched until then)"} <= set(legend_entries(fig))
+    assert {"still running", "end of the trace"} <= set(legend_entries(fig))
     # without observed_until the same trace ends at its last event
     ax = plot_trace(stuck_in_init(make_trace, None)).axes[0]
     assert not gids(ax, "observed-until") and ax.get_xlim()[1] < 5
@@ -287,8 +323,8 @@ def test_a_prestop_hook_is_drawn_as_long_as_it_ran(make_trace):
     ax = fig.axes[0]
     assert band(ax, "proxy") == (20.0, 27.0)
     assert not same_color(gids(ax, "prestop:")[0].get_facecolor(), PRESTOP_COLOUR)
-    assert "preStop hook, no SIGTERM seen: ran at most this long" in legend_entries(fig)
-    assert not any(label.startswith("preStop hook: began") for label in legend_entries(fig))
+    assert "preStop hook (at most this long)" in legend_entries(fig)
+    assert "preStop hook (until the stop signal)" not in legend_entries(fig)
     # still running when the trace ended
     ax = plot_trace(prestop_trace(make_trace, [(20, "proxy", "PreStop")], observed_until=50.0)).axes[0]
     assert band(ax, "proxy") == (20.0, 50.0)
@@ -312,7 +348,7 @@ def test_the_hanging_prestop_scenario_shows_each_hook_running_until_sigterm(data
         assert signalled - began > 25  # the hook hung until the grace period was nearly used up
         assert same_color(patch.get_facecolor(), PRESTOP_COLOUR)
     labels = set(legend_entries(fig))
-    assert "preStop hook: began (square), ran until SIGTERM (band)" in labels and "preStop hook began" not in labels
+    assert "preStop hook (until the stop signal)" in labels and "preStop hook began" not in labels
 
 
 def test_the_pod_ready_condition_is_a_strip_under_the_header(make_trace, data_dir):
@@ -324,7 +360,7 @@ def test_the_pod_ready_condition_is_a_strip_under_the_header(make_trace, data_di
     strips = gids(fig.axes[0], "pod-ready")
     assert [(s.get_x(), s.get_x() + s.get_width()) for s in strips] == [(5.0, 9.0), (12.0, 18.0)]  # open: to deletion
     assert all(0 < s.get_y() < 0.5 for s in strips)  # under the header row (row 0), above the first lane
-    assert "pod Ready (strip under the phases)" in legend_entries(fig)
+    assert "pod Ready" in legend_entries(fig)
     ax = plot_trace(load_trace(data_dir / "traces" / "deployment-delete-1.29.json")).axes[0]
     assert len(gids(ax, "pod-ready")) == 1
     assert not gids(plot_trace(stuck_in_init(make_trace, 60.0)).axes[0], "pod-ready")
@@ -395,7 +431,7 @@ def test_compare_stacks_traces_on_a_shared_time_axis(data_dir):
     top, bottom = fig.axes
     assert top.get_shared_x_axes().joined(top, bottom)
     assert top.get_xlim() == bottom.get_xlim() and top.get_xlim()[1] > 50.6
-    assert top.get_title(loc="left").startswith("1.28\n") and "1.28.0" in top.get_title(loc="left")
+    assert top.get_title(loc="left").split("\n")[2:4] == ["1.28", "Kubernetes 1.28.0 · SidecarContainers=on"]
     assert bottom.get_title(loc="left").startswith("1.29\n") and "1.29.0" in bottom.get_title(loc="left")
     assert fig.get_suptitle() == "Deleting the pod"
     assert lane_labels(top) == lane_labels(bottom) == ["sws-init", "sidecar-deploy"]
@@ -446,3 +482,61 @@ def test_a_deletion_reported_from_two_sources_is_drawn_once(make_trace):
     ax = plot_trace(trace).axes[0]
     assert [list(line.get_xdata()) for line in gids(ax, "pod-event:DeleteRequested")] == [[58.0, 58.0]]
     assert [list(line.get_xdata()) for line in gids(ax, "pod-event:Deleted")] == [[89.3, 89.3]]
+
+
+def test_an_exit_code_with_no_room_beside_or_inside_its_bar_is_written_whole_above_it(make_trace):
+    """A crash loop's first run is short and its restart close: "exit 1", never a bare "1"."""
+    trace = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "app", "Started", {"attempt": 0}), (1.0, "proxy", "Started", {"attempt": 0}),
+        (1.5, "proxy", "Exited", {"exit_code": 1}), (1.6, "proxy", "Started", {"attempt": 1}),
+        (1.6, "proxy", "Restarted"), (60, "app", "Exited", {"exit_code": 0})])
+    ax = plot_trace(trace).axes[0]
+    (label,) = [t for t in gids(ax, "exit:") if t.get_gid().endswith("proxy#0")]
+    assert label.get_text() == "exit 1" and uses_failure_colour(label)
+    assert label.xy == (1.5, 1 - 0.28) and label.get_va() == "bottom"  # over the bar's end, lane 1's top edge
+
+
+def test_markers_move_aside_but_never_past_the_lanes_next_event(make_trace):
+    """The sidecar's probe passes, its stop signal follows 0.1 s later and it exits 0.1 s after that: at this
+    scale the stop signal cannot move right of the probe's marker without passing the exit, so it stacks above."""
+    trace = make_trace([("proxy", "sidecar", ["startup"]), ("app", "app")], [
+        (0, "app", "Started", {"attempt": 0}), (1.0, "proxy", "Started", {"attempt": 0}),
+        (10.0, "proxy", "StartupProbeSucceeded"), (10.1, "proxy", "SIGTERM"),
+        (10.2, "proxy", "Exited", {"exit_code": 0}), (60, "app", "Exited", {"exit_code": 0})])
+    ax = plot_trace(trace).axes[0]
+    (probe,) = gids(ax, "marker:StartupProbeSucceeded")
+    (signal,) = gids(ax, "marker:SIGTERM")
+    shown = lambda line: line.get_transform().transform((line.get_xdata()[0], line.get_ydata()[0]))  # noqa: E731
+    exit_x = ax.transData.transform((10.2, 0))[0]
+    assert shown(signal)[0] <= exit_x  # drawn before the exit, where the signal happened
+    assert shown(signal)[0] == pytest.approx(ax.transData.transform((10.1, 0))[0])
+    assert shown(signal)[1] > shown(probe)[1] + 5  # moved up (display y grows upwards), clear of the probe's marker
+    # with room before the next event it moves right instead, side by side
+    trace = make_trace([("proxy", "sidecar", ["startup"]), ("app", "app")], [
+        (0, "app", "Started", {"attempt": 0}), (1.0, "proxy", "Started", {"attempt": 0}),
+        (10.0, "proxy", "StartupProbeSucceeded"), (10.1, "proxy", "SIGTERM"),
+        (30, "proxy", "Exited", {"exit_code": 0}), (60, "app", "Exited", {"exit_code": 0})])
+    ax = plot_trace(trace).axes[0]
+    (probe,), (signal,) = gids(ax, "marker:StartupProbeSucceeded"), gids(ax, "marker:SIGTERM")
+    assert shown(signal)[1] == pytest.approx(shown(probe)[1]) and shown(signal)[0] > shown(probe)[0] + 5
+
+
+def test_plain_init_containers_are_not_drawn_in_a_colour_near_the_failure_colour():
+    from matplotlib.colors import to_rgb
+
+    distance = sum((a - b) ** 2 for a, b in zip(to_rgb(ROLE_COLOURS["init"]), to_rgb(FAILURE_COLOUR))) ** 0.5
+    assert distance > 0.8  # the old amber (#E69F00) was 0.26 from the vermillion (#D55E00)
+
+
+def test_the_full_key_shows_every_encoding_once():
+    from labkit.plot import ALL_LEGEND_KEYS, plot_legend
+
+    fig = plot_legend()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(labels) == len(set(labels)) == len(ALL_LEGEND_KEYS)
+    assert labels[:3] == ["sidecar (init container, restartPolicy: Always)", "init container", "app container"]
+    assert [t.get_text() for t in fig.texts] == ["How to read a timeline: the full key"]
+    assert [t.get_text() for t in plot_legend(["role:app", "marker:Killed"]).legends[0].get_texts()] == [
+        "app container", "SIGKILL (grace period over)"]
+    with pytest.raises(InvalidInput, match="unknown legend entries role:proxy"):
+        plot_legend(["role:proxy"])
