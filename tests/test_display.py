@@ -248,8 +248,12 @@ def test_text_summary_states_the_same_facts():
 def test_ipython_shows_a_trace_as_html_with_image_and_as_the_text_summary():
     from IPython.core.interactiveshell import InteractiveShell
 
+    import labkit
+
     trace = shutdown_trace()
-    data, _ = InteractiveShell.instance().display_formatter.format(trace)
+    shell = InteractiveShell.instance()
+    assert labkit.register_notebook_views(shell)  # a kernel's shell exists before labkit is imported
+    data, _ = shell.display_formatter.format(trace)
     assert data["text/plain"] == trace_text(trace)
     table = parse(data["text/html"])
     assert texts(row_of(table, "log-shipper"))[-1] == "normal at shutdown"

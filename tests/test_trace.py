@@ -394,17 +394,3 @@ def test_summaries_say_how_long_the_trace_was_observed(blog_trace):
     assert "12 events over 12.9s, observed for 60.0s" in trace_html(blog_trace, image=False)
     assert repr(blog_trace).endswith("12 events over 12.9s, observed for 60.0s>")
 
-
-def test_a_trace_shows_itself_in_ipython_through_the_registered_view(blog_trace):
-    from IPython.core.interactiveshell import InteractiveShell
-
-    import labkit
-
-    shell = InteractiveShell.instance()
-    try:
-        assert labkit.register_notebook_views(shell)
-        data, _ = shell.display_formatter.format(blog_trace)
-        assert "<table" in data["text/html"] and "sws-init" in data["text/html"]
-        assert data["text/plain"].startswith("Trace: kind cluster, Kubernetes 1.29.2")  # the summary, not the repr
-    finally:
-        InteractiveShell.clear_instance()
