@@ -7,11 +7,12 @@ Kubernetes client, matplotlib and papermill are imported only when used.
 
 from .errors import (BackendUnavailable, CheckFailed, InvalidInput, LabkitError, ToolError,
                      TraceError, WaitTimeout)
+from .lab import connect
 from .trace import Event, Pod, Span, Trace, load_trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailable", "CheckFailed", "Event", "InvalidInput", "LabkitError", "Pod", "Span",
-    "ToolError", "Trace", "TraceError", "WaitTimeout", "load_trace", "__version__",
+    "ToolError", "Trace", "TraceError", "WaitTimeout", "connect", "load_trace", "__version__",
 ]

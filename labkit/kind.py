@@ -3,8 +3,8 @@
 ``labkit up`` / :func:`create_cluster` create (or reuse) a kind cluster whose config comes
 from the version table (:data:`labkit.versions.KIND_NODE_IMAGES`): the node image pinned by
 the digest that the *installed* kind release lists, and the ``SidecarContainers`` gate only
-where it must or may be set (on for 1.28, where sidecars are alpha; never from 1.33, locked
-on, and removed in 1.36, where setting it breaks the kubelet). The cluster gets labkit's
+where it must or may be set (on for 1.28, where sidecars are alpha; never from 1.33, where it
+is locked on, nor from 1.37, which removed it and where setting it breaks the kubelet). The cluster gets labkit's
 own kubeconfig file (``~/.cache/labkit/clusters/NAME/kubeconfig``), passed to kind and
 kubectl explicitly; the user's ``~/.kube/config`` is never touched.
 
@@ -37,7 +37,8 @@ from .cluster import ClusterLab
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
 from .kubectl import Kubectl, Runner, condition_true, run_tool, tool_env
 from .progress import progress
-from .versions import KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default, lab_feature_gates
+from .versions import (GATE_LOCKED_MINOR, KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default,
+                       lab_feature_gates)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
 # kind: names match ^[a-z0-9.-]+$ (pkg/internal/apis/config/validate.go) and are at most 50
@@ -117,14 +118,15 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
 
     It is written when its value differs from the version's default and the minor is below
     1.33 (1.28: needed to turn sidecars on; 1.29-1.32: allowed, to turn them off). From 1.33
-    the gate is locked on (setting it only adds a deprecation warning) and 1.36 removed it.
+    the gate is locked on (setting it only adds a deprecation warning) and 1.37 removed it.
     ``feature_gates=None`` means labkit's default for the version (on in 1.28).
     """
     version = KubeVersion.parse(k8s_version)
     gates = lab_feature_gates(version) if feature_gates is None else dict(feature_gates)
     behaviour(version, gates)  # unknown gates, a removed gate, false on GA: InvalidInput
     result = {}
-    if SIDECAR_GATE in gates and version.minor < 33 and gates[SIDECAR_GATE] != gate_default(version.minor):
+    if (SIDECAR_GATE in gates and version.minor < GATE_LOCKED_MINOR
+            and gates[SIDECAR_GATE] != gate_default(version.minor)):
         result[SIDECAR_GATE] = bool(gates[SIDECAR_GATE])
     return result
 
