@@ -133,8 +133,10 @@ def _probes(container: dict) -> tuple[str, ...]:
     return tuple(kind for kind in ("startup", "readiness", "liveness") if container.get(f"{kind}Probe"))
 
 
-def owner_of(pod: dict) -> dict[str, str] | None:
-    """The workload a pod belongs to; a ReplicaSet made by a Deployment is named by its Deployment."""
+def owner_of(pod: dict) -> dict | None:
+    """The workload a pod belongs to (docs/trace.md): a Deployment's pod names the Deployment, with its
+    ReplicaSet as ``via``, as the simulator does. The Deployment's name is the ReplicaSet's without the
+    ``-<pod-template-hash>`` the Deployment controller appends (pkg/controller/deployment/sync.go)."""
     meta = pod.get("metadata") or {}
     for ref in meta.get("ownerReferences") or []:
         if not ref.get("controller", True):
@@ -142,7 +144,8 @@ def owner_of(pod: dict) -> dict[str, str] | None:
         kind, name = ref.get("kind", ""), ref.get("name", "")
         template_hash = (meta.get("labels") or {}).get("pod-template-hash")
         if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
-            return {"kind": "Deployment", "name": name[: -len(template_hash) - 1]}
+            return {"kind": "Deployment", "name": name[: -len(template_hash) - 1],
+                    "via": {"kind": "ReplicaSet", "name": name}}
         return {"kind": kind, "name": name}
     return None
 

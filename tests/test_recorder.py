@@ -119,7 +119,8 @@ def test_sidecar_restart_gives_attempts_restarts_and_exit_codes():
 def test_deleted_pod_shows_grace_period_sigkill_then_sidecar_in_order():
     trace = build("deployment-delete-sigkill-1.29.json")
     pod = trace.pods[0]
-    assert pod.owner == {"kind": "Deployment", "name": "sidecar-deploy"}
+    assert pod.owner == {"kind": "Deployment", "name": "sidecar-deploy",
+                         "via": {"kind": "ReplicaSet", "name": "sidecar-deploy-6d9f8c7b5d"}}
     requested = one(trace, "DeleteRequested", source="status")
     assert requested.grace_period_seconds == 30
     assert wall(trace, requested) == parse_time("2025-06-01T10:01:00Z")  # deletionTimestamp minus the grace period
@@ -233,7 +234,11 @@ def test_owner_of_bare_pod_and_replicaset():
     assert owner_of({"metadata": {}}) is None
     rs = {"metadata": {"labels": {"pod-template-hash": "abc12"},
                        "ownerReferences": [{"kind": "ReplicaSet", "name": "web-abc12", "controller": True}]}}
-    assert owner_of(rs) == {"kind": "Deployment", "name": "web"}
+    assert owner_of(rs) == {"kind": "Deployment", "name": "web", "via": {"kind": "ReplicaSet", "name": "web-abc12"}}
+    # a ReplicaSet of its own (no Deployment's template hash in its name) is the workload itself
+    own = {"metadata": {"labels": {"pod-template-hash": "zz999"},
+                        "ownerReferences": [{"kind": "ReplicaSet", "name": "mine", "controller": True}]}}
+    assert owner_of(own) == {"kind": "ReplicaSet", "name": "mine"}
 
 
 # -- the live part, with the kubernetes client's Watch replaced by recorded streams ---------------------
