@@ -1,4 +1,9 @@
-"""labkit.recorder: real-format watch streams (tests/data/watch) in, the right trace out."""
+"""labkit.recorder: watch streams in the API server's format in, the right trace out.
+
+The streams in tests/data/watch are hand-written (see its README and each file's
+``provenance``), not recorded from a cluster; ``test_every_pod_update_has_the_phase_a_kubelet_reports``
+keeps them to states a 1.29 kubelet reports.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +45,87 @@ def one(trace: Trace, type_: str, container: str | None = None, source: str | No
              if (source is None or e.source == source) and all(getattr(e, k) == v for k, v in match.items())]
     assert len(found) == 1, f"expected one {type_} {container} {source} {match}, got {found}"
     return found[0]
+
+
+# -- the fixtures themselves -----------------------------------------------------------------------
+def kubelet_phase(pod: dict) -> str | None:
+    """The phase a 1.29 kubelet computes while the pod runs: ``getPhase`` (pkg/kubelet/kubelet_pods.go
+    at v1.29.0) for the Pending/Running cases; None where it would be terminal (not modelled here)."""
+    spec, status = pod["spec"], pod.get("status") or {}
+    statuses = {c["name"]: c for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])}
+    pending_init = pending_sidecars = running = waiting = stopped = unknown = 0
+    for c in spec.get("initContainers") or []:
+        cs = statuses.get(c["name"])
+        if c.get("restartPolicy") != "Always":  # a regular init container must have exited 0
+            term = ((cs or {}).get("state") or {}).get("terminated")
+            if not term or term.get("exitCode") != 0:
+                pending_init += 1
+            continue
+        state = (cs or {}).get("state") or {}
+        if cs is None:
+            pending_sidecars += 1
+        elif "running" in state:
+            pending_sidecars += 0 if cs.get("started") else 1
+            running += 1
+        elif "terminated" in state:
+            pass  # a terminated sidecar does not count for the phase
+        elif "waiting" in state and not (cs.get("lastState") or {}).get("terminated"):
+            pending_sidecars += 1
+            waiting += 1
+    for c in spec["containers"]:
+        cs = statuses.get(c["name"])
+        state = (cs or {}).get("state") or {}
+        if cs is None:
+            unknown += 1
+        elif "running" in state:
+            running += 1
+        elif "terminated" in state or ("waiting" in state and (cs.get("lastState") or {}).get("terminated")):
+            stopped += 1
+        elif "waiting" in state:
+            waiting += 1
+    initialized = any(c["type"] == "Initialized" and c["status"] == "True" for c in status.get("conditions") or [])
+    if pending_init or (pending_sidecars and not initialized):
+        return "Pending"
+    if waiting:
+        return "Pending"
+    if running and not unknown:
+        return "Running"
+    if not running and stopped and not unknown and spec.get("restartPolicy", "Always") == "Always":
+        return "Running"
+    return None if not unknown else "Pending"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WATCH.glob("*.json")))
+def test_every_fixture_says_it_is_hand_written(name):
+    assert recording(name)["provenance"].startswith("hand-written:")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WATCH.glob("*.json")))
+def test_every_pod_update_has_the_phase_a_kubelet_reports(name):
+    wrong = []
+    for item in recording(name)["stream"]:
+        pod = item["event"]["object"]
+        if pod.get("kind") != "Pod" or (pod.get("status") or {}).get("phase") not in ("Pending", "Running"):
+            continue
+        if not (pod["status"].get("containerStatuses") or pod["status"].get("initContainerStatuses")):
+            continue  # not yet seen by the kubelet: the API server's Pending
+        expected = kubelet_phase(pod)
+        if expected is not None and expected != pod["status"]["phase"]:
+            wrong.append(f"{item['arrival']}: phase {pod['status']['phase']}, a kubelet reports {expected}")
+    assert wrong == []
+
+
+def test_the_phase_rule_sees_a_started_sidecar_beside_an_exited_app_as_running():
+    """The state job-sidecar-1.29.json once had wrong (Pending): getPhase counts the running sidecar."""
+    pod = {"spec": {"restartPolicy": "Never", "initContainers": [{"name": "sws-init", "restartPolicy": "Always"}],
+                    "containers": [{"name": "sidecar-job"}]},
+           "status": {"conditions": [{"type": "Initialized", "status": "True"}],
+                      "initContainerStatuses": [{"name": "sws-init", "started": True, "state": {"running": {}}}],
+                      "containerStatuses": [{"name": "sidecar-job", "state": {"terminated": {"exitCode": 0}}}]}}
+    assert kubelet_phase(pod) == "Running"
+    pod["status"]["initContainerStatuses"][0]["started"] = False
+    pod["status"]["conditions"][0]["status"] = "False"
+    assert kubelet_phase(pod) == "Pending"  # the sidecar has not passed its startup probe: not initialized
 
 
 # -- the blog's Job --------------------------------------------------------------------------
@@ -298,4 +384,4 @@ def test_recorder_threads_feed_the_builder_and_resume(monkeypatch):
     assert all(c[1] == "labkit-q7m2x" and c[2]["timeout_seconds"] == Recorder.WATCH_TIMEOUT_S
                for c in _FakeWatch.calls)
     phases = [e.phase for e in builder.trace().select("PodPhase")]
-    assert phases == ["Pending", "Succeeded"]
+    assert phases == ["Pending", "Running", "Succeeded"]
