@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import threading
 from pathlib import Path
 
@@ -327,61 +328,125 @@ def test_owner_of_bare_pod_and_replicaset():
     assert owner_of(own) == {"kind": "ReplicaSet", "name": "mine"}
 
 
-# -- the live part, with the kubernetes client's Watch replaced by recorded streams ---------------------
-class _FakeWatch:
-    """Plays the recorded stream of one kind, then a 410 Gone, then the rest; records the calls."""
+# -- the live part, against a small API server on 127.0.0.1 that plays a stream -------------------
+class _ApiServer:
+    """Answers the recorder's watch requests (``GET .../pods?watch=True``) from scripts, one per
+    resource: each request takes the next entry, a list of watch events (sent, then the response
+    ends as a server-side timeout would) or ``"gone"`` (410); once a script is used up, the
+    connection is held open with no events until the test ends it. Requests are recorded."""
 
-    calls: list = []
-    plays: dict = {}
+    PATHS = {"/api/v1/namespaces/ns1/pods": "Pod", "/apis/batch/v1/namespaces/ns1/jobs": "Job",
+             "/apis/apps/v1/namespaces/ns1/deployments": "Deployment", "/api/v1/namespaces/ns1/events": "Event"}
 
-    def __init__(self):
-        self.resource_version = None
+    def __init__(self, scripts: dict):
+        import http.server
+        import urllib.parse
 
-    def stream(self, func, namespace, **kwargs):
-        from kubernetes.client.exceptions import ApiException
+        self.scripts = {kind: list(script) for kind, script in scripts.items()}
+        self.requests: list[tuple[str, dict, str]] = []
+        self.done = threading.Event()
+        server = self
 
-        _FakeWatch.calls.append((func.__name__, namespace, dict(kwargs)))
-        queue = _FakeWatch.plays.get(func.__name__, [])
-        if not queue:
-            return iter(())
-        batch = queue.pop(0)
-        if batch == "gone":
-            raise ApiException(status=410, reason="Gone")
-        self.resource_version = "4242"
-        # what kubernetes.watch yields: the event type, the client's model, and the JSON as it came
-        return iter({"type": e["type"], "object": object(), "raw_object": e["object"]} for e in batch)
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
 
-    def stop(self):
-        pass
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                kind = server.PATHS.get(url.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                server.requests.append((kind, query, self.headers.get("Authorization", "")))
+                script = server.scripts.get(kind, [])
+                entry = script.pop(0) if script else None
+                if entry == "gone":
+                    body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                       "reason": "Expired", "message": "too old resource version"}).encode()
+                    self.send_response(410)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                for event in entry or []:
+                    self.wfile.write(json.dumps(event).encode() + b"\n")
+                    self.wfile.flush()
+                if entry is None:  # hold the watch open, as a quiet API server does
+                    server.done.wait(60)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
-def test_recorder_threads_feed_the_builder_and_resume(monkeypatch):
-    import kubernetes.watch
+def _kubeconfig_with_token_refresh(tmp_path: Path, server: str) -> Path:
+    """A kubeconfig whose gcp auth provider has no token yet: loading it runs ``cmd-path``, and a
+    client built with persist_config=True then saves the new token into this file."""
+    helper = tmp_path / "token.py"
+    helper.write_text("import json; print(json.dumps({'credential': {'access_token': 'fresh-token', "
+                      "'token_expiry': '2099-01-01T00:00:00Z'}}))\n")
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+              "clusters": [{"name": "c", "cluster": {"server": server}}],
+              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+              "users": [{"name": "u", "user": {"auth-provider": {"name": "gcp", "config": {
+                  "cmd-path": f"{sys.executable} {helper}"}}}}]}
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
 
+
+def test_recorder_reads_raw_json_resumes_never_writes_the_kubeconfig_and_stops_its_watches(tmp_path):
     data = recording("job-sidecar-1.29.json")
-    pods = [dict(i["event"]) for i in data["stream"] if i["event"]["object"]["kind"] == "Pod"]
-    _FakeWatch.calls = []
-    _FakeWatch.plays = {"list_namespaced_pod": [pods[:3], "gone", pods[3:]]}
-    monkeypatch.setattr(kubernetes.watch, "Watch", _FakeWatch)
-    builder = TraceBuilder("kind", "1.29.14", {})
-    seen = threading.Event()
-    recorder = Recorder(builder, namespace="labkit-q7m2x", clock=lambda: parse_time("2025-06-01T10:00:20Z"),
-                        on_events=lambda: seen.set())
-
-    def list_namespaced_pod(*args, **kwargs):  # stands for CoreV1Api.list_namespaced_pod
-        raise AssertionError("the fake Watch never calls the API")
-
-    thread = threading.Thread(target=recorder._watch, args=("Pod", list_namespaced_pod), daemon=True)
-    thread.start()
-    for _ in range(200):
-        if builder.trace().select("PodPhase", pod="sidecar-job-7xk2p") and len(_FakeWatch.calls) >= 4:
-            break
-        threading.Event().wait(0.01)
-    recorder.stop()
-    thread.join(timeout=5)
-    assert seen.is_set()
-    assert [c[2].get("resource_version") for c in _FakeWatch.calls[:4]] == [None, "4242", None, "4242"]
-    assert all(c[1] == "labkit-q7m2x" and c[2]["timeout_seconds"] == Recorder.WATCH_TIMEOUT_S
-               for c in _FakeWatch.calls)
-    phases = [e.phase for e in builder.trace().select("PodPhase")]
-    assert phases == ["Pending", "Running", "Succeeded"]
+    by_kind: dict[str, list] = {}
+    for item in data["stream"]:
+        by_kind.setdefault(item["event"]["object"]["kind"], []).append(item["event"])
+    pods = by_kind["Pod"]
+    # An Event the client's V1Event model rejects (no involvedObject): with the models in the way
+    # the Event watch failed on it and retried for ever, and no Event after it was seen.
+    odd = {"type": "ADDED", "object": {"kind": "Event", "apiVersion": "v1",
+                                       "metadata": {"name": "odd", "namespace": "ns1", "resourceVersion": "1000"},
+                                       "reason": "Odd", "message": "no involvedObject"}}
+    scripts = {"Pod": [pods[:3], "gone", pods[3:]], "Job": [by_kind["Job"]], "Event": [[odd] + by_kind["Event"]]}
+    with _ApiServer(scripts) as api:
+        kubeconfig = _kubeconfig_with_token_refresh(tmp_path, api.url)
+        before = kubeconfig.read_bytes()
+        builder = TraceBuilder("cluster", "1.29.14", {})
+        saved: list = []
+        recorder = Recorder(builder, namespace="ns1", kubeconfig=str(kubeconfig),
+                            raw_log=lambda arrival, kind, event: saved.append((kind, event["type"])))
+        recorder.start()
+        client = recorder._api
+        for _ in range(500):
+            trace = builder.trace()
+            if trace.select("JobComplete") and trace.select("SIGTERM") and len(trace.select("PodPhase")) == 3:
+                break
+            threading.Event().wait(0.02)
+        assert client.rest_client.pool_manager.pools  # connections are open while it records
+        recorder.stop(timeout=20)
+        assert not recorder.running  # every watch thread has ended, although the server held them open
+        assert len(client.rest_client.pool_manager.pools) == 0  # and the client's connections are closed
+    assert kubeconfig.read_bytes() == before  # the refreshed token was not saved into the user's file
+    assert {auth for _, _, auth in api.requests} == {"Bearer fresh-token"}  # ... although it was refreshed
+    pod_queries = [query for kind, query, _ in api.requests if kind == "Pod"]
+    # resume from the last resourceVersion seen; after 410 Gone, start over without one
+    assert [q.get("resourceVersion") for q in pod_queries[:3]] == [None, "1035", None]
+    assert all(q["watch"].lower() == "true" and q["timeoutSeconds"] == str(Recorder.WATCH_TIMEOUT_S) for q in pod_queries)
+    trace = builder.trace()
+    assert [e.phase for e in trace.select("PodPhase")] == ["Pending", "Running", "Succeeded"]
+    assert [e.reason for e in trace.events if e.source == "event"] == ["Started", "Started", "Killing"]
+    assert ("Event", "ADDED") in saved and saved.count(("Pod", "MODIFIED")) == len(pods) - 1
