@@ -226,8 +226,8 @@ class KindCluster:
             argv.append("--retain")
         return argv
 
-    def preflight(self) -> str:
-        """Fail fast, before touching anything, unless a Docker engine, kind and an image are there."""
+    def preflight(self, *, image: bool = True) -> str:
+        """Fail fast, before touching anything, unless a Docker engine, kind and (``image``) a node image are there."""
         from .doctor import check_docker, check_kind
 
         docker = check_docker(self.runner)
@@ -239,7 +239,7 @@ class KindCluster:
         if not kind.usable:
             raise BackendUnavailable(f"kind is not usable: {kind.detail}\nFix: {kind.fix}")
         self.kind_release = kind.version
-        if self.image is None:
+        if image and self.image is None:
             self.image = node_image(self.version, kind.version)
         return kind.version
 
@@ -277,8 +277,18 @@ class KindCluster:
 
     # -- lifecycle ------------------------------------------------------------------
     def ensure(self) -> bool:
-        """Create the cluster, or reuse the one labkit made earlier; True when it was created now."""
-        self.preflight()
+        """Create the cluster, or reuse the one labkit made earlier; True when it was created now.
+
+        A cluster labkit made is reused after a kind upgrade too, even when the new release lists
+        no image for its version: what counts is the version its node runs.
+        """
+        self.preflight(image=False)
+        no_image = None
+        if self.image is None:
+            try:
+                self.image = node_image(self.version, self.kind_release)
+            except BackendUnavailable as exc:  # fatal only if a cluster must be made
+                no_image = exc
         existing = self.name in self.clusters()
         marker = self.marker()
         if existing:
@@ -292,12 +302,14 @@ class KindCluster:
                 self._say(f"reusing kind cluster {self.name!r} (Kubernetes {marker.get('k8s_version')}, "
                           f"made by labkit earlier)")
                 self._kind(["export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig)])
-                self.wait_ready()
+                self._check_node_version(self.wait_ready())
                 return False
             self._say(f"kind cluster {self.name!r} was left half-made by an earlier run: deleting it first")
             self.delete()
         elif marker is not None:
             self._forget()  # the cluster was deleted behind labkit's back
+        if no_image is not None:
+            raise no_image
         self.create()
         return True
 
@@ -310,6 +322,15 @@ class KindCluster:
                 f"but Kubernetes {asked['k8s_version']} with gates {asked['feature_gates']} was asked for.\n"
                 f"Fix: `labkit down --name {self.name}` first, or use another cluster name")
 
+    def _check_node_version(self, nodes: list[dict]) -> None:
+        """The node's kubelet (``status.nodeInfo.kubeletVersion``) must run the minor asked for."""
+        running = sorted({_node_minor(node) for node in nodes})
+        if running != [self.version.minor_str]:
+            raise BackendUnavailable(
+                f"kind cluster {self.name!r} has nodes running Kubernetes {', '.join(running)}, but "
+                f"{self.version.minor_str} was asked for.\nFix: `labkit down --name {self.name}` first, or use "
+                "another cluster name")
+
     def create(self) -> None:
         """Make the cluster (retrying once on a known transient failure) and wait for the node."""
         if self.kind_release is None:
@@ -319,8 +340,9 @@ class KindCluster:
         self._write_marker("creating")
         try:
             self._create_with_retry()
-            self._write_marker("ready")
             self.wait_ready()
+            # only now: a run killed while waiting leaves "creating", and the next run starts afresh
+            self._write_marker("ready")
         except BaseException as exc:  # error or Ctrl-C: take the half-made cluster away
             if self.keep_failed:
                 self._say(f"kept the failed cluster {self.name!r} for debugging (`kind export logs --name {self.name}`)")
@@ -369,8 +391,8 @@ class KindCluster:
                    timeout=300, show=True)
         self._forget()
 
-    def wait_ready(self) -> None:
-        """Until every node reports Ready (``kubectl wait --for=condition=Ready node --all``)."""
+    def wait_ready(self) -> list[dict]:
+        """Until every node reports Ready (``kubectl wait --for=condition=Ready node --all``); returns the nodes."""
         kubectl = Kubectl(self.kubeconfig, self.context, runner=self.runner, quiet=True)
         if not self.quiet:
             from .lab import show_command
@@ -386,7 +408,7 @@ class KindCluster:
                 ready = [n for n in nodes if condition_true((n.get("status") or {}).get("conditions"), "Ready")]
                 if nodes and len(ready) == len(nodes):
                     bar.update(len(ready))
-                    return
+                    return nodes
                 if self.clock() >= deadline:
                     break
                 self.sleep(1.0)
@@ -398,6 +420,13 @@ class KindCluster:
     def _say(self, message: str) -> None:
         if not self.quiet:
             print(f"labkit: {message}", file=sys.stderr, flush=True)
+
+
+def _node_minor(node: dict) -> str:
+    """``v1.29.14`` (or ``v1.37.0-rc.1``) -> ``1.29``, from the node's own report."""
+    version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or ""
+    match = re.match(r"v?(\d+)\.(\d+)", version)
+    return f"{match.group(1)}.{match.group(2)}" if match else f"unknown ({version!r})"
 
 
 def _node_text(node: dict) -> str:
