@@ -8,7 +8,9 @@ reached is listed as skipped with the reason. Anything else that speaks the Kube
 with a kubeconfig (a served simulator, say) joins through :func:`kubeconfig_backend`.
 
 ``LABKIT_K8S_VERSION`` (default 1.29) is the version asked of the simulator and kind; a
-cluster runs its own. ``LABKIT_TRACE_DIR`` keeps the traces.
+cluster runs its own. ``LABKIT_TRACE_DIR`` keeps the traces. On kind, ``LABKIT_KIND_CLUSTER``
+names the cluster (a labkit cluster of that name is reused, as the workflow reuses the
+notebooks' one) and ``LABKIT_KEEP_CLUSTER=1`` keeps one the tests made, for diagnostics.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def backends(env: Mapping[str, str] | None = None) -> list[Backend]:
     result = [Backend("sim", "sim", {"seed": 0})]
     result.append(kubeconfig_backend("cluster", env.get("LABKIT_KUBECONFIG"), env.get("LABKIT_CONTEXT"),
                                      missing="set LABKIT_KUBECONFIG to a kubeconfig file to run on that cluster"))
-    name = f"labkit-it-{version.replace('.', '-')}"
-    result.append(Backend("kind", "kind", {"cluster_name": name, "keep_cluster": False},
+    name = env.get("LABKIT_KIND_CLUSTER") or f"labkit-it-{version.replace('.', '-')}"
+    keep = env.get("LABKIT_KEEP_CLUSTER") == "1"
+    result.append(Backend("kind", "kind", {"cluster_name": name, "keep_cluster": keep},
                           skip=_kind_missing(env), marks=(pytest.mark.kind,)))
     return result
 
