@@ -8,6 +8,7 @@ kubelet's status time, whole seconds, and the watch's later arrival), then chang
 from __future__ import annotations
 
 import copy
+import json
 import importlib.util
 import sys
 from pathlib import Path
@@ -144,3 +145,31 @@ def test_every_scenario_file_is_either_run_or_skipped_with_a_reason_on_each_job_
         for version in ("1.28", "1.29", "1.33", "1.37"):
             gates, why = fidelity.selection(data, version)
             assert (gates is None) == bool(why), (path.name, version)
+
+
+def test_main_writes_the_table_traces_and_stream_and_fails_on_a_disagreement(tmp_path, monkeypatch, sim):
+    """The job's plumbing, with the cluster run replaced by a recording made from the simulator's trace."""
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    stream = [{"arrival": "2026-01-01T00:00:00.5Z", "event": {"type": "ADDED", "object": {"kind": "Pod"}}}]
+
+    def faithful(scenario, **options):
+        assert options["version"] == "1.29" and options["kubeconfig"] == "kc"
+        return as_recorded(sim), stream
+
+    monkeypatch.setattr(fidelity, "run_on_cluster", faithful)
+    only = ["--only", "sidecars-reverse-order-after-main-completes", "sidecar-node-reboot-restart-order"]
+    out = tmp_path / "out"
+    assert fidelity.main(["--k8s-version", "1.29", "--kubeconfig", "kc", "--out", str(out), *only]) == 0
+    folder = out / "sidecars-reverse-order-after-main-completes"
+    assert sorted(p.name for p in folder.iterdir()) == ["cluster-trace.json", "sim-trace.json", "watch-stream.json"]
+    saved = json.loads((folder / "watch-stream.json").read_text())
+    assert saved["provenance"].startswith("recorded: kind cluster, Kubernetes 1.29.0") and saved["stream"] == stream
+    table = (out / "fidelity.md").read_text()
+    assert summary.read_text() == table
+    assert "| sidecars-reverse-order-after-main-completes | yes | yes |" in table
+    assert "| sidecar-node-reboot-restart-order | – | – | skipped: needs node_reboot |" in table
+
+    monkeypatch.setattr(fidelity, "run_on_cluster", lambda scenario, **options: (
+        as_recorded(sim, drop="regular-1 Exited"), stream))
+    assert fidelity.main(["--k8s-version", "1.29", "--kubeconfig", "kc", "--out", str(tmp_path / "again"), *only]) == 1

@@ -152,3 +152,33 @@ def test_every_workflow_script_is_executable():
     for script in (ROOT / ".github" / "scripts").iterdir():
         if script.suffix in (".sh", ".py"):
             assert os.access(script, os.X_OK), script
+
+
+def test_diagnose_keeps_kind_logs_descriptions_and_events_and_no_credentials(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kind").write_text("""#!/usr/bin/env bash
+case "$1 $2" in
+  "get clusters") echo sidecar-lab ;;
+  "export logs") mkdir -p "$3" && echo "node log" > "$3/kubelet.log" ;;
+  "get kubeconfig") echo "apiVersion: v1 # with a client key" ;;
+esac
+""")
+    (bin_dir / "kubectl").write_text("""#!/usr/bin/env bash
+case "$3" in
+  get) [[ $4 == events ]] && { echo "boom" >&2; exit 1; }; echo "NAME READY" ;;
+  describe) echo "Name: sidecar-job-abcde" ;;
+esac
+""")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    out = tmp_path / "diag"
+    done = subprocess.run(["bash", str(ROOT / ".github" / "scripts" / "diagnose.sh"), str(out)],
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cluster = out / "sidecar-lab"
+    assert (cluster / "kind-logs" / "kubelet.log").read_text() == "node log\n"
+    assert (cluster / "describe-pods.txt").read_text() == "Name: sidecar-job-abcde\n"
+    assert (cluster / "get.txt").read_text() == "NAME READY\n"
+    assert (cluster / "errors.txt").read_text() == "kubectl get events failed\n"  # noted, and the rest kept
+    assert not (cluster / "kubeconfig").exists()  # the cluster's credentials stay out of the artifact
