@@ -180,7 +180,7 @@ class ClusterLab:
         if not self._record:
             return
         self._recorder = Recorder(self._builder, namespace=self.namespace, kubeconfig=self.kubeconfig,
-                                  context=self.context, on_events=self._notify, raw_log=self._watch_log).start()
+                                  context=self.context, on_events=self._notify, watch_log=self._watch_log).start()
 
     def _stop_recording(self) -> None:
         if self._recorder is not None:

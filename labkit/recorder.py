@@ -532,14 +532,14 @@ class Recorder:
 
     def __init__(self, builder: TraceBuilder, *, namespace: str, kubeconfig: str | None = None,
                  context: str | None = None, on_events: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.time, raw_log: Callable[[float, str, dict], None] | None = None):
+                 clock: Callable[[], float] = time.time, watch_log: Callable[[float, str, dict], None] | None = None):
         self.builder = builder
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.context = context
         self.on_events = on_events
         self.clock = clock
-        self.raw_log = raw_log  # called with (arrival, kind, event) for every event, e.g. to save the stream
+        self.watch_log = watch_log  # called with (arrival, kind, event) for every event, e.g. to save the stream
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -616,8 +616,8 @@ class Recorder:
                     if version:
                         resource_version = version
                     arrival = self.clock()
-                    if self.raw_log is not None:
-                        self.raw_log(arrival, kind, raw)
+                    if self.watch_log is not None:
+                        self.watch_log(arrival, kind, raw)
                     if self.builder.feed(arrival, raw, kind=kind) and self.on_events is not None:
                         self.on_events()
             except ApiException as exc:

@@ -428,7 +428,7 @@ def test_recorder_reads_raw_json_resumes_never_writes_the_kubeconfig_and_stops_i
         builder = TraceBuilder("cluster", "1.29.14", {})
         saved: list = []
         recorder = Recorder(builder, namespace="ns1", kubeconfig=str(kubeconfig),
-                            raw_log=lambda arrival, kind, event: saved.append((kind, event["type"])))
+                            watch_log=lambda arrival, kind, event: saved.append((kind, event["type"])))
         recorder.start()
         client = recorder._api
         for _ in range(500):
