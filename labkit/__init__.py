@@ -9,6 +9,7 @@ import sys
 
 from .errors import (BackendUnavailable, CheckFailed, InvalidInput, LabkitError, ToolError,
                      TraceError, WaitTimeout)
+from .lab import connect
 from .trace import Event, Pod, Span, Trace, load_trace
 
 __version__ = "0.1.0"
@@ -48,5 +49,6 @@ register_notebook_views()
 
 __all__ = [
     "BackendUnavailable", "CheckFailed", "Event", "InvalidInput", "LabkitError", "Pod", "Span",
-    "ToolError", "Trace", "TraceError", "WaitTimeout", "load_trace", "register_notebook_views", "__version__",
+    "ToolError", "Trace", "TraceError", "WaitTimeout", "connect", "load_trace", "register_notebook_views",
+    "__version__",
 ]

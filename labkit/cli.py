@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="what is installed, which backend auto would pick, how to fix what is missing",
                             description="Report Python, Docker (client and engine), kind and kubectl, the backend "
                                         "backend=auto would pick and why, and how to install what is missing. Exits 0.")
+    doctor.add_argument("--k8s-version", default=None, metavar="V",
+                        help="the Kubernetes version you mean to run: doctor names the kind release for it (default: 1.29)")
     doctor.set_defaults(func=cmd_doctor)
     up = sub.add_parser("up", help="create (or reuse) the kind cluster",
                         description="Create a kind cluster for the lab (node image pinned by digest for the installed "
@@ -118,7 +120,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import report
 
-    print(report())
+    print(report(k8s_version=args.k8s_version))
     return 0
 
 

@@ -52,7 +52,8 @@ class ClusterLab:
     ``k8s_version`` is what the notebook expects; the cluster's own version wins and a
     different minor is reported. ``feature_gates`` records what the cluster is known to run
     with (a cluster does not tell). ``runner`` runs every command (tests inject one);
-    ``record=False`` skips the watch.
+    ``record=False`` skips the watch; ``watch_log(arrival, kind, event)`` is given every raw
+    watch event, to save the stream.
     """
 
     backend = "cluster"
@@ -62,6 +63,7 @@ class ClusterLab:
                  kubeconfig: str | os.PathLike | None = None, allow_existing_namespace: bool = False,
                  feature_gates: dict[str, bool] | None = None, quiet: bool = False, *,
                  runner: Runner | None = None, record: bool = True, seed: Any = None, pace: Any = None,
+                 watch_log: Callable[[float, str, dict], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time):
         # seed and pace are the simulator's options: a real cluster runs once, at wall-clock pace.
@@ -76,6 +78,7 @@ class ClusterLab:
         self._recorder = None
         self._builder = None
         self._record = record
+        self._watch_log = watch_log
         self.namespace: str | None = None
         if kubeconfig is not None and not Path(kubeconfig).is_file():
             raise InvalidInput("no such file", source=os.fspath(kubeconfig), field="kubeconfig")
@@ -178,7 +181,7 @@ class ClusterLab:
         if not self._record:
             return
         self._recorder = Recorder(self._builder, namespace=self.namespace, kubeconfig=self.kubeconfig,
-                                  context=self.context, on_events=self._notify).start()
+                                  context=self.context, on_events=self._notify, watch_log=self._watch_log).start()
 
     def _stop_recording(self) -> None:
         if self._recorder is not None:

@@ -19,6 +19,8 @@ from .errors import BackendUnavailable, LabkitError, ToolError
 from .kubectl import Runner, run_tool
 
 DOCKER_INFO_TIMEOUT_S = 5.0
+# The version the lab runs when none is asked for (``labkit run``/``up``/``connect`` default to it).
+DEFAULT_K8S_VERSION = "1.29"
 
 
 @dataclass
@@ -82,27 +84,29 @@ def _why(exc: LabkitError) -> str:
     return str(exc)
 
 
-def check_kind(runner: Runner | None = None, *, system: str | None = None) -> ToolCheck:
+def check_kind(runner: Runner | None = None, *, system: str | None = None,
+               k8s_version: str | None = None) -> ToolCheck:
+    """kind on PATH and its release; the fix names the release that can run ``k8s_version`` (default 1.29)."""
     from .kind import parse_kind_version, release_minors
 
     system = system or platform.system()
+    fix = kind_advice(system, k8s_version or DEFAULT_K8S_VERSION)
     if not _which("kind", runner):
-        return ToolCheck("kind", False, False, detail="kind not found on PATH", fix=kind_hint(system))
+        return ToolCheck("kind", False, False, detail="kind not found on PATH", fix=fix)
     try:
         out = run_tool(["kind", "version"], timeout=10, runner=runner).stdout
     except BackendUnavailable:
-        return ToolCheck("kind", False, False, detail="kind not found on PATH", fix=kind_hint(system))
+        return ToolCheck("kind", False, False, detail="kind not found on PATH", fix=fix)
     except ToolError as exc:
-        return ToolCheck("kind", False, False, detail=f"kind version failed: {_why(exc)}", fix=kind_hint(system))
+        return ToolCheck("kind", False, False, detail=f"kind version failed: {_why(exc)}", fix=fix)
     try:
         release = parse_kind_version(out)
     except LabkitError as exc:
-        return ToolCheck("kind", True, False, detail=str(exc), fix=kind_hint(system))
+        return ToolCheck("kind", True, False, detail=str(exc), fix=fix)
     minors = release_minors(release)
     if not minors:
         return ToolCheck("kind", True, True, release,
-                         "labkit lists no node images for this release (use --image to give one)",
-                         kind_hint(system))
+                         "labkit lists no node images for this release (use --image to give one)", fix)
     return ToolCheck("kind", True, True, release, f"node images for Kubernetes {', '.join(minors)}")
 
 
@@ -147,7 +151,7 @@ def pick_backend(runner: Runner | None = None, k8s_version: str | None = None) -
     return "kind", f"Docker engine and kind {kind.version} are usable ({docker.version})"
 
 
-def _auto_choice(runner: Runner | None, env: Mapping[str, str]) -> tuple[str, str]:
+def _auto_choice(runner: Runner | None, env: Mapping[str, str], k8s_version: str | None = None) -> tuple[str, str]:
     """What ``backend="auto"`` does: LABKIT_BACKEND first (Binder sets it), else :func:`pick_backend`."""
     if env.get("LABKIT_BACKEND", "").strip():
         from .errors import InvalidInput
@@ -157,7 +161,7 @@ def _auto_choice(runner: Runner | None, env: Mapping[str, str]) -> tuple[str, st
             return resolve_backend("auto", env=env)
         except InvalidInput as exc:
             return "none", str(exc)
-    return pick_backend(runner)
+    return pick_backend(runner, k8s_version=k8s_version)
 
 
 # -- how to install --------------------------------------------------------------------
@@ -200,6 +204,27 @@ def kind_hint(system: str, release: str | None = None) -> str:
     return f"install kind {release}: `go install sigs.k8s.io/kind@{release}` (with Go), or the release binary: {binary}"
 
 
+def kind_advice(system: str, k8s_version: str) -> str:
+    """How to install the kind release that can run ``k8s_version``, with the newest release as an aside.
+
+    The newest kind lists node images only for the newest Kubernetes minors (v0.33.0: 1.34 to
+    1.37), so "install the newest kind" would not run the lab's 1.28 or 1.29.
+    """
+    from .kind import newest_kind_release, recommended_kind_release, release_minors
+    from .versions import KubeVersion
+
+    minor = KubeVersion.parse(k8s_version).minor_str
+    release = recommended_kind_release(minor)
+    newest = newest_kind_release()
+    if release is None:
+        return kind_hint(system, newest) + f" (no kind release in labkit's table lists Kubernetes {minor})"
+    text = kind_hint(system, release) + f" (the newest kind release with a node image for Kubernetes {minor})"
+    if release != newest:
+        text += (f"; the newest kind, {newest}, lists only Kubernetes {', '.join(release_minors(newest))}"
+                 f" and cannot run {minor}")
+    return text
+
+
 def kubectl_hint(system: str) -> str:
     if system == "Darwin":
         return "install kubectl: `brew install kubectl` (https://kubernetes.io/docs/tasks/tools/)"
@@ -209,15 +234,25 @@ def kubectl_hint(system: str) -> str:
             "(https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)")
 
 
-def report(runner: Runner | None = None, *, system: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The doctor's report as text; ``env`` (default ``os.environ``) is where ``LABKIT_BACKEND`` is read."""
+def report(runner: Runner | None = None, *, system: str | None = None, env: Mapping[str, str] | None = None,
+           k8s_version: str | None = None) -> str:
+    """The doctor's report as text, for ``k8s_version`` (default 1.29); ``env`` (default ``os.environ``) is
+    where ``LABKIT_BACKEND`` is read."""
+    from .kind import release_minors
+    from .versions import KubeVersion
+
     system = system or platform.system()
     env = os.environ if env is None else env
-    checks = [check_python(), check_docker(runner, system=system), check_kind(runner, system=system),
-              check_kubectl(runner, system=system)]
-    lines = ["labkit doctor", ""]
+    minor = KubeVersion.parse(k8s_version or DEFAULT_K8S_VERSION, field="--k8s-version").minor_str
+    checks = [check_python(), check_docker(runner, system=system),
+              check_kind(runner, system=system, k8s_version=minor), check_kubectl(runner, system=system)]
+    lines = [f"labkit doctor (for Kubernetes {minor}; --k8s-version to ask about another)", ""]
     lines += ["  " + check.line() for check in checks]
-    backend, why = _auto_choice(runner, env)
+    kind = next(c for c in checks if c.name == "kind")
+    if kind.usable and release_minors(kind.version) and minor not in release_minors(kind.version):
+        lines += ["", f"kind {kind.version} has no node image for Kubernetes {minor}: "
+                      f"{kind_advice(system, minor)}"]
+    backend, why = _auto_choice(runner, env, minor)
     lines += ["", f"backend=\"auto\" would pick: {backend} ({why})"]
     fixes = [f"  - {check.name}: {check.fix}" for check in checks if check.fix and not check.usable]
     if fixes:
@@ -225,9 +260,6 @@ def report(runner: Runner | None = None, *, system: str | None = None, env: Mapp
     if backend == "sim":
         lines += ["", "The simulator needs none of these: `labkit run --backend sim` works as is."]
     else:
-        from .kind import release_minors
-
-        kind = next(c for c in checks if c.name == "kind")
         lines += ["", f"kind {kind.version} can run Kubernetes {', '.join(release_minors(kind.version)) or '(none listed)'};"
                   " other versions need another kind release (`labkit up --k8s-version V` says which)."]
     return "\n".join(lines)

@@ -3,8 +3,8 @@
 ``labkit up`` / :func:`create_cluster` create (or reuse) a kind cluster whose config comes
 from the version table (:data:`labkit.versions.KIND_NODE_IMAGES`): the node image pinned by
 the digest that the *installed* kind release lists, and the ``SidecarContainers`` gate only
-where it must or may be set (on for 1.28, where sidecars are alpha; never from 1.33, locked
-on, and removed in 1.36, where setting it breaks the kubelet). The cluster gets labkit's
+where it must or may be set (on for 1.28, where sidecars are alpha; never from 1.33, where it
+is locked on, nor from 1.37, which removed it and where setting it breaks the kubelet). The cluster gets labkit's
 own kubeconfig file (``~/.cache/labkit/clusters/NAME/kubeconfig``), passed to kind and
 kubectl explicitly; the user's ``~/.kube/config`` is never touched.
 
@@ -39,7 +39,8 @@ from .kubectl import Kubectl, Runner, run_tool, tool_env
 from .objects import condition_true
 from .progress import progress
 from .refs import show_command
-from .versions import KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default, lab_feature_gates
+from .versions import (GATE_LOCKED_MINOR, KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default,
+                       lab_feature_gates)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
 # kind: names match ^[a-z0-9.-]+$ (pkg/internal/apis/config/validate.go) and are at most 50
@@ -119,14 +120,15 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
 
     It is written when its value differs from the version's default and the minor is below
     1.33 (1.28: needed to turn sidecars on; 1.29-1.32: allowed, to turn them off). From 1.33
-    the gate is locked on (setting it only adds a deprecation warning) and 1.36 removed it.
+    the gate is locked on (setting it only adds a deprecation warning) and 1.37 removed it.
     ``feature_gates=None`` means labkit's default for the version (on in 1.28).
     """
     version = KubeVersion.parse(k8s_version)
     gates = lab_feature_gates(version) if feature_gates is None else dict(feature_gates)
     behaviour(version, gates)  # unknown gates, a removed gate, false on GA: InvalidInput
     result = {}
-    if SIDECAR_GATE in gates and version.minor < 33 and gates[SIDECAR_GATE] != gate_default(version.minor):
+    if (SIDECAR_GATE in gates and version.minor < GATE_LOCKED_MINOR
+            and gates[SIDECAR_GATE] != gate_default(version.minor)):
         result[SIDECAR_GATE] = bool(gates[SIDECAR_GATE])
     return result
 
@@ -224,8 +226,8 @@ class KindCluster:
             argv.append("--retain")
         return argv
 
-    def preflight(self) -> str:
-        """Fail fast, before touching anything, unless a Docker engine, kind and an image are there."""
+    def preflight(self, *, image: bool = True) -> str:
+        """Fail fast, before touching anything, unless a Docker engine, kind and (``image``) a node image are there."""
         from .doctor import check_docker, check_kind
 
         docker = check_docker(self.runner)
@@ -237,7 +239,7 @@ class KindCluster:
         if not kind.usable:
             raise BackendUnavailable(f"kind is not usable: {kind.detail}\nFix: {kind.fix}")
         self.kind_release = kind.version
-        if self.image is None:
+        if image and self.image is None:
             self.image = node_image(self.version, kind.version)
         return kind.version
 
@@ -275,8 +277,18 @@ class KindCluster:
 
     # -- lifecycle ------------------------------------------------------------------
     def ensure(self) -> bool:
-        """Create the cluster, or reuse the one labkit made earlier; True when it was created now."""
-        self.preflight()
+        """Create the cluster, or reuse the one labkit made earlier; True when it was created now.
+
+        A cluster labkit made is reused after a kind upgrade too, even when the new release lists
+        no image for its version: what counts is the version its node runs.
+        """
+        self.preflight(image=False)
+        no_image = None
+        if self.image is None:
+            try:
+                self.image = node_image(self.version, self.kind_release)
+            except BackendUnavailable as exc:  # fatal only if a cluster must be made
+                no_image = exc
         existing = self.name in self.clusters()
         marker = self.marker()
         if existing:
@@ -290,12 +302,14 @@ class KindCluster:
                 self._say(f"reusing kind cluster {self.name!r} (Kubernetes {marker.get('k8s_version')}, "
                           f"made by labkit earlier)")
                 self._kind(["export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig)])
-                self.wait_ready()
+                self._check_node_version(self.wait_ready())
                 return False
             self._say(f"kind cluster {self.name!r} was left half-made by an earlier run: deleting it first")
             self.delete()
         elif marker is not None:
             self._forget()  # the cluster was deleted behind labkit's back
+        if no_image is not None:
+            raise no_image
         self.create()
         return True
 
@@ -308,6 +322,15 @@ class KindCluster:
                 f"but Kubernetes {asked['k8s_version']} with gates {asked['feature_gates']} was asked for.\n"
                 f"Fix: `labkit down --name {self.name}` first, or use another cluster name")
 
+    def _check_node_version(self, nodes: list[dict]) -> None:
+        """The node's kubelet (``status.nodeInfo.kubeletVersion``) must run the minor asked for."""
+        running = sorted({_node_minor(node) for node in nodes})
+        if running != [self.version.minor_str]:
+            raise BackendUnavailable(
+                f"kind cluster {self.name!r} has nodes running Kubernetes {', '.join(running)}, but "
+                f"{self.version.minor_str} was asked for.\nFix: `labkit down --name {self.name}` first, or use "
+                "another cluster name")
+
     def create(self) -> None:
         """Make the cluster (retrying once on a known transient failure) and wait for the node."""
         if self.kind_release is None:
@@ -317,8 +340,9 @@ class KindCluster:
         self._write_marker("creating")
         try:
             self._create_with_retry()
-            self._write_marker("ready")
             self.wait_ready()
+            # only now: a run killed while waiting leaves "creating", and the next run starts afresh
+            self._write_marker("ready")
         except BaseException as exc:  # error or Ctrl-C: take the half-made cluster away
             if self.keep_failed:
                 self._say(f"kept the failed cluster {self.name!r} for debugging (`kind export logs --name {self.name}`)")
@@ -365,8 +389,8 @@ class KindCluster:
                    timeout=300, show=True)
         self._forget()
 
-    def wait_ready(self) -> None:
-        """Until every node reports Ready (``kubectl wait --for=condition=Ready node --all``)."""
+    def wait_ready(self) -> list[dict]:
+        """Until every node reports Ready (``kubectl wait --for=condition=Ready node --all``); returns the nodes."""
         kubectl = Kubectl(self.kubeconfig, self.context, runner=self.runner, quiet=True)
         if not self.quiet:
             show_command(["kubectl", "wait", "--for=condition=Ready", "node", "--all",
@@ -380,7 +404,7 @@ class KindCluster:
                 ready = [n for n in nodes if condition_true((n.get("status") or {}).get("conditions"), "Ready")]
                 if nodes and len(ready) == len(nodes):
                     bar.update(len(ready))
-                    return
+                    return nodes
                 if self.clock() >= deadline:
                     break
                 self.sleep(1.0)
@@ -392,6 +416,13 @@ class KindCluster:
     def _say(self, message: str) -> None:
         if not self.quiet:
             print(f"labkit: {message}", file=sys.stderr, flush=True)
+
+
+def _node_minor(node: dict) -> str:
+    """``v1.29.14`` (or ``v1.37.0-rc.1``) -> ``1.29``, from the node's own report."""
+    version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or ""
+    match = re.match(r"v?(\d+)\.(\d+)", version)
+    return f"{match.group(1)}.{match.group(2)}" if match else f"unknown ({version!r})"
 
 
 def _node_text(node: dict) -> str:

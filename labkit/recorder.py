@@ -133,8 +133,10 @@ def _probes(container: dict) -> tuple[str, ...]:
     return tuple(kind for kind in ("startup", "readiness", "liveness") if container.get(f"{kind}Probe"))
 
 
-def owner_of(pod: dict) -> dict[str, str] | None:
-    """The workload a pod belongs to; a ReplicaSet made by a Deployment is named by its Deployment."""
+def owner_of(pod: dict) -> dict | None:
+    """The workload a pod belongs to (docs/trace.md): a Deployment's pod names the Deployment, with its
+    ReplicaSet as ``via``, as the simulator does. The Deployment's name is the ReplicaSet's without the
+    ``-<pod-template-hash>`` the Deployment controller appends (pkg/controller/deployment/sync.go)."""
     meta = pod.get("metadata") or {}
     for ref in meta.get("ownerReferences") or []:
         if not ref.get("controller", True):
@@ -142,7 +144,8 @@ def owner_of(pod: dict) -> dict[str, str] | None:
         kind, name = ref.get("kind", ""), ref.get("name", "")
         template_hash = (meta.get("labels") or {}).get("pod-template-hash")
         if kind == "ReplicaSet" and template_hash and name.endswith("-" + template_hash):
-            return {"kind": "Deployment", "name": name[: -len(template_hash) - 1]}
+            return {"kind": "Deployment", "name": name[: -len(template_hash) - 1],
+                    "via": {"kind": "ReplicaSet", "name": name}}
         return {"kind": kind, "name": name}
     return None
 
@@ -515,30 +518,41 @@ class Recorder:
     """Watches pods, Jobs, Deployments and Events of one namespace into a TraceBuilder.
 
     Each watch runs in a daemon thread with a short server-side timeout, resuming from the
-    last resourceVersion, so ``stop()`` returns at once and a lost connection is retried.
+    last resourceVersion, so a lost connection is retried. ``stop()`` ends the watches (it
+    closes their connections), waits for the threads and closes the API client.
     ``on_events`` is called (from a watch thread) after events were added.
+
+    The client never rewrites the user's kubeconfig (``persist_config=False``: with an
+    ``oidc`` or ``gcp`` auth provider a token refresh would otherwise save it), and the
+    watch events stay raw JSON (``deserialize=False``): the builder reads only the JSON, and
+    a client model that rejected an object would fail the watch on every retry.
     """
 
     WATCH_TIMEOUT_S = 5
 
     def __init__(self, builder: TraceBuilder, *, namespace: str, kubeconfig: str | None = None,
                  context: str | None = None, on_events: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, watch_log: Callable[[float, str, dict], None] | None = None):
         self.builder = builder
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.context = context
         self.on_events = on_events
         self.clock = clock
+        self.watch_log = watch_log  # called with (arrival, kind, event) for every event, e.g. to save the stream
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._streams: dict[str, Any] = {}
+        self._streams_lock = threading.Lock()
+        self._api = None
 
     def start(self) -> "Recorder":
         from kubernetes import client, config
 
-        api = config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
-        core, batch, apps = client.CoreV1Api(api), client.BatchV1Api(api), client.AppsV1Api(api)
+        self._api = config.new_client_from_config(config_file=self.kubeconfig, context=self.context,
+                                                  persist_config=False)
+        core, batch, apps = client.CoreV1Api(self._api), client.BatchV1Api(self._api), client.AppsV1Api(self._api)
         watches = [("Pod", core.list_namespaced_pod), ("Job", batch.list_namespaced_job),
                    ("Deployment", apps.list_namespaced_deployment), ("Event", core.list_namespaced_event)]
         self.builder.watching(self.clock)
@@ -549,9 +563,34 @@ class Recorder:
             self._threads.append(thread)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """End every watch, wait for its thread (at most ``timeout``, default one watch period) and close the client."""
         self._stop.set()
         self.builder.watching(None)
+        with self._streams_lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.stop()  # kubernetes >= 33 also shuts the connection's socket, so a blocked read returns
+            response = getattr(stream, "_resp", None)  # the response being read (kubernetes.watch keeps it)
+            if response is not None and hasattr(response, "shutdown"):  # urllib3 >= 2.3, any HTTP version
+                try:
+                    response.shutdown()
+                except Exception:  # it ended meanwhile
+                    pass
+        deadline = time.monotonic() + (self.WATCH_TIMEOUT_S + 2.0 if timeout is None else timeout)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            self._note(f"watch threads still running after stop(): {', '.join(alive)}")
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
 
     def _watch(self, kind: str, list_func: Callable[..., Any]) -> None:
         from kubernetes import watch
@@ -560,7 +599,9 @@ class Recorder:
         resource_version = None
         while not self._stop.is_set():
             stream = watch.Watch()
-            kwargs: dict[str, Any] = {"timeout_seconds": self.WATCH_TIMEOUT_S}
+            with self._streams_lock:
+                self._streams[kind] = stream
+            kwargs: dict[str, Any] = {"timeout_seconds": self.WATCH_TIMEOUT_S, "deserialize": False}
             if resource_version:
                 kwargs["resource_version"] = resource_version
             try:
@@ -568,12 +609,20 @@ class Recorder:
                     if self._stop.is_set():
                         stream.stop()
                         break
-                    # raw_object is the API server's JSON as it came; the client's models are not used
-                    raw = {"type": event["type"], "object": event.get("raw_object") or {}}
-                    if self.builder.feed(self.clock(), raw, kind=kind) and self.on_events is not None:
+                    # the API server's JSON as it came: {"type": ..., "object": {...}}
+                    raw = {"type": event.get("type"), "object": event.get("object") or {}}
+                    version = ((raw["object"].get("metadata") or {}).get("resourceVersion")
+                               if isinstance(raw["object"], dict) else None)
+                    if version:
+                        resource_version = version
+                    arrival = self.clock()
+                    if self.watch_log is not None:
+                        self.watch_log(arrival, kind, raw)
+                    if self.builder.feed(arrival, raw, kind=kind) and self.on_events is not None:
                         self.on_events()
-                resource_version = stream.resource_version
             except ApiException as exc:
+                if self._stop.is_set():
+                    return
                 if exc.status == 410:  # our resourceVersion is too old: list again
                     resource_version = None
                     continue

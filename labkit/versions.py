@@ -2,7 +2,8 @@
 
 Every per-version difference in labkit (API validation, kubelet behaviour, kind configs)
 is read from here, so that "what changed in 1.29" has exactly one answer in the code.
-Sources: ../reference in the design notes, KEP-753's kep.yaml, and the kind release notes.
+Sources: the Kubernetes CHANGELOGs and code at each release tag, KEP-753's kep.yaml, and the
+kind release notes (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class Behaviour:
 
     minor: int
     # The SidecarContainers gate: "absent" (<=1.27, the field does not exist), "alpha"
-    # (1.28, default off), "beta" (1.29-1.32, default on), "ga" (1.33-1.35, locked on),
-    # "removed" (1.36+, setting it breaks the components).
+    # (1.28, default off), "beta" (1.29-1.32, default on), "ga" (1.33-1.36, locked on:
+    # =true accepted, =false refused), "removed" (1.37+, setting it breaks the components).
     sidecar_gate: str
     sidecars_enabled: bool
     # Sidecars stopped after the app containers, in reverse order (PR #120620, 1.29).
@@ -77,14 +78,21 @@ class Behaviour:
     feature_gates: dict[str, bool] = field(default_factory=dict)
 
 
+# The gate went GA (locked on) in 1.33 and was removed in 1.37: kubernetes/kubernetes#137755,
+# listed in CHANGELOG-1.37 under v1.37.0-alpha.1 ("Changelog since v1.36.0"). 1.36 still
+# has it, locked on.
+GATE_LOCKED_MINOR = 33
+GATE_REMOVED_MINOR = 37
+
+
 def _gate_stage(minor: int) -> str:
     if minor <= 27:
         return "absent"
     if minor == 28:
         return "alpha"
-    if minor <= 32:
+    if minor < GATE_LOCKED_MINOR:
         return "beta"
-    if minor <= 35:
+    if minor < GATE_REMOVED_MINOR:
         return "ga"
     return "removed"
 
@@ -127,11 +135,12 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
             raise InvalidInput(f"unrecognized feature gate: {SIDECAR_GATE} (it does not exist in 1.{minor})", field="feature_gates")
         if stage == "removed":
             raise InvalidInput(
-                f"unrecognized feature gate: {SIDECAR_GATE} (removed in 1.36; sidecars are always on in 1.{minor})",
+                f"unrecognized feature gate: {SIDECAR_GATE} (removed in 1.{GATE_REMOVED_MINOR}; sidecars are "
+                f"always on in 1.{minor})",
                 field="feature_gates",
             )
         if stage == "ga" and gates[SIDECAR_GATE] is False:
-            raise InvalidInput(f"cannot set feature gate {SIDECAR_GATE} to false, feature is locked to true (GA in 1.33)", field="feature_gates")
+            raise InvalidInput(f"cannot set feature gate {SIDECAR_GATE} to false, feature is locked to true (GA in 1.{GATE_LOCKED_MINOR})", field="feature_gates")
     default = gate_default(minor)
     enabled = gates.get(SIDECAR_GATE, default) if stage != "removed" else True
     effective_gates = {SIDECAR_GATE: bool(enabled)} if gate_settable(minor) else {}

@@ -186,10 +186,11 @@ def test_kubeconfig_file_is_passed_explicitly(tmp_path):
 
 
 def test_other_version_is_reported_and_gates_that_do_not_apply_are_dropped(capsys):
-    lab = open_lab(Kubectl(server="v1.36.1"), k8s_version="1.28", feature_gates={"SidecarContainers": True})
+    # the gate was removed in 1.37 (on 1.36 it still exists, locked on, and would be kept)
+    lab = open_lab(Kubectl(server="v1.37.1"), k8s_version="1.28", feature_gates={"SidecarContainers": True})
     out = capsys.readouterr().out
-    assert "Kubernetes 1.28 was asked for, but context prod runs 1.36.1" in out
-    assert lab.kubernetes_version == "1.36.1" and lab.feature_gates == {}
+    assert "Kubernetes 1.28 was asked for, but context prod runs 1.37.1" in out
+    assert lab.kubernetes_version == "1.37.1" and lab.feature_gates == {}
     lab.close()
 
 

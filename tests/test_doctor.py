@@ -64,9 +64,9 @@ def test_missing_tools_and_their_fixes_per_os():
     docker = check_docker(machine(missing=("docker",)), system="Darwin")
     assert not docker.found and "Docker Desktop" in docker.fix
     assert "docker.io" in check_docker(machine(missing=("docker",)), system="Linux").fix
-    kind = check_kind(machine(missing=("kind",)), system="Linux")
-    assert not kind.found and "go install sigs.k8s.io/kind@v0.33.0" in kind.fix
-    assert "https://kind.sigs.k8s.io/dl/v0.33.0/kind-linux-" in kind.fix
+    kind = check_kind(machine(missing=("kind",)), system="Linux")  # for the lab's default, 1.29
+    assert not kind.found and "go install sigs.k8s.io/kind@v0.27.0" in kind.fix
+    assert "https://kind.sigs.k8s.io/dl/v0.27.0/kind-linux-" in kind.fix
     assert "brew install kind" in check_kind(machine(missing=("kind",)), system="Darwin").fix
     assert not check_kubectl(machine(missing=("kubectl",))).found
 
@@ -101,7 +101,21 @@ def test_report_lists_every_tool_the_pick_and_the_fixes():
     assert any(line.split()[:2] == ["kind", "missing"] for line in lines)
     assert any(line.split()[:3] == ["kubectl", "ok", "v1.32.4"] for line in lines)
     assert 'backend="auto" would pick: sim (no Docker engine: docker info failed' in text
-    assert "- kind: install kind v0.33.0" in text and "- docker: start the Docker engine" in text
+    assert "- kind: install kind v0.27.0" in text and "- docker: start the Docker engine" in text
+    assert text.splitlines()[0] == "labkit doctor (for Kubernetes 1.29; --k8s-version to ask about another)"
+
+
+def test_doctor_names_the_kind_release_that_can_run_the_version_and_the_newest_only_as_an_aside():
+    old = check_kind(machine(missing=("kind",)), system="Linux", k8s_version="1.28").fix
+    assert old.startswith("install kind v0.25.0: `go install sigs.k8s.io/kind@v0.25.0`")
+    assert old.endswith("(the newest kind release with a node image for Kubernetes 1.28); the newest kind, "
+                        "v0.33.0, lists only Kubernetes 1.34, 1.35, 1.36, 1.37 and cannot run 1.28")
+    new = check_kind(machine(missing=("kind",)), system="Linux", k8s_version="1.37").fix
+    assert "sigs.k8s.io/kind@v0.33.0" in new and "cannot run" not in new
+    # kind is installed, but its release has no image for the version asked for
+    text = report(machine(kind="kind v0.33.0 go1.25.1 linux/amd64\n"), system="Linux", env={}, k8s_version="1.28")
+    assert "kind v0.33.0 has no node image for Kubernetes 1.28: install kind v0.25.0" in text
+    assert 'backend="auto" would pick: sim (Docker and kind v0.33.0 work, but kind v0.33.0 lists no node image' in text
 
 
 def test_kind_hint_names_the_release_for_old_versions():
@@ -151,11 +165,17 @@ def test_up_without_docker_engine_fails_fast_and_makes_nothing(tmp_path, with_do
 def test_doctor_without_docker_engine_is_a_report_and_exits_0(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    result = cli(["doctor"], home, str(fake_bin(tmp_path)))
+    path = str(fake_bin(tmp_path))
+    result = cli(["doctor"], home, path)
     assert result.returncode == 0, result.stderr
     assert 'backend="auto" would pick: sim (no Docker engine: docker info failed' in result.stdout
     assert "kind     ok       v0.29.0" in result.stdout
     assert list(home.iterdir()) == []
+    asked = cli(["doctor", "--k8s-version", "1.28"], home, path)
+    assert asked.returncode == 0 and "labkit doctor (for Kubernetes 1.28;" in asked.stdout
+    assert "kind v0.29.0 has no node image for Kubernetes 1.28: install kind v0.25.0" in asked.stdout
+    bad = cli(["doctor", "--k8s-version", "2.0"], home, path)
+    assert bad.returncode == 2 and "--k8s-version: unsupported Kubernetes version '2.0'" in bad.stderr
 
 
 def test_up_print_config_needs_no_docker(tmp_path):
@@ -221,4 +241,4 @@ def test_report_honours_labkit_backend_like_auto_does():
     text = report(machine(), system="Linux", env={"LABKIT_BACKEND": "docker"})
     assert "would pick: none (LABKIT_BACKEND: unknown backend 'docker'" in text
     # Without it, the machine decides: here Docker, kind and kubectl all answer.
-    assert 'would pick: kind (Docker engine and kind' in report(machine(), system="Linux", env={})
+    assert 'would pick: kind (Docker engine and kind' in report(machine(), system="Linux", env={}, k8s_version="1.33")

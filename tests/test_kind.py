@@ -11,7 +11,7 @@ import yaml
 from labkit.errors import BackendUnavailable, InvalidInput, LabkitError
 from labkit.kind import (kind_feature_gates, newest_kind_release, node_image, parse_kind_version, print_config,
                          recommended_kind_release, release_minors, render_config, state_dir, validate_cluster_name)
-from labkit.versions import KIND_NODE_IMAGES, NEWEST_MINOR, SIDECAR_GATE, gate_settable
+from labkit.versions import KIND_NODE_IMAGES, NEWEST_MINOR, SIDECAR_GATE, behaviour, gate_settable
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = re.compile(r"^kindest/node:v1\.(?P<minor>\d+)\.\d+@sha256:[0-9a-f]{64}$")
@@ -72,15 +72,29 @@ def test_gate_is_written_only_where_it_changes_something_and_is_allowed():
     assert kind_feature_gates("1.28", {SIDECAR_GATE: False}) == {}       # 1.28's default
     assert kind_feature_gates("1.29", {SIDECAR_GATE: False}) == {SIDECAR_GATE: False}  # beta: may be turned off
     assert kind_feature_gates("1.29", {SIDECAR_GATE: True}) == {}        # already on
-    for minor in range(33, 36):  # GA: locked on; writing it only adds a deprecation warning
+    for minor in range(33, 37):  # GA, 1.33 to 1.36: locked on; writing it only adds a deprecation warning
         assert gate_settable(minor)
         assert kind_feature_gates(f"1.{minor}", {SIDECAR_GATE: True}) == {}
         with pytest.raises(InvalidInput, match="locked"):
             kind_feature_gates(f"1.{minor}", {SIDECAR_GATE: False})
-    for minor in range(36, NEWEST_MINOR + 1):  # removed: setting it breaks the kubelet
-        with pytest.raises(InvalidInput, match="removed in 1.36"):
+    for minor in range(37, NEWEST_MINOR + 1):  # removed in 1.37: setting it breaks the kubelet
+        assert not gate_settable(minor)
+        with pytest.raises(InvalidInput, match=r"removed in 1\.37"):
             kind_feature_gates(f"1.{minor}", {SIDECAR_GATE: True})
         assert kind_feature_gates(f"1.{minor}") == {}
+
+
+def test_the_gate_still_exists_locked_on_in_1_36_and_is_gone_in_1_37():
+    # kubernetes/kubernetes#137755 removed it; CHANGELOG-1.37 lists it under v1.37.0-alpha.1.
+    on_136 = behaviour("1.36", {SIDECAR_GATE: True})
+    assert on_136.sidecar_gate == "ga" and on_136.sidecars_enabled
+    assert on_136.feature_gates == {SIDECAR_GATE: True}
+    with pytest.raises(InvalidInput, match=r"locked to true \(GA in 1\.33\)"):
+        behaviour("1.36", {SIDECAR_GATE: False})
+    with pytest.raises(InvalidInput, match=r"unrecognized feature gate: SidecarContainers \(removed in 1\.37; "
+                                           r"sidecars are always on in 1\.37\)"):
+        behaviour("1.37", {SIDECAR_GATE: True})
+    assert behaviour("1.37").sidecar_gate == "removed" and behaviour("1.37").feature_gates == {}
 
 
 def test_the_blogs_1_28_config_is_labkits_config_for_kind_v0_20():

@@ -30,7 +30,7 @@ def done(stdout: str = "", stderr: str = "", code: int = 0) -> subprocess.Comple
     return subprocess.CompletedProcess([], code, stdout, stderr)
 
 
-def node_list(ready: bool) -> str:
+def node_list(ready: bool, version: str = "v1.33.1") -> str:
     conditions = [
         {"lastHeartbeatTime": "2025-06-01T10:00:40Z", "lastTransitionTime": "2025-06-01T10:00:20Z",
          "message": "kubelet has sufficient memory available", "reason": "KubeletHasSufficientMemory",
@@ -47,7 +47,7 @@ def node_list(ready: bool) -> str:
                                  "node-role.kubernetes.io/control-plane": ""}},
          "spec": {"podCIDR": "10.244.0.0/24", "providerID": "kind://docker/sidecar-lab/sidecar-lab-control-plane"},
          "status": {"conditions": conditions,
-                    "nodeInfo": {"containerRuntimeVersion": "containerd://2.1.1", "kubeletVersion": "v1.33.1"}}}]})
+                    "nodeInfo": {"containerRuntimeVersion": "containerd://2.1.1", "kubeletVersion": version}}}]})
 
 
 _GLOBAL_FLAGS = ("--kubeconfig", "--context", "--namespace")
@@ -71,8 +71,9 @@ class Machine:
     """A scripted machine with Docker and kind. ``override`` maps an argv prefix to answers."""
 
     def __init__(self, kind="kind v0.29.0 go1.24.2 linux/amd64", clusters=(), ready=True, server="v1.33.1",
-                 override=None):
+                 override=None, node_version=None):
         self.kind, self.clusters, self.ready, self.server = kind, list(clusters), ready, server
+        self.node_version = node_version or server
         self.override = {tuple(k): (list(v) if isinstance(v, list) else [v]) for k, v in (override or {}).items()}
         self.calls: list[dict] = []
 
@@ -122,7 +123,7 @@ class Machine:
             Path(flag("--kubeconfig")).write_text("apiVersion: v1\nkind: Config\n")
             return done("", f"Set kubectl context to \"kind-{flag('--name')}\"\n")
         if key[:3] == ("kubectl", "get", "nodes"):
-            return done(node_list(self.ready))
+            return done(node_list(self.ready, self.node_version))
         if key[:2] == ("kubectl", "version"):
             return done(json.dumps({"clientVersion": {"gitVersion": "v1.32.4"},
                                     "serverVersion": {"gitVersion": self.server, "major": "1"}}))
@@ -298,8 +299,40 @@ def test_installed_kind_without_the_version_fails_before_anything_is_made(tmp_pa
     with pytest.raises(BackendUnavailable, match="go install sigs.k8s.io/kind@v0.25.0"):
         cluster(machine, tmp_path, k8s_version="1.28").ensure()
     assert machine.commands() == [("docker", "--version"), ("docker", "info", "--format", "{{.ServerVersion}}"),
-                                  ("kind", "version")]
+                                  ("kind", "version"), ("kind", "get", "clusters")]  # only looked
     assert not (tmp_path / "state").exists()
+
+
+def test_a_cluster_labkit_made_is_reused_after_a_kind_upgrade_whose_release_lists_no_image_for_it(tmp_path):
+    cluster(Machine(kind="kind v0.25.0 go1.22.9 linux/amd64", server="v1.28.15"), tmp_path, k8s_version="1.28").ensure()
+    upgraded = Machine(kind="kind v0.33.0 go1.25.1 linux/amd64", clusters=["sidecar-lab"], server="v1.28.15")
+    assert cluster(upgraded, tmp_path, k8s_version="1.28").ensure() is False  # v0.33.0 lists no 1.28 image
+    assert not upgraded.ran("kind", "create") and not upgraded.ran("kind", "delete")
+
+
+def test_reuse_checks_the_version_the_node_runs(tmp_path):
+    cluster(Machine(), tmp_path, k8s_version="1.33").ensure()
+    replaced = Machine(clusters=["sidecar-lab"], node_version="v1.34.0")  # someone swapped the cluster
+    with pytest.raises(BackendUnavailable, match=r"(?s)nodes running Kubernetes 1\.34, but 1\.33 was asked for"
+                                                 r".*labkit down --name sidecar-lab"):
+        cluster(replaced, tmp_path, k8s_version="1.33").ensure()
+    assert not replaced.ran("kind", "delete")
+
+
+def test_the_ready_marker_is_written_only_once_the_node_is_ready(tmp_path):
+    states = []
+
+    class Watching(Machine):
+        def default(self, argv, key):
+            if key[:3] == ("kubectl", "get", "nodes"):
+                states.append(json.loads((tmp_path / "state" / "clusters" / "sidecar-lab" / "cluster.json")
+                                         .read_text())["status"])
+            return super().default(argv, key)
+
+    made = cluster(Watching(), tmp_path)
+    made.ensure()
+    assert states == ["creating"]  # a run killed during the wait leaves a cluster the next run replaces
+    assert made.marker()["status"] == "ready"
 
 
 def test_no_docker_engine_fails_fast_and_touches_nothing(tmp_path):

@@ -1,9 +1,15 @@
-"""labkit.recorder: real-format watch streams (tests/data/watch) in, the right trace out."""
+"""labkit.recorder: watch streams in the API server's format in, the right trace out.
+
+The streams in tests/data/watch are hand-written (see its README and each file's
+``provenance``), not recorded from a cluster; ``test_every_pod_update_has_the_phase_a_kubelet_reports``
+keeps them to states a 1.29 kubelet reports.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import sys
 import threading
 from pathlib import Path
 
@@ -40,6 +46,87 @@ def one(trace: Trace, type_: str, container: str | None = None, source: str | No
              if (source is None or e.source == source) and all(getattr(e, k) == v for k, v in match.items())]
     assert len(found) == 1, f"expected one {type_} {container} {source} {match}, got {found}"
     return found[0]
+
+
+# -- the fixtures themselves -----------------------------------------------------------------------
+def kubelet_phase(pod: dict) -> str | None:
+    """The phase a 1.29 kubelet computes while the pod runs: ``getPhase`` (pkg/kubelet/kubelet_pods.go
+    at v1.29.0) for the Pending/Running cases; None where it would be terminal (not modelled here)."""
+    spec, status = pod["spec"], pod.get("status") or {}
+    statuses = {c["name"]: c for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])}
+    pending_init = pending_sidecars = running = waiting = stopped = unknown = 0
+    for c in spec.get("initContainers") or []:
+        cs = statuses.get(c["name"])
+        if c.get("restartPolicy") != "Always":  # a regular init container must have exited 0
+            term = ((cs or {}).get("state") or {}).get("terminated")
+            if not term or term.get("exitCode") != 0:
+                pending_init += 1
+            continue
+        state = (cs or {}).get("state") or {}
+        if cs is None:
+            pending_sidecars += 1
+        elif "running" in state:
+            pending_sidecars += 0 if cs.get("started") else 1
+            running += 1
+        elif "terminated" in state:
+            pass  # a terminated sidecar does not count for the phase
+        elif "waiting" in state and not (cs.get("lastState") or {}).get("terminated"):
+            pending_sidecars += 1
+            waiting += 1
+    for c in spec["containers"]:
+        cs = statuses.get(c["name"])
+        state = (cs or {}).get("state") or {}
+        if cs is None:
+            unknown += 1
+        elif "running" in state:
+            running += 1
+        elif "terminated" in state or ("waiting" in state and (cs.get("lastState") or {}).get("terminated")):
+            stopped += 1
+        elif "waiting" in state:
+            waiting += 1
+    initialized = any(c["type"] == "Initialized" and c["status"] == "True" for c in status.get("conditions") or [])
+    if pending_init or (pending_sidecars and not initialized):
+        return "Pending"
+    if waiting:
+        return "Pending"
+    if running and not unknown:
+        return "Running"
+    if not running and stopped and not unknown and spec.get("restartPolicy", "Always") == "Always":
+        return "Running"
+    return None if not unknown else "Pending"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WATCH.glob("*.json")))
+def test_every_fixture_says_it_is_hand_written(name):
+    assert recording(name)["provenance"].startswith("hand-written:")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WATCH.glob("*.json")))
+def test_every_pod_update_has_the_phase_a_kubelet_reports(name):
+    wrong = []
+    for item in recording(name)["stream"]:
+        pod = item["event"]["object"]
+        if pod.get("kind") != "Pod" or (pod.get("status") or {}).get("phase") not in ("Pending", "Running"):
+            continue
+        if not (pod["status"].get("containerStatuses") or pod["status"].get("initContainerStatuses")):
+            continue  # not yet seen by the kubelet: the API server's Pending
+        expected = kubelet_phase(pod)
+        if expected is not None and expected != pod["status"]["phase"]:
+            wrong.append(f"{item['arrival']}: phase {pod['status']['phase']}, a kubelet reports {expected}")
+    assert wrong == []
+
+
+def test_the_phase_rule_sees_a_started_sidecar_beside_an_exited_app_as_running():
+    """The state job-sidecar-1.29.json once had wrong (Pending): getPhase counts the running sidecar."""
+    pod = {"spec": {"restartPolicy": "Never", "initContainers": [{"name": "sws-init", "restartPolicy": "Always"}],
+                    "containers": [{"name": "sidecar-job"}]},
+           "status": {"conditions": [{"type": "Initialized", "status": "True"}],
+                      "initContainerStatuses": [{"name": "sws-init", "started": True, "state": {"running": {}}}],
+                      "containerStatuses": [{"name": "sidecar-job", "state": {"terminated": {"exitCode": 0}}}]}}
+    assert kubelet_phase(pod) == "Running"
+    pod["status"]["initContainerStatuses"][0]["started"] = False
+    pod["status"]["conditions"][0]["status"] = "False"
+    assert kubelet_phase(pod) == "Pending"  # the sidecar has not passed its startup probe: not initialized
 
 
 # -- the blog's Job --------------------------------------------------------------------------
@@ -119,7 +206,8 @@ def test_sidecar_restart_gives_attempts_restarts_and_exit_codes():
 def test_deleted_pod_shows_grace_period_sigkill_then_sidecar_in_order():
     trace = build("deployment-delete-sigkill-1.29.json")
     pod = trace.pods[0]
-    assert pod.owner == {"kind": "Deployment", "name": "sidecar-deploy"}
+    assert pod.owner == {"kind": "Deployment", "name": "sidecar-deploy",
+                         "via": {"kind": "ReplicaSet", "name": "sidecar-deploy-6d9f8c7b5d"}}
     requested = one(trace, "DeleteRequested", source="status")
     assert requested.grace_period_seconds == 30
     assert wall(trace, requested) == parse_time("2025-06-01T10:01:00Z")  # deletionTimestamp minus the grace period
@@ -233,64 +321,132 @@ def test_owner_of_bare_pod_and_replicaset():
     assert owner_of({"metadata": {}}) is None
     rs = {"metadata": {"labels": {"pod-template-hash": "abc12"},
                        "ownerReferences": [{"kind": "ReplicaSet", "name": "web-abc12", "controller": True}]}}
-    assert owner_of(rs) == {"kind": "Deployment", "name": "web"}
+    assert owner_of(rs) == {"kind": "Deployment", "name": "web", "via": {"kind": "ReplicaSet", "name": "web-abc12"}}
+    # a ReplicaSet of its own (no Deployment's template hash in its name) is the workload itself
+    own = {"metadata": {"labels": {"pod-template-hash": "zz999"},
+                        "ownerReferences": [{"kind": "ReplicaSet", "name": "mine", "controller": True}]}}
+    assert owner_of(own) == {"kind": "ReplicaSet", "name": "mine"}
 
 
-# -- the live part, with the kubernetes client's Watch replaced by recorded streams ---------------------
-class _FakeWatch:
-    """Plays the recorded stream of one kind, then a 410 Gone, then the rest; records the calls."""
+# -- the live part, against a small API server on 127.0.0.1 that plays a stream -------------------
+class _ApiServer:
+    """Answers the recorder's watch requests (``GET .../pods?watch=True``) from scripts, one per
+    resource: each request takes the next entry, a list of watch events (sent, then the response
+    ends as a server-side timeout would) or ``"gone"`` (410); once a script is used up, the
+    connection is held open with no events until the test ends it. Requests are recorded."""
 
-    calls: list = []
-    plays: dict = {}
+    PATHS = {"/api/v1/namespaces/ns1/pods": "Pod", "/apis/batch/v1/namespaces/ns1/jobs": "Job",
+             "/apis/apps/v1/namespaces/ns1/deployments": "Deployment", "/api/v1/namespaces/ns1/events": "Event"}
 
-    def __init__(self):
-        self.resource_version = None
+    def __init__(self, scripts: dict):
+        import http.server
+        import urllib.parse
 
-    def stream(self, func, namespace, **kwargs):
-        from kubernetes.client.exceptions import ApiException
+        self.scripts = {kind: list(script) for kind, script in scripts.items()}
+        self.requests: list[tuple[str, dict, str]] = []
+        self.done = threading.Event()
+        server = self
 
-        _FakeWatch.calls.append((func.__name__, namespace, dict(kwargs)))
-        queue = _FakeWatch.plays.get(func.__name__, [])
-        if not queue:
-            return iter(())
-        batch = queue.pop(0)
-        if batch == "gone":
-            raise ApiException(status=410, reason="Gone")
-        self.resource_version = "4242"
-        # what kubernetes.watch yields: the event type, the client's model, and the JSON as it came
-        return iter({"type": e["type"], "object": object(), "raw_object": e["object"]} for e in batch)
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
 
-    def stop(self):
-        pass
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                kind = server.PATHS.get(url.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                server.requests.append((kind, query, self.headers.get("Authorization", "")))
+                script = server.scripts.get(kind, [])
+                entry = script.pop(0) if script else None
+                if entry == "gone":
+                    body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                       "reason": "Expired", "message": "too old resource version"}).encode()
+                    self.send_response(410)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                for event in entry or []:
+                    self.wfile.write(json.dumps(event).encode() + b"\n")
+                    self.wfile.flush()
+                if entry is None:  # hold the watch open, as a quiet API server does
+                    server.done.wait(60)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
-def test_recorder_threads_feed_the_builder_and_resume(monkeypatch):
-    import kubernetes.watch
+def _kubeconfig_with_token_refresh(tmp_path: Path, server: str) -> Path:
+    """A kubeconfig whose gcp auth provider has no token yet: loading it runs ``cmd-path``, and a
+    client built with persist_config=True then saves the new token into this file."""
+    helper = tmp_path / "token.py"
+    helper.write_text("import json; print(json.dumps({'credential': {'access_token': 'fresh-token', "
+                      "'token_expiry': '2099-01-01T00:00:00Z'}}))\n")
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+              "clusters": [{"name": "c", "cluster": {"server": server}}],
+              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+              "users": [{"name": "u", "user": {"auth-provider": {"name": "gcp", "config": {
+                  "cmd-path": f"{sys.executable} {helper}"}}}}]}
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
 
+
+def test_recorder_reads_raw_json_resumes_never_writes_the_kubeconfig_and_stops_its_watches(tmp_path):
     data = recording("job-sidecar-1.29.json")
-    pods = [dict(i["event"]) for i in data["stream"] if i["event"]["object"]["kind"] == "Pod"]
-    _FakeWatch.calls = []
-    _FakeWatch.plays = {"list_namespaced_pod": [pods[:3], "gone", pods[3:]]}
-    monkeypatch.setattr(kubernetes.watch, "Watch", _FakeWatch)
-    builder = TraceBuilder("kind", "1.29.14", {})
-    seen = threading.Event()
-    recorder = Recorder(builder, namespace="labkit-q7m2x", clock=lambda: parse_time("2025-06-01T10:00:20Z"),
-                        on_events=lambda: seen.set())
-
-    def list_namespaced_pod(*args, **kwargs):  # stands for CoreV1Api.list_namespaced_pod
-        raise AssertionError("the fake Watch never calls the API")
-
-    thread = threading.Thread(target=recorder._watch, args=("Pod", list_namespaced_pod), daemon=True)
-    thread.start()
-    for _ in range(200):
-        if builder.trace().select("PodPhase", pod="sidecar-job-7xk2p") and len(_FakeWatch.calls) >= 4:
-            break
-        threading.Event().wait(0.01)
-    recorder.stop()
-    thread.join(timeout=5)
-    assert seen.is_set()
-    assert [c[2].get("resource_version") for c in _FakeWatch.calls[:4]] == [None, "4242", None, "4242"]
-    assert all(c[1] == "labkit-q7m2x" and c[2]["timeout_seconds"] == Recorder.WATCH_TIMEOUT_S
-               for c in _FakeWatch.calls)
-    phases = [e.phase for e in builder.trace().select("PodPhase")]
-    assert phases == ["Pending", "Succeeded"]
+    by_kind: dict[str, list] = {}
+    for item in data["stream"]:
+        by_kind.setdefault(item["event"]["object"]["kind"], []).append(item["event"])
+    pods = by_kind["Pod"]
+    # An Event the client's V1Event model rejects (no involvedObject): with the models in the way
+    # the Event watch failed on it and retried for ever, and no Event after it was seen.
+    odd = {"type": "ADDED", "object": {"kind": "Event", "apiVersion": "v1",
+                                       "metadata": {"name": "odd", "namespace": "ns1", "resourceVersion": "1000"},
+                                       "reason": "Odd", "message": "no involvedObject"}}
+    scripts = {"Pod": [pods[:3], "gone", pods[3:]], "Job": [by_kind["Job"]], "Event": [[odd] + by_kind["Event"]]}
+    with _ApiServer(scripts) as api:
+        kubeconfig = _kubeconfig_with_token_refresh(tmp_path, api.url)
+        before = kubeconfig.read_bytes()
+        builder = TraceBuilder("cluster", "1.29.14", {})
+        saved: list = []
+        recorder = Recorder(builder, namespace="ns1", kubeconfig=str(kubeconfig),
+                            watch_log=lambda arrival, kind, event: saved.append((kind, event["type"])))
+        recorder.start()
+        client = recorder._api
+        for _ in range(500):
+            trace = builder.trace()
+            if trace.select("JobComplete") and trace.select("SIGTERM") and len(trace.select("PodPhase")) == 3:
+                break
+            threading.Event().wait(0.02)
+        assert client.rest_client.pool_manager.pools  # connections are open while it records
+        recorder.stop(timeout=20)
+        assert not recorder.running  # every watch thread has ended, although the server held them open
+        assert len(client.rest_client.pool_manager.pools) == 0  # and the client's connections are closed
+    assert kubeconfig.read_bytes() == before  # the refreshed token was not saved into the user's file
+    assert {auth for _, _, auth in api.requests} == {"Bearer fresh-token"}  # ... although it was refreshed
+    pod_queries = [query for kind, query, _ in api.requests if kind == "Pod"]
+    # resume from the last resourceVersion seen; after 410 Gone, start over without one
+    assert [q.get("resourceVersion") for q in pod_queries[:3]] == [None, "1035", None]
+    assert all(q["watch"].lower() == "true" and q["timeoutSeconds"] == str(Recorder.WATCH_TIMEOUT_S) for q in pod_queries)
+    trace = builder.trace()
+    assert [e.phase for e in trace.select("PodPhase")] == ["Pending", "Running", "Succeeded"]
+    assert [e.reason for e in trace.events if e.source == "event"] == ["Started", "Started", "Killing"]
+    assert ("Event", "ADDED") in saved and saved.count(("Pod", "MODIFIED")) == len(pods) - 1

@@ -1,7 +1,11 @@
-"""The GitHub workflows: actionlint passes, and the kind matrix agrees with labkit's version table."""
+"""The GitHub workflows: actionlint passes, the kind matrices agree with labkit's version table and
+kubectl's skew, and the install script refuses what does not match its written checksum."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +15,7 @@ import pytest
 import yaml
 
 from labkit.kind import recommended_kind_release
-from labkit.versions import KIND_NODE_IMAGES, NEWEST_MINOR
+from labkit.versions import KIND_NODE_IMAGES, NEWEST_MINOR, KubeVersion
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -56,29 +60,125 @@ def test_tests_workflow_runs_the_suite_on_every_push_and_pull_request():
     assert 'python -m pytest -m "not kind"' in runs
 
 
-def test_kind_matrix_covers_the_blog_ga_and_newest_with_a_kind_that_lists_each():
-    data = load("notebooks-kind.yml")
-    (job,) = data["jobs"].values()
-    rows = job["strategy"]["matrix"]["include"]
-    versions = [row["k8s"] for row in rows]
-    assert versions == ["1.28", "1.29", "1.33", f"1.{NEWEST_MINOR}"]
+def kind_jobs() -> dict:
+    return load("notebooks-kind.yml")["jobs"]
+
+
+def test_both_kind_jobs_cover_the_blog_ga_and_newest_with_a_kind_that_lists_each():
+    jobs = kind_jobs()
+    assert set(jobs) == {"notebooks", "fidelity"}
+    rows = jobs["notebooks"]["strategy"]["matrix"]["include"]
+    assert rows == jobs["fidelity"]["strategy"]["matrix"]["include"]  # the same versions, tools and checksums
+    assert [row["k8s"] for row in rows] == ["1.28", "1.29", "1.33", f"1.{NEWEST_MINOR}"]
     for row in rows:
         assert row["k8s"] in KIND_NODE_IMAGES[row["kind"]], row  # the pinned kind lists an image for it
         assert row["kind"] == recommended_kind_release(row["k8s"]), row  # the newest kind that does
 
 
-def test_kind_workflow_installs_that_kind_runs_the_notebooks_and_keeps_the_results():
-    (job,) = load("notebooks-kind.yml")["jobs"].values()
-    all_steps = steps(job)
-    install = next(s for s in all_steps if s.get("name", "").startswith("Install kind"))
-    assert install["env"]["KIND_VERSION"] == "${{ matrix.kind }}"
-    assert "kind.sigs.k8s.io/dl/${KIND_VERSION}/kind-linux-amd64" in install["run"]
-    assert "sha256sum --check" in install["run"]
-    runs = [s.get("run", "") for s in all_steps]
-    assert ("labkit run --backend kind --k8s-version ${{ matrix.k8s }} --out build/${{ matrix.k8s }}") in runs
-    upload = next(s for s in all_steps if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
-    assert upload["if"] == "always()"
-    assert upload["with"]["path"] == "build/${{ matrix.k8s }}"
-    integration = next(s for s in all_steps if "tests/integration" in s.get("run", ""))
-    assert integration["env"]["LABKIT_KIND_TESTS"] == "1"
-    assert integration["env"]["LABKIT_K8S_VERSION"] == "${{ matrix.k8s }}"
+def test_each_row_pins_a_kubectl_within_one_minor_of_its_cluster_and_both_checksums():
+    for row in kind_jobs()["notebooks"]["strategy"]["matrix"]["include"]:
+        kubectl = KubeVersion.parse(row["kubectl"])
+        assert kubectl.patch is not None, row  # a release, not a minor
+        assert abs(kubectl.minor - KubeVersion.parse(row["k8s"]).minor) <= 1, row  # kubectl's version skew
+        for key in ("kind_sha256", "kubectl_sha256"):
+            assert re.fullmatch(r"[0-9a-f]{64}", row[key]), (key, row)
+
+
+def test_the_integration_tests_run_after_a_failed_notebook_but_not_after_a_failed_install_or_a_cancel():
+    steps = kind_jobs()["notebooks"]["steps"]
+    ids = [step.get("id") for step in steps]
+    integration = next(s for s in steps if "tests/integration" in s.get("run", ""))
+    condition = integration["if"]
+    assert "always()" not in condition and "!cancelled()" in condition
+    guarded = set(re.findall(r"steps\.([\w-]+)\.outcome == 'success'", condition))
+    assert guarded == {"kind", "kubectl", "labkit"} and guarded <= set(ids)
+    assert "notebooks" not in guarded  # a failed notebook must not hide the integration results
+    assert ids.index("labkit") < ids.index("notebooks") < steps.index(integration)
+
+
+# -- the install script, run for real with stand-ins for curl and sudo --------------------------------
+INSTALL = ROOT / ".github" / "scripts" / "install-tool.sh"
+
+
+def _stand_ins(tmp_path: Path, payload: bytes) -> dict:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "payload").write_bytes(payload)
+    log = tmp_path / "calls.log"
+    (bin_dir / "curl").write_text(f"""#!/usr/bin/env bash
+echo "curl $*" >> {log}
+while [[ $# -gt 0 ]]; do [[ $1 == -o ]] && {{ cp {tmp_path / 'payload'} "$2"; shift; }}; shift; done
+""")
+    (bin_dir / "sudo").write_text(f"""#!/usr/bin/env bash
+echo "sudo $*" >> {log}
+""")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+
+
+def _install(tmp_path: Path, payload: bytes, sha256: str) -> tuple[subprocess.CompletedProcess, str]:
+    env = _stand_ins(tmp_path, payload)
+    done = subprocess.run(["bash", str(INSTALL), "kind", "https://kind.sigs.k8s.io/dl/v0.27.0/kind-linux-amd64",
+                           sha256], env=env, capture_output=True, text=True, timeout=60)
+    log = tmp_path / "calls.log"
+    return done, log.read_text() if log.exists() else ""
+
+
+def test_install_script_installs_a_download_with_the_written_checksum(tmp_path):
+    payload = b"#!/bin/sh\necho kind\n"
+    done, calls = _install(tmp_path, payload, hashlib.sha256(payload).hexdigest())
+    assert done.returncode == 0, done.stderr
+    assert "sudo install -m 0755" in calls and calls.rstrip().endswith("/usr/local/bin/kind")
+    downloads = [line for line in calls.splitlines() if line.startswith("curl")]
+    assert len(downloads) == 1 and downloads[0].endswith(" https://kind.sigs.k8s.io/dl/v0.27.0/kind-linux-amd64")
+    assert "sha256" not in downloads[0]  # no checksum file fetched from beside the binary
+
+
+def test_install_script_refuses_a_download_that_differs_from_the_written_checksum(tmp_path):
+    done, calls = _install(tmp_path, b"something else", hashlib.sha256(b"the real kind").hexdigest())
+    assert done.returncode == 1
+    assert "does not have the SHA-256 written in the workflow" in done.stderr and "refused" in done.stderr
+    assert "sudo" not in calls  # nothing installed
+
+
+def test_install_script_refuses_a_checksum_that_is_not_one(tmp_path):
+    done, calls = _install(tmp_path, b"x", "latest")
+    assert done.returncode == 2 and "expected a SHA-256 of 64 hex digits, got 'latest'" in done.stderr
+    assert calls == ""  # not even downloaded
+
+
+def test_every_workflow_script_is_executable():
+    for script in (ROOT / ".github" / "scripts").iterdir():
+        if script.suffix in (".sh", ".py"):
+            assert os.access(script, os.X_OK), script
+
+
+def test_diagnose_keeps_kind_logs_descriptions_and_events_and_no_credentials(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kind").write_text("""#!/usr/bin/env bash
+case "$1 $2" in
+  "get clusters") echo sidecar-lab ;;
+  "export logs") mkdir -p "$3" && echo "node log" > "$3/kubelet.log" ;;
+  "get kubeconfig") echo "apiVersion: v1 # with a client key" ;;
+esac
+""")
+    (bin_dir / "kubectl").write_text("""#!/usr/bin/env bash
+case "$3" in
+  get) [[ $4 == events ]] && { echo "boom" >&2; exit 1; }; echo "NAME READY" ;;
+  describe) echo "Name: sidecar-job-abcde" ;;
+esac
+""")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    out = tmp_path / "diag"
+    done = subprocess.run(["bash", str(ROOT / ".github" / "scripts" / "diagnose.sh"), str(out)],
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cluster = out / "sidecar-lab"
+    assert (cluster / "kind-logs" / "kubelet.log").read_text() == "node log\n"
+    assert (cluster / "describe-pods.txt").read_text() == "Name: sidecar-job-abcde\n"
+    assert (cluster / "get.txt").read_text() == "NAME READY\n"
+    assert (cluster / "errors.txt").read_text() == "kubectl get events failed\n"  # noted, and the rest kept
+    assert not (cluster / "kubeconfig").exists()  # the cluster's credentials stay out of the artifact

@@ -69,6 +69,16 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def trace_owner(owner: dict | None) -> dict | None:
+    """A pod's owner as a trace gives it: the workload (docs/trace.md), the ReplicaSet only as ``via``."""
+    if owner is None:
+        return None
+    if owner["kind"] == "ReplicaSet" and owner.get("deployment"):
+        return {"kind": "Deployment", "name": owner["deployment"],
+                "via": {"kind": "ReplicaSet", "name": owner["name"]}}
+    return {"kind": owner["kind"], "name": owner["name"]}
+
+
 def _hashes(pod_spec: dict) -> dict[str, str]:
     """Each container's spec hash, computed once per template (its pods share the specs)."""
     return {c["name"]: spec_hash(c) for c in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or [])}
@@ -503,9 +513,7 @@ class Cluster:
             extra={"generator": GENERATOR, "seed": self.seed, "warnings": list(self.warnings)},
         )
         for pod in self.pods.values():
-            owner = None
-            if pod.owner is not None:
-                owner = {"kind": pod.owner["kind"], "name": pod.owner["name"]}
+            owner = trace_owner(pod.owner)
             info = [ContainerInfo(c.name, c.role, tuple(p for p in ("startup", "readiness", "liveness") if p in c.probes))
                     for c in pod.containers]
             trace.add_pod(Pod(pod.name, pod.namespace, owner, info, self.final_status(pod)))

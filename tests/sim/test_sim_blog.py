@@ -150,8 +150,10 @@ def test_deployment_becomes_available_once_its_pod_is_ready():
     assert available.object == "deployment/sidecar-deploy"
     assert available.t == pytest.approx(ready.t + T.API_WATCH_S)
     pod = trace.pods[0]
-    assert pod.owner["kind"] == "ReplicaSet"
-    rs = pod.owner["name"]
+    # The workload, as on a real cluster; the ReplicaSet is extra detail (docs/trace.md).
+    assert {k: pod.owner[k] for k in ("kind", "name")} == {"kind": "Deployment", "name": "sidecar-deploy"}
+    assert pod.owner["via"]["kind"] == "ReplicaSet"
+    rs = pod.owner["via"]["name"]
     assert rs.startswith("sidecar-deploy-") and pod.name.startswith(rs + "-") and len(pod.name) == len(rs) + 6
 
 

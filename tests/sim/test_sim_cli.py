@@ -69,7 +69,7 @@ def test_mixed_files_gates_delete_after_and_seed(capsys):
     trace = Trace.from_dict(json.loads(capsys.readouterr().out))
     assert trace.kubernetes_version == "1.28.7" and trace.feature_gates == {"SidecarContainers": True}
     assert trace.extra["seed"] == 9
-    assert {p.owner["kind"] if p.owner else "Pod" for p in trace.pods} == {"Job", "ReplicaSet", "Pod"}
+    assert {p.owner["kind"] if p.owner else "Pod" for p in trace.pods} == {"Job", "Deployment", "Pod"}
     deleted = [p for p in trace.pods if p.final.deleted]
     assert len(deleted) >= 2                   # the Job's pod and the Deployment's pod went
     assert trace.duration < 300                # ended once everything was gone
@@ -98,7 +98,8 @@ def test_plot_writes_a_png(tmp_path, capsys):
     (["sim", "run", JOB, "--k8s-version", "1.33", "--feature-gate", "SidecarContainers=false"],
      "labkit: error: --feature-gate: cannot set feature gate SidecarContainers to false"),
     (["sim", "run", JOB, "--feature-gate", "SidecarContainers"], "--feature-gate: expected NAME=true or NAME=false"),
-    (["sim", "run", JOB, "--k8s-version", "1.36", "--feature-gate", "SidecarContainers=true"], "unrecognized feature gate"),
+    (["sim", "run", JOB, "--k8s-version", "1.37", "--feature-gate", "SidecarContainers=true"],
+     "unrecognized feature gate: SidecarContainers (removed in 1.37"),
     (["sim", "run", JOB, "--k8s-version", "1.28", "--feature-gate", "SidecarContainers=false"],
      "job-sidecar.yaml: spec.template.spec.initContainers[0].startupProbe: Forbidden"),
 ])
@@ -106,6 +107,12 @@ def test_bad_input_exits_2_with_one_line(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_1_36_still_accepts_the_locked_gate(capsys):
+    # The gate was removed in 1.37 (kubernetes/kubernetes#137755), not 1.36, where =true is accepted.
+    assert main(["sim", "run", JOB, "--k8s-version", "1.36", "--feature-gate", "SidecarContainers=true"]) == 0
+    assert "sidecar-job" in capsys.readouterr().out
 
 
 def test_a_bad_scenario_names_the_field(tmp_path, capsys):

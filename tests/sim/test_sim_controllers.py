@@ -102,9 +102,9 @@ def test_deployment_names_replacement_and_scale():
     # Available once replicas - maxUnavailable (25% of 4, rounded down: 1) pods are ready.
     ready = sorted(e.t for e in trace.select("PodReady"))
     assert trace.first("DeploymentAvailable").t == pytest.approx(ready[2] + T.API_WATCH_S)
-    rs = trace.pods[0].owner["name"]
+    rs = trace.pods[0].owner["via"]["name"]
     assert rs.endswith(template_hash(lab.cluster.workloads[("Deployment", "web")].spec["template"]))
-    assert {p.owner["name"] for p in trace.pods} == {rs}
+    assert {(p.owner["kind"], p.owner["name"], p.owner["via"]["name"]) for p in trace.pods} == {("Deployment", "web", rs)}
     names = [row.name for row in lab.pods()]
     lab.delete(f"pod/{names[0]}", wait=False)
     lab.sleep(0.2)

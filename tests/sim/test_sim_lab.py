@@ -293,7 +293,7 @@ def test_connect_gives_a_simlab_and_context_manager(capsys):
     with labmod.connect(backend="sim", k8s_version="1.36", seed=1) as lab:
         assert isinstance(lab, SimLab) and lab.kubernetes_version == "1.36.0"
         assert lab.why == "backend='sim' was asked for"
-        assert lab.feature_gates == {}
+        assert lab.feature_gates == {"SidecarContainers": True}  # 1.36 still has the gate, locked on (gone in 1.37)
 
 
 def test_quiet_prints_nothing(capsys):

@@ -1,0 +1,22 @@
+"""The ``lab`` fixture: each integration test runs once per backend of ``backends.backends()``."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from backends import Backend, backend_params
+
+
+@pytest.fixture(scope="module", params=backend_params())
+def lab(request):
+    import labkit
+
+    backend: Backend = request.param
+    version = os.environ.get("LABKIT_K8S_VERSION", "1.29")
+    lab = labkit.connect(backend.backend, k8s_version=version, **backend.options)
+    try:
+        yield lab
+    finally:
+        lab.close()

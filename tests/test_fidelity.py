@@ -1,0 +1,175 @@
+"""The fidelity job's comparison (.github/scripts/fidelity.py), on traces: no cluster needed.
+
+The job itself runs scenarios on kind in the notebooks-kind workflow; here a "cluster" trace
+is made from the simulator's by reporting each transition the way the recorder does (the
+kubelet's status time, whole seconds, and the watch's later arrival), then changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labkit.sim import simulate
+from labkit.trace import Event, Trace
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "tests" / "data" / "scenarios" / "sidecars-reverse-order-after-main-completes.yaml"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("fidelity", ROOT / ".github" / "scripts" / "fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fidelity"] = module  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+fidelity = _load()
+
+
+@pytest.fixture(scope="module")
+def scenario() -> dict:
+    return yaml.safe_load(SCENARIO.read_text())
+
+
+@pytest.fixture(scope="module")
+def sim(scenario) -> Trace:
+    return simulate([str(SCENARIO)], k8s_version="1.29", until_seconds=120, seed=0)
+
+
+def as_recorded(sim: Trace, *, late: dict[str, float] | None = None, drop: str | None = None) -> Trace:
+    """The simulator's trace as a recorder reports it: status (the kubelet's time, ``resolution_s`` 1)
+    and watch (0.4 s later) for each start and end, watch only for the rest. ``late`` delays the
+    "<container> <Type>" named; ``drop`` leaves one out."""
+    late = late or {}
+    real = Trace("kind", sim.kubernetes_version, dict(sim.feature_gates), origin="2026-01-01T00:00:00Z")
+    for pod in sim.pods:
+        real.add_pod(copy.deepcopy(pod))
+    events = []
+    for e in sim.events:
+        name = f"{e.container} {e.type}"
+        if name == drop:
+            continue
+        t = e.t + late.get(name, 0.0)
+        fields = {k: v for k, v in e.to_dict().items() if k not in ("t", "type", "pod", "container", "source")}
+        if e.type in fidelity.MULTI_SOURCE:
+            events.append(Event(t, e.type, pod=e.pod, container=e.container, source="status",
+                                **{**fields, "resolution_s": 1.0}))
+        events.append(Event(t + 0.4, e.type, pod=e.pod, container=e.container, source="watch", **fields))
+    for event in sorted(events, key=lambda e: e.t):
+        real.add(event)
+    return real
+
+
+def test_one_report_each_keeps_the_status_report_of_a_start_or_end_and_every_other_event(sim):
+    real = as_recorded(sim)
+    view = fidelity.one_report_each(real)
+    starts = [e for e in view.events if e.type == "Started"]
+    assert {e.source for e in starts} == {"status"}
+    assert len(starts) == len(sim.select("Started"))
+    assert len(view.select("PodPhase")) == len(sim.select("PodPhase"))  # single-source events stay
+    assert {e.source for e in view.select("PodPhase")} == {"watch"}
+    assert [e.t for e in view.events] == sorted(e.t for e in view.events)
+
+
+def test_a_faithful_recording_agrees_and_the_largest_difference_names_its_event(scenario, sim):
+    row = fidelity.compare(scenario, as_recorded(sim, late={"regular-1 Exited": 1.5}), sim)
+    assert row.on_cluster == [] and row.on_sim == [] and row.agrees
+    assert row.largest == (pytest.approx(1.5), "regular-1 Exited")
+
+
+def test_an_expectation_that_fails_on_the_cluster_only_is_a_disagreement(scenario, sim):
+    # the app's exit never reported: "regular-1 Exited before restartable-init-N Exited" cannot hold
+    row = fidelity.compare(scenario, as_recorded(sim, drop="regular-1 Exited"), sim)
+    assert row.on_sim == [] and row.on_cluster and not row.agrees
+    assert any("regular-1 Exited never happened" in p for p in row.on_cluster)
+
+
+def test_the_table_says_what_held_where_and_why_not():
+    rows = [fidelity.Row("a", on_cluster=[], on_sim=[], largest=(0.46, "c Started")),
+            fidelity.Row("b", on_cluster=["order[0]: x never happened"], on_sim=[], largest=(2.0, "c Exited")),
+            fidelity.Row("c", skipped="needs node_reboot")]
+    assert fidelity.markdown(rows, version="1.29") == (
+        "### Simulator against kind: Kubernetes 1.29\n"
+        "\n"
+        "3 scenarios, 1 skipped, 1 where the two disagree.\n"
+        "\n"
+        "| scenario | holds on kind | holds on the simulator | largest time difference (event) |\n"
+        "|---|---|---|---|\n"
+        "| a | yes | yes | 0.5 s (c Started) |\n"
+        "| b ⚠ | **no** | yes | 2.0 s (c Exited) |\n"
+        "| c | – | – | skipped: needs node_reboot |\n"
+        "\n"
+        "What did not hold:\n"
+        "\n"
+        "- b, kind: order[0]: x never happened\n")
+    assert [r.agrees for r in rows] == [True, False, True]
+
+
+def test_a_scenario_that_fails_on_both_agrees():
+    assert fidelity.Row("x", on_cluster=["p"], on_sim=["q"]).agrees
+
+
+def test_which_scenarios_run_on_which_version():
+    def scenario(**fields):
+        return {"id": "s", "min_version": "1.29", **fields}
+
+    assert fidelity.selection(scenario(), "1.29") == ({}, "")
+    assert fidelity.selection(scenario(requires=["node_reboot"]), "1.33") == (None, "needs node_reboot")
+    assert fidelity.selection(scenario(action={"update_image": {"container": "c", "after_seconds": 3}}), "1.33")[0] is None
+    assert fidelity.selection(scenario(action={"update_image": {"container": "c", "image": "busybox:1.37"}}),
+                              "1.33") == ({}, "")
+    assert fidelity.selection(scenario(min_version="1.35"), "1.33") == (None, "holds from 1.35")
+    assert fidelity.selection(scenario(), "1.28") == (None, "holds from 1.29")
+    assert fidelity.selection(scenario(min_version_note="1.28 with gate on (…)"), "1.28") == (
+        {"SidecarContainers": True}, "")
+
+
+def test_actions_become_a_timeline_from_the_apply():
+    action = {"delete_pod_after_seconds": 5, "grace_period_seconds": 30,
+              "then": {"update_image": {"container": "c", "after_seconds": 2, "image": "busybox:1.37"}}}
+    assert fidelity._timeline(action, 0.0) == [(5.0, "delete", 30), (7.0, "image", ("c", "busybox:1.37"))]
+    assert fidelity._timeline("none", 0.0) == []
+
+
+def test_every_scenario_file_is_either_run_or_skipped_with_a_reason_on_each_job_version():
+    for path in sorted((ROOT / "tests" / "data" / "scenarios").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        for version in ("1.28", "1.29", "1.33", "1.37"):
+            gates, why = fidelity.selection(data, version)
+            assert (gates is None) == bool(why), (path.name, version)
+
+
+def test_main_writes_the_table_traces_and_stream_and_fails_on_a_disagreement(tmp_path, monkeypatch, sim):
+    """The job's plumbing, with the cluster run replaced by a recording made from the simulator's trace."""
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    stream = [{"arrival": "2026-01-01T00:00:00.5Z", "event": {"type": "ADDED", "object": {"kind": "Pod"}}}]
+
+    def faithful(scenario, **options):
+        assert options["version"] == "1.29" and options["kubeconfig"] == "kc"
+        return as_recorded(sim), stream
+
+    monkeypatch.setattr(fidelity, "run_on_cluster", faithful)
+    only = ["--only", "sidecars-reverse-order-after-main-completes", "sidecar-node-reboot-restart-order"]
+    out = tmp_path / "out"
+    assert fidelity.main(["--k8s-version", "1.29", "--kubeconfig", "kc", "--out", str(out), *only]) == 0
+    folder = out / "sidecars-reverse-order-after-main-completes"
+    assert sorted(p.name for p in folder.iterdir()) == ["cluster-trace.json", "sim-trace.json", "watch-stream.json"]
+    saved = json.loads((folder / "watch-stream.json").read_text())
+    assert saved["provenance"].startswith("recorded: kind cluster, Kubernetes 1.29.0") and saved["stream"] == stream
+    table = (out / "fidelity.md").read_text()
+    assert summary.read_text() == table
+    assert "| sidecars-reverse-order-after-main-completes | yes | yes |" in table
+    assert "| sidecar-node-reboot-restart-order | – | – | skipped: needs node_reboot |" in table
+
+    monkeypatch.setattr(fidelity, "run_on_cluster", lambda scenario, **options: (
+        as_recorded(sim, drop="regular-1 Exited"), stream))
+    assert fidelity.main(["--k8s-version", "1.29", "--kubeconfig", "kc", "--out", str(tmp_path / "again"), *only]) == 1
