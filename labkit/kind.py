@@ -39,15 +39,15 @@ from .kubectl import Kubectl, Runner, run_tool, tool_env
 from .objects import condition_true
 from .progress import progress
 from .refs import show_command
+from .tools import check_docker, check_kind, node_image
 from .versions import (GATE_LOCKED_MINOR, KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default,
-                       lab_feature_gates)
+                       lab_feature_gates, recommended_kind_release)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
 # kind: names match ^[a-z0-9.-]+$ (pkg/internal/apis/config/validate.go) and are at most 50
 # characters, since "-control-plane" is appended to make the node's host name.
 CLUSTER_NAME_MAX = 50
 _NAME_RE = re.compile(r"^[a-z0-9.-]+$")
-_KIND_VERSION_RE = re.compile(r"\bkind (v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)")
 # kind create failures that a second try usually fixes (host pressure, parallel CI jobs):
 # the node's systemd missing its boot deadline, kubeadm or kind timing out waiting for the
 # control plane, etcd timing out.
@@ -56,63 +56,6 @@ TRANSIENT_CREATE_ERRORS = re.compile(
     re.IGNORECASE)
 CREATE_TIMEOUT_S = 900.0
 MARKER = "cluster.json"
-
-
-# -- the version table ----------------------------------------------------------------
-def _release_key(release: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", release.split("-", 1)[0]))
-
-
-def newest_kind_release() -> str:
-    return max(KIND_NODE_IMAGES, key=_release_key)
-
-
-def release_minors(release: str | None) -> list[str]:
-    """The Kubernetes minors the release's notes list node images for, oldest first."""
-    images = KIND_NODE_IMAGES.get(release or "", {})
-    return sorted(images, key=lambda minor: KubeVersion.parse(minor))
-
-
-def recommended_kind_release(k8s_version: str | KubeVersion) -> str | None:
-    """The newest kind release that lists a node image for this minor (e.g. 1.28 -> v0.25.0)."""
-    minor = KubeVersion.parse(k8s_version).minor_str
-    releases = [release for release, images in KIND_NODE_IMAGES.items() if minor in images]
-    return max(releases, key=_release_key) if releases else None
-
-
-def parse_kind_version(text: str) -> str:
-    """``kind v0.29.0 go1.24.2 linux/amd64`` -> ``v0.29.0``."""
-    match = _KIND_VERSION_RE.search(text or "")
-    if not match:
-        raise LabkitError(f"cannot read the kind version from {text.strip()!r} (expected e.g. 'kind v0.29.0 go1.24.2 linux/amd64')")
-    return match.group(1)
-
-
-def node_image(k8s_version: str | KubeVersion, kind_release: str) -> str:
-    """The pinned node image for ``k8s_version`` that ``kind_release`` lists, or BackendUnavailable with the fix."""
-    version = KubeVersion.parse(k8s_version)
-    images = KIND_NODE_IMAGES.get(kind_release)
-    recommended = recommended_kind_release(version)
-    from .doctor import kind_hint
-
-    fix = kind_hint(_system(), recommended) if recommended else ""
-    if images is None:
-        known = ", ".join(sorted(KIND_NODE_IMAGES, key=_release_key))
-        raise BackendUnavailable(
-            f"kind {kind_release} is not in labkit's table of node images (it knows {known}), so labkit cannot "
-            f"pin an image built for it.\nFix: {fix}, or pass a node image listed in the release notes of "
-            f"kind {kind_release} with `labkit up --image kindest/node:vX.Y.Z@sha256:...`")
-    if version.minor_str not in images:
-        raise BackendUnavailable(
-            f"kind {kind_release} lists no node image for Kubernetes {version.minor_str} "
-            f"(it has {', '.join(release_minors(kind_release))}).\nFix: {fix}")
-    return images[version.minor_str]
-
-
-def _system() -> str:
-    import platform
-
-    return platform.system()
 
 
 def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, bool] | None = None) -> dict[str, bool]:
@@ -228,8 +171,6 @@ class KindCluster:
 
     def preflight(self, *, image: bool = True) -> str:
         """Fail fast, before touching anything, unless a Docker engine, kind and (``image``) a node image are there."""
-        from .doctor import check_docker, check_kind
-
         docker = check_docker(self.runner)
         if not docker.usable:
             what = "no Docker engine" if docker.found else "no Docker"
@@ -435,8 +376,6 @@ def _node_text(node: dict) -> str:
 def print_config(k8s_version: str, name: str = DEFAULT_CLUSTER_NAME, *, image: str | None = None,
                  runner: Runner | None = None) -> str:
     """``labkit up --print-config``: the config for the installed kind (or the release to install), no Docker needed."""
-    from .doctor import check_kind
-
     validate_cluster_name(name, field="--name")
     version = KubeVersion.parse(k8s_version, field="--k8s-version")
     installed = check_kind(runner)
@@ -462,8 +401,6 @@ def create_cluster(name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = "1.29", 
 def delete_cluster(name: str = DEFAULT_CLUSTER_NAME, **options: Any) -> bool:
     """Delete a kind cluster labkit created; False when there was none. Never deletes other clusters."""
     cluster = KindCluster(name, **options)
-    from .doctor import check_docker
-
     marker = cluster.marker()
     docker = check_docker(cluster.runner)
     if not docker.usable:

@@ -38,7 +38,7 @@ def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
         if chosen not in BACKEND_CHOICES or chosen == "auto":
             raise InvalidInput(f"unknown backend {chosen!r} (choose one of sim, kind, cluster)", field="LABKIT_BACKEND")
         return chosen, f"LABKIT_BACKEND={chosen} is set in the environment (binder/start sets it on Binder)"
-    from .doctor import pick_backend
+    from .tools import pick_backend
 
     return pick_backend(k8s_version=k8s_version)
 

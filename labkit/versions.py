@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import InvalidInput
+from .errors import InvalidInput, LabkitError
 
 SIDECAR_GATE = "SidecarContainers"
 
@@ -251,3 +251,40 @@ KIND_NODE_IMAGES: dict[str, dict[str, str]] = {
         "1.27": "kindest/node:v1.27.3@sha256:3966ac761ae0136263ffdb6cfd4db23ef8a83cba8a463690e98317add2c9ba72",
     },
 }
+
+
+# The version the lab runs when none is asked for (``labkit run``/``up``/``connect`` default to it).
+DEFAULT_K8S_VERSION = "1.29"
+
+
+# -- kind releases and the node images they list ---------------------------------------------
+_KIND_VERSION_RE = re.compile(r"\bkind (v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)")
+
+
+def _release_key(release: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", release.split("-", 1)[0]))
+
+
+def newest_kind_release() -> str:
+    return max(KIND_NODE_IMAGES, key=_release_key)
+
+
+def release_minors(release: str | None) -> list[str]:
+    """The Kubernetes minors the release's notes list node images for, oldest first."""
+    images = KIND_NODE_IMAGES.get(release or "", {})
+    return sorted(images, key=lambda minor: KubeVersion.parse(minor))
+
+
+def recommended_kind_release(k8s_version: str | KubeVersion) -> str | None:
+    """The newest kind release that lists a node image for this minor (e.g. 1.28 -> v0.25.0)."""
+    minor = KubeVersion.parse(k8s_version).minor_str
+    releases = [release for release, images in KIND_NODE_IMAGES.items() if minor in images]
+    return max(releases, key=_release_key) if releases else None
+
+
+def parse_kind_version(text: str) -> str:
+    """``kind v0.29.0 go1.24.2 linux/amd64`` -> ``v0.29.0``."""
+    match = _KIND_VERSION_RE.search(text or "")
+    if not match:
+        raise LabkitError(f"cannot read the kind version from {text.strip()!r} (expected e.g. 'kind v0.29.0 go1.24.2 linux/amd64')")
+    return match.group(1)

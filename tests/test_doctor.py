@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.doctor import check_docker, check_kind, check_kubectl, kind_hint, pick_backend, report
+from labkit.doctor import report
+from labkit.tools import check_docker, check_kind, check_kubectl, kind_hint, pick_backend
 
 NO_ENGINE = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"
 KUBECTL_CLIENT = json.dumps({"clientVersion": {"gitVersion": "v1.32.4", "platform": "linux/amd64"},

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from labkit.errors import BackendUnavailable, InvalidInput, LabkitError
-from labkit.kind import (kind_feature_gates, newest_kind_release, node_image, parse_kind_version, print_config,
-                         recommended_kind_release, release_minors, render_config, state_dir, validate_cluster_name)
-from labkit.versions import KIND_NODE_IMAGES, NEWEST_MINOR, SIDECAR_GATE, behaviour, gate_settable
+from labkit.kind import kind_feature_gates, print_config, render_config, state_dir, validate_cluster_name
+from labkit.tools import node_image
+from labkit.versions import (KIND_NODE_IMAGES, NEWEST_MINOR, SIDECAR_GATE, behaviour, gate_settable, newest_kind_release,
+                             parse_kind_version, recommended_kind_release, release_minors)
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = re.compile(r"^kindest/node:v1\.(?P<minor>\d+)\.\d+@sha256:[0-9a-f]{64}$")

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labkit.kind import recommended_kind_release
-from labkit.versions import KIND_NODE_IMAGES, NEWEST_MINOR, KubeVersion
+from labkit.versions import KIND_NODE_IMAGES, NEWEST_MINOR, KubeVersion, recommended_kind_release
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -50,7 +50,7 @@ def kubeconfig_backend(id: str, kubeconfig: str | None, context: str | None = No
 def _kind_missing(env: Mapping[str, str]) -> str | None:
     if env.get("LABKIT_KIND_TESTS") != "1":
         return "set LABKIT_KIND_TESTS=1 (with Docker and kind) to create a real kind cluster (takes minutes)"
-    from labkit.doctor import check_docker
+    from labkit.tools import check_docker
 
     docker = check_docker()
     if not docker.usable:
