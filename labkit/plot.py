@@ -51,7 +51,7 @@ ROLE_LABELS = {"sidecar": "sidecar (init container, restartPolicy: Always)",
 MARKERS = {
     "StartupProbeSucceeded": ("^", OKABE_ITO["black"], "startup probe passed"),
     "PreStop": ("s", OKABE_ITO["reddish_purple"], "preStop hook began"),  # the legend shows it with its band
-    "SIGTERM": ("v", OKABE_ITO["black"], "stop signal (SIGTERM) sent"),
+    "SIGTERM": ("v", OKABE_ITO["black"], "stop signal sent"),  # the legend names the signals (SIGTERM, SIGQUIT)
     "Killed": ("X", OKABE_ITO["black"], "SIGKILL (grace period over)"),
     "Restarted": ("o", OKABE_ITO["black"], "restart"),
     "StartupProbeFailed": ("x", FAILURE_COLOUR, "startup probe failed"),
@@ -249,6 +249,8 @@ class _Drawing:
         for event in trace.events:  # one pass: traces may hold 1000s of pods
             if event.pod in names:
                 events[event.pod].append(event)
+                if event.type == "SIGTERM":  # which stop signals the legend names
+                    self.use(f"signal:{event.extra.get('signal') or 'SIGTERM'}")
         spans: dict[str, list[Span]] = {name: [] for name in names}
         for span in trace.spans() if len(shown) > 1 else trace.spans(pod=shown[0].name) if shown else []:
             if span.pod in names:
@@ -566,7 +568,10 @@ def _legend_handles(keys: list[str]) -> tuple[list, list[str]]:
     for role, label in ROLE_LABELS.items():
         entries[f"role:{role}"] = (Patch(facecolor=ROLE_COLOURS[role], edgecolor=ROLE_COLOURS[role], linewidth=0.9),
                                    label)
+    signals = [k.split(":", 1)[1] for k in keys if k.startswith("signal:")]
     for kind, (shape, colour, label) in MARKERS.items():
+        if kind == "SIGTERM" and signals:
+            label = f"stop signal ({', '.join(signals)}) sent"
         entries[f"marker:{kind}"] = (Line2D([], [], linestyle="none", marker=shape, color=colour, markersize=7,
                                             markeredgecolor="white" if shape != "x" else colour,
                                             markeredgewidth=1.4 if shape == "x" else 0.7), label)
