@@ -1,23 +1,29 @@
-"""What a container's process does, as the simulator models it.
+"""What a container's process does, as the simulator models it (docs/images.md).
 
-The kubelet only sees a process start, run, maybe exit, and react (or not) to SIGTERM.
-This module turns a container spec into that description (:class:`ProcessModel`):
+The kubelet only sees a process start, run, maybe exit, and react (or not) to its stop
+signal. This module turns a container spec into that description (:class:`ProcessModel`):
 
 1. an explicit ``behaviour`` block (the scenario format's, or the pod annotation
    ``labkit.sidecar-lab.io/behaviour`` holding the same block as YAML/JSON) wins, field by
    field;
-2. otherwise the shell forms of ``command``/``args`` are read: ``sleep N``, ``exit N``,
+2. a known image run with its own entrypoint (no ``command``): its row of the image table
+   (``labkit/data/images.yaml``, read by :mod:`labkit.sim.images`): STOPSIGNAL, what the
+   program does with each signal, its ports, whether it exits by itself;
+3. a command that runs a known program, directly or as the last command of ``sh -c``;
+4. otherwise the shell forms of ``command``/``args`` are read: ``sleep N``, ``exit N``,
    ``echo``, ``touch``, ``while true; do ...; done``, ``trap '...' TERM``, ``tail -F``,
    ``sleep N & wait $!`` (the upstream e2e helper), functions used as trap handlers;
-3. known images: static-web-server, nginx, agnhost (pause, test-webserver, netexec),
-   the pause image, and shell images run without a command;
-4. anything else gets the documented default — runs until stopped and ignores SIGTERM,
-   like a shell loop as PID 1 — and a warning that says so.
+5. an unknown image with no command is a program that handles its stop signal and exits
+   promptly; an unreadable command runs until stopped and ignores SIGTERM, like a shell
+   loop as PID 1. Both come with a warning that says so and how to describe the container.
 
-PID 1 rule: a process without a SIGTERM handler ignores SIGTERM (the kernel drops
+The stop signal is the pod's ``lifecycle.stopSignal`` (1.33+, ContainerStopSignals), else the
+image's STOPSIGNAL, else SIGTERM; a process reacts to the signal it gets.
+
+PID 1 rule: a process without a handler for its stop signal ignores it (the kernel drops
 default-disposition signals to a namespace's init), so it ends only by SIGKILL (137) at
 the end of its grace period. With ``shareProcessNamespace: true`` the pause container is
-PID 1 and such a process dies at once with 143.
+PID 1 and such a process gets the signal's default action (143 for SIGTERM).
 
 A trap runs only when the shell's current foreground command returns: a trap set before a
 foreground ``sleep 10`` loop runs up to 10 s after SIGTERM; with ``sleep N & wait $!``
@@ -588,8 +594,9 @@ def _run_command(node: tuple, state: _Script) -> None:
     if name == "false":
         state.status = 1
         return
-    if name == "nginx" or name == "static-web-server":
-        raise _Unknown(f"the program '{name}' started from a script")
+    if images.for_program(name) is not None:
+        # Not as the script's last command (see _program_at_end): the shell stays PID 1.
+        raise _Unknown(f"the program '{name}' started from a script before other commands")
     if name not in _INSTANT_COMMANDS:
         raise _Unknown(f"the command '{words[0]}'")
     state.status = 0
@@ -1025,6 +1032,6 @@ def _apply_block(model: ProcessModel, block: dict, spec: dict) -> ProcessModel:
         loop_segments=model.loop_segments if keep_shape else (),
         loop_period=model.loop_period if keep_shape else None,
         listen_ports=ports if kind == "http-server" else None,
-        listens=kind == "http-server",
+        listens=True if kind == "http-server" else None if kind == "program" else False,
         image_pull_fails=bool(block.get("image_pull_fails", False)),
     )

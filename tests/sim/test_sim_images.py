@@ -317,3 +317,10 @@ def test_the_envoy_deployment_stops_in_about_a_second_with_envoy_last(tmp_path, 
     text = format_timeline(trace)
     assert "container envoy: envoy (image table row 'envoy')" in text
     assert "container app: nginx (image table row 'nginx')" in text and "Warning" not in text
+
+
+def test_describing_an_unknown_image_keeps_its_probes_answering():
+    # a program of unknown ports: a probe succeeds once it runs (it is not a script that listens nowhere)
+    container = {"name": "m", "image": "example.com/mystery:1", "readinessProbe": {"tcpSocket": {"port": 9000}}}
+    trace, warnings = run_pod(container, annotations={BEHAVIOUR_ANNOTATION: "{m: {handles_sigterm: false}}"})
+    assert warnings == [] and trace.first("Ready", container="m") is not None
