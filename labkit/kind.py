@@ -37,7 +37,8 @@ from .cluster import ClusterLab
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
 from .kubectl import Kubectl, Runner, condition_true, run_tool, tool_env
 from .progress import progress
-from .versions import KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default, lab_feature_gates
+from .versions import (KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour, gate_default,
+                       lab_feature_gates)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
 # kind: names match ^[a-z0-9.-]+$ (pkg/internal/apis/config/validate.go) and are at most 50
@@ -126,6 +127,9 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
     result = {}
     if SIDECAR_GATE in gates and version.minor < 33 and gates[SIDECAR_GATE] != gate_default(version.minor):
         result[SIDECAR_GATE] = bool(gates[SIDECAR_GATE])
+    # Other modelled gates (ContainerStopSignals) are written as given: kind sets featureGates
+    # on every component, the API server and the kubelet both need it.
+    result.update({name: bool(value) for name, value in gates.items() if name in OTHER_GATES})
     return result
 
 

@@ -324,3 +324,11 @@ def test_describing_an_unknown_image_keeps_its_probes_answering():
     container = {"name": "m", "image": "example.com/mystery:1", "readinessProbe": {"tcpSocket": {"port": 9000}}}
     trace, warnings = run_pod(container, annotations={BEHAVIOUR_ANNOTATION: "{m: {handles_sigterm: false}}"})
     assert warnings == [] and trace.first("Ready", container="m") is not None
+
+
+def test_a_kind_cluster_gets_the_stop_signal_gate_it_is_asked_for():
+    # the simulator and a kind cluster must agree: the gate goes into kind's featureGates
+    from labkit.kind import kind_feature_gates
+
+    assert kind_feature_gates("1.33", {"ContainerStopSignals": True}) == {"ContainerStopSignals": True}
+    assert kind_feature_gates("1.33") == {}
