@@ -50,7 +50,7 @@ import yaml
 
 from ..errors import InvalidInput
 from . import images, timing
-from .images import DEFAULT_STOP_SIGNAL, NON_TERMINATING, SIGNAL_NUMBERS, ImageRow, Reaction
+from .images import DEFAULT_STOP_SIGNAL, NON_TERMINATING, ImageRow, Reaction
 
 BEHAVIOUR_ANNOTATION = "labkit.sidecar-lab.io/behaviour"
 PROCESS_KINDS = ("e2e-helper", "shell-script", "sleep", "agnhost-pause", "pause", "http-server", "program")
