@@ -40,8 +40,8 @@ from .objects import condition_true
 from .progress import progress
 from .refs import show_command
 from .tools import check_docker, check_kind, node_image
-from .versions import (GATE_LOCKED_MINOR, KIND_NODE_IMAGES, SIDECAR_GATE, KubeVersion, behaviour, gate_default,
-                       lab_feature_gates, recommended_kind_release)
+from .versions import (GATE_LOCKED_MINOR, KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour,
+                       gate_default, lab_feature_gates, recommended_kind_release)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
 # kind: names match ^[a-z0-9.-]+$ (pkg/internal/apis/config/validate.go) and are at most 50
@@ -73,6 +73,9 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
     if (SIDECAR_GATE in gates and version.minor < GATE_LOCKED_MINOR
             and gates[SIDECAR_GATE] != gate_default(version.minor)):
         result[SIDECAR_GATE] = bool(gates[SIDECAR_GATE])
+    # Other modelled gates (ContainerStopSignals) are written as given: kind sets featureGates
+    # on every component, the API server and the kubelet both need it.
+    result.update({name: bool(value) for name, value in gates.items() if name in OTHER_GATES})
     return result
 
 

@@ -274,7 +274,7 @@ class _Drawing:
             if event.pod in names:
                 events[event.pod].append(event)
                 if event.type == "SIGTERM":  # the legend names the stop signals sent (no key: SIGTERM)
-                    self.use("signal:" + str(getattr(event, "signal", None) or event.extra.get("signal") or "SIGTERM"))
+                    self.use(f"signal:{event.extra.get('signal') or 'SIGTERM'}")
         spans: dict[str, list[Span]] = {name: [] for name in names}
         for span in trace.spans() if len(shown) > 1 else trace.spans(pod=shown[0].name) if shown else []:
             if span.pod in names:

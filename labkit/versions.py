@@ -75,6 +75,8 @@ class Behaviour:
     # the fix of #132826, 1.35; backported to 1.33/1.34 patches, not modelled). Before it,
     # a probe tick that saw the sidecar Terminated ended the worker for good.
     probe_worker_keeps_sidecars: bool = True
+    # lifecycle.stopSignal is kept by the API server and used by the kubelet (ContainerStopSignals).
+    container_stop_signals: bool = False
     feature_gates: dict[str, bool] = field(default_factory=dict)
 
 
@@ -83,6 +85,11 @@ class Behaviour:
 # has it, locked on.
 GATE_LOCKED_MINOR = 33
 GATE_REMOVED_MINOR = 37
+
+# Other gates labkit models: name -> (first minor, default). ContainerStopSignals (KEP-4960):
+# alpha, off, from 1.33 (pkg/features/kube_features.go: {Version: 1.33, Default: false,
+# PreRelease: Alpha}, the only entry up to 1.37; kep.yaml plans beta for 1.38).
+OTHER_GATES: dict[str, tuple[int, bool]] = {"ContainerStopSignals": (33, False)}
 
 
 def _gate_stage(minor: int) -> str:
@@ -126,10 +133,14 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
     gates = dict(feature_gates or {})
     stage = _gate_stage(minor)
     for name, value in gates.items():
-        if name != SIDECAR_GATE:
-            raise InvalidInput(f"unknown feature gate {name!r} (labkit models only {SIDECAR_GATE})", field="feature_gates")
+        if name != SIDECAR_GATE and name not in OTHER_GATES:
+            raise InvalidInput(f"unknown feature gate {name!r} (labkit models {', '.join([SIDECAR_GATE, *OTHER_GATES])})",
+                               field="feature_gates")
         if not isinstance(value, bool):
             raise InvalidInput(f"feature gate {name} must be true or false, got {value!r}", field="feature_gates")
+        if name in OTHER_GATES and minor < OTHER_GATES[name][0]:
+            raise InvalidInput(f"unrecognized feature gate: {name} (it arrived in 1.{OTHER_GATES[name][0]}, "
+                               f"not in 1.{minor})", field="feature_gates")
     if SIDECAR_GATE in gates:
         if stage == "absent":
             raise InvalidInput(f"unrecognized feature gate: {SIDECAR_GATE} (it does not exist in 1.{minor})", field="feature_gates")
@@ -144,6 +155,7 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
     default = gate_default(minor)
     enabled = gates.get(SIDECAR_GATE, default) if stage != "removed" else True
     effective_gates = {SIDECAR_GATE: bool(enabled)} if gate_settable(minor) else {}
+    effective_gates.update({name: value for name, value in gates.items() if name in OTHER_GATES})
     return Behaviour(
         minor=minor,
         sidecar_gate=stage,
@@ -153,6 +165,7 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
         requeue_at_backoff_expiry=minor >= 35,
         job_success_criteria_met=minor >= 31,
         probe_worker_keeps_sidecars=minor >= 35,
+        container_stop_signals=minor >= 33 and gates.get("ContainerStopSignals", OTHER_GATES["ContainerStopSignals"][1]),
         feature_gates=effective_gates,
     )
 

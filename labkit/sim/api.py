@@ -48,6 +48,7 @@ from ..names import (dns1123_label_errors, dns1123_subdomain_errors, label_value
                      qualified_name_errors)
 from ..objects import container_roles
 from ..versions import SIDECAR_GATE, Behaviour
+from .images import SIGNAL_NUMBERS
 
 # kind -> (apiVersion, model class in the kubernetes client)
 KINDS = {"Pod": ("v1", "V1Pod"), "Job": ("batch/v1", "V1Job"), "Deployment": ("apps/v1", "V1Deployment")}
@@ -59,6 +60,7 @@ FIELDS_SINCE = {
     ("V1Container", "restartPolicy"): 28,
     ("V1Container", "restartPolicyRules"): 34,
     ("V1LifecycleHandler", "sleep"): 29,
+    ("V1Lifecycle", "stopSignal"): 33,    # KEP-4960 (ContainerStopSignals)
 }
 
 MAX_INT32 = 2147483647
@@ -482,6 +484,19 @@ def _drop_disabled_fields(spec: dict, prefix: str, beh: Behaviour, warnings: lis
                     del c[key]
                     warnings.append(f"labkit: {prefix}.{group}[{i}].{key} was dropped: {why}, so the API server "
                                     f"removes the field and the pod's restartPolicy applies ({_SILENT})")
+    if beh.minor >= 33 and not beh.container_stop_signals:
+        # dropContainerStopSignals (pkg/api/pod/util.go): with ContainerStopSignals off the
+        # field is wiped, and a lifecycle left empty with it.
+        why = "the ContainerStopSignals feature gate is off (alpha, off by default, from Kubernetes 1.33)"
+        for group, containers in (("initContainers", inits), ("containers", regular)):
+            for i, c in enumerate(containers):
+                lifecycle = c.get("lifecycle")
+                if isinstance(lifecycle, dict) and "stopSignal" in lifecycle:
+                    del lifecycle["stopSignal"]
+                    if not lifecycle:
+                        del c["lifecycle"]
+                    warnings.append(f"labkit: {prefix}.{group}[{i}].lifecycle.stopSignal was dropped: {why}, so the "
+                                    f"image's STOPSIGNAL (or SIGTERM) is sent ({_SILENT})")
     if beh.minor == 29:
         # PodLifecycleSleepAction is alpha (off) in 1.29 and beta (on) from 1.30.
         for group, containers in (("initContainers", inits), ("containers", regular)):
@@ -774,6 +789,7 @@ def _validate_pod_spec(spec: dict, beh: Behaviour, path: str, errs: _Errors) -> 
         volumes.add(name)
     _validate_containers(spec, volumes, grace, beh, path, errs)
     _validate_init_containers(spec, volumes, grace, beh, path, errs)
+    _validate_stop_signals(spec, path, errs)
     policy = spec.get("restartPolicy")
     if policy not in ("Always", "OnFailure", "Never"):
         errs.add(f"{path}.restartPolicy", not_supported(policy, ["Always", "OnFailure", "Never"]))
@@ -784,6 +800,26 @@ def _validate_pod_spec(spec: dict, beh: Behaviour, path: str, errs: _Errors) -> 
     deadline = spec.get("activeDeadlineSeconds")
     if deadline is not None and not 1 <= deadline <= MAX_INT32:
         errs.add(f"{path}.activeDeadlineSeconds", invalid(deadline, f"must be between 1 and {MAX_INT32}, inclusive"))
+
+
+def _validate_stop_signals(spec: dict, path: str, errs: _Errors) -> None:
+    """lifecycle.stopSignal (kept only with ContainerStopSignals on): KEP-4960's cross-validation
+    with spec.os.name: the pod must name its OS; Linux pods take any Linux signal,
+    Windows pods only SIGTERM and SIGKILL (supportedStopSignalsLinux/Windows)."""
+    os_name = (spec.get("os") or {}).get("name")
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(group) or []):
+            signal = (c.get("lifecycle") or {}).get("stopSignal")
+            if signal is None:
+                continue
+            where = f"{path}.{group}[{i}].lifecycle.stopSignal"
+            if not os_name:
+                errs.add(where, forbidden("may not be set for pods without spec.os.name (labkit's wording; "
+                                          "the valid signals depend on the pod's OS)"))
+            elif os_name == "windows" and signal not in ("SIGKILL", "SIGTERM"):
+                errs.add(where, not_supported(signal, ["SIGKILL", "SIGTERM"]))
+            elif os_name == "linux" and signal not in SIGNAL_NUMBERS:
+                errs.add(where, invalid(signal, "must be a Linux signal name such as SIGTERM, SIGQUIT or SIGINT"))
 
 
 def _validate_pod_template(template: dict, beh: Behaviour, path: str, errs: _Errors) -> None:

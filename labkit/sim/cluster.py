@@ -131,6 +131,7 @@ class Cluster:
         self.name_rng = random.Random(f"labkit-sim/{seed}/names")
         self.records: list[tuple[float, str, str | None, str | None, dict]] = []
         self.warnings: list[str] = []
+        self.notes: list[str] = []          # which image table row modelled which container
         self.origin: float | None = None
         self.kubelet = Kubelet(self.env, self.behaviour, self.rng, self._emit_pod, self._pod_changed)
         self.pods: dict[str, SimPod] = {}
@@ -218,6 +219,10 @@ class Cluster:
             models[c["name"]] = model
             for warning in warnings:
                 self._warn(f"{source}: {obj['kind'].lower()}/{obj['metadata']['name']}: {warning}")
+            if model.image_row is not None:
+                note = f"{source}: {obj['kind'].lower()}/{obj['metadata']['name']}: container {c['name']}: {model.description}"
+                if note not in self.notes:
+                    self.notes.append(note)
         return models
 
     def _reapply(self, kind: str, existing: Any, stored: dict, source: str) -> str:
@@ -510,7 +515,8 @@ class Cluster:
             kubernetes_version=str(self.version),
             feature_gates=dict(self.behaviour.feature_gates),
             origin=None,
-            extra={"generator": GENERATOR, "seed": self.seed, "warnings": list(self.warnings)},
+            extra={"generator": GENERATOR, "seed": self.seed, "warnings": list(self.warnings),
+                   "notes": list(self.notes)},
         )
         for pod in self.pods.values():
             owner = trace_owner(pod.owner)

@@ -35,6 +35,7 @@ import simpy
 
 from ..objects import container_role
 from . import timing
+from .images import SIGNAL_NUMBERS
 from .process import ProcessModel
 
 TERMINAL = ("Succeeded", "Failed")
@@ -589,18 +590,29 @@ class Kubelet:
 
     # -- process signals ------------------------------------------------------------------------------
     def _sigterm(self, pod: SimPod, c: Container, inst: Instance) -> None:
+        """StopContainer's first signal: the container's stop signal (the pod's
+        lifecycle.stopSignal, else the image's STOPSIGNAL, else SIGTERM; KEP-4960 and the
+        CRI runtimes' stopContainer). The trace keeps the event type ``SIGTERM`` for "the
+        stop signal was sent" and names the signal when it is another one."""
         now = self.env.now
         inst.sigterm_at = now
-        self.emit("SIGTERM", pod, c.name)
         model = c.model
-        delay = model.trap_delay(now - inst.start)
+        signal = model.stop_signal
+        self.emit("SIGTERM", pod, c.name, **({} if signal == "SIGTERM" else {"signal": signal}))
+        if signal == "SIGKILL":
+            self._exit(pod, c, inst, 137, True)     # not catchable, not even by PID 1
+            return
+        delay = model.trap_delay(now - inst.start, signal)
         if delay is None:
             return      # PID 1 without a handler, or a handler that never gets to run
         inst.trap_at = now + delay
-        if model.shared_pid_namespace and not model.handles_sigterm:
-            self._at(delay, self._exit, pod, c, inst, 143, False)
-        elif model.sigterm_exit_after is not None:
-            self._at(delay + model.sigterm_exit_after, self._exit, pod, c, inst, model.sigterm_exit_code, False)
+        if not model.handles(signal):
+            # Not PID 1 (shareProcessNamespace): the default action ends it, 128 + signal number.
+            self._at(delay, self._exit, pod, c, inst, 128 + SIGNAL_NUMBERS[signal], False)
+            return
+        after, code = model.exit_after(signal)
+        if after is not None:
+            self._at(delay + after, self._exit, pod, c, inst, code, False)
 
     def _exit(self, pod: SimPod, c: Container, inst: Instance, code: int, killed: bool) -> None:
         if inst.end is not None:
@@ -947,7 +959,8 @@ class Kubelet:
         elif kind == "until_sigterm":
             # "until SIGTERM" is read as "until the SIGTERM handler runs" (the scenario
             # audits note that a bash trap waits for the running foreground command).
-            stop = inst.trap_at if inst.trap_at is not None else inst.sigterm_at if not c.model.handles_sigterm else None
+            stop = (inst.trap_at if inst.trap_at is not None
+                    else inst.sigterm_at if not c.model.handles(c.model.stop_signal) else None)
             ok = stop is None or now < stop
         elif kind == "file":
             created = c.model.files.get(model.path)
@@ -957,7 +970,7 @@ class Kubelet:
         elif kind == "listening":
             ports = c.model.listen_ports or ()
             ok = offset >= c.model.start_delay - 1e-9 and (int(model.value) in ports or model.value < 0)
-            if inst.sigterm_at is not None and c.model.handles_sigterm:
+            if inst.sigterm_at is not None and c.model.handles(c.model.stop_signal):
                 ok = False             # a server shutting down stops accepting
         else:   # running past the start delay
             ok = offset >= c.model.start_delay - 1e-9

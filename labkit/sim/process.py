@@ -1,23 +1,29 @@
-"""What a container's process does, as the simulator models it.
+"""What a container's process does, as the simulator models it (docs/images.md).
 
-The kubelet only sees a process start, run, maybe exit, and react (or not) to SIGTERM.
-This module turns a container spec into that description (:class:`ProcessModel`):
+The kubelet only sees a process start, run, maybe exit, and react (or not) to its stop
+signal. This module turns a container spec into that description (:class:`ProcessModel`):
 
 1. an explicit ``behaviour`` block (the scenario format's, or the pod annotation
    ``labkit.sidecar-lab.io/behaviour`` holding the same block as YAML/JSON) wins, field by
    field;
-2. otherwise the shell forms of ``command``/``args`` are read: ``sleep N``, ``exit N``,
+2. a known image run with its own entrypoint (no ``command``): its row of the image table
+   (``labkit/data/images.yaml``, read by :mod:`labkit.sim.images`): STOPSIGNAL, what the
+   program does with each signal, its ports, whether it exits by itself;
+3. a command that runs a known program, directly or as the last command of ``sh -c``;
+4. otherwise the shell forms of ``command``/``args`` are read: ``sleep N``, ``exit N``,
    ``echo``, ``touch``, ``while true; do ...; done``, ``trap '...' TERM``, ``tail -F``,
    ``sleep N & wait $!`` (the upstream e2e helper), functions used as trap handlers;
-3. known images: static-web-server, nginx, agnhost (pause, test-webserver, netexec),
-   the pause image, and shell images run without a command;
-4. anything else gets the documented default — runs until stopped and ignores SIGTERM,
-   like a shell loop as PID 1 — and a warning that says so.
+5. an unknown image with no command is a program that handles its stop signal and exits
+   promptly; an unreadable command runs until stopped and ignores SIGTERM, like a shell
+   loop as PID 1. Both come with a warning that says so and how to describe the container.
 
-PID 1 rule: a process without a SIGTERM handler ignores SIGTERM (the kernel drops
+The stop signal is the pod's ``lifecycle.stopSignal`` (1.33+, ContainerStopSignals), else the
+image's STOPSIGNAL, else SIGTERM; a process reacts to the signal it gets.
+
+PID 1 rule: a process without a handler for its stop signal ignores it (the kernel drops
 default-disposition signals to a namespace's init), so it ends only by SIGKILL (137) at
 the end of its grace period. With ``shareProcessNamespace: true`` the pause container is
-PID 1 and such a process dies at once with 143.
+PID 1 and such a process gets the signal's default action (143 for SIGTERM).
 
 A trap runs only when the shell's current foreground command returns: a trap set before a
 foreground ``sleep 10`` loop runs up to 10 s after SIGTERM; with ``sleep N & wait $!``
@@ -43,10 +49,11 @@ from typing import Any
 import yaml
 
 from ..errors import InvalidInput
-from . import timing
+from . import images, timing
+from .images import DEFAULT_STOP_SIGNAL, NON_TERMINATING, ImageRow, Reaction
 
 BEHAVIOUR_ANNOTATION = "labkit.sidecar-lab.io/behaviour"
-PROCESS_KINDS = ("e2e-helper", "shell-script", "sleep", "agnhost-pause", "pause", "http-server")
+PROCESS_KINDS = ("e2e-helper", "shell-script", "sleep", "agnhost-pause", "pause", "http-server", "program")
 PROBE_TYPES = ("startup", "readiness", "liveness")
 
 # Commands that return at once and do not change what the simulator cares about.
@@ -126,19 +133,46 @@ class ProcessModel:
     pre_stop: Hook | None = None
     probes: dict[str, ProbeModel] = field(default_factory=dict)
     shared_pid_namespace: bool = False
+    # The signal the runtime sends to stop it: the pod's lifecycle.stopSignal, else the
+    # image's STOPSIGNAL, else SIGTERM (KEP-4960: "Stop signal from Container Spec >
+    # STOPSIGNAL from container image > Default stop signal of container runtime").
+    stop_signal: str = DEFAULT_STOP_SIGNAL
+    # Which signals the SIGTERM fields above describe: None, whatever stop signal is sent (a
+    # behaviour block, an unknown program); a script's trapped signals otherwise.
+    trapped: frozenset[str] | None = None
+    # A known image's program: its reaction to each signal it handles (None: not from the table).
+    reactions: dict[str, Reaction] | None = None
+    image_row: str | None = None        # the image table's row this model came from
 
     def run(self, attempt: int) -> Run:
         return self.runs[min(attempt, len(self.runs) - 1)]
 
-    def trap_delay(self, offset: float) -> float | None:
-        """Seconds from SIGTERM (at ``offset`` s into the instance) until the process reacts.
+    def handles(self, signal: str) -> bool:
+        """Whether the process has a handler for ``signal`` (as PID 1 it gets no other)."""
+        if self.reactions is not None:
+            return signal in self.reactions
+        if self.trapped is not None and signal not in self.trapped:
+            return False
+        return self.handles_sigterm
 
-        None: it never reacts (SIGTERM ignored). For a handled SIGTERM this is when the
-        handler starts; the caller adds ``sigterm_exit_after``.
+    def exit_after(self, signal: str) -> tuple[float | None, int]:
+        """(seconds from its handler starting to its exit, or None: it keeps running; exit code)."""
+        if self.reactions is not None and signal in self.reactions:
+            reaction = self.reactions[signal]
+            return reaction.exit_after, reaction.exit_code
+        return self.sigterm_exit_after, self.sigterm_exit_code
+
+    def trap_delay(self, offset: float, signal: str = DEFAULT_STOP_SIGNAL) -> float | None:
+        """Seconds from the stop signal (at ``offset`` s into the instance) until the process reacts.
+
+        None: it never reacts (the signal ignored). For a handled signal this is when the
+        handler starts; the caller adds :meth:`exit_after`. Without a handler, the process
+        reacts at once only when it is not PID 1 (``shareProcessNamespace``) and the
+        signal's default action ends it.
         """
-        if self.shared_pid_namespace and not self.handles_sigterm:
-            return 0.0
-        if not self.handles_sigterm:
+        if not self.handles(signal):
+            if self.shared_pid_namespace and signal not in NON_TERMINATING:
+                return 0.0
             return None
         segment = self._segment_at(offset)
         if segment is None or not segment.foreground:
@@ -340,6 +374,7 @@ class _Script:
     loop_stdout: list[tuple[float, str]] = field(default_factory=list)
     trap: str | None = None             # handler text or function body
     trap_set: bool = False
+    trapped: set[str] = field(default_factory=set)   # signals the trap handles (SIGTERM, SIGQUIT, ...)
     functions: dict[str, list] = field(default_factory=dict)
     background_sleep: float | None = None
     first_marker: float | None = None   # when the first file appears (e2e helper's "Started")
@@ -465,9 +500,6 @@ def _sleep_seconds(words: list[str]) -> float:
     return total
 
 
-_TERM_SIGNALS = {"TERM", "SIGTERM", "15"}
-
-
 def _run_nodes(nodes: list, state: _Script) -> None:
     """Advance ``state`` through the nodes; stops at exit or at a never-ending part."""
     for node in nodes:
@@ -495,7 +527,7 @@ def _run_while(node: tuple, state: _Script) -> None:
         raise _Unknown(f"a loop with condition '{' '.join(cond_words)}'")
     start = state.t
     probe = _Script(t=start, files=dict(state.files), trap=state.trap, trap_set=state.trap_set,
-                    functions=state.functions)
+                    trapped=set(state.trapped), functions=state.functions)
     _run_nodes(body, probe)
     if probe.exit_code is not None or probe.forever:
         # The body ends the script (or never returns): it runs once.
@@ -504,7 +536,7 @@ def _run_while(node: tuple, state: _Script) -> None:
         state.segments.extend(probe.segments)
         state.files.update(probe.files)
         state.stdout.extend(probe.stdout)
-        state.trap, state.trap_set = probe.trap, probe.trap_set
+        state.trap, state.trap_set, state.trapped = probe.trap, probe.trap_set, probe.trapped
         return
     period = probe.t - start
     state.forever = True
@@ -515,7 +547,7 @@ def _run_while(node: tuple, state: _Script) -> None:
     state.loop_period = period
     state.loop_segments = list(probe.segments) or [Segment(start, start + period, True)]
     state.loop_stdout = list(probe.stdout)
-    state.trap, state.trap_set = probe.trap, probe.trap_set
+    state.trap, state.trap_set, state.trapped = probe.trap, probe.trap_set, probe.trapped
 
 
 def _run_command(node: tuple, state: _Script) -> None:
@@ -531,15 +563,14 @@ def _run_command(node: tuple, state: _Script) -> None:
     if name == "trap":
         if len(words) < 3:
             return
-        handler, signals = words[1], {s.upper() for s in words[2:]}
-        if not signals & _TERM_SIGNALS:
-            return
-        if handler in ("-",):
-            state.trap, state.trap_set = None, False
-        elif handler == "":
-            state.trap, state.trap_set = "", False
+        handler = words[1]
+        signals = {images.signal_name(w) for w in words[2:]} - {None}
+        if handler in ("-", ""):
+            state.trapped -= signals        # default action / ignored: no handler either way
         else:
-            state.trap, state.trap_set = handler, True
+            state.trap = handler
+            state.trapped |= signals
+        state.trap_set = bool(state.trapped)
         return
     if name == "sleep":
         seconds = _sleep_seconds(words)
@@ -563,8 +594,9 @@ def _run_command(node: tuple, state: _Script) -> None:
     if name == "false":
         state.status = 1
         return
-    if name == "nginx" or name == "static-web-server":
-        raise _Unknown(f"the program '{name}' started from a script")
+    if images.for_program(name) is not None:
+        # Not as the script's last command (see _program_at_end): the shell stays PID 1.
+        raise _Unknown(f"the program '{name}' started from a script before other commands")
     if name not in _INSTANT_COMMANDS:
         raise _Unknown(f"the command '{words[0]}'")
     state.status = 0
@@ -627,7 +659,9 @@ def read_script(script: str) -> ProcessModel:
         after, code, removed = _read_handler(state)
     looping = state.forever and state.loop_period is not None
     what = "loops forever" if looping else "runs forever" if state.forever else f"exits {state.exit_code} after {runs[0].seconds:g} s"
-    sig = "handles SIGTERM (trap)" if handles else "ignores SIGTERM (PID 1 without a handler)"
+    trapped = frozenset(state.trapped)
+    sig = (f"handles {', '.join(sorted(trapped))} (trap)" if handles
+           else "ignores SIGTERM (PID 1 without a handler)")
     return ProcessModel(
         kind="shell-script",
         description=f"shell script: {what}, {sig}",
@@ -636,6 +670,7 @@ def read_script(script: str) -> ProcessModel:
         handles_sigterm=handles,
         sigterm_exit_after=after,
         sigterm_exit_code=code,
+        trapped=trapped,
         segments=tuple(state.segments),
         loop_segments=tuple(state.loop_segments),
         loop_period=state.loop_period,
@@ -649,33 +684,11 @@ def read_script(script: str) -> ProcessModel:
 
 # -- images ----------------------------------------------------------------------------------
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
-_SHELL_IMAGES = {"busybox", "alpine", "ubuntu", "debian", "bash", "fedora", "centos", "amazonlinux"}
 
 
 def image_name(image: str) -> tuple[str, str]:
-    """``ghcr.io/x/y:2.1@sha256:..`` -> ("ghcr.io/x/y", "2.1"); docker.io/library/ dropped."""
-    ref = image.split("@", 1)[0]
-    name, tag = ref, "latest"
-    if ":" in ref.rsplit("/", 1)[-1]:
-        name, tag = ref.rsplit(":", 1)
-    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/", "library/"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-            break
-    return name, tag
-
-
-def _server(description: str, ports: tuple[int, ...]) -> ProcessModel:
-    return ProcessModel(
-        kind="http-server", description=description, runs=(Run(None),), handles_sigterm=True,
-        sigterm_exit_after=timing.SERVER_SHUTDOWN_S, sigterm_exit_code=0, listen_ports=ports,
-        listens=True, start_delay=timing.SERVER_LISTEN_S,
-    )
-
-
-def _pause(description: str) -> ProcessModel:
-    return ProcessModel(kind="pause", description=description, runs=(Run(None),), handles_sigterm=True,
-                        sigterm_exit_after=0.0, sigterm_exit_code=0, listens=False)
+    """``ghcr.io/x/y:2.1@sha256:..`` -> ("x/y", "2.1"); registry host and ``library/`` dropped."""
+    return images.repository(image)
 
 
 def _flag_value(words: list[str], *flags: str) -> str | None:
@@ -688,38 +701,117 @@ def _flag_value(words: list[str], *flags: str) -> str | None:
     return None
 
 
+def _when(reaction: Reaction) -> str:
+    if reaction.exit_after is None:
+        return "handled, keeps running"
+    if reaction.exit_after <= timing.SERVER_SHUTDOWN_S:
+        return f"exits {reaction.exit_code} at once"
+    return f"exits {reaction.exit_code} {reaction.exit_after:g} s later"
+
+
+def _from_row(row: ImageRow, tag: str, words: list[str], env: dict[str, str], *, how: str) -> ProcessModel | None:
+    """The model of ``row``'s program run with arguments ``words``; None when the row does not
+    say what those arguments do (an agnhost subcommand it does not list)."""
+    sub: dict = {}
+    if row.subcommands:
+        first = words[0] if words else ""
+        if first in row.subcommands:
+            sub = row.subcommands[first]
+        elif row.subcommands_only:
+            return None
+    label = f"{row.row}{' ' + words[0] if sub else ''} (image table row {row.row!r}{how})"
+    if row.exits_by_itself is not None:
+        if words:
+            return None             # no entrypoint: the arguments are the command
+        after, code = row.exits_by_itself
+        return ProcessModel(kind="shell-script", description=f"{label}: a shell without input, exits {code} at once",
+                            runs=(Run(after, code),), listens=False, stop_signal=row.stop_signal,
+                            trapped=frozenset(), image_row=row.row)
+    ports = tuple(sub.get("ports", row.ports))
+    major = tag.split(".")[0].split("-")[0]
+    ports = row.ports_by_tag.get(major, ports)
+    flags = tuple(sub.get("port_flags", row.port_flags))
+    explicit = _flag_value(words, *flags) if flags else None
+    if explicit is None and row.port_env:
+        explicit = env.get(row.port_env) or None
+    if explicit is not None and str(explicit).isdigit():
+        ports = (int(explicit),)
+    reactions = dict(row.on_signal)
+    for flag, code in row.exit_code_flags.items():
+        if flag in words or any(w.startswith(flag + "=") and w.split("=", 1)[1] != "false" for w in words):
+            term = reactions[DEFAULT_STOP_SIGNAL]
+            reactions[DEFAULT_STOP_SIGNAL] = Reaction(term.exit_after, code)
+    stop = row.stop_signal
+    reaction = reactions.get(stop)
+    pause = row.row == "pause" or (row.row == "agnhost" and sub is row.subcommands.get("pause"))
+    kind = "pause" if pause else "http-server" if ports else "program"
+    listening = f"listens on :{', :'.join(map(str, ports))} after {timing.SERVER_LISTEN_S:g} s; " if ports else ""
+    if reaction is None:
+        on_stop = f"stop signal {stop}: no handler, ignored as PID 1"
+    else:
+        on_stop = f"stop signal {stop}: {_when(reaction)}"
+    return ProcessModel(
+        kind=kind, description=f"{label}: {listening}{on_stop}", runs=(Run(None),),
+        start_delay=0.0 if pause else timing.SERVER_LISTEN_S,
+        handles_sigterm=reaction is not None,
+        sigterm_exit_after=reaction.exit_after if reaction else 0.0,
+        sigterm_exit_code=reaction.exit_code if reaction else 0,
+        listen_ports=ports or None, listens=True if ports else False if pause else None,
+        stop_signal=stop, reactions=reactions, image_row=row.row,
+    )
+
+
 def _image_model(image: str, command: list[str] | None, args: list[str] | None, env: dict[str, str]) -> ProcessModel | None:
-    name, tag = image_name(image)
-    base = name.rsplit("/", 1)[-1]
     if command:
         return None   # the command replaces the image's entrypoint: read the command instead
-    words = list(args or [])
-    if name in ("joseluisq/static-web-server", "ghcr.io/static-web-server/static-web-server"):
-        default = 8787 if tag.split(".")[0] == "3" or tag.startswith("3-") else 80
-        port = _flag_value(words, "--port", "-p") or env.get("SERVER_PORT") or default
-        return _server(f"static-web-server: serves HTTP on :{port} after {timing.SERVER_LISTEN_S:g} s, "
-                       "exits 0 promptly on SIGTERM/SIGQUIT", (int(port),))
-    if base in ("nginx", "nginx-unprivileged") or name in ("httpd", "caddy"):
-        port = 8080 if base == "nginx-unprivileged" else 80
-        return _server(f"{base}: serves HTTP on :{port}, exits 0 promptly on SIGTERM/SIGQUIT", (port,))
-    if name.endswith("e2e-test-images/agnhost") or base == "agnhost":
-        sub = words[0] if words else ""
-        if sub == "pause":
-            return _pause("agnhost pause: waits for a signal, exits 0 on SIGTERM")
-        if sub in ("test-webserver", "netexec", "serve-hostname"):
-            default = {"test-webserver": 80, "netexec": 8080, "serve-hostname": 9376}[sub]
-            port = _flag_value(words, "--port", "--http-port") or default
-            return _server(f"agnhost {sub}: serves HTTP on :{port}, exits promptly on SIGTERM", (int(port),))
+    row = images.lookup(image)
+    if row is None:
         return None
-    if base == "pause" and ("k8s" in name or "google_containers" in name or name == "pause"):
-        return _pause("pause: waits for a signal, exits 0 on SIGTERM")
-    if base in _SHELL_IMAGES and not words:
-        return ProcessModel(kind="shell-script", description=f"{base} default command (a shell without input): exits 0 at once",
-                            runs=(Run(timing.INSTANT_PROCESS_S, 0),), listens=False)
-    return None
+    return _from_row(row, images.repository(image)[1], list(args or []), env, how="")
+
+
+def _program_at_end(script: str) -> tuple[ImageRow, list[str], float] | None:
+    """A script that ends by running a known program (``...; exec nginx -g 'daemon off;'``):
+    the shell replaces itself with it (``exec``, or the last command of ``sh -c`` without
+    traps: busybox ash's EV_EXIT), so that program is PID 1. Returns its row, its arguments
+    and how long the script before it takes."""
+    try:
+        tokens = _tokens(script)
+    except _Unknown:
+        return None
+    while tokens and tokens[-1] in (";", "&&"):
+        tokens.pop()
+    if not tokens or "trap" in tokens:
+        return None
+    cut = max((i for i, tok in enumerate(tokens) if tok in (";", "&&")), default=-1)
+    words = tokens[cut + 1:]
+    if any(tok in _SEPARATORS or tok in ("(", ")") for tok in words):
+        return None
+    if words and words[0] == "exec":
+        words = words[1:]
+    row = images.for_program(words[0]) if words else None
+    if row is None:
+        return None
+    state = _Script()
+    try:
+        nodes, _ = _parse(tokens[:cut + 1])
+        _run_nodes(nodes, state)
+    except _Unknown:
+        return None
+    if state.forever or state.exit_code is not None:
+        return None
+    return row, words[1:], state.t
+
+
+def _hint(name: str, block: str, purpose: str) -> str:
+    """How to describe container ``name`` with the annotation: a line to paste under annotations."""
+    return (f"Describe it with the {BEHAVIOUR_ANNOTATION} annotation on the pod (spec.template.metadata in a "
+            f"Deployment or Job), e.g. {purpose}: {BEHAVIOUR_ANNOTATION}: '{{{name}: {block}}}' (fields: docs/images.md)")
 
 
 _DEFAULT_DESCRIPTION = "unknown program: assumed to run until stopped and to ignore SIGTERM (like a shell loop as PID 1)"
+_PROGRAM_DESCRIPTION = ("unknown image run with its own entrypoint: assumed to be a program that handles its stop "
+                        "signal and exits 0 promptly")
 
 
 def infer(spec: dict) -> tuple[ProcessModel, list[str]]:
@@ -734,11 +826,30 @@ def infer(spec: dict) -> tuple[ProcessModel, list[str]]:
         return model, []
     argv = list(command or []) + list(args or [])
     if not argv:
-        return _unknown(), [f"container {name}: image {image!r} is not one the simulator knows and has no command; "
-                            f"{_DEFAULT_DESCRIPTION}. Describe it with the {BEHAVIOUR_ANNOTATION} annotation."]
+        # An image started by its own entrypoint is almost always a server or agent that
+        # handles its stop signal; the PID 1 rule's pessimistic default is for scripts.
+        return _program(), [
+            f"container {name}: image {image!r} is not in the simulator's image table and runs its own entrypoint "
+            "(no command), so it is assumed to be a program that handles its stop signal (SIGTERM) and exits 0 "
+            "promptly, not a script that ignores it. "
+            + _hint(name, "{handles_sigterm: false}", "for a program that ignores its stop signal")]
+    ignore_hint = _hint(name, "{handles_sigterm: true, sigterm_exit_after_seconds: 1}",
+                        "for one that exits 1 s after its stop signal")
     program = argv[0].rsplit("/", 1)[-1]
+    tag = images.repository(image)[1]
+    row = images.for_program(program)
+    if row is not None and not (program in _SHELLS):
+        model = _from_row(row, tag, argv[1:], env, how=f", started as {program}")
+        if model is not None:
+            return model, []
     try:
         if program in _SHELLS and len(argv) >= 3 and argv[1] in ("-c", "-ec", "-xc", "-exc"):
+            found = _program_at_end(argv[2])
+            if found is not None:
+                row, words, before = found
+                model = _from_row(row, tag, words, env, how=f", started by a {program} -c script")
+                if model is not None:
+                    return replace(model, start_delay=model.start_delay + before), []
             return read_script(argv[2]), []
         if program in ("sleep", "tail", "echo", "true", "false", "exit"):
             model = read_script(shlex.join(argv))
@@ -747,13 +858,18 @@ def infer(spec: dict) -> tuple[ProcessModel, list[str]]:
             return model, []
     except _Unknown as why:
         return _unknown(), [f"container {name}: the simulator cannot read {why} in {shlex.join(argv)!r}; "
-                            f"{_DEFAULT_DESCRIPTION}. Describe it with the {BEHAVIOUR_ANNOTATION} annotation."]
+                            f"{_DEFAULT_DESCRIPTION}. {ignore_hint}"]
     return _unknown(), [f"container {name}: the simulator does not know what {shlex.join(argv)!r} does; "
-                        f"{_DEFAULT_DESCRIPTION}. Describe it with the {BEHAVIOUR_ANNOTATION} annotation."]
+                        f"{_DEFAULT_DESCRIPTION}. {ignore_hint}"]
 
 
 def _unknown() -> ProcessModel:
     return ProcessModel(kind="unknown", description=_DEFAULT_DESCRIPTION, runs=(Run(None),), handles_sigterm=False)
+
+
+def _program() -> ProcessModel:
+    return ProcessModel(kind="program", description=_PROGRAM_DESCRIPTION, runs=(Run(None),), handles_sigterm=True,
+                        sigterm_exit_after=timing.SERVER_SHUTDOWN_S, sigterm_exit_code=0)
 
 
 def _hook_model(handler: dict | None, process: ProcessModel) -> Hook | None:
@@ -834,8 +950,11 @@ def build(spec: dict, block: dict | None, *, shared_pid_namespace: bool = False)
             probes[ptype] = _probe_model(probe, model)
         if probes[ptype].kind == "listening" and probes[ptype].value < 0:
             probes[ptype] = _resolve_named_port(probe, spec, probes[ptype])
+    # lifecycle.stopSignal reaches the kubelet only where the API server kept it (1.33+,
+    # ContainerStopSignals on: labkit.sim.api drops or refuses it otherwise).
+    stop_signal = lifecycle.get("stopSignal") or model.stop_signal
     model = replace(model, post_start=post_start, pre_stop=pre_stop, probes=probes,
-                    shared_pid_namespace=shared_pid_namespace)
+                    shared_pid_namespace=shared_pid_namespace, stop_signal=stop_signal)
     return model, warnings
 
 
@@ -869,6 +988,7 @@ def _summary(kind: str, runs: tuple[Run, ...], handles: bool, after: float | Non
 _KIND_SIGTERM = {
     "e2e-helper": (True, 0.0), "shell-script": (False, 0.0), "sleep": (False, 0.0),
     "agnhost-pause": (True, 0.0), "pause": (True, 0.0), "http-server": (True, timing.SERVER_SHUTDOWN_S),
+    "program": (True, timing.SERVER_SHUTDOWN_S),
 }
 
 
@@ -895,8 +1015,12 @@ def _apply_block(model: ProcessModel, block: dict, spec: dict) -> ProcessModel:
     if kind == "http-server" and ports is None:
         ports = tuple(p.get("containerPort") for p in spec.get("ports") or [] if p.get("containerPort"))
     keep_shape = same or script
+    # A block that says how the process meets its stop signal speaks for whatever signal it gets.
+    says_signal = bool({"process", "handles_sigterm", "sigterm_exit_after_seconds", "sigterm_exit_code"} & set(block))
     return replace(
         model,
+        trapped=None if says_signal else model.trapped,
+        reactions=None if says_signal else model.reactions,
         kind=kind,
         description=_summary(kind, runs, handles, after, code),
         runs=runs,
@@ -908,6 +1032,6 @@ def _apply_block(model: ProcessModel, block: dict, spec: dict) -> ProcessModel:
         loop_segments=model.loop_segments if keep_shape else (),
         loop_period=model.loop_period if keep_shape else None,
         listen_ports=ports if kind == "http-server" else None,
-        listens=kind == "http-server",
+        listens=True if kind == "http-server" else None if kind == "program" else False,
         image_pull_fails=bool(block.get("image_pull_fails", False)),
     )

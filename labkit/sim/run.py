@@ -210,6 +210,8 @@ def format_timeline(trace: Trace, until_seconds: float | None = None) -> str:
     lines = [describe_run(trace)]
     for warning in trace.extra.get("warnings") or []:
         lines.append(f"Warning: {warning}")
+    for note in trace.extra.get("notes") or []:
+        lines.append(f"Process: {note}")
     rows = []
     for e in trace.events:
         details = []
@@ -217,7 +219,11 @@ def format_timeline(trace: Trace, until_seconds: float | None = None) -> str:
             value = getattr(e, key)
             if value is not None and not (key == "attempt" and e.type == "Restarted"):
                 details.append(f"{key}={value}")
-        rows.append((f"{e.t:.2f}", e.pod or e.object or "-", e.container or "-", e.type, " ".join(details)))
+        kind = e.type
+        if e.type == "SIGTERM":       # the trace's name for "the stop signal was sent"
+            kind = "stop signal"
+            details.append(f"signal={e.extra.get('signal') or 'SIGTERM'}")
+        rows.append((f"{e.t:.2f}", e.pod or e.object or "-", e.container or "-", kind, " ".join(details)))
     headers = ("t", "pod", "container", "event", "details")
     widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(4)]
     lines.append("")

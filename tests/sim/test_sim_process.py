@@ -85,12 +85,13 @@ def test_known_images():
 @pytest.mark.parametrize(("command", "what"), [
     (["/app/server", "--port", "80"], "does not know"),
     (["sh", "-c", "if [ -f /x ]; then sleep 1; fi"], "cannot read"),
-    (None, "no command"),
 ])
-def test_unknown_programs_get_the_default_and_a_warning(command, what):
+def test_unknown_commands_get_the_pid1_default_and_a_warning(command, what):
     m, warnings = model(command, image="example.com/mystery:1")
     assert m.kind == "unknown" and m.runs[0].seconds is None and m.trap_delay(1) is None
     assert len(warnings) == 1 and what in warnings[0] and BEHAVIOUR_ANNOTATION in warnings[0]
+    # a copy-paste example for this very container, which parses and describes it
+    assert f"{BEHAVIOUR_ANNOTATION}: '{{c: {{handles_sigterm: true, sigterm_exit_after_seconds: 1}}}}'" in warnings[0]
 
 
 def test_unknown_programs_are_flagged_in_the_trace_and_the_output(capsys):
