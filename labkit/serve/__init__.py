@@ -96,6 +96,12 @@ class Server:
 
         self.loop = asyncio.get_running_loop()
         self.world = World(Store(), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
+        # The first admission imports the kubernetes client's models (about a second): do it now,
+        # not inside a learner's first kubectl apply.
+        from ..sim.api import admit
+
+        admit({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "warm-up"},
+               "spec": {"containers": [{"name": "c", "image": "i"}]}}, self.world.behaviour)
         version = self.world.version
         self.api = Api(self.world, self.token, version_info={
             "major": str(version.major), "minor": str(version.minor),

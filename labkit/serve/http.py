@@ -288,6 +288,17 @@ class Api:
                 return {}
             raise ApiError(400, "BadRequest", "the body of the request was empty")
         content_type = request.headers.get("Content-Type", "application/json")
+        if "protobuf" in content_type:
+            from .protobuf import Unreadable, decode
+
+            try:
+                return decode(raw)
+            except Unreadable as exc:
+                raise ApiError(415, "UnsupportedMediaType", f"labkit serve reads JSON and YAML bodies (and the "
+                               f"metadata of a Namespace or ServiceAccount in protobuf), not {exc}") from None
+        if "cbor" in content_type:
+            raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - '
+                           'accepted media types include: application/json, application/yaml')
         try:
             if "yaml" in content_type:
                 import yaml
