@@ -89,7 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
     sim_run.add_argument("--json", action="store_true", help="print only the trace as JSON")
     sim_run.add_argument("--plot", metavar="PNG", help="also draw the timeline to this file")
     sim_run.set_defaults(func=cmd_sim_run)
+    serve = sub.add_parser("serve", help="the simulator behind the Kubernetes API on 127.0.0.1, for kubectl",
+                           description="Serve the simulator behind the Kubernetes API (wall-clock time times --pace) "
+                                       "with its own kubeconfig and token; Ctrl-C or SIGTERM stops it.")
+    serve.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version (default: 1.29)")
+    serve.add_argument("--feature-gate", dest="feature_gates", action="append", default=[], metavar="NAME=BOOL",
+                       help="set a feature gate (repeatable)")
+    serve.add_argument("--port", type=int, default=0, metavar="P", help="port on 127.0.0.1 (default: a free one)")
+    serve.add_argument("--pace", type=float, default=1.0, metavar="X",
+                       help="simulated seconds per wall-clock second (default: 1)")
+    serve.add_argument("--kubeconfig", metavar="PATH",
+                       help="where to write the kubeconfig (default: ~/.cache/labkit/serve-kubeconfig.yaml)")
+    serve.add_argument("--address", default="127.0.0.1", help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
     return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import main as serve_main
+
+    return serve_main(args)
 
 
 def cmd_sim_run(args: argparse.Namespace) -> int:

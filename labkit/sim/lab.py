@@ -375,48 +375,7 @@ class SimLab:
 
         Timestamps count from ``SIM_EPOCH`` (1970-01-01) at the trace's t = 0: the simulator has no date."""
         origin = self.cluster.trace_origin
-
-        def ts(t: float | None) -> str | None:
-            return None if t is None else format_time(SIM_EPOCH + t - origin)
-
-        statuses = {"initContainerStatuses": [], "containerStatuses": []}
-        for c in pod.containers:
-            inst = c.inst
-            status: dict[str, Any] = {"name": c.name, "image": c.image, "restartCount": max(0, c.starts - 1),
-                                      "ready": c.st_ready, "started": c.st_started}
-            if inst is None:
-                reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
-                status["state"] = {"waiting": {"reason": reason}}
-            elif inst.end is None:
-                status["state"] = {"running": {"startedAt": ts(inst.start)}}
-            else:
-                term = {"exitCode": inst.exit_code, "reason": "Completed" if inst.exit_code == 0 else "Error",
-                        "startedAt": ts(inst.start), "finishedAt": ts(inst.end)}
-                if c.waiting_reason == "CrashLoopBackOff" and not pod.terminated:
-                    status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
-                    status["lastState"] = {"terminated": term}
-                else:
-                    status["state"] = {"terminated": term}
-            last = c.last_exit
-            if inst is not None and inst.end is None and last is not None:
-                status["lastState"] = {"terminated": {
-                    "exitCode": last.exit_code, "reason": "Completed" if last.exit_code == 0 else "Error",
-                    "startedAt": ts(last.start), "finishedAt": ts(last.end)}}
-            key = "containerStatuses" if c.role == "app" else "initContainerStatuses"
-            statuses[key].append(status)
-        conditions = [
-            {"type": "Initialized", "status": str(pod.initialized)},
-            {"type": "Ready", "status": str(pod.ready)},
-            {"type": "ContainersReady", "status": str(pod.containers_ready)},
-            {"type": "PodScheduled", "status": "True"},
-        ]
-        meta = {"name": pod.name, "namespace": pod.namespace, "labels": dict(pod.labels),
-                "creationTimestamp": ts(pod.created_at)}
-        if pod.deletion_requested_at is not None:
-            meta["deletionTimestamp"] = ts(pod.deletion_requested_at + (pod.deletion_grace or 0))
-            meta["deletionGracePeriodSeconds"] = pod.deletion_grace
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod.spec,
-                "status": {"phase": pod.phase, "conditions": conditions, **statuses}}
+        return pod_json(pod, lambda t: format_time(SIM_EPOCH + t - origin))
 
     def logs(self, pod: str, container: str | None = None, *, previous: bool = False) -> str:
         """``kubectl logs [--previous]``: the lines the process model can honestly produce (echo
@@ -507,4 +466,52 @@ class SimLab:
         self.close()
 
 
-__all__ = ["SimLab", "BEHAVIOUR_ANNOTATION"]
+def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[float], str]) -> dict:
+    """The pod as the API server would return it, built from what the kubelet last reported.
+
+    ``ts`` turns a simulator time (``env.now``) into an RFC 3339 timestamp: the lab counts from
+    1970-01-01 at the trace's t = 0, the served simulator (``labkit.serve``) from the wall clock."""
+    def stamp(t: float | None) -> str | None:
+        return None if t is None else ts(t)
+
+    statuses = {"initContainerStatuses": [], "containerStatuses": []}
+    for c in pod.containers:
+        inst = c.inst
+        status: dict[str, Any] = {"name": c.name, "image": c.image, "restartCount": max(0, c.starts - 1),
+                                  "ready": c.st_ready, "started": c.st_started}
+        if inst is None:
+            reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
+            status["state"] = {"waiting": {"reason": reason}}
+        elif inst.end is None:
+            status["state"] = {"running": {"startedAt": stamp(inst.start)}}
+        else:
+            term = {"exitCode": inst.exit_code, "reason": "Completed" if inst.exit_code == 0 else "Error",
+                    "startedAt": stamp(inst.start), "finishedAt": stamp(inst.end)}
+            if c.waiting_reason == "CrashLoopBackOff" and not pod.terminated:
+                status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+                status["lastState"] = {"terminated": term}
+            else:
+                status["state"] = {"terminated": term}
+        last = c.last_exit
+        if inst is not None and inst.end is None and last is not None:
+            status["lastState"] = {"terminated": {
+                "exitCode": last.exit_code, "reason": "Completed" if last.exit_code == 0 else "Error",
+                "startedAt": stamp(last.start), "finishedAt": stamp(last.end)}}
+        key = "containerStatuses" if c.role == "app" else "initContainerStatuses"
+        statuses[key].append(status)
+    conditions = [
+        {"type": "Initialized", "status": str(pod.initialized)},
+        {"type": "Ready", "status": str(pod.ready)},
+        {"type": "ContainersReady", "status": str(pod.containers_ready)},
+        {"type": "PodScheduled", "status": "True"},
+    ]
+    meta = {"name": pod.name, "namespace": pod.namespace, "labels": dict(pod.labels),
+            "creationTimestamp": stamp(pod.created_at)}
+    if pod.deletion_requested_at is not None:
+        meta["deletionTimestamp"] = stamp(pod.deletion_requested_at + (pod.deletion_grace or 0))
+        meta["deletionGracePeriodSeconds"] = pod.deletion_grace
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod.spec,
+            "status": {"phase": pod.phase, "conditions": conditions, **statuses}}
+
+
+__all__ = ["SimLab", "BEHAVIOUR_ANNOTATION", "pod_json"]

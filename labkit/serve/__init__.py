@@ -1,0 +1,236 @@
+"""``labkit serve``: the simulator behind the Kubernetes API, for real kubectl and the real client.
+
+The simulator runs in wall-clock time (times ``pace``) on 127.0.0.1, answers the REST API
+with bearer-token auth, and writes its own kubeconfig (mode 0600; never ``~/.kube/config``).
+It says what it is: ``/version`` gitVersion ends in ``-labkit-sim`` and the node is
+``labkit-sim-node``. From Python::
+
+    with labkit.serve.serve(k8s_version="1.29", pace=1) as server:
+        subprocess.run(["kubectl", "get", "pods"], env={**os.environ, "KUBECONFIG": server.kubeconfig})
+
+Layers: :mod:`.store` (objects, resourceVersions, watches), :mod:`.world` (the simulator's
+state as objects), :mod:`.http` (routes, errors, tables), :mod:`.patch`, :mod:`.logs`.
+aiohttp is imported only here, never by ``import labkit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput, LabkitError
+
+SIM_SUFFIX = "-labkit-sim"
+CONTEXT = "labkit-sim"
+
+
+def default_kubeconfig() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "labkit" / "serve-kubeconfig.yaml"
+
+
+def is_served_simulator(git_version: str) -> bool:
+    """Whether a server's ``/version`` gitVersion says it is labkit's served simulator."""
+    return str(git_version).endswith(SIM_SUFFIX)
+
+
+def write_kubeconfig(path: Path, url: str, token: str, ca: bytes) -> Path:
+    """A kubeconfig for the served simulator, created with mode 0600 (it holds the token)."""
+    import base64
+
+    import yaml
+
+    cluster = {"server": url, "certificate-authority-data": base64.b64encode(ca).decode()}
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": CONTEXT,
+              "clusters": [{"name": CONTEXT, "cluster": cluster}],
+              "users": [{"name": CONTEXT, "user": {"token": token}}],
+              "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}],
+              "preferences": {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        yaml.safe_dump(config, handle, sort_keys=False)
+    return path
+
+
+class Server:
+    """One served simulator: its loop, its world, its URL and kubeconfig."""
+
+    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
+                 pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
+                 seed: int = 0, token: str | None = None):
+        from ..versions import lab_feature_gates
+
+        self.k8s_version = k8s_version
+        self.feature_gates = lab_feature_gates(k8s_version) if feature_gates is None else dict(feature_gates)
+        self.port = port
+        self.pace = pace
+        self.host = host
+        self.seed = seed
+        self.token = token or secrets.token_urlsafe(32)
+        self.kubeconfig = Path(kubeconfig) if kubeconfig is not None else default_kubeconfig()
+        self.url = ""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.api = None
+        self.world = None
+        self._runner = None
+        self._ticker: asyncio.Task | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # -- on the loop ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from aiohttp import web
+
+        from .http import Api
+        from .store import Store
+        from .world import World
+
+        self.loop = asyncio.get_running_loop()
+        self.world = World(Store(), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
+        # The first admission imports the kubernetes client's models (about a second): do it now,
+        # not inside a learner's first kubectl apply.
+        from ..sim.api import admit
+
+        admit({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "warm-up"},
+               "spec": {"containers": [{"name": "c", "image": "i"}]}}, self.world.behaviour)
+        version = self.world.version
+        self.api = Api(self.world, self.token, version_info={
+            "major": str(version.major), "minor": str(version.minor),
+            "gitVersion": f"v{version}{SIM_SUFFIX}", "gitCommit": "", "gitTreeState": "clean",
+            "buildDate": "", "goVersion": "", "compiler": "labkit", "platform": "linux/amd64",
+            "emulationMajor": str(version.major), "emulationMinor": str(version.minor)})
+        app = self.api.app()
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        from .tls import make_certificate, server_context
+
+        cert, key = make_certificate(self.host)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=server_context(cert, key))
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.url = f"https://{self.host}:{self.port}"
+        self.ca = cert
+        write_kubeconfig(self.kubeconfig, self.url, self.token, cert)
+        self._stopped = asyncio.Event()
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        """Advance the simulator to the wall clock; sleep until its next event or a request wakes it."""
+        import time
+
+        api = self.api
+        while not api.closing:
+            nxt = self.world.advance()
+            delay = 0.5 if nxt is None else min(0.5, max(0.0, nxt - time.time()))
+            api.wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(api.wake.wait(), timeout=max(delay, 0.001))
+
+    async def stop(self) -> None:
+        if self.api is not None:
+            self.api.closing = True
+            self.api.wake.set()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- from other threads --------------------------------------------------------------------------
+    def call(self, fn, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the server's loop (the world is not thread-safe) and return its result."""
+        async def run():
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
+
+    def trace(self, namespace: str):
+        """The simulator's own trace of ``namespace`` (to compare with what a client recorded)."""
+        return self.call(lambda: (self.world.advance(), self.world.trace(namespace))[1])
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The caller's environment with KUBECONFIG pointing at this server (for subprocesses)."""
+        return {**os.environ, "KUBECONFIG": os.fspath(self.kubeconfig)}
+
+
+@contextlib.contextmanager
+def serve(k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
+          pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0) -> Iterator[Server]:
+    """Run a served simulator in a background thread; stopped (nothing left listening) on exit."""
+    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed)
+    ready = threading.Event()
+    failure: list[BaseException] = []
+    loop = asyncio.new_event_loop()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.start())
+        except BaseException as exc:  # reported to the caller below
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(server.stop())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="labkit-serve", daemon=True)
+    thread.start()
+    ready.wait()
+    if failure:
+        raise LabkitError(f"labkit serve could not start: {failure[0]}") from failure[0]
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+
+
+def main(args) -> int:
+    """``labkit serve``: serve until Ctrl-C or SIGTERM."""
+    import logging
+
+    from ..sim.run import parse_gate
+
+    gates = dict(parse_gate(text) for text in args.feature_gates)
+    if args.pace <= 0:
+        raise InvalidInput(f"must be a positive number, got {args.pace}", field="--pace")
+    if not 0 <= args.port <= 65535:
+        raise InvalidInput(f"must be a port number (0-65535), got {args.port}", field="--port")
+    logging.basicConfig(level=logging.WARNING, format="labkit serve: %(message)s", stream=sys.stderr)
+    server = Server(args.k8s_version, gates or None, port=args.port, pace=args.pace,
+                    kubeconfig=args.kubeconfig, host=args.address)
+
+    async def run() -> None:
+        await server.start()
+        if server.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"labkit serve: WARNING: listening on {server.host}, reachable from other machines "
+                  "(anyone with the token in the kubeconfig can use it)", file=sys.stderr, flush=True)
+        print(f"labkit serve: the labkit simulator (Kubernetes v{server.world.version}, simulated, pace "
+              f"{server.pace:g}) on {server.url}; Ctrl-C stops it", flush=True)
+        print(f"export KUBECONFIG={server.kubeconfig}; kubectl get pods -w", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+        print("labkit serve: stopped", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
+__all__ = ["Server", "serve", "is_served_simulator", "write_kubeconfig", "SIM_SUFFIX"]

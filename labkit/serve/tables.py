@@ -1,0 +1,118 @@
+"""Table responses (``meta.k8s.io/v1`` Table): the columns and cells of kubectl's printers
+(``pkg/printers/internalversion/printers.go``), so ``kubectl get`` prints what it prints
+against a cluster. A pod's row is :func:`labkit.kubectl.pod_row`, the one home of kubectl's
+pod STATUS rules."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..kubectl import human_duration, parse_time, pod_row
+
+
+def _col(name: str, kind: str = "string", priority: int = 0, fmt: str = "", description: str = "") -> dict:
+    return {"name": name, "type": kind, "format": fmt, "description": description, "priority": priority}
+
+
+NAME = _col("Name", fmt="name", description="Name must be unique within a namespace.")
+AGE = _col("Age", description="CreationTimestamp is a timestamp representing the server time when this object was "
+           "created.")
+COLUMNS = {
+    "Pod": [NAME, _col("Ready", description="The aggregate readiness state of this pod for accepting traffic."),
+            _col("Status", description="The aggregate status of the containers in this pod."),
+            _col("Restarts", description="The number of times the containers in this pod have been restarted and "
+                 "when the last container in this pod has restarted."), AGE,
+            _col("IP", priority=1), _col("Node", priority=1), _col("Nominated Node", priority=1),
+            _col("Readiness Gates", priority=1)],
+    "Job": [NAME, _col("Status"), _col("Completions"), _col("Duration"), AGE, _col("Containers", priority=1),
+            _col("Images", priority=1), _col("Selector", priority=1)],
+    "Deployment": [NAME, _col("Ready"), _col("Up-to-date", "string"), _col("Available", "string"), AGE,
+                   _col("Containers", priority=1), _col("Images", priority=1), _col("Selector", priority=1)],
+    "ReplicaSet": [NAME, _col("Desired", "integer"), _col("Current", "integer"), _col("Ready", "integer"), AGE,
+                   _col("Containers", priority=1), _col("Images", priority=1), _col("Selector", priority=1)],
+    "Namespace": [NAME, _col("Status"), AGE],
+    "Node": [NAME, _col("Status"), _col("Roles"), AGE, _col("Version")],
+    "ServiceAccount": [NAME, AGE],
+    "Event": [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Subobject", priority=1),
+              _col("Source", priority=1), _col("Message"), _col("First Seen", priority=1),
+              _col("Count", "integer", priority=1), _col("Name", priority=1)],
+    "events.k8s.io": [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+}
+
+
+def _age(stamp: str | None, now: float) -> str:
+    when = parse_time(stamp)
+    return "<unknown>" if when is None else human_duration(now - when)
+
+
+def _selector_text(selector: dict | None) -> str:
+    labels = (selector or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
+def _template_cells(spec: dict) -> list[str]:
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    return [",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers),
+            _selector_text(spec.get("selector"))]
+
+
+def cells(kind: str, obj: dict, now: float) -> list[Any]:
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    age = _age(meta.get("creationTimestamp"), now)
+    if kind == "Pod":
+        row = pod_row(obj, now=now).cells()
+        return row + [status.get("podIP") or "<none>", spec.get("nodeName") or "<none>", "<none>", "<none>"]
+    if kind == "Job":
+        types = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+        state = ("Complete" if "Complete" in types else "Failed" if "Failed" in types else
+                 "Terminating" if meta.get("deletionTimestamp") else "FailureTarget" if "FailureTarget" in types else
+                 "Suspended" if "Suspended" in types else "SuccessCriteriaMet" if "SuccessCriteriaMet" in types else
+                 "Running")
+        completions = spec.get("completions")
+        done = f"{status.get('succeeded', 0)}/{completions}" if completions is not None else \
+            f"{status.get('succeeded', 0)}/1 of {spec.get('parallelism', 1)}"
+        start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+        duration = "" if start is None else human_duration((end if end is not None else now) - start)
+        return [meta.get("name"), state, done, duration, age, *_template_cells(spec)]
+    if kind == "Deployment":
+        return [meta.get("name"), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+                status.get("updatedReplicas", 0), status.get("availableReplicas", 0), age, *_template_cells(spec)]
+    if kind == "ReplicaSet":
+        return [meta.get("name"), spec.get("replicas", 1), status.get("replicas", 0), status.get("readyReplicas", 0),
+                age, *_template_cells(spec)]
+    if kind == "Namespace":
+        return [meta.get("name"), status.get("phase", ""), age]
+    if kind == "Node":
+        return [meta.get("name"), "Ready", "control-plane", age, (status.get("nodeInfo") or {}).get("kubeletVersion")]
+    if kind in ("Event", "events.k8s.io"):
+        regarding = obj.get("involvedObject") or obj.get("regarding") or {}
+        last = obj.get("lastTimestamp") or obj.get("deprecatedLastTimestamp") or obj.get("eventTime")
+        first = obj.get("firstTimestamp") or obj.get("deprecatedFirstTimestamp") or obj.get("eventTime")
+        target = f"{str(regarding.get('kind', '')).lower()}/{regarding.get('name', '')}"
+        message = obj.get("message") or obj.get("note") or ""
+        if kind == "events.k8s.io":
+            return [_age(last, now), obj.get("type"), obj.get("reason"), target, message]
+        source = obj.get("source") or {}
+        return [_age(last, now), obj.get("type"), obj.get("reason"), target, regarding.get("fieldPath", ""),
+                ", ".join(v for v in (source.get("component"), source.get("host")) if v), message,
+                _age(first, now), int(obj.get("count") or 1), meta.get("name")]
+    return [meta.get("name"), age]
+
+
+def table(kind: str, objs: list[dict], rv: Any, *, include: str = "Metadata", headers: bool = True) -> dict:
+    """A Table of ``objs``; ``include`` is the request's includeObject (None, Metadata, Object)."""
+    now = time.time()
+    rows = []
+    for obj in objs:
+        row: dict[str, Any] = {"cells": cells(kind, obj, now)}
+        if include == "Object":
+            row["object"] = obj
+        elif include != "None":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": obj.get("metadata") or {}}
+        rows.append(row)
+    body: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+                            "metadata": {"resourceVersion": str(rv) if rv is not None else ""}, "rows": rows}
+    body["columnDefinitions"] = COLUMNS.get(kind, [NAME, AGE]) if headers else []
+    return body

@@ -1,0 +1,732 @@
+"""The simulator seen as API objects: what the served simulator stores and how it changes.
+
+One :class:`labkit.sim.cluster.Cluster` per namespace that has workloads: the simulator's
+objects have names unique in one cluster, and namespaces share nothing the simulator models
+(one node, no quotas), so a namespace is a cluster of its own, all advanced to the same
+wall-clock time. ``World.advance`` runs every namespace up to now (times ``pace``) and writes
+what changed into the :class:`~labkit.serve.store.Store`: pods as the kubelet last reported
+them (``labkit.sim.lab.pod_json``), Jobs, Deployments and their ReplicaSets with the status
+the controllers write, and the kubelet's and controllers' Events.
+
+Times are wall-clock dates at whole seconds, as the API server serialises ``metav1.Time``
+(RFC 3339, ``time.RFC3339`` in ``apimachinery/pkg/apis/meta/v1/time.go``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import InvalidInput
+from ..sim.cluster import Cluster, Workload
+from ..sim.kubelet import SimPod
+from ..sim.lab import pod_json
+from .store import Store
+
+NODE = "labkit-sim-node"          # the one node; the name says what it is
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SWEEP_S = 1.0                     # wall seconds between full re-reads of the pods still running
+
+
+def rfc3339(epoch: float) -> str:
+    """``metav1.Time``: UTC, whole seconds (truncated, as Go's time.Format does)."""
+    return datetime.fromtimestamp(int(epoch // 1), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_time(epoch: float) -> str:
+    """``metav1.MicroTime``: RFC 3339 with microseconds."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ApiError(Exception):
+    """An error the API answers with a metav1.Status (see ``labkit.serve.http.status_body``)."""
+
+    def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None):
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+        super().__init__(message)
+
+
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
+    plural = f"{resource}.{group}" if group else resource
+    return ApiError(404, "NotFound", f'{plural} "{name}" not found',
+                    details={"name": name, "group": group, "kind": resource} if group else
+                    {"name": name, "kind": resource})
+
+
+class Namespace:
+    """One namespace's simulated cluster and what the world remembers about its objects."""
+
+    def __init__(self, name: str, cluster: Cluster, wall0: float, pace: float):
+        self.name = name
+        self.cluster = cluster
+        self.wall0 = wall0
+        self.pace = pace
+        self.seen = 0                     # records already turned into objects and Events
+        self.uids: dict[int, str] = {}    # id(SimPod or Workload) -> uid
+        self.created: dict[int, float] = {}   # id(Workload) -> env time of its creation
+        self.times: dict[tuple[str, str], float] = {}   # (ref, record type) -> env time
+        self.replicasets: dict[str, dict] = {}   # name -> {deploy, template, revision, uid, created}
+        self.generations: dict[int, int] = {}
+        self.foreground: set[int] = set()  # workloads deleted with propagationPolicy=Foreground
+        self.deleting_at: dict[int, float] = {}
+        self.terminating = False
+
+    def wall(self, t: float) -> float:
+        return self.wall0 + t / self.pace
+
+    def ts(self, t: float) -> str:
+        return rfc3339(self.wall(t))
+
+    def now(self, clock: float) -> float:
+        return max(0.0, (clock - self.wall0) * self.pace)
+
+    def uid(self, thing: Any, given: str | None = None) -> str:
+        key = id(thing)
+        if key not in self.uids:
+            self.uids[key] = given or str(uuid.uuid4())
+        return self.uids[key]
+
+
+class World:
+    """Namespaces of simulated clusters kept in step with the wall clock, written into a store."""
+
+    def __init__(self, store: Store, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None,
+                 pace: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time):
+        if not isinstance(pace, (int, float)) or pace <= 0:
+            raise InvalidInput(f"pace must be a positive number of simulated seconds per second, got {pace!r}",
+                               field="--pace")
+        self.store = store
+        self.k8s_version = k8s_version
+        self.feature_gates = feature_gates
+        self.pace = float(pace)
+        self.seed = seed
+        self.clock = clock
+        self.namespaces: dict[str, Namespace] = {}
+        self.retired: list[Namespace] = []       # clusters of deleted namespaces (their traces)
+        probe = Cluster(k8s_version, feature_gates, seed)
+        self.version = probe.version
+        self.behaviour = probe.behaviour
+        self.started = clock()
+        self._last_sweep = 0.0
+        self._event_keys: dict[tuple, str] = {}
+        for name in SYSTEM_NAMESPACES:
+            self.create_namespace({"metadata": {"name": name}})
+        self.store.put("nodes", self._node())
+
+    # -- namespaces ----------------------------------------------------------------------------
+    def create_namespace(self, obj: dict) -> dict:
+        meta = obj.setdefault("metadata", {})
+        name = meta.get("name")
+        now = self.clock()
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(now))
+        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        obj.update(apiVersion="v1", kind="Namespace", spec={"finalizers": ["kubernetes"]}, status={"phase": "Active"})
+        stored = self.store.put("namespaces", obj)
+        # The ServiceAccount controller makes "default" in every namespace.
+        self.store.put("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+            "name": "default", "namespace": name, "uid": str(uuid.uuid4()), "creationTimestamp": rfc3339(now)}})
+        return stored
+
+    def delete_namespace(self, name: str) -> dict:
+        obj = copy.deepcopy(self.store.get("namespaces", "", name))
+        obj["metadata"]["deletionTimestamp"] = rfc3339(self.clock())
+        obj["status"] = {"phase": "Terminating"}
+        stored = self.store.put("namespaces", obj)
+        ns = self.namespaces.get(name)
+        if ns is not None:
+            ns.terminating = True
+            self.advance_ns(ns, self.clock())
+            for workload in list(ns.cluster.workloads.values()):
+                ns.cluster.delete_workload(workload)
+            for pod in list(ns.cluster.pods.values()):
+                if not pod.deleted and pod.owner is None:
+                    ns.cluster.delete_pod(pod)
+            self.sync(ns)
+        else:
+            self._finish_namespace(name)
+        return stored
+
+    def _finish_namespace(self, name: str) -> None:
+        for resource in ("serviceaccounts", "events", "pods", "jobs", "deployments", "replicasets"):
+            for obj in self.store.list(resource, name):
+                self.store.remove(resource, name, obj["metadata"]["name"])
+        self.store.remove("namespaces", "", name)
+        ns = self.namespaces.pop(name, None)
+        if ns is not None:
+            self.retired.append(ns)
+
+    def namespace(self, name: str) -> Namespace:
+        """The simulated cluster of namespace ``name`` (made when it is first needed)."""
+        nsobj = self.store.get("namespaces", "", name)
+        if nsobj is None:
+            raise ApiError(404, "NotFound", f'namespaces "{name}" not found', details={"name": name, "kind": "namespaces"})
+        if nsobj["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, "Forbidden", f"unable to create new content in namespace {name} because it is "
+                           "being terminated", details={"name": name, "kind": "namespaces"})
+        ns = self.namespaces.get(name)
+        if ns is None:
+            ns = Namespace(name, Cluster(self.k8s_version, self.feature_gates, self.seed), self.clock(), self.pace)
+            self.namespaces[name] = ns
+        return ns
+
+    def trace(self, namespace: str):
+        """The simulator's own trace of one namespace (also after the namespace was deleted)."""
+        for ns in [self.namespaces.get(namespace), *reversed(self.retired)]:
+            if ns is not None and ns.name == namespace:
+                return ns.cluster.trace()
+        raise KeyError(namespace)
+
+    # -- time ----------------------------------------------------------------------------------
+    def advance(self) -> float | None:
+        """Run every namespace up to now; returns the wall time of the next thing to happen."""
+        now = self.clock()
+        sweep = now - self._last_sweep >= SWEEP_S
+        if sweep:
+            self._last_sweep = now
+        nxt = None
+        for ns in list(self.namespaces.values()):
+            self.advance_ns(ns, now, sweep=sweep)
+            peek = ns.cluster.env.peek()
+            if peek != float("inf"):
+                wall = ns.wall(peek)
+                nxt = wall if nxt is None else min(nxt, wall)
+        return nxt
+
+    def advance_ns(self, ns: Namespace, clock: float, *, sweep: bool = False) -> None:
+        env = ns.cluster.env
+        target = ns.now(clock)
+        while env.peek() <= target:
+            at = env.peek()
+            while env.peek() == at:
+                env.step()
+            self.sync(ns)
+        if target > env.now:
+            env.run(until=target)
+        self.sync(ns, sweep=sweep)
+
+    # -- writing the simulator's state into the store -----------------------------------------
+    def sync(self, ns: Namespace, *, sweep: bool = False) -> None:
+        cluster = ns.cluster
+        records = cluster.records[ns.seen:]
+        ns.seen = len(cluster.records)
+        dirty: dict[str, None] = {}
+        for t, etype, pod, container, fields in records:
+            if pod is not None:
+                dirty[pod] = None
+            ref = fields.get("object")
+            if ref is not None:
+                ns.times[(ref, etype)] = t
+        if sweep:
+            for pod in cluster.pods.values():
+                if not pod.settled:
+                    dirty[pod.name] = None
+        for name in dirty:
+            pod = cluster.pods.get(name)
+            if pod is not None:
+                self._put_pod(ns, pod)
+        for workload in list(cluster.workloads.values()):
+            self._put_workload(ns, workload)
+        for record in records:
+            self._events_of(ns, record)
+        if ns.terminating and cluster.done() and all(p.deleted for p in cluster.pods.values()) \
+                and all(w.deleted for w in cluster.workloads.values()):
+            self._finish_namespace(ns.name)
+
+    def _changed(self, resource: str, obj: dict) -> bool:
+        old = self.store.get(resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if old is None:
+            return True
+        obj["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
+        return obj != old
+
+    def pod_object(self, ns: Namespace, pod: SimPod) -> dict:
+        obj = pod_json(pod, ns.ts)
+        given = pod.obj.get("metadata") or {}
+        meta = obj["metadata"]
+        meta["uid"] = ns.uid(pod)
+        for key in ("annotations", "generateName"):
+            if given.get(key):
+                meta[key] = copy.deepcopy(given[key])
+        if pod.finalizers:
+            meta["finalizers"] = list(pod.finalizers)
+        owner = self._pod_owner(ns, pod)
+        if owner is not None:
+            meta["generateName"] = pod.name[:-5]
+            meta["ownerReferences"] = [owner]
+        obj["spec"] = {**pod.spec, "nodeName": NODE}
+        status = obj["status"]
+        status.update(hostIP="127.0.0.1", podIP="10.244.0.1" if pod.phase == "Running" else None,
+                      startTime=ns.ts(pod.created_at), qosClass=_qos(pod.spec))
+        if status["podIP"] is None:
+            del status["podIP"]
+        for key in ("initContainerStatuses", "containerStatuses"):
+            for cs in status[key]:
+                c = pod.by_name[cs["name"]]
+                if c.inst is not None:
+                    cs["containerID"] = f"containerd://{uuid.uuid5(uuid.NAMESPACE_OID, meta['uid'] + c.name + str(c.inst.attempt)).hex}"
+                    cs["imageID"] = cs["image"]
+            if not status[key]:
+                del status[key]
+        self._condition_times(ns, pod, obj)
+        return obj
+
+    def _condition_times(self, ns: Namespace, pod: SimPod, obj: dict) -> None:
+        """lastTransitionTime of each pod condition: when its status last changed."""
+        old = self.store.get("pods", ns.name, pod.name)
+        before = {c["type"]: c for c in ((old or {}).get("status") or {}).get("conditions") or []}
+        now = ns.ts(ns.cluster.env.now)
+        for cond in obj["status"]["conditions"]:
+            prev = before.get(cond["type"])
+            cond["lastProbeTime"] = None
+            cond["lastTransitionTime"] = prev["lastTransitionTime"] if prev and prev["status"] == cond["status"] else now
+
+    def _pod_owner(self, ns: Namespace, pod: SimPod) -> dict | None:
+        if pod.owner is None:
+            return None
+        if pod.owner["kind"] == "Job":
+            workload = ns.cluster.workloads.get(("Job", pod.owner["name"]))
+            uid = ns.uid(workload, workload.obj["metadata"].get("uid")) if workload else ""
+            return {"apiVersion": "batch/v1", "kind": "Job", "name": pod.owner["name"], "uid": uid,
+                    "controller": True, "blockOwnerDeletion": True}
+        rs = ns.replicasets.get(pod.owner["name"])
+        return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": pod.owner["name"],
+                "uid": rs["uid"] if rs else "", "controller": True, "blockOwnerDeletion": True}
+
+    def _put_pod(self, ns: Namespace, pod: SimPod) -> None:
+        if pod.deleted:
+            self.store.remove("pods", ns.name, pod.name)
+            return
+        obj = self.pod_object(ns, pod)
+        if self._changed("pods", obj):
+            self.store.put("pods", obj)
+
+    def _workload_meta(self, ns: Namespace, w: Workload) -> dict:
+        meta = copy.deepcopy(w.obj["metadata"])
+        meta["uid"] = ns.uid(w, meta.get("uid"))
+        meta["creationTimestamp"] = ns.ts(ns.created.setdefault(id(w), ns.cluster.env.now))
+        meta["generation"] = ns.generations.setdefault(id(w), 1)
+        if w.deleting and id(w) in ns.foreground:
+            meta["deletionTimestamp"] = ns.ts(ns.deleting_at.get(id(w), ns.cluster.env.now))
+            meta["deletionGracePeriodSeconds"] = 0
+            meta["finalizers"] = ["foregroundDeletion"]
+        return meta
+
+    def _put_workload(self, ns: Namespace, w: Workload) -> None:
+        resource = "jobs" if w.kind == "Job" else "deployments"
+        if w.deleted and not (id(w) in ns.foreground and any(not p.deleted for p in w.pods)):
+            if self.store.get(resource, ns.name, w.name) is not None and \
+                    self.store.get(resource, ns.name, w.name)["metadata"]["uid"] == ns.uid(w, w.obj["metadata"].get("uid")):
+                self.store.remove(resource, ns.name, w.name)
+                if w.kind == "Deployment":
+                    for rs_name, rs in list(ns.replicasets.items()):
+                        if rs["deploy"] is w:
+                            self.store.remove("replicasets", ns.name, rs_name)
+            return
+        if w.kind == "Job":
+            obj = self._job(ns, w)
+        else:
+            for rs in self._replicasets(ns, w):
+                if self._changed("replicasets", rs):
+                    self.store.put("replicasets", rs)
+            obj = self._deployment(ns, w)
+        if self._changed(resource, obj):
+            self.store.put(resource, obj)
+
+    def _job(self, ns: Namespace, w: Workload) -> dict:
+        meta = self._workload_meta(ns, w)
+        pods = [p for p in w.pods if not p.deleted or p.phase in ("Succeeded", "Failed")]
+        active = [p for p in w.pods if p.phase not in ("Succeeded", "Failed") and p.deletion_requested_at is None]
+        status: dict[str, Any] = {}
+        if w.pods:
+            status["startTime"] = ns.ts(min(p.created_at for p in w.pods))
+        if active:
+            status["active"] = len(active)
+        status["ready"] = sum(1 for p in active if p.ready)
+        if self.version.minor >= 29:   # JobPodReplacementPolicy (beta in 1.29) adds status.terminating
+            status["terminating"] = sum(1 for p in w.pods if p.deletion_requested_at is not None and not p.deleted
+                                        and p.phase not in ("Succeeded", "Failed"))
+        succeeded = sum(1 for p in pods if p.phase == "Succeeded")
+        failed = sum(1 for p in pods if p.phase == "Failed")
+        if succeeded:
+            status["succeeded"] = succeeded
+        if failed:
+            status["failed"] = failed
+        status["uncountedTerminatedPods"] = {}
+        conditions = []
+        for done, record, kind, pre, reason, message in (
+                (w.complete, "JobComplete", "Complete", "SuccessCriteriaMet", "CompletionsReached",
+                 "Reached expected number of succeeded pods"),
+                (w.failed, "JobFailed", "Failed", "FailureTarget", "BackoffLimitExceeded",
+                 "Job has reached the specified backoff limit")):
+            if not done:
+                continue
+            when = ns.ts(ns.times.get((w.ref, record), ns.cluster.env.now))
+            if self.version.minor >= 31:   # delayTerminalCondition (kubernetes#125510)
+                conditions.append({"type": pre, "status": "True", "reason": reason, "message": message,
+                                   "lastProbeTime": when, "lastTransitionTime": when})
+            conditions.append({"type": kind, "status": "True", "reason": reason if self.version.minor >= 31 or
+                               kind == "Failed" else None, "message": message if self.version.minor >= 31 or
+                               kind == "Failed" else None, "lastProbeTime": when, "lastTransitionTime": when})
+            if kind == "Complete":
+                status["completionTime"] = when
+        for cond in conditions:
+            for key in ("reason", "message"):
+                if cond[key] is None:
+                    del cond[key]
+        if conditions:
+            status["conditions"] = conditions
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": copy.deepcopy(w.spec),
+                "status": status}
+
+    def _replicasets(self, ns: Namespace, w: Workload) -> list[dict]:
+        if w.rs_name is not None and w.rs_name not in ns.replicasets:
+            revision = 1 + sum(1 for rs in ns.replicasets.values() if rs["deploy"] is w)
+            ns.replicasets[w.rs_name] = {"deploy": w, "template": copy.deepcopy(w.spec["template"]),
+                                         "revision": revision, "uid": str(uuid.uuid4()), "created": ns.cluster.env.now}
+            self._event(ns, ns.cluster.env.now, _ref("Deployment", "apps/v1", ns.name, w.name, ns.uid(w, w.obj["metadata"].get("uid"))),
+                        "ScalingReplicaSet", f"Scaled up replica set {w.rs_name} from 0 to {int(w.spec.get('replicas', 1))}",
+                        "deployment-controller")
+        result = []
+        replicas = int(w.spec.get("replicas", 1))
+        for name, rs in ns.replicasets.items():
+            if rs["deploy"] is not w:
+                continue
+            current = name == w.rs_name
+            pod_hash = name.rsplit("-", 1)[1]
+            mine = [p for p in w.pods if p.owner and p.owner.get("name") == name]
+            live = [p for p in mine if p in w.live]
+            ready = [p for p in live if p.ready]
+            template = copy.deepcopy(rs["template"])
+            template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = pod_hash
+            labels = dict(template["metadata"]["labels"])
+            selector = copy.deepcopy(w.spec.get("selector") or {})
+            selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+            status: dict[str, Any] = {"replicas": len(live), "fullyLabeledReplicas": len(live),
+                                      "observedGeneration": 1}
+            if ready:
+                status.update(readyReplicas=len(ready), availableReplicas=len(ready))
+            result.append({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": name, "namespace": ns.name, "uid": rs["uid"], "generation": 1,
+                             "creationTimestamp": ns.ts(rs["created"]), "labels": labels,
+                             "annotations": {"deployment.kubernetes.io/desired-replicas": str(replicas),
+                                             "deployment.kubernetes.io/max-replicas": str(replicas + _surge(w.spec, replicas)),
+                                             "deployment.kubernetes.io/revision": str(rs["revision"])},
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": w.name,
+                                                  "uid": ns.uid(w, w.obj["metadata"].get("uid")), "controller": True,
+                                                  "blockOwnerDeletion": True}]},
+                "spec": {"replicas": replicas if current and not w.deleting else 0, "selector": selector,
+                         "template": template},
+                "status": status})
+        return result
+
+    def _deployment(self, ns: Namespace, w: Workload) -> dict:
+        meta = self._workload_meta(ns, w)
+        revision = ns.replicasets[w.rs_name]["revision"] if w.rs_name in ns.replicasets else 1
+        meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = str(revision)
+        replicas = int(w.spec.get("replicas", 1))
+        live = list(w.live)
+        updated = [p for p in live if p.owner and p.owner.get("name") == w.rs_name]
+        ready = [p for p in live if p.ready]
+        status: dict[str, Any] = {"observedGeneration": meta["generation"]}
+        if w.rs_name is not None:
+            status["replicas"] = len(live)
+            status["updatedReplicas"] = len(updated)
+            if ready:
+                status["readyReplicas"] = len(ready)
+                status["availableReplicas"] = len(ready)
+            if len(live) - len(ready) > 0 or replicas - len(ready) > 0:
+                status["unavailableReplicas"] = max(len(live), replicas) - len(ready)
+        created = ns.ts(ns.created.get(id(w), ns.cluster.env.now))
+        conditions = []
+        available_at = ns.times.get((w.ref, "DeploymentAvailable"))
+        if w.rs_name is not None:
+            if w.available:
+                when = ns.ts(available_at) if available_at is not None else created
+                conditions.append({"type": "Available", "status": "True", "lastUpdateTime": when,
+                                   "lastTransitionTime": when, "reason": "MinimumReplicasAvailable",
+                                   "message": "Deployment has minimum availability."})
+            else:
+                conditions.append({"type": "Available", "status": "False", "lastUpdateTime": created,
+                                   "lastTransitionTime": created, "reason": "MinimumReplicasUnavailable",
+                                   "message": "Deployment does not have minimum availability."})
+            done = len(updated) == replicas and len(ready) >= replicas and len(live) == replicas
+            conditions.append({"type": "Progressing", "status": "True", "lastUpdateTime": created,
+                               "lastTransitionTime": created,
+                               "reason": "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
+                               "message": (f'ReplicaSet "{w.rs_name}" has successfully progressed.' if done else
+                                           f'ReplicaSet "{w.rs_name}" is progressing.')})
+            status["conditions"] = conditions
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": copy.deepcopy(w.spec),
+                "status": status}
+
+    # -- Events -----------------------------------------------------------------------------------
+    def _events_of(self, ns: Namespace, record: tuple) -> None:
+        """The Kubernetes Events the kubelet and the controllers record for one simulator event."""
+        t, etype, pod_name, container, fields = record
+        cluster = ns.cluster
+        pod = cluster.pods.get(pod_name) if pod_name else None
+        if pod is not None:
+            pod_ref = _ref("Pod", "v1", ns.name, pod.name, ns.uid(pod))
+            if etype == "PodPhase" and fields.get("phase") == "Pending" and t == pod.created_at:
+                owner = self._pod_owner(ns, pod)
+                if owner is not None:
+                    component = "job-controller" if owner["kind"] == "Job" else "replicaset-controller"
+                    self._event(ns, t, _ref(owner["kind"], owner["apiVersion"], ns.name, owner["name"], owner["uid"]),
+                                "SuccessfulCreate", f"Created pod: {pod.name}", component)
+                self._event(ns, t, pod_ref, "Scheduled", f"Successfully assigned {ns.name}/{pod.name} to {NODE}",
+                            "default-scheduler")
+            if container is None:
+                return
+            c = pod.by_name.get(container)
+            where = "initContainers" if c is not None and c.role != "app" else "containers"
+            cref = {**pod_ref, "fieldPath": f"spec.{where}{{{container}}}"}
+            if etype == "Started":
+                image = c.image if c is not None else ""
+                self._event(ns, t, cref, "Pulled", f'Container image "{image}" already present on machine', "kubelet")
+                self._event(ns, t, cref, "Created", f"Created container: {container}", "kubelet")
+                self._event(ns, t, cref, "Started", f"Started container {container}", "kubelet")
+            elif etype in ("PreStop", "SIGTERM"):
+                if etype == "SIGTERM" and c is not None and c.model.pre_stop is not None and (ns.name, pod.name, container, "PreStop") in self._event_keys:
+                    return
+                self._event(ns, t, cref, "Killing", f"Stopping container {container}", "kubelet")
+                if etype == "PreStop":
+                    self._event_keys[(ns.name, pod.name, container, "PreStop")] = "seen"
+            elif etype == "ImagePullFailed":
+                self._event(ns, t, cref, "Failed", fields.get("message") or "Failed to pull image", "kubelet",
+                            warning=True)
+            elif etype == "Restarted" and c is not None:
+                self._event(ns, t, cref, "BackOff", f"Back-off restarting failed container {container} in pod "
+                            f"{pod.name}_{ns.name}({ns.uid(pod)})", "kubelet", warning=True)
+            return
+        ref = fields.get("object")
+        if not ref:
+            return
+        kind, _, name = ref.partition("/")
+        workload = cluster.workloads.get(("Job" if kind == "job" else "Deployment", name))
+        if workload is None:
+            return
+        if etype == "JobComplete":
+            self._event(ns, t, _ref("Job", "batch/v1", ns.name, name, ns.uid(workload, workload.obj["metadata"].get("uid"))),
+                        "Completed", "Job completed", "job-controller")
+        elif etype == "JobFailed":
+            self._event(ns, t, _ref("Job", "batch/v1", ns.name, name, ns.uid(workload, workload.obj["metadata"].get("uid"))),
+                        "BackoffLimitExceeded", "Job has reached the specified backoff limit", "job-controller",
+                        warning=True)
+
+    def _event(self, ns: Namespace, t: float, involved: dict, reason: str, message: str, component: str,
+               *, warning: bool = False) -> None:
+        """One core/v1 Event; a repeat (same object, reason and message) raises its count, as the
+        event recorder's aggregation does (``client-go/tools/record/events_cache.go``)."""
+        key = (ns.name, involved.get("uid"), involved.get("fieldPath"), reason, message)
+        stamp = ns.ts(t)
+        name = self._event_keys.get(key)
+        if name is not None:
+            old = self.store.get("events", ns.name, name)
+            if old is not None:
+                obj = copy.deepcopy(old)
+                obj["count"] = int(obj.get("count") or 1) + 1
+                obj["lastTimestamp"] = stamp
+                self.store.put("events", obj)
+                return
+        name = f"{involved['name']}.{uuid.uuid4().int & (2**64 - 1):016x}"
+        self._event_keys[key] = name
+        source = {"component": component}
+        if component == "kubelet":
+            source["host"] = NODE
+        self.store.put("events", {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns.name, "uid": str(uuid.uuid4()), "creationTimestamp": stamp},
+            "involvedObject": involved, "reason": reason, "message": message, "source": source,
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "type": "Warning" if warning else "Normal", "eventTime": None,
+            "reportingComponent": component, "reportingInstance": NODE if component == "kubelet" else ""})
+
+    # -- the node ---------------------------------------------------------------------------------
+    def _node(self) -> dict:
+        now = rfc3339(self.started)
+        version = f"v{self.version}-labkit-sim"
+        return {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": NODE, "uid": str(uuid.uuid4()), "creationTimestamp": now,
+                             "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux",
+                                        "node-role.kubernetes.io/control-plane": ""},
+                             "annotations": {"labkit.dev/simulated": "labkit's model of the kubelet, not a real node"}},
+                "spec": {},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                           "message": "labkit simulator: a model of the kubelet",
+                                           "lastHeartbeatTime": now, "lastTransitionTime": now}],
+                           "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                                         {"type": "Hostname", "address": NODE}],
+                           "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version,
+                                        "containerRuntimeVersion": "labkit-sim://0", "operatingSystem": "linux",
+                                        "architecture": "amd64", "osImage": "labkit simulator", "kernelVersion": "",
+                                        "machineID": "", "systemUUID": "", "bootID": ""}}}
+
+
+def _ref(kind: str, api_version: str, namespace: str, name: str, uid: str) -> dict:
+    return {"kind": kind, "namespace": namespace, "name": name, "uid": uid, "apiVersion": api_version}
+
+
+def _surge(spec: dict, replicas: int) -> int:
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return 0
+    value = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-replicas * int(value[:-1]) // 100)   # rounded up, like the controller
+    return int(value)
+
+
+def _qos(spec: dict) -> str:
+    """The pod's QoS class (``pkg/apis/core/helper/qos``), enough for the blog's pods."""
+    containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+    requests = [(c.get("resources") or {}).get("requests") or {} for c in containers]
+    limits = [(c.get("resources") or {}).get("limits") or {} for c in containers]
+    if not any(requests) and not any(limits):
+        return "BestEffort"
+    if all(lim.get("cpu") and lim.get("memory") and (req == lim or not req) for req, lim in zip(requests, limits)):
+        return "Guaranteed"
+    return "Burstable"
+
+
+# -- requests that change the simulated objects -----------------------------------------------
+SIM_KINDS = {"pods": "Pod", "jobs": "Job", "deployments": "Deployment"}
+_CAUSES = {"Required value": "FieldValueRequired", "Invalid value": "FieldValueInvalid",
+           "Unsupported value": "FieldValueNotSupported", "Duplicate value": "FieldValueDuplicate",
+           "Forbidden": "FieldValueForbidden", "Not found": "FieldValueNotFound", "Too many": "FieldValueTooMany"}
+_GROUPS = {"Pod": "", "Job": "batch", "Deployment": "apps"}
+
+
+def invalid(kind: str, name: str, exc: InvalidInput) -> ApiError:
+    """The simulator's validation error as the API server's Status: 400 for a body that does not
+    decode (``... cannot be handled as a Pod: strict decoding error``), else 422 Invalid with one
+    cause (``apimachinery/pkg/api/errors.NewInvalid``)."""
+    message, field = exc.message, exc.field
+    if "cannot be handled as a" in message:
+        return ApiError(400, "BadRequest", message)
+    if "(AlreadyExists)" in message:
+        return ApiError(409, "AlreadyExists", message.split("): ", 1)[-1],
+                        details={"name": name, "group": _GROUPS[kind], "kind": kind.lower() + "s"})
+    if " is invalid: " in message and field and f"{field}: " in message:
+        message = message.split(f"{field}: ", 1)[1]
+    reason = next((r for prefix, r in _CAUSES.items() if message.startswith(prefix)), "FieldValueInvalid")
+    text = f"{field}: {message}" if field else message
+    details = {"name": name, "group": _GROUPS[kind], "kind": kind,
+               "causes": [{"reason": reason, "message": message, "field": field or ""}]}
+    if not details["group"]:
+        del details["group"]
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}', details=details)
+
+
+def _find(ns: Namespace, resource: str, name: str) -> Any:
+    if resource == "pods":
+        pod = ns.cluster.pods.get(name)
+        return None if pod is None or pod.deleted else pod
+    w = ns.cluster.workloads.get((SIM_KINDS[resource], name))
+    return None if w is None or w.deleted else w
+
+
+def create(world: World, resource: str, namespace: str, obj: dict) -> dict:
+    """POST of a Pod, Job or Deployment: admitted by the simulator's API server, then simulated."""
+    kind = SIM_KINDS[resource]
+    ns = world.namespace(namespace)
+    world.advance_ns(ns, world.clock())
+    name = (obj.get("metadata") or {}).get("name") or ""
+    if world.store.get(resource, namespace, name) is not None:
+        raise ApiError(409, "AlreadyExists", f'{_plural(resource)} "{name}" already exists',
+                       details={"name": name, "group": _GROUPS[kind], "kind": resource})
+    obj = copy.deepcopy(obj)
+    obj.setdefault("metadata", {})["namespace"] = namespace
+    for key in ("uid", "resourceVersion", "creationTimestamp", "generation"):
+        obj["metadata"].pop(key, None)
+    obj.pop("status", None)
+    try:
+        ns.cluster.apply(obj, source=f"{resource}/{name}")
+    except InvalidInput as exc:
+        raise invalid(kind, name, exc) from None
+    created = _find(ns, resource, name)
+    if created is not None and resource != "pods":
+        ns.created[id(created)] = ns.cluster.env.now
+    world.sync(ns)
+    return world.store.get(resource, namespace, name)
+
+
+def replace(world: World, resource: str, namespace: str, name: str, obj: dict) -> dict:
+    """PUT (or the result of a PATCH): labels and annotations change in place; a new spec goes
+    through the simulator (an image of a pod, a Deployment's template or replicas; a Job's
+    template is immutable), as ``kubectl apply`` of a changed manifest does."""
+    kind = SIM_KINDS[resource]
+    ns = world.namespace(namespace)
+    world.advance_ns(ns, world.clock())
+    current = world.store.get(resource, namespace, name)
+    target = _find(ns, resource, name)
+    if current is None or target is None:
+        raise not_found(resource, name, _GROUPS[kind])
+    asked = (obj.get("metadata") or {}).get("resourceVersion")
+    if asked and asked != current["metadata"]["resourceVersion"]:
+        raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_plural(resource)} "{name}": the object '
+                       "has been modified; please apply your changes to the latest version and try again",
+                       details={"name": name, "group": _GROUPS[kind], "kind": resource})
+    meta = obj.get("metadata") or {}
+    spec = copy.deepcopy(obj.get("spec") or {})
+    if resource == "pods":
+        spec.pop("nodeName", None)
+    desired = {"apiVersion": current["apiVersion"], "kind": kind,
+               "metadata": {"name": name, "namespace": namespace, "labels": meta.get("labels") or {},
+                            "annotations": meta.get("annotations") or {}}, "spec": spec}
+    if not desired["metadata"]["labels"]:
+        del desired["metadata"]["labels"]
+    if not desired["metadata"]["annotations"]:
+        del desired["metadata"]["annotations"]
+    old_spec = copy.deepcopy(target.spec)
+    try:
+        ns.cluster.apply(desired, source=f"{resource}/{name}")
+    except InvalidInput as exc:
+        raise invalid(kind, name, exc) from None
+    if resource == "pods":
+        target.labels.clear()
+        target.labels.update(meta.get("labels") or {})
+        target.obj.setdefault("metadata", {})["annotations"] = dict(meta.get("annotations") or {})
+    else:
+        target.obj["metadata"]["labels"] = dict(meta.get("labels") or {})
+        target.obj["metadata"]["annotations"] = dict(meta.get("annotations") or {})
+        for key in ("labels", "annotations"):
+            if not target.obj["metadata"][key]:
+                del target.obj["metadata"][key]
+        if target.spec != old_spec:
+            ns.generations[id(target)] = ns.generations.get(id(target), 1) + 1
+    world.sync(ns)
+    return world.store.get(resource, namespace, name)
+
+
+def delete(world: World, resource: str, namespace: str, name: str, *, grace: int | None,
+           propagation: str | None) -> tuple[dict, bool]:
+    """DELETE: (the object, whether it is still there while it terminates)."""
+    kind = SIM_KINDS[resource]
+    ns = world.namespace(namespace) if namespace in world.namespaces else None
+    current = world.store.get(resource, namespace, name)
+    if ns is None or current is None:
+        raise not_found(resource, name, _GROUPS[kind])
+    world.advance_ns(ns, world.clock())
+    target = _find(ns, resource, name)
+    if target is None:
+        raise not_found(resource, name, _GROUPS[kind])
+    if resource == "pods":
+        ns.cluster.delete_pod(target, grace, force=grace == 0)
+    else:
+        ns.cluster.delete_workload(target, grace)
+        if propagation == "Foreground":
+            ns.foreground.add(id(target))
+            ns.deleting_at[id(target)] = ns.cluster.env.now
+    world.sync(ns)
+    after = world.store.get(resource, namespace, name)
+    return (after, True) if after is not None else (current, False)
+
+
+def _plural(resource: str) -> str:
+    return {"jobs": "jobs.batch", "deployments": "deployments.apps", "replicasets": "replicasets.apps"}.get(resource,
+                                                                                                          resource)
