@@ -26,7 +26,7 @@ import yaml
 
 from labkit.errors import InvalidInput
 from labkit.sim import simulate
-from labkit.sim import timing as T
+import expected_timing as T  # written out, not read from labkit.sim.timing
 from labkit.trace import Trace
 from labkit.versions import lab_feature_gates
 
