@@ -2,7 +2,7 @@
 
 Every per-version difference in labkit (API validation, kubelet behaviour, kind configs)
 is read from here, so that "what changed in 1.29" has exactly one answer in the code.
-Sources: ../reference in the design notes, KEP-753's kep.yaml, and the kind release notes.
+Sources: the CHANGELOG and code at each release tag (cited per row), KEP-753's kep.yaml, and the kind release notes.
 """
 
 from __future__ import annotations

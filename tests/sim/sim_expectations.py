@@ -1,4 +1,4 @@
-"""A checker for the ``expect`` block of the scenario format (tests/data/scenarios/README.md §5).
+"""A checker for the ``expect`` block of the scenario format (docs/scenarios.md, tests/data/scenarios/README.md §5).
 
 ``check(trace, scenario)`` returns one message per expectation that does not hold, so a
 failing test lists everything that is wrong at once. Event names are ``"<container>

@@ -1,4 +1,4 @@
-"""Property tests: the rules of sidecar-semantics §9 hold for generated pods on every version.
+"""Property tests: the rules of docs/architecture.md ("The rules every backend shows") hold for generated pods on every version.
 
 Hypothesis builds pods with random numbers of sidecars, plain init containers and app
 containers, random process behaviours (run time, exit code, SIGTERM handling), startup
