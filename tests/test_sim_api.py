@@ -757,7 +757,8 @@ def test_a_field_is_unknown_before_the_minor_that_added_it_and_known_from_it():
 
 
 def test_a_field_that_existed_in_one_minor_only_is_unknown_on_both_sides():
-    # PodSpec.workloadRef was in release-1.35's OpenAPI only (replaced by schedulingGroup in 1.36).
+    # PodSpec.workloadRef was in release-1.35's OpenAPI only: added with the Workload API
+    # (kubernetes/kubernetes#134564, 1.35), tombstoned for spec.schedulingGroup in 1.36 (#136976).
     ref = {"workloadRef": {"name": "w", "podGroup": "g"}}
     assert rejected(pod(**ref), "1.34").field == "spec.workloadRef"
     admit(pod(**ref), behaviour("1.35"))
