@@ -25,3 +25,16 @@ def test_nothing_points_at_the_design_notes_outside_the_repository():
     found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for path in SOURCES if path != Path(__file__)
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if OUTSIDE.search(line)]
     assert found == []
+
+
+def test_the_trace_example_in_docs_is_a_valid_trace():
+    import json
+
+    from labkit.trace import Trace
+
+    text = (ROOT / "docs" / "trace.md").read_text(encoding="utf-8")
+    example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
+    trace = Trace.from_dict(example, source="docs/trace.md")
+    assert trace.first("SIGTERM").extra == {"signal": "SIGQUIT"}
+    assert [(s.container, s.start, s.end, s.exit_code) for s in trace.spans()] == [
+        ("sws-init", 0.95, 10.75, 0), ("sidecar-job", 10.35, 10.36, 0)]
