@@ -1,4 +1,4 @@
-"""The ``labkit`` command line (the contract in DESIGN.md).
+"""The ``labkit`` command line (the contract in README.md, "Command line").
 
 Each subcommand is a ``cmd_*`` function plus a few lines in :func:`build_parser`. Errors
 a user caused (``InvalidInput``) exit with status 2 and one line naming the file and the

@@ -8,7 +8,7 @@ Deployments, Events) of one namespace, using the ``kubernetes`` client in backgr
 so that it also works inside Jupyter's running event loop.
 
 Each transition may be reported from several sources, and each is kept as its own event
-(TRACE.md): ``watch`` is when the client saw the update (sub-second, but after the kubelet's
+(docs/trace.md): ``watch`` is when the client saw the update (sub-second, but after the kubelet's
 status sync), ``status`` is the container's own ``startedAt``/``finishedAt`` (whole seconds,
 ``resolution_s`` 1.0), ``event`` is a Kubernetes Event (whole seconds). Every container event
 carries the ``attempt`` of the instance it belongs to, so the reports of one start line up.

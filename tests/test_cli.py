@@ -4,16 +4,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from labkit.cli import main
 
 ROOT = Path(__file__).parents[1]
 
 
 def test_unknown_subcommand_is_a_usage_error_with_status_2(capsys):
-    try:
+    with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
-    except SystemExit as exc:
-        assert exc.code == 2
+    assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'frobnicate'" in err and "Traceback" not in err
 

@@ -684,10 +684,9 @@ def blog_deployment() -> dict:
 
 def blog_objects():
     objects = [("inline job", blog_job()), ("inline deployment", blog_deployment())]
-    for name in ("job-sidecar.yaml", "deployment-sidecar.yaml"):
+    for name in ("job-sidecar.yaml", "deployment-sidecar.yaml"):  # tracked: a missing one fails loading
         path = ROOT / "manifests" / name
-        if path.exists():
-            objects += [(str(path), doc.obj) for doc in load_documents(path)]
+        objects += [(str(path), doc.obj) for doc in load_documents(path)]
     return objects
 
 
@@ -740,3 +739,39 @@ def test_docstring_examples_hold():
     for module in (labkit.sim.api, labkit.manifests):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+# --- which fields a version knows: labkit/sim/api_fields.json, not the installed client ----------
+
+def test_a_field_is_unknown_before_the_minor_that_added_it_and_known_from_it():
+    # Lifecycle.stopSignal (KEP-4960, ContainerStopSignals) is in the OpenAPI of release-1.33 and
+    # not of release-1.32 (api_fields.json: "stopSignal": [["str", 33, null]]). The installed client
+    # (kubernetes>=29, usually the newest) has it either way, so this fails if api.py reads the client.
+    stop = {"lifecycle": {"stopSignal": "SIGUSR1"}}
+    err = rejected(pod(containers=[container(**stop)]), "1.29")
+    assert err.field == "spec.containers[0].lifecycle.stopSignal"
+    assert 'strict decoding error: unknown field "spec.containers[0].lifecycle.stopSignal"' in err.message
+    with pytest.raises(InvalidInput, match='unknown field "spec.containers.0..lifecycle.stopSignal"'):
+        admit(pod(containers=[container(**stop)]), behaviour("1.32"))
+    assert spec_of(pod(containers=[container(**stop)]), "1.33")["containers"][0]["lifecycle"] == {"stopSignal": "SIGUSR1"}
+
+
+def test_a_field_that_existed_in_one_minor_only_is_unknown_on_both_sides():
+    # PodSpec.workloadRef was in release-1.35's OpenAPI only: added with the Workload API
+    # (kubernetes/kubernetes#134564, 1.35), tombstoned for spec.schedulingGroup in 1.36 (#136976).
+    ref = {"workloadRef": {"name": "w", "podGroup": "g"}}
+    assert rejected(pod(**ref), "1.34").field == "spec.workloadRef"
+    admit(pod(**ref), behaviour("1.35"))
+    assert rejected(pod(**ref), "1.36").field == "spec.workloadRef"
+
+
+def test_admitting_does_not_import_the_kubernetes_client():
+    import subprocess
+    import sys
+
+    code = ("import sys; from labkit.sim.api import admit; from labkit.versions import behaviour; "
+            "admit({'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'p'}, "
+            "'spec': {'containers': [{'name': 'a', 'image': 'alpine:3.20'}]}}, behaviour('1.35')); "
+            "print('kubernetes' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -25,9 +25,10 @@ Example:
 >>> admitted.obj["spec"]["terminationGracePeriodSeconds"], admitted.warnings
 (30, [])
 
-The field list and JSON types come from the ``kubernetes`` client's models (imported when
-``admit`` first runs); the handful of fields whose existence depends on the version are in
-``FIELDS_SINCE``. The model covers what matters for the lab (containers, init containers and
+The field lists and JSON types of each minor come from ``api_fields.json`` beside this module
+(read when ``admit`` first runs), derived once from each release's OpenAPI by
+``tools/api_fields.py``, so a simulated 1.29 knows the fields 1.29 has whichever ``kubernetes``
+client is installed. The model covers what matters for the lab (containers, init containers and
 sidecars, probes, hooks, ports, volumes and mounts, names, labels and selectors, grace
 periods, restart policies, Job and Deployment specs); deeper checks of other fields
 (resources, security contexts, affinity, volume sources) are not modelled and pass.
@@ -41,6 +42,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 from ..errors import InvalidInput
@@ -50,18 +52,8 @@ from ..objects import container_roles
 from ..versions import SIDECAR_GATE, Behaviour
 from .images import SIGNAL_NUMBERS
 
-# kind -> (apiVersion, model class in the kubernetes client)
+# kind -> (apiVersion, model name in api_fields.json, which keeps the kubernetes client's names)
 KINDS = {"Pod": ("v1", "V1Pod"), "Job": ("batch/v1", "V1Job"), "Deployment": ("apps/v1", "V1Deployment")}
-
-# Fields that only exist from some minor on; before it the strict decoder rejects them.
-# (model, JSON name) -> first minor. Container.restartPolicy arrived with KEP-753 (1.28),
-# restartPolicyRules with KEP-5307 (1.34), LifecycleHandler.sleep with KEP-3960 (1.29).
-FIELDS_SINCE = {
-    ("V1Container", "restartPolicy"): 28,
-    ("V1Container", "restartPolicyRules"): 34,
-    ("V1LifecycleHandler", "sleep"): 29,
-    ("V1Lifecycle", "stopSignal"): 33,    # KEP-4960 (ContainerStopSignals)
-}
 
 MAX_INT32 = 2147483647
 _SILENT = "this is labkit's explanation: the real API server does it silently"
@@ -186,12 +178,28 @@ _INT64 = {"terminationGracePeriodSeconds", "activeDeadlineSeconds", "deletionGra
 
 
 @functools.lru_cache(maxsize=None)
-def _model_fields(model: str) -> dict[str, str]:
-    """JSON field name -> type string, from the kubernetes client's generated model."""
-    from kubernetes.client import models  # heavy: imported only when admitting
+def _field_table() -> dict[str, dict[str, Any]]:
+    """api_fields.json's models: a field is its type, or [type, first minor, last minor] runs."""
+    return json.loads(files("labkit.sim").joinpath("api_fields.json").read_text(encoding="utf-8"))["models"]
 
-    cls = getattr(models, model)
-    return {cls.attribute_map[attr]: type_ for attr, type_ in cls.openapi_types.items()}
+
+@functools.lru_cache(maxsize=None)
+def _model_fields(minor: int, model: str) -> dict[str, str]:
+    """JSON field name -> type string of ``model`` in Kubernetes 1.``minor``; a field the
+    version does not have is absent (the strict decoder then calls it unknown).
+
+    >>> "restartPolicy" in _model_fields(27, "V1Container"), _model_fields(28, "V1Container")["restartPolicy"]
+    (False, 'str')
+    """
+    fields = {}
+    for name, spelling in _field_table()[model].items():
+        if isinstance(spelling, str):
+            fields[name] = spelling
+            continue
+        for type_, first, last in spelling:
+            if (first is None or first <= minor) and (last is None or minor <= last):
+                fields[name] = type_
+    return fields
 
 
 _SCALARS = {"str", "int", "float", "bool", "object", "datetime", "date", "bytes"}
@@ -313,13 +321,12 @@ class _Decoder:
         return value
 
     def model(self, obj: dict, model: str, path: str, dotted: str) -> dict:
-        fields = _model_fields(model)
+        fields = _model_fields(self.minor, model)
         out = {}
         for raw_key, value in obj.items():
             key = _key(raw_key)
             child = f"{path}.{key}" if path else key
-            since = FIELDS_SINCE.get((model, key))
-            if key not in fields or (since is not None and self.minor < since):
+            if key not in fields:
                 self.unknown.append(child)
                 continue
             if value is None:

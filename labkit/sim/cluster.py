@@ -490,7 +490,7 @@ class Cluster:
 
     @property
     def trace_origin(self) -> float:
-        """The env time of the trace's t = 0: its first event (TRACE.md), before that the first apply."""
+        """The env time of the trace's t = 0: its first event (docs/trace.md), before that the first apply."""
         return self.records[0][0] if self.records else (self.origin if self.origin is not None else self.env.now)
 
     def done(self) -> bool:
@@ -507,7 +507,7 @@ class Cluster:
             return self._trace()
 
     def _trace(self) -> Trace:
-        # TRACE.md: t counts from the run's first event (here the first pod appearing, a
+        # docs/trace.md: t counts from the run's first event (here the first pod appearing, a
         # fraction of a second after the first apply), as the real recorders do.
         origin = self.trace_origin
         trace = Trace(

@@ -312,7 +312,7 @@ class Kubelet:
             yield from self._terminate(pod, self._effective_grace(pod))
             return
         # probeManager.AddPod: workers are created at the first sync, before any container
-        # exists; their tickers are anchored here (verified-facts §3).
+        # exists; their tickers are anchored here (prober_manager.go AddPod, worker.go run; docs/timing.md).
         for c in pod.containers:
             for ptype in c.probes:
                 env.process(self._probe_worker(pod, c, ptype))

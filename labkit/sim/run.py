@@ -1,7 +1,7 @@
 """Run manifests and scenario files through the simulator in one go: ``simulate`` and the
 ``labkit sim run`` command's output.
 
-A scenario file (the format of the design notes' ``scenarios/README.md``) is applied as
+A scenario file (the format of docs/scenarios.md) is applied as
 its ``pod`` with its ``behaviour`` block, and its ``action`` is performed on virtual time:
 ``delete_pod_after_seconds`` (with ``grace_period_seconds``; the ``trigger`` text is
 informational, the delete happens N seconds after the apply), ``update_image``, and the

@@ -1,7 +1,7 @@
 """Every latency and kubelet constant the simulator uses, in one table.
 
-Kubelet constants come from the upstream code (see the design notes' reference/,
-``timing-constants.md``); latencies of the API server, scheduler and container runtime
+Kubelet constants come from the upstream code (each one's source is in docs/timing.md,
+with the constant's upstream name); latencies of the API server, scheduler and container runtime
 are not fixed by any code, so they are chosen here, once, to match what a one-node kind
 cluster with cached images shows (container starts within about a second of the
 decision, about one second between an init container exiting and the next starting).

@@ -1,4 +1,4 @@
-"""A checker for the ``expect`` block of the scenario format (tests/data/scenarios/README.md §5).
+"""A checker for the ``expect`` block of the scenario format (docs/scenarios.md, tests/data/scenarios/README.md §5).
 
 ``check(trace, scenario)`` returns one message per expectation that does not hold, so a
 failing test lists everything that is wrong at once. Event names are ``"<container>
@@ -182,17 +182,21 @@ def _pod_ready(view: _View, spec: dict) -> list[str]:
             problems.append(f"pod_ready.never_true_for_s: Ready at {early}")
         if view.trace.duration < spec["never_true_for_s"]:
             problems.append(f"pod_ready.never_true_for_s: the run covers only {view.trace.duration:.1f} s")
-    if "within_s_after" in spec and ready:
-        anchor = view.find(spec["within_s_after"]["event"])
+    # within_s_after and not_before are about when Ready came: a pod that never became Ready
+    # fails them (it used to pass them unchecked), and so does a missing anchor event.
+    for key in ("within_s_after", "not_before"):
+        if key not in spec:
+            continue
+        anchor = view.find(spec[key]["event"])
         if not anchor:
-            problems.append(f"pod_ready.within_s_after: {spec['within_s_after']['event']} never happened")
-        else:
+            problems.append(f"pod_ready.{key}: {spec[key]['event']} never happened")
+        elif not ready:
+            problems.append(f"pod_ready.{key}: the pod never became Ready")
+        elif key == "within_s_after":
             after = [e.t for e in ready if e.t >= anchor[0].t]
-            if not after or after[0] - anchor[0].t > spec["within_s_after"]["s"]:
+            if not after or after[0] - anchor[0].t > spec[key]["s"]:
                 problems.append(f"pod_ready.within_s_after: Ready at {after[:1]}, anchor {anchor[0].t}")
-    if "not_before" in spec and ready:
-        anchor = view.find(spec["not_before"]["event"])
-        if anchor and ready[0].t < anchor[0].t + spec["not_before"]["plus_s"]:
+        elif ready[0].t < anchor[0].t + spec[key]["plus_s"]:
             problems.append(f"pod_ready.not_before: Ready at {ready[0].t}")
     if spec.get("becomes_false_after_delete"):
         asked = view.pod_events("DeleteRequested")

@@ -4,7 +4,7 @@ Where the numbers come from (labkit/sim/timing.py and the kubelet):
 
 - the Job/ReplicaSet controller creates the pod 2 watch hops after the apply
   (``CONTROLLER_S`` each) — the trace's first event, so its t = 0 —, the kubelet gets it ``SCHEDULE_S`` later and creates the probe
-  workers right then, at its first sync (prober_manager AddPod, verified-facts §3);
+  workers right then, at its first sync (prober_manager AddPod; docs/timing.md);
 - the first sync sets up the sandbox (``SANDBOX_S``) and starts sws-init
   (``CONTAINER_START_S``);
 - the startup probe's ticker is anchored at worker creation, so its first run is one full
@@ -26,7 +26,7 @@ import yaml
 
 from labkit.errors import InvalidInput
 from labkit.sim import simulate
-from labkit.sim import timing as T
+import expected_timing as T  # written out, not read from labkit.sim.timing
 from labkit.trace import Trace
 from labkit.versions import lab_feature_gates
 
@@ -35,7 +35,7 @@ JOB = ROOT / "manifests" / "job-sidecar.yaml"
 DEPLOYMENT = ROOT / "manifests" / "deployment-sidecar.yaml"
 GATE_OFF = {"SidecarContainers": False}   # 1.28's own default; labkit's 1.28 has the gate on
 
-# Trace times count from the run's first event (TRACE.md): the pod appearing, which is
+# Trace times count from the run's first event (docs/trace.md): the pod appearing, which is
 # POD_CREATED after the apply. Times below are trace times.
 POD_CREATED = 2 * T.CONTROLLER_S
 PROBE_WORKERS = T.SCHEDULE_S
@@ -121,7 +121,7 @@ def test_the_pod_is_never_ready_so_waiting_for_ready_would_miss_it():
 
 
 def test_a_sidecar_that_ignores_sigterm_holds_the_job_30_seconds():
-    """verified-facts §1: the pod stays Running until the sidecar is gone."""
+    """The pod stays Running until the sidecar is gone (docs/architecture.md, rule 4: kubelet getPhase)."""
     doc = yaml.safe_load(JOB.read_text())
     sidecar = doc["spec"]["template"]["spec"]["initContainers"][0]
     sidecar.update(image="busybox:1.36", command=["sh", "-c", "while true; do sleep 1; done"])

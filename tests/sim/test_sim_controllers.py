@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from labkit.sim import SimLab, simulate
-from labkit.sim import timing as T
-from labkit.sim.cluster import template_hash
+import expected_timing as T  # written out, not read from labkit.sim.timing
+from labkit.sim.cluster import _fnv32a, template_hash
 from labkit.sim.process import BEHAVIOUR_ANNOTATION
 
 
@@ -103,7 +104,8 @@ def test_deployment_names_replacement_and_scale():
     ready = sorted(e.t for e in trace.select("PodReady"))
     assert trace.first("DeploymentAvailable").t == pytest.approx(ready[2] + T.API_WATCH_S)
     rs = trace.pods[0].owner["via"]["name"]
-    assert rs.endswith(template_hash(lab.cluster.workloads[("Deployment", "web")].spec["template"]))
+    # <deployment>-<pod-template-hash>, the hash in rand.SafeEncodeString's alphabet (no vowels)
+    assert re.fullmatch(r"web-[bcdfghjklmnpqrstvwxz2456789]{6,10}", rs), rs
     assert {(p.owner["kind"], p.owner["name"], p.owner["via"]["name"]) for p in trace.pods} == {("Deployment", "web", rs)}
     names = [row.name for row in lab.pods()]
     lab.delete(f"pod/{names[0]}", wait=False)
@@ -126,3 +128,15 @@ def test_deleting_a_job_deletes_its_pods_with_their_grace():
     assert lab.delete("job/work") == ['job.batch "work" deleted']
     assert 30 < lab.now - before < 32
     assert lab.trace().first("DeleteRequested").grace_period_seconds == 30
+
+
+def test_template_hash_is_fnv32a_of_the_template_safe_encoded():
+    # Upstream controller.ComputeHash: an fnv.New32a hasher over the template, then
+    # rand.SafeEncodeString(fmt.Sprint(hasher.Sum32())), which maps each byte b of the decimal
+    # string to "bcdfghjklmnpqrstvwxz2456789"[b % 27]. labkit hashes the template's JSON (sorted
+    # keys) where upstream hashes a dump of the Go struct, so names have the form, not the value,
+    # of a real cluster's.
+    assert _fnv32a(b"") == 0x811C9DC5 and _fnv32a(b"foobar") == 0xBF9CF968  # published FNV-1a vectors
+    # {} -> "{}" -> fnv1a32 = ((0x811C9DC5 ^ 0x7B) * 0x01000193 ^ 0x7D) * 0x01000193 mod 2**32
+    # = 1415952421 -> digits 1,4,1,5,9,5,2,4,2,1 (bytes 49,52,... % 27 = 22,25,22,26,3,26,23,25,23,22)
+    assert template_hash({}) == "5859f96865"

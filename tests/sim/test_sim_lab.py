@@ -11,7 +11,7 @@ import yaml
 from labkit import lab as labmod
 from labkit.errors import InvalidInput, WaitTimeout
 from labkit.sim import SimLab
-from labkit.sim import timing as T
+import expected_timing as T  # written out, not read from labkit.sim.timing
 from labkit.sim import lab as simlab_module
 from labkit.trace import Trace
 

@@ -1,0 +1,27 @@
+"""The timing the simulator tests expect, written out (not imported from labkit.sim.timing).
+
+A test that added up ``labkit.sim.timing`` constants would follow any edit of them and could
+never notice a timeline change. These are the values the expectations were reasoned from; if
+labkit/sim/timing.py changes one on purpose, change it here too, and the tests that move say
+what the change did. Sources: docs/timing.md.
+"""
+
+# Latencies labkit chose to match a one-node kind cluster (no upstream constant).
+API_WATCH_S = 0.05
+CONTROLLER_S = 0.05
+SCHEDULE_S = 0.05
+POD_OBJECT_DELETE_S = 0.1
+SANDBOX_S = 0.6
+CONTAINER_START_S = 0.3
+INSTANT_PROCESS_S = 0.01
+SERVER_SHUTDOWN_S = 0.05
+
+# Kubelet constants from upstream (kubernetes/kubernetes pkg/kubelet).
+RELIST_PERIOD_S = 1.0              # genericPlegRelistPeriod, kubelet.go
+SYNC_ERROR_BACKOFF_S = 10.0        # backOffPeriod, kubelet.go
+WORKER_BACKOFF_JITTER = 0.5        # workerBackOffPeriodJitterFactor, pod_workers.go
+RESYNC_INTERVAL_S = 60.0           # syncFrequency default, KubeletConfiguration
+MIN_GRACE_AFTER_SIGTERM_S = 2      # minimumGracePeriodInSeconds, kuberuntime_manager.go
+MIN_POD_GRACE_S = 1                # a force delete's grace 0 becomes 1, calculateEffectiveGracePeriod
+CRASHLOOP_INITIAL_S = 10.0         # containerBackOffPeriod, kubelet.go (backOffPeriod before)
+CRASHLOOP_MAX_S = 300.0            # MaxContainerBackOff, kubelet.go
