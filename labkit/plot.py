@@ -372,7 +372,7 @@ class _Drawing:
             shape, colour = ">", TEXT_COLOUR
             transform = offset_copy(transform, self.ax.figure, x=6, units="points")
         elif kind == "probe-run":
-            shape, colour = "|", "#888888"
+            shape, colour = "|", TEXT_COLOUR  # dark: visible on a bar and beside it
         else:
             shape, colour, _ = MARKERS[kind]
         thin = shape in ("x", "|")
@@ -554,7 +554,7 @@ def _legend_handles(keys: list[str]) -> tuple[list, list[str]]:
                         "failure: non-zero exit (outline and code in this colour)"),
         "marker:running": (Line2D([], [], linestyle="none", marker=">", color=TEXT_COLOUR),
                            "still running at the end of the trace"),
-        "marker:probe-run": (Line2D([], [], linestyle="none", marker="|", color="#888888"), "one probe run"),
+        "marker:probe-run": (Line2D([], [], linestyle="none", marker="|", color=TEXT_COLOUR), "one probe run"),
         "phase": (Patch(facecolor=PHASE_COLOURS["Running"], edgecolor="#999999", linewidth=0.6, gid="thin"),
                   "pod phase (header row, named in the strip)"),
         "pod-event:DeleteRequested": (Line2D([], [], color="#444444", linestyle=(0, (4, 2))),
