@@ -37,7 +37,7 @@ def ids(path: Path) -> str:
 def test_the_lab_has_its_notebooks_in_reading_order():
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
     assert numbers == list(range(1, len(NOTEBOOKS) + 1)), [p.name for p in NOTEBOOKS]
-    assert len(NOTEBOOKS) == 9
+    assert len(NOTEBOOKS) == 10
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -131,6 +131,19 @@ def test_checks_follow_a_changed_parameter(tmp_path: Path):
     sigterm = trace.first("SIGTERM", container="sidecar-deploy")
     killed = trace.first("Killed", container="sidecar-deploy")
     assert killed.t - sigterm.t == pytest.approx(7, abs=0.5)
+
+
+def test_your_own_manifest_takes_a_file_and_the_probe_period(tmp_path: Path):
+    """Notebook 10 with the blog's Job and probe_period_s 1: the app starts about a second after its sidecar
+    (periodSeconds 10 as written: up to ten)."""
+    path = ROOT / "notebooks" / "10-your-own-manifest.ipynb"
+    report = run_notebooks([path], backend="sim", k8s_version="1.29", out=tmp_path, progress=False,
+                           parameters={"manifest_file": "manifests/job-sidecar.yaml", "probe_period_s": "1"})
+    assert report.results[0].status == "passed", report.results[0].failure
+    trace = load_trace(tmp_path / path.stem / "your-manifest.trace.json")
+    gap = trace.first("Started", container="sidecar-job").t - trace.first("Started", container="sws-init").t
+    assert 0 < gap <= 2.5
+    assert trace.first("JobComplete") is not None
 
 
 # -- the exercises ------------------------------------------------------------------------------
