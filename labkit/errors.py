@@ -59,3 +59,8 @@ class WaitTimeout(LabkitError, TimeoutError):
 
 class CheckFailed(AssertionError):
     """A notebook self-check did not hold; the message explains what the trace showed."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback (JupyterLab, and the error output papermill
+        saves): a failed self-check is the learner's to fix, so only its message, in red."""
+        return [f"\x1b[31m{type(self).__name__}\x1b[39m: {self}"]

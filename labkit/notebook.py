@@ -18,7 +18,7 @@ both do that), so manifests are found from the repository root, not from the cwd
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,15 +60,17 @@ class Figures:
     def __init__(self, output_dir: str | Path, notebook: str):
         self.folder = Path(output_dir) / notebook
 
-    def timeline(self, trace, name: str, *, title: str | None = None, table: bool = True, legend: str = "compact") -> None:
+    def timeline(self, trace, name: str, *, title: str | None = None, table: bool = True, legend: str = "compact",
+                 show_probe_runs: bool = False) -> None:
         """Plot one trace, save ``<name>.png`` and ``<name>.trace.json``, show the picture and the containers' table.
 
-        ``legend="full"`` draws the full key (notebook 1); see :func:`labkit.plot.plot_trace`."""
+        ``legend="full"`` draws the full key (notebook 1); ``show_probe_runs``: a tick per probe
+        execution (the simulator records them); see :func:`labkit.plot.plot_trace`."""
         from .plot import plot_trace
 
         self.folder.mkdir(parents=True, exist_ok=True)
         trace.save(self.folder / f"{name}.trace.json")
-        self._show(plot_trace(trace, title=title, legend=legend), name)
+        self._show(plot_trace(trace, title=title, legend=legend, show_probe_runs=show_probe_runs), name)
         if table:
             from .display import TraceView
 
@@ -111,14 +113,22 @@ class Figures:
 
             _display(TraceView(trace, image=False))
 
-    def compare(self, traces: Sequence, labels: Sequence[str], name: str, *, title: str | None = None) -> None:
-        """Plot traces one above the other on a shared time axis; save ``<name>.png`` and each trace's JSON."""
+    def compare(self, traces: Sequence, labels: Sequence[str], name: str, *, title: str | None = None,
+                decorate: Callable | None = None) -> None:
+        """Plot traces one above the other on a shared time axis; save ``<name>.png`` and each trace's JSON.
+
+        ``decorate(axes)``, if given, draws on the figure's Axes (one per trace, top first) before it is
+        saved: a notebook marks what its text points at, e.g. a deadline.
+        """
         from .plot import plot_compare
 
         self.folder.mkdir(parents=True, exist_ok=True)
         for trace, label in zip(traces, labels):
             trace.save(self.folder / f"{name}-{_slug(label)}.trace.json")
-        self._show(plot_compare(list(traces), list(labels), title=title), name)
+        figure = plot_compare(list(traces), list(labels), title=title)
+        if decorate is not None:
+            decorate(list(figure.axes[:len(traces)]))
+        self._show(figure, name)
 
     def _show(self, figure, name: str) -> None:
         from .plot import save_figure

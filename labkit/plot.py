@@ -406,7 +406,7 @@ class _Drawing:
             shape, colour = ">", TEXT_COLOUR
             transform = offset_copy(transform, self.ax.figure, x=6, units="points")
         elif kind == "probe-run":
-            shape, colour = "|", "#888888"
+            shape, colour = "|", TEXT_COLOUR  # dark: visible on a bar and beside it
         else:
             shape, colour, _ = MARKERS[kind]
         thin = shape in ("x", "|")
@@ -642,7 +642,7 @@ def _legend_handles(keys: Sequence[str], form: str = "compact") -> tuple[list, l
         "exit:normal": Line2D([], [], linestyle="none"),
         "exit:failed": Patch(facecolor="white", edgecolor=FAILURE_COLOUR, linewidth=2),
         "marker:running": Line2D([], [], linestyle="none", marker=">", color=TEXT_COLOUR),
-        "marker:probe-run": Line2D([], [], linestyle="none", marker="|", color="#888888"),
+        "marker:probe-run": Line2D([], [], linestyle="none", marker="|", color=TEXT_COLOUR),
         "phase": Patch(facecolor=PHASE_COLOURS["Running"], edgecolor="#999999", linewidth=0.6, gid="thin"),
         "pod-event:DeleteRequested": Line2D([], [], color="#444444", linestyle=(0, (4, 2))),
         "pod-event:Deleted": Line2D([], [], color="#444444", linestyle=(0, (1, 1.5))),

@@ -338,10 +338,17 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
     roles = {c.name: c.role for c in pod.containers}
     has_startup = {c.name: "startup" in c.probes for c in pod.containers}
     open_span: dict[str, Span] = {}
+    # The container's `ready` flag as the API shows it. It outlives an instance: when the kubelet
+    # restarts a sidecar within one sync, no status in between shows it exited, so the new
+    # instance is ready from its start (prober_manager.go UpdatePodStatus: a running sidecar
+    # without a readiness probe is ready) and no NotReady is ever reported.
+    ready_now: dict[str, bool] = {}
     for event in events:
         name = event.container
         if name is None or name not in roles:
             continue
+        if event.type in ("Ready", "NotReady"):
+            ready_now[name] = event.type == "Ready"
         span = open_span.get(name)
         # Real backends report one transition from several sources (watch, status, event),
         # each with the instance's attempt: a second report of a start opens no new span, and
@@ -358,6 +365,8 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
             attempt = event.attempt if event.attempt is not None else len(by_container[name])
             span = Span(pod.name, name, roles[name], attempt, event.t,
                         started_at=None if has_startup[name] else event.t)
+            if ready_now.get(name):
+                span.ready.append((event.t, None))
             by_container[name].append(span)
             open_span[name] = span
             continue

@@ -37,7 +37,7 @@ def ids(path: Path) -> str:
 def test_the_lab_has_its_notebooks_in_reading_order():
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
     assert numbers == list(range(1, len(NOTEBOOKS) + 1)), [p.name for p in NOTEBOOKS]
-    assert len(NOTEBOOKS) == 9
+    assert len(NOTEBOOKS) == 10
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -133,6 +133,19 @@ def test_checks_follow_a_changed_parameter(tmp_path: Path):
     assert killed.t - sigterm.t == pytest.approx(7, abs=0.5)
 
 
+def test_your_own_manifest_takes_a_file_and_the_probe_period(tmp_path: Path):
+    """Notebook 10 with the blog's Job and probe_period_s 1: the app starts about a second after its sidecar
+    (periodSeconds 10 as written: up to ten)."""
+    path = ROOT / "notebooks" / "10-your-own-manifest.ipynb"
+    report = run_notebooks([path], backend="sim", k8s_version="1.29", out=tmp_path, progress=False,
+                           parameters={"manifest_file": "manifests/job-sidecar.yaml", "probe_period_s": "1"})
+    assert report.results[0].status == "passed", report.results[0].failure
+    trace = load_trace(tmp_path / path.stem / "your-manifest.trace.json")
+    gap = trace.first("Started", container="sidecar-job").t - trace.first("Started", container="sws-init").t
+    assert 0 < gap <= 2.5
+    assert trace.first("JobComplete") is not None
+
+
 # -- the exercises ------------------------------------------------------------------------------
 EXERCISES = ROOT / "notebooks" / "08-exercises.ipynb"
 # What each exercise's self-check says about its starting point (a part of its message).
@@ -143,6 +156,14 @@ STILL_WRONG = {
     3: "CheckFailed: expected proxy to count as started before log-shipper started, but log-shipper started at",
     4: "s after the sidecar, more than max_start_delay_s = 3: a shorter periodSeconds makes the first probe "
        "come sooner",
+}
+# Near misses that must not pass: exercise 3 with only the order fixed (a guess of one of two
+# orders), exercise 4 with a period that meets the limit only when the probe's tick is lucky.
+NEAR_MISSES = {
+    3: "the order alone is not enough. A sidecar without a startup probe counts as started as soon as its "
+       "process runs; give the proxy a startupProbe",
+    4: "with periodSeconds = 3 the first probe can come up to 3 s after the sidecar starts: the app may start "
+       "up to about 4 s after it, more than max_start_delay_s = 3",
 }
 
 
@@ -172,6 +193,70 @@ def test_exercises_fail_on_the_first_unsolved_one(tmp_path: Path, capsys):
     assert f'FAILED 08-exercises.ipynb: cell {cell} ("pod = exercise1.pods[0]' in out
     assert STILL_WRONG[1] in out
     assert "ran with use_solutions" not in out
+
+
+def test_a_failed_self_check_shows_its_message_not_a_traceback(tmp_path: Path):
+    """Headless with ``use_solutions False``: the executed notebook's error output is the check's
+    message (CheckFailed._render_traceback_), as JupyterLab shows it, with no Python traceback."""
+    report = run_notebooks([EXERCISES], backend="sim", k8s_version="1.29", out=tmp_path,
+                           parameters={"use_solutions": "False"}, progress=False)
+    result = report.results[0]
+    assert result.status == "failed"
+    executed = nbformat.read(result.executed, as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert len(errors) == 1
+    shown = "\n".join(errors[0].traceback)
+    assert errors[0].ename == "CheckFailed" and STILL_WRONG[1].removeprefix("CheckFailed: ") in shown
+    assert "Traceback" not in shown and "---->" not in shown and "raise CheckFailed" not in shown
+    assert len(errors[0].traceback) == 1
+
+
+def test_check_failed_renders_as_its_message_in_ipython():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    assert CheckFailed("the Job did not complete")._render_traceback_() == [
+        "\x1b[31mCheckFailed\x1b[39m: the Job did not complete"]
+    shell = InteractiveShell.instance()
+    shell.run_cell("from labkit.errors import CheckFailed\nraise CheckFailed('sws is missing')")
+    assert shell.last_execution_result.error_in_exec.args == ("sws is missing",)
+
+
+def test_exercise_near_misses_fail_their_checks(tmp_path: Path):
+    """Exercise 3 with the right order but no startup probe, exercise 4 with periodSeconds 3."""
+    nb = nbformat.read(EXERCISES, as_version=4)
+    nb.cells = [c for c in nb.cells if not c.source.startswith(("# SOLUTION to exercise 3:", "# SOLUTION to exercise 4:"))]
+    answer3 = next(c for c in nb.cells if c.source.startswith("# YOUR ANSWER to exercise 3"))
+    shipper, proxy, rest = (answer3.source.index(s) for s in ("    - name: log-shipper", "    - name: proxy",
+                                                               "  containers:"))
+    answer3.source = (answer3.source[:shipper] + answer3.source[proxy:rest] + answer3.source[shipper:proxy]
+                      + answer3.source[rest:])
+    order_only = tmp_path / "08-exercise-3-order-only.ipynb"
+    nbformat.write(nb, order_only)
+    nb = nbformat.read(EXERCISES, as_version=4)
+    nb.cells = [c for c in nb.cells if not c.source.startswith("# SOLUTION to exercise 4:")]
+    answer4 = next(c for c in nb.cells if c.source.startswith("# YOUR ANSWER to exercise 4"))
+    assert "startup_period_s = 10" in answer4.source
+    answer4.source = answer4.source.replace("startup_period_s = 10", "startup_period_s = 3")
+    period3 = tmp_path / "08-exercise-4-period-3.ipynb"
+    nbformat.write(nb, period3)
+    report = run_notebooks([order_only, period3], backend="sim", k8s_version="1.29", out=tmp_path / "out",
+                           progress=False, jobs=2)
+    for n, result in zip((3, 4), report.results):
+        assert result.status == "failed", f"exercise {n}'s near miss passed"
+        assert result.failed_cell == self_check_cell(nbformat.read(result.source, as_version=4), n), result.failure
+        assert result.error.startswith("CheckFailed: ") and NEAR_MISSES[n] in result.error, result.error
+
+
+def test_each_exercise_has_its_answer_cell_next_to_it():
+    """The answers are edited under each exercise, not in the parameters cell."""
+    nb = nbformat.read(EXERCISES, as_version=4)
+    parameters = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for name in ("app_command", "sidecar_order", "startup_period_s", "exercise1_yaml", "exercise3_yaml"):
+        assert name not in parameters.source
+    for n in (1, 2, 3, 4):
+        heading = next(i for i, c in enumerate(nb.cells) if c.source.startswith(f"## Exercise {n}:"))
+        assert nb.cells[heading + 1].source.startswith(f"# YOUR ANSWER to exercise {n}")
+        assert nb.cells[heading + 2].source.startswith(f"# SOLUTION to exercise {n}:")
 
 
 def test_each_exercise_starts_with_something_its_check_names(tmp_path: Path):

@@ -263,7 +263,21 @@ def test_ready_intervals(make_trace):
     ])
     first, second = trace.spans()
     assert first.ready == [(1.0, 3.0), (4.0, 6.0)]  # closed by the exit; a repeated Ready changes nothing
-    assert second.ready == [(8.0, None)]  # still ready when the trace ended
+    assert second.ready == [(7.0, None)]  # no NotReady since 4 s: ready from its start, to the trace's end
+
+
+def test_ready_flag_carries_over_a_restart_only_while_the_api_kept_it(make_trace):
+    """A sidecar restarted within one kubelet sync never shows NotReady, and the pod stays Ready
+    (06's liveness run); one whose restart waited for the back-off shows NotReady in between."""
+    trace = make_trace([("proxy", "sidecar")], [
+        (0, "proxy", "Started", {"attempt": 0}), (1, "proxy", "Ready"), (6, "proxy", "Exited", {"exit_code": 0}),
+        (6.3, "proxy", "Started", {"attempt": 1}), (12, "proxy", "Exited", {"exit_code": 0}),
+        (12.3, "proxy", "NotReady"), (25, "proxy", "Started", {"attempt": 2}), (26, "proxy", "Ready"),
+    ])
+    first, second, third = trace.spans()
+    assert first.ready == [(1.0, 6.0)]
+    assert second.ready == [(6.3, 12.0)]
+    assert third.ready == [(26.0, None)]
 
 
 @pytest.mark.parametrize("role, events, failed", [

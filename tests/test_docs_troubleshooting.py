@@ -1,0 +1,77 @@
+"""docs/troubleshooting.md: every `kubectl get pods` / describe output in it comes from the simulator.
+
+Each case in the page is marked ``<!-- simulated: version=V [gates=NAME=BOOL] after=S [wait=REF:COND] -->``
+and followed by its manifest (a ```yaml block) and two ```console blocks: ``kubectl get pods``
+and the pod's state as ``kubectl describe`` reports it. This test runs each manifest on the
+simulator and compares. To regenerate the outputs after a simulator change:
+``python tests/test_docs_troubleshooting.py`` prints them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit.errors import WaitTimeout
+from labkit.kubectl import describe_pods
+from labkit.sim import SimLab
+from labkit.sim.lab import SIM_EPOCH
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md"
+MARK = re.compile(r"<!-- simulated: (?P<options>[^>]*) -->\s*```yaml\n(?P<manifest>.*?)```"
+                  r".*?```console\n(?P<get>.*?)```.*?```console\n(?P<describe>.*?)```", re.S)
+
+
+def cases() -> list[tuple[dict[str, str], str, str, str]]:
+    found = []
+    for m in MARK.finditer(PAGE.read_text(encoding="utf-8")):
+        options = dict(part.split("=", 1) for part in m["options"].split())
+        found.append((options, m["manifest"], m["get"], m["describe"]))
+    return found
+
+
+def simulate(options: dict[str, str], manifest: str) -> tuple[str, str]:
+    """What `kubectl get pods` and the describe summary show ``after`` seconds (after the wait, if any)."""
+    gates = None
+    if "gates" in options:
+        name, value = options["gates"].split("=")
+        gates = {name: value == "true"}
+    lab = SimLab(options["version"], feature_gates=gates, quiet=True)
+    lab.apply(manifest)
+    if "wait" in options:
+        ref, condition = options["wait"].split(":")
+        try:
+            lab.wait(ref, condition, timeout=60)
+        except WaitTimeout:
+            pass  # the page shows kubectl's own timeout message
+    lab.sleep(float(options["after"]))
+    table = str(lab.pods()).rstrip("\n")
+    pods = [lab.pod_json(p) for p in lab.cluster.pods.values() if not p.deleted]
+    return table, describe_pods(pods, origin=SIM_EPOCH).rstrip("\n")  # times as t= seconds since the apply
+
+
+def _body(block: str) -> str:
+    """A console block without its first line (the command) and trailing blank lines."""
+    return block.split("\n", 1)[1].rstrip("\n")
+
+
+def test_the_page_has_its_five_cases():
+    assert len(cases()) == 5
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_outputs_are_what_the_simulator_shows(index: int):
+    options, manifest, get, describe = cases()[index]
+    assert get.startswith("$ kubectl get pods\n") and describe.startswith("$ kubectl describe pod")
+    table, summary = simulate(options, manifest)
+    assert _body(get) == table
+    assert _body(describe) == summary
+
+
+if __name__ == "__main__":  # print the outputs, to paste after a simulator change
+    for options, manifest, _, _ in cases():
+        table, summary = simulate(options, manifest)
+        print(f"--- {options}\n{table}\n\n{summary}\n", file=sys.stdout)
