@@ -100,6 +100,7 @@ class Workload:
         # Job
         self.complete = False
         self.failed = False
+        self.condition_detail: dict[str, str] = {}   # reason and message of Complete/Failed
         self.failures_seen = 0
         self.creating = 0             # pods the controller is about to create
         self.next_create_at = 0.0
@@ -385,6 +386,7 @@ class Cluster:
             job.complete = True
         else:
             job.failed = True
+        job.condition_detail = {key: fields[key] for key in ("reason", "message") if key in fields}
         self.open_workloads -= 1
         self._emit_object(event, job.ref, **fields)
 

@@ -216,6 +216,8 @@ class SimLab:
         if kind == "Job":
             conditions = [{"type": "Complete", "status": str(target.complete)},
                           {"type": "Failed", "status": str(target.failed)}]
+            if target.finished:
+                conditions[0 if target.complete else 1].update(target.condition_detail)
         else:
             conditions = [{"type": "Available", "status": str(target.available)}]
         return {"kind": kind, "metadata": {"name": target.name}, "status": {"conditions": conditions}}
