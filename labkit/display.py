@@ -4,7 +4,7 @@ A :class:`~labkit.trace.Trace` shown in JupyterLab is a compact HTML summary: th
 (and that the simulator is a model), the trace's note if it has one (a hand-written example
 says so there), the Kubernetes version and gates, one row per container with its role,
 state, restarts and exit code, and the timeline image. Exit codes
-are judged the way the lab teaches them: a sidecar's 137/143 while the kubelet stops it is
+are judged the way the lab teaches them: a sidecar's 128+stop signal (143 for SIGTERM) or 137 while the kubelet stops it is
 normal, any other non-zero exit is a failure and is highlighted. Logs and CI see the same
 facts as plain text (:func:`trace_text`).
 
@@ -57,7 +57,7 @@ _STYLE_CLASS = {
 def container_outcome(trace, pod, name: str) -> tuple[str, str]:
     """Classify a container's final status as (class, note) for display.
 
-    class is ``ok``, ``normal`` (a sidecar's 137/143 at shutdown), ``failed``,
+    class is ``ok``, ``normal`` (a sidecar's 128+stop signal or 137 at shutdown), ``failed``,
     ``running`` or ``waiting``; note says why in a few words.
     """
     final = pod.final.containers.get(name) if pod.final else None
@@ -77,7 +77,7 @@ def container_outcome(trace, pod, name: str) -> tuple[str, str]:
 
 
 def _stopped_at_shutdown(trace, pod, name: str, exit_code: int | None) -> bool:
-    """A sidecar's 137/143 because the kubelet stopped it, not because it broke.
+    """A sidecar's 128+stop signal or 137 because the kubelet stopped it, not because it broke.
 
     The trace's own judgement (:attr:`Span.failed`, which needs a seen SIGTERM and no
     failed probe) decides where it applies. Real clusters cannot see signals, so there a

@@ -8,7 +8,7 @@ the startup probe passing, SIGTERM, SIGKILL and restarts; a preStop hook is a ba
 bar's top edge from its start to the stop signal (the kubelet sends it when the hook is
 done or out of time) or, when no signal was seen, to the container's end. The exit code is
 written at the end of each bar, in the failure colour only for real failures (a sidecar's
-137/143 after the kubelet stopped it is normal); a bar still running when the trace ends
+128+stop signal or 137 after the kubelet stopped it is normal); a bar still running when the trace ends
 runs to the end and carries an arrow. Each pod has a header row with its phases, its Ready
 condition (a strip under it) and deletion; Job/Deployment conditions are vertical lines
 across the whole figure, and so is the end of a trace that was watched past its last event
@@ -582,7 +582,7 @@ _LABELS = {
     "prestop": ("preStop hook: began (square), ran until the stop signal (band)", "preStop hook (until the stop signal)"),
     "prestop:at-most": ("preStop hook, no stop signal seen: ran at most this long", "preStop hook (at most this long)"),
     "observed-until": ("end of the trace (watched until then)", "end of the trace"),
-    "exit:normal": ("exit N: exit code (137/143 of a stopped sidecar: normal)", None),
+    "exit:normal": ("exit N: exit code (a stopped sidecar's 128+signal, e.g. 143, or 137: normal)", None),
     "exit:failed": ("failure: non-zero exit (outline and code in this colour)", "failed (non-zero exit)"),
     "marker:running": ("still running at the end of the trace", "still running"),
     "marker:probe-run": ("one probe run", "probe run"),

@@ -178,7 +178,7 @@ def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop)
     fig = plot_trace(blog_trace, legend="full")
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "stop signal sent: SIGTERM, or the image's STOPSIGNAL / lifecycle.stopSignal" in legend
-    assert "exit N: exit code (137/143 of a stopped sidecar: normal)" in legend
+    assert "exit N: exit code (a stopped sidecar's 128+signal, e.g. 143, or 137: normal)" in legend
     assert fig.legends[0].get_title().get_text().startswith("bar colour: container role")
     assert not plot_trace(blog_trace, legend="none").legends
     with pytest.raises(InvalidInput, match="expected one of full, compact, none, got 'big'"):
