@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version (default: 1.29)")
     run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="set a notebook parameter, e.g. -p grace_period_s 10 (repeatable; wins over the values a "
-                          "notebook's metadata asks for headless, such as 08-exercises' use_solutions true)")
+                          "notebook's metadata asks for headless, such as 09-exercises' use_solutions true)")
     run.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
     run.add_argument("--keep-cluster", action="store_true", help="keep the kind cluster after the run")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N notebooks at a time (default: 1)")

@@ -11,7 +11,7 @@ A notebook can ask for parameters of its own when it runs headless, in its metad
 
     {"labkit": {"headless_parameters": {"use_solutions": true}}}
 
-``labkit run`` passes them (08-exercises would otherwise stop at the first exercise the
+``labkit run`` passes them (09-exercises would otherwise stop at the first exercise the
 learner has not solved); a ``-p`` of the same name wins over them.
 
 >>> report = run_notebooks(["notebooks/04-native-sidecar-job.ipynb"], backend="sim")  # doctest: +SKIP

@@ -37,7 +37,7 @@ def ids(path: Path) -> str:
 def test_the_lab_has_its_notebooks_in_reading_order():
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
     assert numbers == list(range(1, len(NOTEBOOKS) + 1)), [p.name for p in NOTEBOOKS]
-    assert len(NOTEBOOKS) == 10
+    assert len(NOTEBOOKS) == 11
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -147,7 +147,7 @@ def test_your_own_manifest_takes_a_file_and_the_probe_period(tmp_path: Path):
 
 
 # -- the exercises ------------------------------------------------------------------------------
-EXERCISES = ROOT / "notebooks" / "08-exercises.ipynb"
+EXERCISES = ROOT / "notebooks" / "09-exercises.ipynb"
 # What each exercise's self-check says about its starting point (a part of its message).
 STILL_WRONG = {
     1: "CheckFailed: sws is in containers (a regular container): a native sidecar is an entry of initContainers "
@@ -190,7 +190,7 @@ def test_exercises_fail_on_the_first_unsolved_one(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert code == 1
     cell = self_check_cell(nbformat.read(EXERCISES, as_version=4), 1)
-    assert f'FAILED 08-exercises.ipynb: cell {cell} ("pod = exercise1.pods[0]' in out
+    assert f'FAILED 09-exercises.ipynb: cell {cell} ("pod = exercise1.pods[0]' in out
     assert STILL_WRONG[1] in out
     assert "ran with use_solutions" not in out
 
@@ -265,7 +265,7 @@ def test_each_exercise_starts_with_something_its_check_names(tmp_path: Path):
     for n in (2, 3, 4):
         nb = nbformat.read(EXERCISES, as_version=4)
         nb.cells = [c for c in nb.cells if not c.source.startswith(f"# SOLUTION to exercise {n}:")]
-        copies[n] = tmp_path / f"08-exercises-without-solution-{n}.ipynb"
+        copies[n] = tmp_path / f"09-exercises-without-solution-{n}.ipynb"
         nbformat.write(nb, copies[n])
     report = run_notebooks(list(copies.values()), backend="sim", k8s_version="1.29", out=tmp_path / "out",
                            progress=False, jobs=2)
