@@ -75,7 +75,7 @@ class ClusterLab:
         # seed and pace are the simulator's options: a real cluster runs once, at wall-clock pace
         # (a served simulator says its own). ignored_options: other backends' options
         # (cluster_name, keep_cluster), so that one connect() call opens any backend.
-        self.why = ""
+        self.why = f"backend={self.backend!r} was asked for"  # connect() says why it picked it
         self.closed = False
         self.quiet = quiet
         self.sleep_fn, self.clock, self.wall_clock = sleep, clock, wall_clock
