@@ -458,9 +458,13 @@ class TraceBuilder:
         return min(ends) if ends else None
 
     def _running_at(self, pod: str, container: str, when: float) -> bool:
-        started = [r for r in self._raw if r.pod == pod and r.container == container and r.type == "Started"
-                   and r.when <= when + 1.0]
-        return bool(started)
+        """Whether a run of ``container`` that began by ``when`` has not been seen to end (a run that
+        ended long before the Killing Event does not hold the sidecar's SIGTERM back)."""
+        started = {r.attempt for r in self._raw if r.pod == pod and r.container == container and r.type == "Started"
+                   and r.when <= when + 1.0}
+        ended = {r.attempt for r in self._raw if r.pod == pod and r.container == container
+                 and r.type in ("Exited", "Killed")}
+        return bool(started - ended)
 
     # -- output -----------------------------------------------------------------------
     def trace(self) -> Trace:
