@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
     run.add_argument("--keep-cluster", action="store_true", help="keep the kind cluster after the run")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N notebooks at a time (default: 1)")
+    run.add_argument("--kubeconfig", metavar="PATH",
+                     help="with --backend cluster: the cluster's kubeconfig, e.g. the one `labkit serve` prints "
+                          "(default: $KUBECONFIG, else ~/.kube/config); each notebook works in a namespace of its own")
     run.set_defaults(func=cmd_run)
     plot = sub.add_parser("plot", help="draw a recorded trace as a timeline (PNG or SVG)",
                           description="Draw a labkit.trace/v1 JSON file as a container timeline.")

@@ -54,6 +54,12 @@ class ClusterLab:
     with (a cluster does not tell). ``runner`` runs every command (tests inject one);
     ``record=False`` skips the watch; ``watch_log(arrival, kind, event)`` is given every raw
     watch event, to save the stream.
+
+    A server that says it is labkit's served simulator (``/version`` gitVersion ending in
+    ``-labkit-sim``, ``labkit serve``) is named so, never a Kubernetes cluster, and its trace is
+    marked (``served_simulator``, docs/trace.md). It runs ``pace`` simulated seconds per
+    wall-clock second (its node says how many): this lab's seconds are then simulated ones, as
+    on the simulator (``sleep``, ``timeout``, the seconds ``wait`` returns, the trace's ``t``).
     """
 
     backend = "cluster"
@@ -65,9 +71,11 @@ class ClusterLab:
                  runner: Runner | None = None, record: bool = True, seed: Any = None, pace: Any = None,
                  watch_log: Callable[[float, str, dict], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time):
-        # seed and pace are the simulator's options: a real cluster runs once, at wall-clock pace.
-        self.why = ""
+                 wall_clock: Callable[[], float] = time.time, **ignored_options: Any):
+        # seed and pace are the simulator's options: a real cluster runs once, at wall-clock pace
+        # (a served simulator says its own). ignored_options: other backends' options
+        # (cluster_name, keep_cluster), so that one connect() call opens any backend.
+        self.why = f"backend={self.backend!r} was asked for"  # connect() says why it picked it
         self.closed = False
         self.quiet = quiet
         self.sleep_fn, self.clock, self.wall_clock = sleep, clock, wall_clock
@@ -86,13 +94,17 @@ class ClusterLab:
         self.kubectl = Kubectl(self.kubeconfig, context, runner=runner, quiet=quiet)
         self.context = context or self._current_context()
         self.kubectl.context = self.context
+        self.served_simulator: dict | None = None
+        self.pace = 1.0
         self.kubernetes_version = self._server_version()
         self.feature_gates = self._gates(k8s_version, feature_gates)
         try:
             self._setup_namespace(namespace, allow_existing_namespace)
             atexit.register(self._atexit)
             where = f" (KUBECONFIG={self.kubeconfig})" if self.kubeconfig else ""
-            self._say(f"# kubectl below runs against context {self.context}{where}, "
+            what = (f"labkit's served simulator (a model of the kubelet, not a Kubernetes cluster; pace "
+                    f"{self.pace:g}), " if self.served_simulator else "")
+            self._say(f"# kubectl below runs against {what}context {self.context}{where}, "
                       f"Kubernetes {self.kubernetes_version}, in namespace {self.namespace}")
             self._start_recording()
         except BaseException:
@@ -111,10 +123,32 @@ class ClusterLab:
         return context
 
     def _server_version(self) -> str:
+        from .kubectl import parse_server_version
+        from .serve import is_served_simulator
+
         try:
-            return self.kubectl.server_version()
+            git_version = self.kubectl.server_git_version()
         except ToolError as exc:
             raise BackendUnavailable(f"cannot reach the cluster of context {self.context!r}:\n{exc}") from None
+        if is_served_simulator(git_version):
+            self.pace = self._served_pace()
+            self.served_simulator = {"server_version": git_version, "pace": self.pace}
+        return parse_server_version(git_version)
+
+    def _served_pace(self) -> float:
+        """The served simulator's pace, from its node's annotation (labkit.serve.world.PACE_ANNOTATION)."""
+        from .serve.world import PACE_ANNOTATION
+
+        nodes = self.kubectl.json(["get", "nodes"], namespaced=False) or {}
+        for node in nodes.get("items") or []:
+            value = ((node.get("metadata") or {}).get("annotations") or {}).get(PACE_ANNOTATION)
+            try:
+                pace = float(value)
+            except (TypeError, ValueError):
+                continue
+            if pace > 0:
+                return pace
+        return 1.0
 
     def _gates(self, k8s_version: str | None, feature_gates: dict[str, bool] | None) -> dict[str, bool]:
         server = KubeVersion.parse(self.kubernetes_version)
@@ -177,7 +211,7 @@ class ClusterLab:
         from .recorder import Recorder, TraceBuilder
 
         self._builder = TraceBuilder(self.backend, self.kubernetes_version, self.feature_gates,
-                                     since=self.wall_clock())
+                                     since=self.wall_clock(), served_simulator=self.served_simulator)
         if not self._record:
             return
         self._recorder = Recorder(self._builder, namespace=self.namespace, kubeconfig=self.kubeconfig,
@@ -268,15 +302,16 @@ class ClusterLab:
             if condition != "Deleted":
                 if objects == [None] and first:
                     raise InvalidInput(f"Error from server (NotFound): {target.args[0]} not found", field="ref")
-                if not objects and self.clock() - start >= min(SELECTOR_GRACE_S, timeout):
+                if not objects and self.clock() - start >= min(SELECTOR_GRACE_S, timeout / self.pace):
                     raise InvalidInput(f"no matching resources found for {' '.join(target.args)!r}", field="ref")
             states = [wait_state(target.kind, condition, obj) for obj in objects] or [(False, None)]
+            waited = (self.clock() - start) * self.pace
             never = next((why for _, why in states if why), None)
             if never:
                 raise LabkitError(f"{' '.join(target.args)} will not become {condition}: {never}\n{self._diagnose()}")
-            if all(done for done, _ in states):
-                return round(self.clock() - start, 3)
-            if self.clock() - start >= timeout:
+            if all(done for done, _ in states):  # held at the first look: nothing was waited for
+                return 0.0 if first else round(waited, 3)
+            if waited >= timeout:
                 missing = " (it does not exist)" if objects == [None] else ""
                 raise WaitTimeout(f"{' '.join(target.args)} not {condition} after {timeout:g}s{missing}\n"
                                   f"{self._diagnose()}")
@@ -297,8 +332,8 @@ class ClusterLab:
             return f"(could not read the pods: {exc})"
 
     def sleep(self, seconds: float) -> None:
-        """Let wall-clock time pass while the recorder keeps watching."""
-        self.sleep_fn(seconds)
+        """Let time pass while the recorder keeps watching (simulated seconds on a served simulator)."""
+        self.sleep_fn(seconds / self.pace)
 
     def pods(self) -> PodTable:
         """The pods as ``kubectl get pods`` shows them."""
@@ -323,7 +358,8 @@ class ClusterLab:
     def trace(self) -> Trace:
         """What was recorded since the lab started (or since ``reset()``)."""
         if self._builder is None:
-            return Trace(self.backend, self.kubernetes_version, dict(self.feature_gates))
+            extra = {"served_simulator": dict(self.served_simulator)} if self.served_simulator else {}
+            return Trace(self.backend, self.kubernetes_version, dict(self.feature_gates), extra=extra)
         return self._builder.trace()
 
     def reset(self) -> None:
@@ -384,5 +420,6 @@ class ClusterLab:
             print(message, flush=True)
 
     def __repr__(self) -> str:
-        return (f"<ClusterLab context={self.context} Kubernetes {self.kubernetes_version} "
+        served = " (labkit's served simulator)" if self.served_simulator else ""
+        return (f"<ClusterLab context={self.context}{served} Kubernetes {self.kubernetes_version} "
                 f"namespace={self.namespace}{' (closed)' if self.closed else ''}>")

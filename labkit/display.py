@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .objects import normal_stop_exit
-from .plot import BACKEND_NAMES, trace_note  # labkit.plot imports matplotlib only when it draws
+from .plot import backend_name, trace_note  # labkit.plot imports matplotlib only when it draws
 
 # Pods listed in a summary; a trace of a big Deployment says how many more there are.
 MAX_PODS = 20
@@ -110,7 +110,7 @@ def _exit_text(final) -> str:
 
 
 def _backend_text(trace) -> str:
-    return BACKEND_NAMES.get(trace.backend, trace.backend)
+    return backend_name(trace)
 
 
 def _gates_text(trace) -> str:
@@ -420,7 +420,7 @@ class _LiveFrame:
         if trace is None or not trace.events:
             self.status = f"{what}: waiting for the first events…"
         else:
-            clock = "virtual" if trace.backend == "sim" else "wall-clock"
+            clock = "virtual" if trace.backend == "sim" or trace.extra.get("served_simulator") else "wall-clock"
             self.status = (f"{what}: running, t = {trace.duration:.1f}s ({clock} time), "
                            f"{self.spans} container run(s) so far")
 

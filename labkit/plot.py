@@ -65,6 +65,15 @@ PROBE_RUNS = ("StartupProbeRun", "ReadinessProbeRun", "LivenessProbeRun")
 # What each backend is called in titles and summaries (labkit.display uses it too).
 BACKEND_NAMES = {"sim": "simulated (labkit's model of the kubelet, not a real cluster)", "kind": "kind cluster",
                  "cluster": "Kubernetes cluster", "replay": "replayed trace"}
+SERVED_SIMULATOR_NAME = "labkit's served simulator (its model of the kubelet behind the Kubernetes API, not a real cluster)"
+
+
+def backend_name(trace: Trace) -> str:
+    """What ran the trace, for titles and summaries: a trace recorded from labkit's served
+    simulator (``served_simulator``, docs/trace.md) is never called a Kubernetes cluster."""
+    if trace.extra.get("served_simulator"):
+        return SERVED_SIMULATOR_NAME
+    return BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}")
 
 PRESTOP_COLOUR = OKABE_ITO["reddish_purple"]
 READY_COLOUR = "#222222"
@@ -137,7 +146,7 @@ def plot_compare(traces: Sequence[Trace], labels: Sequence[str] | None = None, *
         raise InvalidInput(f"got {len(labels)} labels for {len(traces)} traces", field="labels")
     selections = [_select_pods(t, pods, max_pods) for t in traces]
     rows = [_count_rows(shown, hidden) for shown, hidden in selections]
-    shared = len({t.backend for t in traces}) == 1
+    shared = len({backend_name(t) for t in traces}) == 1
     fig = _new_figure(height=_figure_height(sum(rows)) + 0.9 * (len(traces) - 1) + (0.4 if title else 0))
     axes = fig.subplots(len(traces), 1, sharex=True, gridspec_kw={"height_ratios": rows})
     x_max = _x_max(traces)
@@ -145,7 +154,7 @@ def plot_compare(traces: Sequence[Trace], labels: Sequence[str] | None = None, *
     for i, (ax, trace, label, (shown, hidden)) in enumerate(zip(axes, traces, labels, selections)):
         drawing = _Drawing(ax)
         # the backend once, over the first panel, when the traces share it
-        notice = (None if not shared else f"{BACKEND_NAMES.get(trace.backend, trace.backend)}\n\n" if i == 0 else "")
+        notice = (None if not shared else f"{backend_name(trace)}\n\n" if i == 0 else "")
         drawing.draw(trace, shown, hidden, title=label, show_probe_runs=False, x_max=x_max, notice=notice)
         keys.extend(k for k in drawing.legend_keys if k not in keys)
     for ax in axes[:-1]:
@@ -176,7 +185,7 @@ def save_figure(fig, path: str | Path) -> Path:
 
 def describe_run(trace: Trace, *, backend: bool = True) -> str:
     """One line saying where a trace comes from, e.g. for a title; ``backend=False`` leaves the backend out."""
-    where = BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}")
+    where = backend_name(trace)
     gates = ", ".join(f"{name}={'on' if value else 'off'}" for name, value in sorted(trace.feature_gates.items()))
     line = f"Kubernetes {trace.kubernetes_version}" + (f" · {gates}" if gates else "")
     return f"{where} · {line}" if backend else line
@@ -318,7 +327,7 @@ class _Drawing:
         note = trace_note(trace)
         where = describe_run(trace, backend=False)  # the backend on a line of its own: long pod names leave little room
         if notice is None:
-            where = BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}") + "\n" + where
+            where = backend_name(trace) + "\n" + where
         ax.set_title((notice or "") + f"{heading}\n{where}" + (f"\nnote: {note}" if note else ""), fontsize=_FONT + 1,
                      loc="left", pad=12 + 10 * labelled if labelled else 8)
 

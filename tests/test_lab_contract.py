@@ -56,18 +56,20 @@ def _kind_missing() -> str | None:
     return None
 
 
-def _open(backend: str) -> Lab:
+def _open(backend: str, request) -> Lab:
     if backend == "sim":
         return SimLab("1.29", quiet=True)
+    if backend == "served":  # the cluster backend on the session's served simulator (tests/conftest.py)
+        return ClusterLab("1.29", kubeconfig=request.getfixturevalue("served").kubeconfig, quiet=True)
     reason = _kind_missing()
     if reason:
         pytest.skip(reason)
     return KindLab("1.29", cluster_name="labkit-contract", keep_cluster=False, quiet=True)
 
 
-@pytest.fixture(params=["sim", "kind"])
+@pytest.fixture(params=["sim", "served", "kind"])
 def lab(request):
-    lab = _open(request.param)
+    lab = _open(request.param, request)
     try:
         yield lab
     finally:

@@ -246,6 +246,26 @@ def test_a_sidecar_waiting_for_its_turn_has_no_sigterm_yet():
     assert len(trace.select("SIGTERM", container="sidecar-deploy")) == 1
 
 
+def test_an_app_that_ended_seconds_before_the_killing_event_does_not_hold_the_sidecar_back():
+    """The kubelet's Killing Event for a sidecar can come seconds after the app's exit (here 3 s: a
+    later sync, or a served simulator that writes it when the stop signal goes out); the app has
+    ended, so the sidecar's SIGTERM is the Event's time, not "still waiting for its turn"."""
+    def later_kill(event):
+        obj = event["object"]
+        if obj.get("kind") == "Event" and obj.get("reason") == "Killing":
+            obj["firstTimestamp"] = obj["lastTimestamp"] = "2025-06-01T10:00:16Z"
+        for cs in (obj.get("status") or {}).get("initContainerStatuses") or []:
+            if "terminated" in cs["state"]:
+                cs["state"]["terminated"]["finishedAt"] = "2025-06-01T10:00:16Z"
+        return event
+
+    trace = build("job-sidecar-1.29.json", edit=later_kill)
+    sigterm = one(trace, "SIGTERM", "sws-init", "event")
+    assert sigterm.extra == {"ordered": True}
+    assert wall(trace, sigterm) == parse_time("2025-06-01T10:00:16Z")
+    assert wall(trace, one(trace, "Exited", "sidecar-job", "status")) == parse_time("2025-06-01T10:00:13Z")
+
+
 def test_prestop_hook_turns_killing_into_prestop():
     def add_prestop(event):
         obj = event["object"]

@@ -109,6 +109,10 @@ class Api:
             if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             response = await handler(request)
+            if request.method != "GET":
+                # a change may have put something on the simulator's calendar sooner than the
+                # ticker's next wake-up: let it recompute, so watchers see it on time
+                self.wake.set()
         except ApiError as exc:
             response = _json(status_body(exc.code, exc.reason, exc.message, exc.details), exc.code)
         except web.HTTPException:
@@ -148,7 +152,7 @@ class Api:
             return await self.resource_request(request, "v1", parts[2:], method)
         if parts[0] == "apis":
             if len(parts) == 1:
-                if "as=APIGroupDiscoveryList" in request.headers.get("Accept", ""):
+                if self._discovery_version(request):
                     return self.aggregated(request)
                 return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": [self._group(gv.split("/")[0])
                                                                                      for gv in GROUP_VERSIONS if "/" in gv]})
@@ -186,8 +190,21 @@ class Api:
                                   "kind": "Pod" if sub == "log" else r.kind, "verbs": verbs})
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 
+    def _discovery_version(self, request: web.Request) -> str | None:
+        """The aggregated discovery version to answer with: the first the Accept header lists that
+        this version serves (v2beta1 from 1.26, v2 from 1.30: kubernetes#122882), else None (the
+        legacy lists), as the apiserver's negotiation does (KEP-3352, "Version Skew Strategy")."""
+        served = ("v2", "v2beta1") if self.world.version.minor >= 30 else ("v2beta1",)
+        for media in request.headers.get("Accept", "").split(","):
+            params = dict(part.strip().partition("=")[::2] for part in media.split(";")[1:])
+            if params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io" \
+                    and params.get("v") in served:
+                return params["v"]
+        return None
+
     def aggregated(self, request: web.Request) -> web.Response:
-        """Aggregated discovery (``apidiscovery.k8s.io/v2``, KEP-3352), asked for by kubectl's Accept header."""
+        """Aggregated discovery (``apidiscovery.k8s.io``, KEP-3352), asked for by kubectl's Accept header."""
+        version = self._discovery_version(request) or "v2"
         wants_core = request.path.rstrip("/") == "/api"
         items = []
         for gv in GROUP_VERSIONS:
@@ -215,10 +232,11 @@ class Api:
             name = gv.split("/")[0] if "/" in gv else ""
             items.append({"metadata": {"name": name, "creationTimestamp": None},
                           "versions": [{"version": gv.split("/")[-1], "resources": resources, "freshness": "Current"}]})
-        body = {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}
+        body = {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+                "items": items}
         response = _json(body)
         response.content_type = "application/json"
-        response.headers["Content-Type"] = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        response.headers["Content-Type"] = f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
         return response
 
     # -- resources -------------------------------------------------------------------------------------
@@ -226,7 +244,7 @@ class Api:
         if not rest:
             if method != "GET":
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
-            if "as=APIGroupDiscoveryList" in request.headers.get("Accept", "") and gv == "v1":
+            if gv == "v1" and self._discovery_version(request):
                 return self.aggregated(request)
             return _json(self.resource_list(gv))
         namespace = None

@@ -29,6 +29,7 @@ from .store import Store
 
 NODE = "labkit-sim-node"          # the one node; the name says what it is
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+PACE_ANNOTATION = "labkit.dev/pace"   # on the node: the served simulator's pace
 SWEEP_S = 1.0                     # wall seconds between full re-reads of the pods still running
 
 
@@ -174,10 +175,17 @@ class World:
         return ns
 
     def trace(self, namespace: str):
-        """The simulator's own trace of one namespace (also after the namespace was deleted)."""
+        """The simulator's own trace of one namespace (also after the namespace was deleted), placed
+        on the wall clock: ``origin`` is the wall time of its t = 0 and ``t`` counts simulated
+        seconds (wall = origin + t / pace), as a trace recorded from this server does."""
+        from ..kubectl import format_time
+
         for ns in [self.namespaces.get(namespace), *reversed(self.retired)]:
             if ns is not None and ns.name == namespace:
-                return ns.cluster.trace()
+                trace = ns.cluster.trace()
+                trace.origin = format_time(ns.wall(ns.cluster.trace_origin))
+                trace.extra["served_simulator"] = {"server_version": f"v{self.version}-labkit-sim", "pace": self.pace}
+                return trace
         raise KeyError(namespace)
 
     # -- time ----------------------------------------------------------------------------------
@@ -554,7 +562,10 @@ class World:
                 "metadata": {"name": NODE, "uid": str(uuid.uuid4()), "creationTimestamp": now,
                              "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux",
                                         "node-role.kubernetes.io/control-plane": ""},
-                             "annotations": {"labkit.dev/simulated": "labkit's model of the kubelet, not a real node"}},
+                             "annotations": {"labkit.dev/simulated": "labkit's model of the kubelet, not a real node",
+                                             # simulated seconds per wall-clock second: a recorder
+                                             # turns wall-clock times into the simulation's
+                                             PACE_ANNOTATION: f"{self.pace:g}"}},
                 "spec": {},
                 "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                            "message": "labkit simulator: a model of the kubelet",

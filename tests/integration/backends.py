@@ -3,9 +3,10 @@
 :func:`backends` is the one list. It always has the simulator (so ``.ci/run`` runs these
 tests); a cluster reached through a kubeconfig when ``LABKIT_KUBECONFIG`` names one
 (``LABKIT_CONTEXT`` picks a context); kind when Docker, kind and kubectl work and
-``LABKIT_KIND_TESTS=1`` (it creates a cluster, which takes minutes). A backend that cannot be
-reached is listed as skipped with the reason. Anything else that speaks the Kubernetes API
-with a kubeconfig (a served simulator, say) joins through :func:`kubeconfig_backend`.
+``LABKIT_KIND_TESTS=1`` (it creates a cluster, which takes minutes); and the cluster backend on
+labkit's served simulator (``served``, whenever kubectl is installed: the session's ``served``
+fixture starts it, and the lab reaches it through :func:`kubeconfig_backend`, as any cluster
+with a kubeconfig). A backend that cannot be reached is listed as skipped with the reason.
 
 ``LABKIT_K8S_VERSION`` (default 1.29) is the version asked of the simulator and kind; a
 cluster runs its own. ``LABKIT_TRACE_DIR`` keeps the traces. On kind, ``LABKIT_KIND_CLUSTER``
@@ -42,9 +43,15 @@ def kubeconfig_backend(id: str, kubeconfig: str | None, context: str | None = No
         return Backend(id, "cluster", skip=missing or f"no kubeconfig for {id}")
     if not os.path.isfile(kubeconfig):
         return Backend(id, "cluster", skip=f"{kubeconfig}: no such kubeconfig file")
-    if shutil.which("kubectl") is None:
+    if _no_kubectl():
         return Backend(id, "cluster", skip="kubectl not found on PATH")
     return Backend(id, "cluster", {"kubeconfig": kubeconfig, "context": context})
+
+
+def _no_kubectl() -> bool:
+    from labkit.kubectl import kubectl_binary
+
+    return shutil.which(kubectl_binary()) is None
 
 
 def _kind_missing(env: Mapping[str, str]) -> str | None:
@@ -66,6 +73,7 @@ def backends(env: Mapping[str, str] | None = None) -> list[Backend]:
     env = os.environ if env is None else env
     version = env.get("LABKIT_K8S_VERSION", "1.29")
     result = [Backend("sim", "sim", {"seed": 0})]
+    result.append(Backend("served", "cluster", skip="kubectl not found on PATH" if _no_kubectl() else None))
     result.append(kubeconfig_backend("cluster", env.get("LABKIT_KUBECONFIG"), env.get("LABKIT_CONTEXT"),
                                      missing="set LABKIT_KUBECONFIG to a kubeconfig file to run on that cluster"))
     name = env.get("LABKIT_KIND_CLUSTER") or f"labkit-it-{version.replace('.', '-')}"

@@ -1,4 +1,5 @@
-"""The ``lab`` fixture: each integration test runs once per backend of ``backends.backends()``."""
+"""The ``lab`` fixture: each integration test runs once per backend of ``backends.backends()``
+(``served``: the cluster backend on the session's served simulator, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import pytest
 
-from backends import Backend, backend_params
+from backends import Backend, backend_params, kubeconfig_backend
 
 
 @pytest.fixture(scope="module", params=backend_params())
@@ -14,6 +15,10 @@ def lab(request):
     import labkit
 
     backend: Backend = request.param
+    if backend.id == "served":
+        backend = kubeconfig_backend("served", os.fspath(request.getfixturevalue("served").kubeconfig))
+        if backend.skip:
+            pytest.skip(backend.skip)
     version = os.environ.get("LABKIT_K8S_VERSION", "1.29")
     lab = labkit.connect(backend.backend, k8s_version=version, **backend.options)
     try:
