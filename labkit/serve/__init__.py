@@ -67,7 +67,7 @@ class Server:
 
     def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
                  pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 seed: int = 0, token: str | None = None):
+                 seed: int = 0, token: str | None = None, history: int | None = None):
         from ..versions import lab_feature_gates
 
         self.k8s_version = k8s_version
@@ -77,6 +77,7 @@ class Server:
         self.host = host
         self.seed = seed
         self.token = token or secrets.token_urlsafe(32)
+        self.history = history      # how many writes a watch may resume after (None: the store's default)
         self.kubeconfig = Path(kubeconfig) if kubeconfig is not None else default_kubeconfig()
         self.url = ""
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -95,7 +96,7 @@ class Server:
         from .world import World
 
         self.loop = asyncio.get_running_loop()
-        self.world = World(Store(), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
+        self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
         # The first admission imports the kubernetes client's models (about a second): do it now,
         # not inside a learner's first kubectl apply.
         from ..sim.api import admit
@@ -166,9 +167,11 @@ class Server:
 
 @contextlib.contextmanager
 def serve(k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
-          pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0) -> Iterator[Server]:
+          pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0,
+          history: int | None = None) -> Iterator[Server]:
     """Run a served simulator in a background thread; stopped (nothing left listening) on exit."""
-    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed)
+    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed,
+                    history=history)
     ready = threading.Event()
     failure: list[BaseException] = []
     loop = asyncio.new_event_loop()

@@ -72,11 +72,26 @@ READ_ONLY = {"nodes", "replicasets"}     # the simulator makes these itself
 
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
-    if details:
+    """A failure ``metav1.Status``, its keys in the order the API server writes them."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message}
+    if reason:          # StatusReasonUnknown is "", left out (omitempty)
+        body["reason"] = reason
+    if details is not None:
         body["details"] = details
+    body["code"] = code
     return body
+
+
+def no_route() -> ApiError:
+    """A path the server does not serve: go-restful's 404 through the apiserver's
+    ``serviceErrorHandler`` (``apierrors.NewGenericServerResponse``): empty ``details``."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", details={})
+
+
+def method_not_allowed() -> ApiError:
+    """A verb the path does not take (``NewGenericServerResponse(405, ...)``): empty ``details``."""
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
+                    details={})
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -144,7 +159,7 @@ class Api:
                 return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                     {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]})
             if parts[1] != "v1":
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise no_route()
             return await self.resource_request(request, "v1", parts[2:], method)
         if parts[0] == "apis":
             if len(parts) == 1:
@@ -154,13 +169,13 @@ class Api:
                                                                                      for gv in GROUP_VERSIONS if "/" in gv]})
             if len(parts) == 2:
                 if not any(gv.startswith(parts[1] + "/") for gv in GROUP_VERSIONS):
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                    raise no_route()
                 return _json({"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1])})
             gv = f"{parts[1]}/{parts[2]}"
             if gv not in GROUP_VERSIONS:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise no_route()
             return await self.resource_request(request, gv, parts[3:], method)
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise no_route()
 
     # -- discovery -----------------------------------------------------------------------------------
     def _group(self, group: str) -> dict:
@@ -225,7 +240,7 @@ class Api:
     async def resource_request(self, request: web.Request, gv: str, rest: list[str], method: str):
         if not rest:
             if method != "GET":
-                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+                raise method_not_allowed()
             if "as=APIGroupDiscoveryList" in request.headers.get("Accept", "") and gv == "v1":
                 return self.aggregated(request)
             return _json(self.resource_list(gv))
@@ -234,18 +249,18 @@ class Api:
             namespace, rest = rest[1], rest[2:]
         resource = BY_PATH.get((gv, rest[0]))
         if resource is None or len(rest) > 3:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if sub is not None and sub not in resource.subresources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         if namespace is not None and not resource.namespaced:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         if namespace is not None and self.store.get("namespaces", "", namespace) is None and method != "GET":
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
                            details={"name": namespace, "kind": "namespaces"})
         if resource.namespaced and namespace is None and name is not None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         self.world.advance()
         query = request.query
         if name is None:
@@ -255,14 +270,14 @@ class Api:
                 return self.list(request, resource, namespace)
             if method == "POST":
                 if resource.namespaced and namespace is None:
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                    raise no_route()
                 return self.create(resource, namespace or "", await self.body(request), query)
             if method == "DELETE":
                 return self.delete_collection(request, resource, namespace, await self.body(request, optional=True))
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise method_not_allowed()
         if sub == "log":
             if method != "GET":
-                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                raise method_not_allowed()
             from .logs import logs
 
             return await logs(self, request, namespace or "", name)
@@ -279,7 +294,7 @@ class Api:
             return self.respond(request, resource, await self.patch(request, resource, namespace or "", name))
         if method == "DELETE":
             return self.delete(resource, namespace or "", name, await self.body(request, optional=True), query)
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raise method_not_allowed()
 
     async def body(self, request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
@@ -432,8 +447,9 @@ class Api:
         if not meta.get("name") and meta.get("generateName") and name is None:
             meta["name"] = str(meta["generateName"]) + uuid.uuid4().hex[:5]
         if not isinstance(meta.get("name"), str) or not meta.get("name"):
-            raise ApiError(422, "Invalid", f"{resource.kind}  \"\" is invalid: metadata.name: Required value: name or "
-                           "generateName is required", details={"kind": resource.kind, "causes": [{
+            qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
+            raise ApiError(422, "Invalid", f"{qualified} \"\" is invalid: metadata.name: Required value: name or "
+                           "generateName is required", details={**({"group": resource.group} if resource.group else {}), "kind": resource.kind, "causes": [{
                                "reason": "FieldValueRequired", "message": "Required value: name or generateName is "
                                "required", "field": "metadata.name"}]})
         obj.setdefault("apiVersion", resource.group_version)
@@ -491,22 +507,25 @@ class Api:
         if apply is None:
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
                            "media types include: application/json-patch+json, application/merge-patch+json, "
-                           "application/strategic-merge-patch+json")
+                           "application/strategic-merge-patch+json, application/apply-patch+yaml")
         body = await self.body(request)
         current = self.convert(resource, self._get(resource, namespace, name))
         try:
             new = apply(current, body)
         except PatchError as exc:
-            raise ApiError(422 if "merge key" in str(exc) else 400, "Invalid" if "merge key" in str(exc) else "BadRequest",
-                           str(exc)) from None
+            if exc.code == 422:   # NewGenericServerResponse(422, ...): the generic message, empty details
+                raise ApiError(422, "Invalid", "the server rejected our request due to an error in our request",
+                               details={}) from None
+            raise ApiError(exc.code, "BadRequest" if exc.code == 400 else "", str(exc)) from None
         if not isinstance(new, dict):
             raise ApiError(400, "BadRequest", "the patch does not leave an object")
         new.setdefault("metadata", {})
         if not isinstance(new["metadata"], dict):
             raise ApiError(422, "Invalid", "metadata must be an object")
-        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"] if (
-            (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None) is None else \
-            body["metadata"]["resourceVersion"]
+        # A patch is re-applied to the latest object until it sticks (GuaranteedUpdate in the
+        # registry's Store.Update): only a resourceVersion the patch itself sets is a precondition.
+        if new["metadata"].get("resourceVersion") == current["metadata"]["resourceVersion"]:
+            del new["metadata"]["resourceVersion"]
         return self.update(resource, namespace, name, new)
 
     def delete(self, resource: Resource, namespace: str, name: str, options: Any, query) -> web.Response:
@@ -538,7 +557,7 @@ class Api:
 
     def delete_collection(self, request: web.Request, resource: Resource, namespace: str | None, options: Any):
         if resource.name in READ_ONLY or resource.name == "namespaces":
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise method_not_allowed()
         accepts = _selector(request.query, resource)
         deleted = []
         for obj in list(self.store.list(resource.key, namespace)):

@@ -118,6 +118,16 @@ class _Errors(list):
         self.append((path, message))
 
 
+class InvalidObject(InvalidInput):
+    """An object the API server refuses with several field errors: the message (what the CLI
+    prints) is the first one and a count; ``errors`` keeps every (path, message), in the
+    server's order, for the ``422 Invalid`` causes of ``labkit serve`` (labkit/serve/world.py)."""
+
+    def __init__(self, message: str, *, source: str, field: str, errors: list[tuple[str, str]]):
+        super().__init__(message, source=source, field=field)
+        self.errors = errors
+
+
 def _port_number_errors(value: int) -> list[str]:
     return [] if 1 <= value <= 65535 else ["must be between 1 and 65535, inclusive"]
 
@@ -1027,7 +1037,8 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
     ``kubectl apply`` prints; warnings that start with ``labkit:`` are labkit's explanation of
     something the real server does silently. Raises InvalidInput, naming ``source`` and the
     field path, where the real API server (or kubectl) would refuse the object; with several
-    errors the message is the first one in the server's order plus "(and N more errors)".
+    errors the message is the first one in the server's order plus "(and N more errors)", and
+    the exception (an InvalidObject) keeps them all.
     """
     kind = _check_kind(obj, source)
     decoder = _Decoder(behaviour.minor)
@@ -1050,13 +1061,12 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
     _prepare_for_create(stored, kind, behaviour, warnings, notes)
     errors = _validate(stored, kind, behaviour)
     if errors:
-        path, message = errors[0]
-        for prefix, note in notes.items():
-            if path == prefix or path.startswith(prefix + "."):
-                message += f" (labkit: {note})"
-                break
+        noted = [(path, message + next((f" (labkit: {note})" for prefix, note in notes.items()
+                                        if path == prefix or path.startswith(prefix + ".")), ""))
+                 for path, message in errors]
+        path, message = noted[0]
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-        raise InvalidInput(message, source=source, field=path)
+        raise InvalidObject(message, source=source, field=path, errors=noted)
     spec, _ = pod_spec_of(stored)
     return Admitted(stored, _warnings_for_pod_spec(spec, kind) + warnings)
