@@ -624,11 +624,15 @@ def invalid(kind: str, name: str, exc: InvalidInput) -> ApiError:
         if " is invalid: " in message and field and f"{field}: " in message:
             message = message.split(f"{field}: ", 1)[1]
         errors = [(field or "", message)]
+    return invalid_object(kind, _GROUPS[kind], name, errors)
+
+
+def invalid_object(kind: str, group: str, name: str, errors: list[tuple[str, str]]) -> ApiError:
+    """``errors.NewInvalid(GroupKind, name, field.ErrorList)``: 422 with one cause per error."""
     causes = [{"reason": next((r for prefix, r in _CAUSES.items() if body.startswith(prefix)), "FieldValueInvalid"),
                "message": body, "field": path} for path, body in errors]
     texts = list(dict.fromkeys(f"{path}: {body}" if path else body for path, body in errors))
     aggregate = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    group = _GROUPS[kind]
     details = {"name": name, "group": group, "kind": kind, "causes": causes}
     if not group:
         del details["group"]

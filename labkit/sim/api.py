@@ -568,6 +568,21 @@ def _validate_object_meta(meta: dict, errs: _Errors) -> None:
             errs.add("metadata.annotations", invalid(key, msg))
 
 
+def object_meta_errors(meta: dict, *, cluster_scoped_label: bool = False) -> list[tuple[str, str]]:
+    """ValidateObjectMeta's (path, message) errors for the objects labkit serve stores as they
+    come (ServiceAccounts, Events: NameIsDNSSubdomain; Namespaces: ValidateNamespaceName, a
+    DNS label, with ``cluster_scoped_label``)."""
+    errs = _Errors()
+    if cluster_scoped_label:
+        name = meta.get("name", "")
+        for msg in dns1123_label_errors(name):
+            errs.add("metadata.name", invalid(name, msg))
+        _validate_labels(meta.get("labels"), "metadata.labels", errs)
+        return list(errs)
+    _validate_object_meta(meta, errs)
+    return list(errs)
+
+
 def _nonnegative(value: Any, path: str, errs: _Errors) -> None:
     if isinstance(value, int) and value < 0:
         errs.add(path, invalid(value, "must be greater than or equal to 0"))
