@@ -22,7 +22,7 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,11 @@ SIM_SUFFIX = "-labkit-sim"
 CONTEXT = "labkit-sim"
 
 
-def default_kubeconfig() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def default_kubeconfig(env: Mapping[str, str] | None = None) -> Path:
+    """Where ``labkit serve`` writes its kubeconfig unless told: the user's cache (``env``
+    defaults to ``os.environ``; ``labkit doctor`` looks there too)."""
+    env = os.environ if env is None else env
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "labkit" / "serve-kubeconfig.yaml"
 
 
