@@ -65,6 +65,25 @@ def write_kubeconfig(path: Path, url: str, token: str, ca: bytes) -> Path:
     return path
 
 
+NEEDS = ("aiohttp", "jsonpatch", "cryptography")
+
+
+def require_extra() -> None:
+    """labkit serve's libraries come with the ``serve`` extra; say so instead of an ImportError."""
+    import importlib.util
+
+    def present(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    missing = [name for name in NEEDS if not present(name)]
+    if missing:
+        raise LabkitError(f"labkit serve needs {', '.join(missing)}: pip install 'sidecar-lab[serve]' "
+                          "(in a checkout: pip install -e '.[serve]'), which also brings a pinned kubectl")
+
+
 class Server:
     """One served simulator: its loop, its world, its URL and kubeconfig."""
 
@@ -73,6 +92,7 @@ class Server:
                  seed: int = 0, token: str | None = None, history: int | None = None):
         from ..versions import lab_feature_gates
 
+        require_extra()
         self.k8s_version = k8s_version
         self.feature_gates = lab_feature_gates(k8s_version) if feature_gates is None else dict(feature_gates)
         self.port = port
