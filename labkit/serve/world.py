@@ -15,6 +15,7 @@ Times are wall-clock dates at whole seconds, as the API server serialises ``meta
 from __future__ import annotations
 
 import copy
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInput
-from ..sim.cluster import Cluster, Workload
+from ..sim.cluster import Cluster, Workload, gc_paused
 from ..sim.kubelet import SimPod
 from ..sim.lab import pod_json
 from .store import Store
@@ -34,7 +35,13 @@ SWEEP_S = 1.0                     # wall seconds between full re-reads of the po
 
 def rfc3339(epoch: float) -> str:
     """``metav1.Time``: UTC, whole seconds (truncated, as Go's time.Format does)."""
-    return datetime.fromtimestamp(int(epoch // 1), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_second(int(epoch // 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_second(second: int) -> str:
+    # every pod's status names a few of the same seconds: format each once (benchmarks/serve.py)
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def micro_time(epoch: float) -> str:
@@ -189,12 +196,13 @@ class World:
         if sweep:
             self._last_sweep = now
         nxt = None
-        for ns in list(self.namespaces.values()):
-            self.advance_ns(ns, now, sweep=sweep)
-            peek = ns.cluster.env.peek()
-            if peek != float("inf"):
-                wall = ns.wall(peek)
-                nxt = wall if nxt is None else min(nxt, wall)
+        with gc_paused():   # as the simulator runs (labkit/sim/cluster.py): no full passes mid-burst
+            for ns in list(self.namespaces.values()):
+                self.advance_ns(ns, now, sweep=sweep)
+                peek = ns.cluster.env.peek()
+                if peek != float("inf"):
+                    wall = ns.wall(peek)
+                    nxt = wall if nxt is None else min(nxt, wall)
         return nxt
 
     def advance_ns(self, ns: Namespace, clock: float, *, sweep: bool = False) -> None:
