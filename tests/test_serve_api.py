@@ -176,6 +176,12 @@ def test_unknown_patch_type_is_415_and_a_body_neither_json_nor_yaml_is_400(api, 
     assert (code, json.loads(raw)["reason"]) == (400, "BadRequest")
 
 
+def test_a_body_over_the_api_servers_limit_is_413(api, ns):
+    code, raw = api.raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", b" " * (3 * 1024 * 1024 + 1))
+    assert (code, json.loads(raw)) == (413, status(413, "RequestEntityTooLarge",
+                                                   "Request entity too large: limit is 3145728"))
+
+
 # -- patches ---------------------------------------------------------------------------------------------------
 def test_merge_strategic_and_json_patches_of_a_deployment(api, ns):
     base = f"/apis/apps/v1/namespaces/{ns}/deployments/web"

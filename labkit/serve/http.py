@@ -31,6 +31,8 @@ from .world import ApiError, World
 
 log = logging.getLogger("labkit.serve")
 
+# The API server's limit on a request body (apiserver/pkg/server/config.go MaxRequestBodyBytes)
+MAX_BODY = 3 * 1024 * 1024
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -113,7 +115,7 @@ class Api:
 
     # -- the app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors], client_max_size=8 * 1024 * 1024)
+        app = web.Application(middlewares=[self._errors], client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self.route)
         return app
 
@@ -127,14 +129,19 @@ class Api:
             response = await handler(request)
         except ApiError as exc:
             response = _json(status_body(exc.code, exc.reason, exc.message, exc.details), exc.code)
+        except web.HTTPRequestEntityTooLarge:
+            # errors.NewRequestEntityTooLargeError("limit is %d")
+            response = _json(status_body(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"),
+                             413)
         except web.HTTPException:
             raise
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:   # a bug of ours: a Status 500, never a dead server
-            log.exception("internal error on %s %s", request.method, request.path_qs)
-            response = _json(status_body(500, "InternalError", f"labkit serve: internal error: "
-                                         f"{type(exc).__name__}: {exc}"), 500)
+            log.exception("%s %s -> 500 internal error (%.1f ms)", request.method, request.path_qs,
+                          (time.perf_counter() - started) * 1000)
+            return _json(status_body(500, "InternalError", f"labkit serve: internal error: "
+                                     f"{type(exc).__name__}: {exc}"), 500)
         if self.timings is not None:
             self.timings.append((request.path, time.perf_counter() - started))
         if isinstance(response, web.Response) and response.status >= 400:
