@@ -377,3 +377,34 @@ def test_admission_keeps_every_error_and_prints_the_first():
         ("spec.initContainers[0].restartPolicy", 'Unsupported value: "OnFailure": supported values: "Always"'),
         ("spec.initContainers[0].startupProbe", "Forbidden: may not be set for init containers without "
                                                 "restartPolicy=Always")]
+
+
+# -- the real kubernetes client ------------------------------------------------------------------------------
+def test_the_kubernetes_client_reads_the_statuses(server, ns):
+    import kubernetes
+    from kubernetes.client.rest import ApiException
+
+    client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+    core = kubernetes.client.CoreV1Api(client)
+    try:
+        core.create_namespaced_service_account(ns, {"metadata": {"name": "robot"}})
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_service_account(ns, {"metadata": {"name": "robot"}})
+        assert err.value.status == 409 and json.loads(err.value.body)["reason"] == "AlreadyExists"
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_pod(ns, pod("Bad_Name"))
+        body = json.loads(err.value.body)
+        assert (err.value.status, body["reason"], [c["field"] for c in body["details"]["causes"]]) == (
+            422, "Invalid", ["metadata.name"])
+        # a watch from a resourceVersion the server no longer keeps: the client raises 410
+        for i in range(210):
+            core.create_namespaced_service_account(ns, {"metadata": {"name": f"w-{i}"}})
+        watch = kubernetes.watch.Watch()
+        with pytest.raises(ApiException) as err:
+            for _ in watch.stream(core.list_namespaced_service_account, ns, resource_version="2", timeout_seconds=2):
+                pass
+        assert err.value.status == 410
+        names = [sa.metadata.name for sa in core.list_namespaced_service_account(ns, label_selector="!x").items]
+        assert "robot" in names and "default" in names and len(names) == 212
+    finally:
+        client.close()
