@@ -184,8 +184,10 @@ class Server:
 
     @property
     def env(self) -> dict[str, str]:
-        """The caller's environment with KUBECONFIG pointing at this server (for subprocesses)."""
-        return {**os.environ, "KUBECONFIG": os.fspath(self.kubeconfig)}
+        """The caller's environment with KUBECONFIG pointing at this server (for subprocesses), and
+        kubectl's discovery cache beside that kubeconfig rather than in ~/.kube/cache."""
+        return {**os.environ, "KUBECONFIG": os.fspath(self.kubeconfig),
+                "KUBECACHEDIR": os.fspath(self.kubeconfig.parent / "kube-cache")}
 
 
 @contextlib.contextmanager
