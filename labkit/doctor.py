@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from .errors import InvalidInput
 from .kubectl import Runner
 from .lab import resolve_backend
-from .tools import check_docker, check_kind, check_kubectl, check_python, kind_advice, pick_backend
+from .tools import (check_docker, check_kind, check_kubectl, check_python, check_served_simulator, kind_advice,
+                    pick_backend)
 from .versions import DEFAULT_K8S_VERSION, KubeVersion, release_minors
 
 
@@ -43,6 +44,10 @@ def report(runner: Runner | None = None, *, system: str | None = None, env: Mapp
     if kind.usable and release_minors(kind.version) and minor not in release_minors(kind.version):
         lines += ["", f"kind {kind.version} has no node image for Kubernetes {minor}: "
                       f"{kind_advice(system, minor)}"]
+    # a served simulator (`labkit serve`) at its default kubeconfig: kubectl against it needs no Docker
+    from .serve import default_kubeconfig
+
+    lines += ["  " + check_served_simulator(default_kubeconfig(env)).line()]
     backend, why = _auto_choice(runner, env, minor)
     lines += ["", f"backend=\"auto\" would pick: {backend} ({why})"]
     fixes = [f"  - {check.name}: {check.fix}" for check in checks if check.fix and not check.usable]

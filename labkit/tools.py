@@ -9,10 +9,12 @@ operating system. Which kind release can run which Kubernetes version is the ver
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import BackendUnavailable, LabkitError, ToolError
 from .kubectl import Runner, run_tool
@@ -120,6 +122,41 @@ def check_kubectl(runner: Runner | None = None, *, system: str | None = None) ->
         why = _why(exc) if isinstance(exc, LabkitError) else f"unexpected answer ({exc})"
         return ToolCheck("kubectl", True, False, detail=f"kubectl version failed: {why}", fix=kubectl_hint(system))
     return ToolCheck("kubectl", True, True, version)
+
+
+def check_served_simulator(kubeconfig: str | os.PathLike, *, timeout: float = 2.0) -> ToolCheck:
+    """Is a ``labkit serve`` answering at the kubeconfig it wrote? Its ``/version`` must answer
+    (with the kubeconfig's CA and token) and say it is the simulator (``-labkit-sim``)."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    import yaml
+
+    from .serve import is_served_simulator
+
+    fix = "start one in a terminal: `labkit serve` (then `export KUBECONFIG=...` as it prints)"
+    path = Path(kubeconfig)
+    if not path.is_file():
+        return ToolCheck("serve", False, False, detail=f"no served simulator (no kubeconfig at {path})", fix=fix)
+    try:
+        config = yaml.safe_load(path.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        url, token = cluster["server"], config["users"][0]["user"]["token"]
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError, ValueError, ssl.SSLError) as exc:
+        return ToolCheck("serve", True, False, detail=f"{path}: not a kubeconfig labkit serve wrote ({exc})", fix=fix)
+    request = urllib.request.Request(url + "/version", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+            version = json.loads(response.read())["gitVersion"]
+    except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return ToolCheck("serve", True, False, detail=f"{url} (from {path}) does not answer: {reason}", fix=fix)
+    if not is_served_simulator(version):
+        return ToolCheck("serve", True, False, detail=f"{url} (from {path}) is {version}, not labkit's simulator")
+    return ToolCheck("serve", True, True, version, f"{url}; KUBECONFIG={path}")
 
 
 def pick_backend(runner: Runner | None = None, k8s_version: str | None = None) -> tuple[str, str]:

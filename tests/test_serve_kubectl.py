@@ -125,6 +125,7 @@ def test_blog_deployment_rollout_edit_set_image_and_delete(server, ns, tmp_path)
     assert out.stdout.strip() == f'pod "{pod.split("/")[1]}" deleted from {ns} namespace'
     obj = json.loads(kubectl(server, "get", "-n", ns, pod, "-o", "json").stdout)
     assert obj["metadata"]["deletionGracePeriodSeconds"] == 20
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", obj["metadata"]["deletionTimestamp"])
     row = kubectl(server, "get", "-n", ns, pod, "--no-headers").stdout.split()
     assert row[2] == "Terminating"
     described = kubectl(server, "describe", "-n", ns, pod).stdout
@@ -136,11 +137,13 @@ def test_invalid_manifest_error_text_and_exit_code(server, ns):
     bad = (ROOT / "manifests/job-sidecar.yaml").read_text().replace("restartPolicy: Always", "restartPolicy: OnFailure")
     result = kubectl(server, "apply", "-n", ns, "-f", "-", input=bad, check=False)
     assert result.returncode == 1
-    # the simulator's admission reports the first error and counts the rest (a startupProbe on a
-    # container that is no longer a sidecar); a real server would list each
-    assert result.stderr.strip() == (
-        'The Job "sidecar-job" is invalid: spec.template.spec.initContainers[0].restartPolicy: Unsupported value: '
-        '"OnFailure": supported values: "Always" (and 1 more error)')
+    # every field error is a cause of the 422, and kubectl lists them one per line as against a
+    # real server (kubectl/pkg/cmd/util/helpers.go checkErr: "The %s %q is invalid" + MultilineError)
+    assert result.stderr == (
+        'The Job "sidecar-job" is invalid: \n'
+        '* spec.template.spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"\n'
+        '* spec.template.spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers without '
+        'restartPolicy=Always\n')
     unknown = (ROOT / "manifests/job-sidecar.yaml").read_text().replace("restartPolicy: Never", "restartPolicy: Never\n      flavour: x")
     result = kubectl(server, "apply", "-n", ns, "-f", "-", input=unknown, check=False)
     assert result.returncode == 1
@@ -179,3 +182,106 @@ def test_nothing_left_listening(tmp_path):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def stream(server, *args: str, until, timeout: float = 40) -> tuple[list[str], bool]:
+    """Run a streaming kubectl (``-w``, ``-f``) and collect its lines until ``until(lines)`` holds or
+    ``timeout`` passes; then stop it. Returns the lines and whether kubectl was still running."""
+    import queue
+    import threading
+    import time
+
+    proc = subprocess.Popen([KUBECTL, *args], env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    lines: list[str] = []
+    q: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [q.put(line.rstrip("\n")) for line in proc.stdout], daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(lines):
+            try:
+                lines.append(q.get(timeout=0.2))
+            except queue.Empty:
+                if proc.poll() is not None and q.empty():
+                    break
+        running = proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return lines, running
+
+
+def test_get_pods_watch_shows_the_sidecar_start_before_the_app(server, ns):
+    import time
+
+    def done(lines):
+        return any(line.split()[1:3] == ["0/2", "Completed"] for line in lines[1:] if len(line.split()) > 3)
+
+    proc_lines = []
+    watcher = __import__("threading").Thread(target=lambda: proc_lines.extend(
+        stream(server, "get", "pods", "-w", "-n", ns, until=done)[0]))
+    watcher.start()
+    time.sleep(1.0)           # kubectl has listed (nothing) and is watching
+    kubectl(server, "apply", "-n", ns, "-f", str(ROOT / "manifests/job-sidecar.yaml"))
+    watcher.join(timeout=60)
+    assert proc_lines and proc_lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    rows = [line.split() for line in proc_lines[1:]]
+    assert {r[0] for r in rows} == {rows[0][0]} and rows[0][0].startswith("sidecar-job-")
+    seen = [(r[1], r[2]) for r in rows]
+    seen = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
+    print("\nkubectl get pods -w:", seen)
+    # kubectl's printPod: Init:0/1 while the sidecar starts (its startup probe not yet passed);
+    # PodInitializing with the sidecar Ready (1/2) and the app not yet started; the app done
+    # while the sidecar still runs reads 1/2 Completed; then the pod is 0/2 Completed
+    assert seen[0] == ("0/2", "Init:0/1")
+    assert seen.index(("1/2", "PodInitializing")) < seen.index(("1/2", "Completed")) < len(seen) - 1
+    assert seen[-1] == ("0/2", "Completed")
+
+
+def test_logs_previous_of_a_crash_looping_sidecar(server, ns):
+    pod = """
+apiVersion: v1
+kind: Pod
+metadata: {name: crashy}
+spec:
+  initContainers:
+  - name: sidecar
+    image: busybox:1.36
+    restartPolicy: Always
+    command: ["sh", "-c", "echo sidecar up; sleep 2; echo sidecar giving up; exit 1"]
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sh", "-c", "echo app up; sleep 3600"]
+"""
+    kubectl(server, "apply", "-n", ns, "-f", "-", input=pod)
+    kubectl(server, "wait", "-n", ns, "--for=jsonpath={.status.initContainerStatuses[0].restartCount}=1",
+            "pod/crashy", "--timeout=40s")
+    previous = kubectl(server, "logs", "-n", ns, "crashy", "-c", "sidecar", "--previous")
+    assert previous.stdout.splitlines() == ["sidecar up", "sidecar giving up"]
+    status = json.loads(kubectl(server, "get", "-n", ns, "pod/crashy", "-o", "json").stdout)["status"]
+    last = status["initContainerStatuses"][0]["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    assert kubectl(server, "logs", "-n", ns, "crashy", "-c", "app").stdout.splitlines() == ["app up"]
+
+
+def test_logs_follow_streams_new_lines(server, ns):
+    pod = """
+apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  containers:
+  - name: app
+    image: alpine:3.20
+    command: ["sh", "-c", "while true; do echo tick; sleep 1; done"]
+"""
+    kubectl(server, "apply", "-n", ns, "-f", "-", input=pod)
+    kubectl(server, "wait", "-n", ns, "--for=condition=Ready", "pod/ticker", "--timeout=20s")
+    before = len(kubectl(server, "logs", "-n", ns, "ticker").stdout.splitlines())
+    lines, running = stream(server, "logs", "-f", "-n", ns, "ticker", until=lambda got: len(got) >= before + 5,
+                            timeout=20)
+    # more lines than there were when it started, and kubectl was still following
+    assert len(lines) >= before + 5 and set(lines) == {"tick"}
+    assert running

@@ -22,7 +22,7 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,11 @@ SIM_SUFFIX = "-labkit-sim"
 CONTEXT = "labkit-sim"
 
 
-def default_kubeconfig() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def default_kubeconfig(env: Mapping[str, str] | None = None) -> Path:
+    """Where ``labkit serve`` writes its kubeconfig unless told: the user's cache (``env``
+    defaults to ``os.environ``; ``labkit doctor`` looks there too)."""
+    env = os.environ if env is None else env
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "labkit" / "serve-kubeconfig.yaml"
 
 
@@ -62,14 +65,34 @@ def write_kubeconfig(path: Path, url: str, token: str, ca: bytes) -> Path:
     return path
 
 
+NEEDS = ("aiohttp", "jsonpatch", "cryptography")
+
+
+def require_extra() -> None:
+    """labkit serve's libraries come with the ``serve`` extra; say so instead of an ImportError."""
+    import importlib.util
+
+    def present(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    missing = [name for name in NEEDS if not present(name)]
+    if missing:
+        raise LabkitError(f"labkit serve needs {', '.join(missing)}: pip install 'sidecar-lab[serve]' "
+                          "(in a checkout: pip install -e '.[serve]'), which also brings a pinned kubectl")
+
+
 class Server:
     """One served simulator: its loop, its world, its URL and kubeconfig."""
 
     def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
                  pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 seed: int = 0, token: str | None = None):
+                 seed: int = 0, token: str | None = None, history: int | None = None):
         from ..versions import lab_feature_gates
 
+        require_extra()
         self.k8s_version = k8s_version
         self.feature_gates = lab_feature_gates(k8s_version) if feature_gates is None else dict(feature_gates)
         self.port = port
@@ -77,6 +100,7 @@ class Server:
         self.host = host
         self.seed = seed
         self.token = token or secrets.token_urlsafe(32)
+        self.history = history      # how many writes a watch may resume after (None: the store's default)
         self.kubeconfig = Path(kubeconfig) if kubeconfig is not None else default_kubeconfig()
         self.url = ""
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -95,7 +119,7 @@ class Server:
         from .world import World
 
         self.loop = asyncio.get_running_loop()
-        self.world = World(Store(), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
+        self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
         # The first admission imports the kubernetes client's models (about a second): do it now,
         # not inside a learner's first kubectl apply.
         from ..sim.api import admit
@@ -160,15 +184,19 @@ class Server:
 
     @property
     def env(self) -> dict[str, str]:
-        """The caller's environment with KUBECONFIG pointing at this server (for subprocesses)."""
-        return {**os.environ, "KUBECONFIG": os.fspath(self.kubeconfig)}
+        """The caller's environment with KUBECONFIG pointing at this server (for subprocesses), and
+        kubectl's discovery cache beside that kubeconfig rather than in ~/.kube/cache."""
+        return {**os.environ, "KUBECONFIG": os.fspath(self.kubeconfig),
+                "KUBECACHEDIR": os.fspath(self.kubeconfig.parent / "kube-cache")}
 
 
 @contextlib.contextmanager
 def serve(k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
-          pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0) -> Iterator[Server]:
+          pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0,
+          history: int | None = None) -> Iterator[Server]:
     """Run a served simulator in a background thread; stopped (nothing left listening) on exit."""
-    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed)
+    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed,
+                    history=history)
     ready = threading.Event()
     failure: list[BaseException] = []
     loop = asyncio.new_event_loop()

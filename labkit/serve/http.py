@@ -31,6 +31,8 @@ from .world import ApiError, World
 
 log = logging.getLogger("labkit.serve")
 
+# The API server's limit on a request body (apiserver/pkg/server/config.go MaxRequestBodyBytes)
+MAX_BODY = 3 * 1024 * 1024
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -72,11 +74,26 @@ READ_ONLY = {"nodes", "replicasets"}     # the simulator makes these itself
 
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
-    if details:
+    """A failure ``metav1.Status``, its keys in the order the API server writes them."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message}
+    if reason:          # StatusReasonUnknown is "", left out (omitempty)
+        body["reason"] = reason
+    if details is not None:
         body["details"] = details
+    body["code"] = code
     return body
+
+
+def no_route() -> ApiError:
+    """A path the server does not serve: go-restful's 404 through the apiserver's
+    ``serviceErrorHandler`` (``apierrors.NewGenericServerResponse``): empty ``details``."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", details={})
+
+
+def method_not_allowed() -> ApiError:
+    """A verb the path does not take (``NewGenericServerResponse(405, ...)``): empty ``details``."""
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
+                    details={})
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -94,10 +111,11 @@ class Api:
         self.version_info = version_info
         self.wake = asyncio.Event()
         self.closing = False
+        self.timings: list[tuple[str, float]] | None = None   # (path, seconds in the handler); benchmarks/serve.py
 
     # -- the app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors], client_max_size=8 * 1024 * 1024)
+        app = web.Application(middlewares=[self._errors], client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self.route)
         return app
 
@@ -115,14 +133,21 @@ class Api:
                 self.wake.set()
         except ApiError as exc:
             response = _json(status_body(exc.code, exc.reason, exc.message, exc.details), exc.code)
+        except web.HTTPRequestEntityTooLarge:
+            # errors.NewRequestEntityTooLargeError("limit is %d")
+            response = _json(status_body(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"),
+                             413)
         except web.HTTPException:
             raise
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:   # a bug of ours: a Status 500, never a dead server
-            log.exception("internal error on %s %s", request.method, request.path_qs)
-            response = _json(status_body(500, "InternalError", f"labkit serve: internal error: "
-                                         f"{type(exc).__name__}: {exc}"), 500)
+            log.exception("%s %s -> 500 internal error (%.1f ms)", request.method, request.path_qs,
+                          (time.perf_counter() - started) * 1000)
+            return _json(status_body(500, "InternalError", f"labkit serve: internal error: "
+                                     f"{type(exc).__name__}: {exc}"), 500)
+        if self.timings is not None:
+            self.timings.append((request.path, time.perf_counter() - started))
         if isinstance(response, web.Response) and response.status >= 400:
             log.warning("%s %s -> %d %s (%.1f ms)", request.method, request.path_qs, response.status,
                         _reason_of(response), (time.perf_counter() - started) * 1000)
@@ -148,7 +173,7 @@ class Api:
                 return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                     {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]})
             if parts[1] != "v1":
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise no_route()
             return await self.resource_request(request, "v1", parts[2:], method)
         if parts[0] == "apis":
             if len(parts) == 1:
@@ -158,13 +183,13 @@ class Api:
                                                                                      for gv in GROUP_VERSIONS if "/" in gv]})
             if len(parts) == 2:
                 if not any(gv.startswith(parts[1] + "/") for gv in GROUP_VERSIONS):
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                    raise no_route()
                 return _json({"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1])})
             gv = f"{parts[1]}/{parts[2]}"
             if gv not in GROUP_VERSIONS:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise no_route()
             return await self.resource_request(request, gv, parts[3:], method)
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise no_route()
 
     # -- discovery -----------------------------------------------------------------------------------
     def _group(self, group: str) -> dict:
@@ -243,7 +268,7 @@ class Api:
     async def resource_request(self, request: web.Request, gv: str, rest: list[str], method: str):
         if not rest:
             if method != "GET":
-                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+                raise method_not_allowed()
             if gv == "v1" and self._discovery_version(request):
                 return self.aggregated(request)
             return _json(self.resource_list(gv))
@@ -252,18 +277,18 @@ class Api:
             namespace, rest = rest[1], rest[2:]
         resource = BY_PATH.get((gv, rest[0]))
         if resource is None or len(rest) > 3:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if sub is not None and sub not in resource.subresources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         if namespace is not None and not resource.namespaced:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         if namespace is not None and self.store.get("namespaces", "", namespace) is None and method != "GET":
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
                            details={"name": namespace, "kind": "namespaces"})
         if resource.namespaced and namespace is None and name is not None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise no_route()
         self.world.advance()
         query = request.query
         if name is None:
@@ -273,14 +298,14 @@ class Api:
                 return self.list(request, resource, namespace)
             if method == "POST":
                 if resource.namespaced and namespace is None:
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                    raise no_route()
                 return self.create(resource, namespace or "", await self.body(request), query)
             if method == "DELETE":
                 return self.delete_collection(request, resource, namespace, await self.body(request, optional=True))
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise method_not_allowed()
         if sub == "log":
             if method != "GET":
-                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                raise method_not_allowed()
             from .logs import logs
 
             return await logs(self, request, namespace or "", name)
@@ -297,7 +322,7 @@ class Api:
             return self.respond(request, resource, await self.patch(request, resource, namespace or "", name))
         if method == "DELETE":
             return self.delete(resource, namespace or "", name, await self.body(request, optional=True), query)
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raise method_not_allowed()
 
     async def body(self, request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
@@ -384,12 +409,15 @@ class Api:
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
         await response.prepare(request)
 
-        async def send(etype: str, obj: dict) -> None:
+        def encode(etype: str, obj: dict) -> bytes:
             if etype != "BOOKMARK":
                 obj = self.convert(resource, obj)
                 if as_table:
                     obj = table(table_kind, [obj], obj["metadata"].get("resourceVersion"), include="Object")
-            await response.write(json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n")
+            return json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+        async def send(etype: str, obj: dict) -> None:
+            await response.write(encode(etype, obj))
 
         try:
             watch = self.store.watch(resource.key, namespace, accepts, None if (since is None or initial) else since)
@@ -399,9 +427,10 @@ class Api:
             return response
         try:
             if since is None or initial:
-                for obj in self.store.list(resource.key, namespace):
-                    if accepts(self.convert(resource, obj)):
-                        await send("ADDED", obj)
+                initial_events = b"".join(encode("ADDED", obj) for obj in self.store.list(resource.key, namespace)
+                                          if accepts(self.convert(resource, obj)))
+                if initial_events:
+                    await response.write(initial_events)
                 if initial:
                     await send("BOOKMARK", {"kind": resource.kind, "apiVersion": resource.group_version, "metadata": {
                         "resourceVersion": str(self.store.rv), "annotations": {"k8s.io/initial-events-end": "true"}}})
@@ -417,7 +446,12 @@ class Api:
                         await send("BOOKMARK", {"kind": resource.kind, "apiVersion": resource.group_version,
                                                 "metadata": {"resourceVersion": str(self.store.rv)}})
                     continue
-                await send(etype, obj)
+                # what else is already queued goes in the same write: one TLS record and one
+                # syscall for a burst, not one per event (benchmarks/serve.py, the 1,000-pod watch)
+                chunk = [encode(etype, obj)]
+                while not watch.queue.empty() and len(chunk) < 256:
+                    chunk.append(encode(*watch.queue.get_nowait()))
+                await response.write(b"".join(chunk))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -450,12 +484,15 @@ class Api:
         if not meta.get("name") and meta.get("generateName") and name is None:
             meta["name"] = str(meta["generateName"]) + uuid.uuid4().hex[:5]
         if not isinstance(meta.get("name"), str) or not meta.get("name"):
-            raise ApiError(422, "Invalid", f"{resource.kind}  \"\" is invalid: metadata.name: Required value: name or "
-                           "generateName is required", details={"kind": resource.kind, "causes": [{
+            qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
+            raise ApiError(422, "Invalid", f"{qualified} \"\" is invalid: metadata.name: Required value: name or "
+                           "generateName is required", details={**({"group": resource.group} if resource.group else {}), "kind": resource.kind, "causes": [{
                                "reason": "FieldValueRequired", "message": "Required value: name or generateName is "
                                "required", "field": "metadata.name"}]})
         obj.setdefault("apiVersion", resource.group_version)
         obj.setdefault("kind", resource.kind)
+        if resource.key not in W.SIM_KINDS:   # the simulator's admission checks its own kinds
+            _check_meta(resource, meta, namespace)
         return obj
 
     def create(self, resource: Resource, namespace: str, obj: Any, query) -> web.Response:
@@ -509,22 +546,25 @@ class Api:
         if apply is None:
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
                            "media types include: application/json-patch+json, application/merge-patch+json, "
-                           "application/strategic-merge-patch+json")
+                           "application/strategic-merge-patch+json, application/apply-patch+yaml")
         body = await self.body(request)
         current = self.convert(resource, self._get(resource, namespace, name))
         try:
             new = apply(current, body)
         except PatchError as exc:
-            raise ApiError(422 if "merge key" in str(exc) else 400, "Invalid" if "merge key" in str(exc) else "BadRequest",
-                           str(exc)) from None
+            if exc.code == 422:   # NewGenericServerResponse(422, ...): the generic message, empty details
+                raise ApiError(422, "Invalid", "the server rejected our request due to an error in our request",
+                               details={}) from None
+            raise ApiError(exc.code, "BadRequest" if exc.code == 400 else "", str(exc)) from None
         if not isinstance(new, dict):
             raise ApiError(400, "BadRequest", "the patch does not leave an object")
         new.setdefault("metadata", {})
         if not isinstance(new["metadata"], dict):
             raise ApiError(422, "Invalid", "metadata must be an object")
-        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"] if (
-            (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None) is None else \
-            body["metadata"]["resourceVersion"]
+        # A patch is re-applied to the latest object until it sticks (GuaranteedUpdate in the
+        # registry's Store.Update): only a resourceVersion the patch itself sets is a precondition.
+        if new["metadata"].get("resourceVersion") == current["metadata"]["resourceVersion"]:
+            del new["metadata"]["resourceVersion"]
         return self.update(resource, namespace, name, new)
 
     def delete(self, resource: Resource, namespace: str, name: str, options: Any, query) -> web.Response:
@@ -556,7 +596,7 @@ class Api:
 
     def delete_collection(self, request: web.Request, resource: Resource, namespace: str | None, options: Any):
         if resource.name in READ_ONLY or resource.name == "namespaces":
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise method_not_allowed()
         accepts = _selector(request.query, resource)
         deleted = []
         for obj in list(self.store.list(resource.key, namespace)):
@@ -570,6 +610,48 @@ class Api:
                 deleted.append(self.convert(resource, obj))
         return _json({"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
                       "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})
+
+
+def _check_meta(resource: Resource, meta: dict, namespace: str) -> None:
+    """The decoder's type errors (400) and ValidateObjectMeta's field errors (422, every one) for
+    the objects stored as they come; Pods, Jobs and Deployments go through the simulator's own
+    admission instead."""
+    where = f'{resource.kind} in version "{resource.group_version.split("/")[-1]}" cannot be handled as a {resource.kind}'
+    for key in ("name", "generateName", "namespace", "resourceVersion", "uid"):
+        if key in meta and not isinstance(meta[key], str):
+            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {_json_type(meta[key])} into Go struct "
+                           f"field ObjectMeta.metadata.{key} of type string")
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {_json_type(value)} into Go struct "
+                           f"field ObjectMeta.metadata.{key} of type map[string]string")
+        bad = [v for v in value.values() if not isinstance(v, str)]
+        if bad:
+            bad = bad[0]
+            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {_json_type(bad)} into Go struct "
+                           f"field ObjectMeta.metadata.{key} of type string")
+    from ..sim.api import object_meta_errors
+
+    errors = object_meta_errors({**meta, "namespace": namespace} if resource.namespaced else meta,
+                                cluster_scoped_label=resource.name == "namespaces")
+    if errors:
+        raise W.invalid_object(resource.kind, resource.group, meta.get("name", ""), errors)
+
+
+def _json_type(value: Any) -> str:
+    """encoding/json's name for a JSON value in an UnmarshalTypeError."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string" if isinstance(value, str) else "null"
 
 
 def _reason_of(response: web.Response) -> str:

@@ -28,7 +28,15 @@ PRIMITIVE_MERGE = {"finalizers"}
 
 
 class PatchError(ValueError):
-    """A patch that cannot be applied (the API server answers 422 or 400)."""
+    """A patch that cannot be applied, with the status the API server answers for it
+    (``apiserver/pkg/endpoints/handlers/patch.go``): 400 for a patch that does not decode, 422
+    (a generic Invalid, no causes) for a JSON patch whose operations fail, and, for a strategic
+    merge patch item without its merge key, the plain error the registry returns, which the
+    server writes as a 500 without a reason (``interpretStrategicMergePatchError``'s default)."""
+
+    def __init__(self, message: str, code: int = 400):
+        super().__init__(message)
+        self.code = code
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -47,12 +55,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def json_patch(target: Any, patch: Any) -> Any:
     import jsonpatch
 
-    if not isinstance(patch, list):
-        raise PatchError("json patch must be a list of operations")
+    if not isinstance(patch, list) or not all(isinstance(op, dict) for op in patch):
+        raise PatchError("json: cannot unmarshal the patch into a list of operations")
     try:
         return jsonpatch.apply_patch(target, patch)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError, TypeError) as exc:
-        raise PatchError(f"the json patch could not be applied: {exc}") from None
+    except jsonpatch.InvalidJsonPatch as exc:
+        raise PatchError(str(exc)) from None
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError, TypeError,
+            ValueError) as exc:
+        raise PatchError(f"the json patch could not be applied: {exc}", 422) from None
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
@@ -120,7 +131,7 @@ def _merge_list(key: str, original: Any, patch: list) -> list:
     result = [copy.deepcopy(v) for v in original]
     for item in patch:
         if not isinstance(item, dict) or merge_key not in item:
-            raise PatchError(f"map: {item!r} does not contain declared merge key: {merge_key}")
+            raise PatchError(f"map: {_go(item)} does not contain declared merge key: {merge_key}", 500)
         index = next((i for i, v in enumerate(result) if isinstance(v, dict) and v.get(merge_key) == item[merge_key]),
                      None)
         if item.get("$patch") == "delete":
@@ -132,6 +143,19 @@ def _merge_list(key: str, original: Any, patch: list) -> list:
         else:
             result[index] = _merge_map(result[index], item)
     return result
+
+
+def _go(value: Any) -> str:
+    """Go's ``%v`` of a decoded JSON value (``map[a:1 b:[x y]]``, keys sorted), for error texts."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _ordered(name: str, items: list, order: list) -> list:

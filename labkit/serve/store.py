@@ -114,8 +114,8 @@ class Store:
         """A watch from ``since`` (replaying the history after it); None: from now on."""
         watch = Watch(resource, namespace, accepts)
         if since is not None:
-            if since < self.oldest:
-                raise Gone(since, self.oldest + 1)
+            if since < self.oldest:   # watchCache: resourceVersion < oldest-1 -> "(oldest-1)"
+                raise Gone(since, self.oldest)
             for rv, res, ns, etype, obj, old in self.history:
                 if rv > since:
                     watch.offer(res, ns, etype, obj, old)

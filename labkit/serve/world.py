@@ -15,6 +15,7 @@ Times are wall-clock dates at whole seconds, as the API server serialises ``meta
 from __future__ import annotations
 
 import copy
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInput
-from ..sim.cluster import Cluster, Workload
+from ..sim.cluster import Cluster, Workload, gc_paused
 from ..sim.kubelet import SimPod
 from ..sim.lab import pod_json
 from .store import Store
@@ -35,7 +36,13 @@ SWEEP_S = 1.0                     # wall seconds between full re-reads of the po
 
 def rfc3339(epoch: float) -> str:
     """``metav1.Time``: UTC, whole seconds (truncated, as Go's time.Format does)."""
-    return datetime.fromtimestamp(int(epoch // 1), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_second(int(epoch // 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_second(second: int) -> str:
+    # every pod's status names a few of the same seconds: format each once (benchmarks/serve.py)
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def micro_time(epoch: float) -> str:
@@ -114,6 +121,7 @@ class World:
         self.started = clock()
         self._last_sweep = 0.0
         self._event_keys: dict[tuple, str] = {}
+        self._event_nanos = 0
         for name in SYSTEM_NAMESPACES:
             self.create_namespace({"metadata": {"name": name}})
         self.store.put("nodes", self._node())
@@ -196,12 +204,13 @@ class World:
         if sweep:
             self._last_sweep = now
         nxt = None
-        for ns in list(self.namespaces.values()):
-            self.advance_ns(ns, now, sweep=sweep)
-            peek = ns.cluster.env.peek()
-            if peek != float("inf"):
-                wall = ns.wall(peek)
-                nxt = wall if nxt is None else min(nxt, wall)
+        with gc_paused():   # as the simulator runs (labkit/sim/cluster.py): no full passes mid-burst
+            for ns in list(self.namespaces.values()):
+                self.advance_ns(ns, now, sweep=sweep)
+                peek = ns.cluster.env.peek()
+                if peek != float("inf"):
+                    wall = ns.wall(peek)
+                    nxt = wall if nxt is None else min(nxt, wall)
         return nxt
 
     def advance_ns(self, ns: Namespace, clock: float, *, sweep: bool = False) -> None:
@@ -541,7 +550,11 @@ class World:
                 obj["lastTimestamp"] = stamp
                 self.store.put("events", obj)
                 return
-        name = f"{involved['name']}.{uuid.uuid4().int & (2**64 - 1):016x}"
+        # the event recorder's name, "<object>.<UnixNano in hex>" (client-go tools/record/event.go
+        # makeEvent), so that a list (sorted by name) reads in time order per object
+        nanos = max(int(ns.wall(t) * 1e9), self._event_nanos + 1)
+        self._event_nanos = nanos
+        name = f"{involved['name']}.{nanos:x}"
         self._event_keys[key] = name
         source = {"component": component}
         if component == "kubelet":
@@ -614,23 +627,36 @@ _GROUPS = {"Pod": "", "Job": "batch", "Deployment": "apps"}
 
 def invalid(kind: str, name: str, exc: InvalidInput) -> ApiError:
     """The simulator's validation error as the API server's Status: 400 for a body that does not
-    decode (``... cannot be handled as a Pod: strict decoding error``), else 422 Invalid with one
-    cause (``apimachinery/pkg/api/errors.NewInvalid``)."""
+    decode (``... cannot be handled as a Pod: strict decoding error``), else 422 Invalid with
+    every field error as a cause, as ``apimachinery/pkg/api/errors.NewInvalid`` builds it: the
+    message is ``<Kind>.<group> "<name>" is invalid: <aggregate>`` where the aggregate
+    (``util/errors.aggregate.Error``) is the one error, or ``[a, b, ...]`` without duplicates;
+    each cause is ``{reason: field.Error.Type, message: ErrorBody(), field}``."""
     message, field = exc.message, exc.field
     if "cannot be handled as a" in message:
         return ApiError(400, "BadRequest", message)
     if "(AlreadyExists)" in message:
         return ApiError(409, "AlreadyExists", message.split("): ", 1)[-1],
                         details={"name": name, "group": _GROUPS[kind], "kind": kind.lower() + "s"})
-    if " is invalid: " in message and field and f"{field}: " in message:
-        message = message.split(f"{field}: ", 1)[1]
-    reason = next((r for prefix, r in _CAUSES.items() if message.startswith(prefix)), "FieldValueInvalid")
-    text = f"{field}: {message}" if field else message
-    details = {"name": name, "group": _GROUPS[kind], "kind": kind,
-               "causes": [{"reason": reason, "message": message, "field": field or ""}]}
-    if not details["group"]:
+    errors = getattr(exc, "errors", None)
+    if not errors:
+        if " is invalid: " in message and field and f"{field}: " in message:
+            message = message.split(f"{field}: ", 1)[1]
+        errors = [(field or "", message)]
+    return invalid_object(kind, _GROUPS[kind], name, errors)
+
+
+def invalid_object(kind: str, group: str, name: str, errors: list[tuple[str, str]]) -> ApiError:
+    """``errors.NewInvalid(GroupKind, name, field.ErrorList)``: 422 with one cause per error."""
+    causes = [{"reason": next((r for prefix, r in _CAUSES.items() if body.startswith(prefix)), "FieldValueInvalid"),
+               "message": body, "field": path} for path, body in errors]
+    texts = list(dict.fromkeys(f"{path}: {body}" if path else body for path, body in errors))
+    aggregate = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    details = {"name": name, "group": group, "kind": kind, "causes": causes}
+    if not group:
         del details["group"]
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}', details=details)
+    qualified = f"{kind}.{group}" if group else kind
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {aggregate}', details=details)
 
 
 def _find(ns: Namespace, resource: str, name: str) -> Any:

@@ -118,6 +118,16 @@ class _Errors(list):
         self.append((path, message))
 
 
+class InvalidObject(InvalidInput):
+    """An object the API server refuses with several field errors: the message (what the CLI
+    prints) is the first one and a count; ``errors`` keeps every (path, message), in the
+    server's order, for the ``422 Invalid`` causes of ``labkit serve`` (labkit/serve/world.py)."""
+
+    def __init__(self, message: str, *, source: str, field: str, errors: list[tuple[str, str]]):
+        super().__init__(message, source=source, field=field)
+        self.errors = errors
+
+
 def _port_number_errors(value: int) -> list[str]:
     return [] if 1 <= value <= 65535 else ["must be between 1 and 65535, inclusive"]
 
@@ -556,6 +566,21 @@ def _validate_object_meta(meta: dict, errs: _Errors) -> None:
     for key in sorted(meta.get("annotations") or {}):
         for msg in qualified_name_errors(key.lower()):
             errs.add("metadata.annotations", invalid(key, msg))
+
+
+def object_meta_errors(meta: dict, *, cluster_scoped_label: bool = False) -> list[tuple[str, str]]:
+    """ValidateObjectMeta's (path, message) errors for the objects labkit serve stores as they
+    come (ServiceAccounts, Events: NameIsDNSSubdomain; Namespaces: ValidateNamespaceName, a
+    DNS label, with ``cluster_scoped_label``)."""
+    errs = _Errors()
+    if cluster_scoped_label:
+        name = meta.get("name", "")
+        for msg in dns1123_label_errors(name):
+            errs.add("metadata.name", invalid(name, msg))
+        _validate_labels(meta.get("labels"), "metadata.labels", errs)
+        return list(errs)
+    _validate_object_meta(meta, errs)
+    return list(errs)
 
 
 def _nonnegative(value: Any, path: str, errs: _Errors) -> None:
@@ -1027,7 +1052,8 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
     ``kubectl apply`` prints; warnings that start with ``labkit:`` are labkit's explanation of
     something the real server does silently. Raises InvalidInput, naming ``source`` and the
     field path, where the real API server (or kubectl) would refuse the object; with several
-    errors the message is the first one in the server's order plus "(and N more errors)".
+    errors the message is the first one in the server's order plus "(and N more errors)", and
+    the exception (an InvalidObject) keeps them all.
     """
     kind = _check_kind(obj, source)
     decoder = _Decoder(behaviour.minor)
@@ -1050,13 +1076,12 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
     _prepare_for_create(stored, kind, behaviour, warnings, notes)
     errors = _validate(stored, kind, behaviour)
     if errors:
-        path, message = errors[0]
-        for prefix, note in notes.items():
-            if path == prefix or path.startswith(prefix + "."):
-                message += f" (labkit: {note})"
-                break
+        noted = [(path, message + next((f" (labkit: {note})" for prefix, note in notes.items()
+                                        if path == prefix or path.startswith(prefix + ".")), ""))
+                 for path, message in errors]
+        path, message = noted[0]
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-        raise InvalidInput(message, source=source, field=path)
+        raise InvalidObject(message, source=source, field=path, errors=noted)
     spec, _ = pod_spec_of(stored)
     return Admitted(stored, _warnings_for_pod_spec(spec, kind) + warnings)
