@@ -38,3 +38,15 @@ def test_the_trace_example_in_docs_is_a_valid_trace():
     assert trace.first("SIGTERM").extra == {"signal": "SIGQUIT"}
     assert [(s.container, s.start, s.end, s.exit_code) for s in trace.spans()] == [
         ("sws-init", 0.95, 10.75, 0), ("sidecar-job", 10.35, 10.36, 0)]
+
+
+def test_notebook_01_shows_the_terminal_section_of_docs_serve():
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "serve.md").read_text(encoding="utf-8")
+    quoted = text[text.index("> ### A terminal and kubectl"):].split("\n\n#")[0].strip().split("\n")
+    section = "\n".join(line[2:] if line.startswith("> ") else line.lstrip(">") for line in quoted)
+    cells = json.loads((root / "notebooks" / "01-welcome-and-setup.ipynb").read_text(encoding="utf-8"))["cells"]
+    shown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    assert section in shown
