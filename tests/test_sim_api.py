@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from labkit.errors import InvalidInput
 from labkit.manifests import load_documents
-from labkit.sim.api import (admit, container_roles, dns1123_label_errors, label_value_errors, pod_spec_of,
-                            selector_matches)
+from labkit.names import dns1123_label_errors, label_value_errors
+from labkit.objects import container_roles
+from labkit.sim.api import admit, pod_spec_of, selector_matches
 from labkit.versions import behaviour
 
 ROOT = Path(__file__).parent.parent

@@ -18,13 +18,13 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from . import world as W
 from .patch import PATCH_TYPES, PatchError
+from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, VERBS, Resource
 from .store import Gone, Store, get_path
 from .tables import table
 from .world import ApiError, World
@@ -33,43 +33,6 @@ log = logging.getLogger("labkit.serve")
 
 # The API server's limit on a request body (apiserver/pkg/server/config.go MaxRequestBodyBytes)
 MAX_BODY = 3 * 1024 * 1024
-VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
-
-@dataclass(frozen=True)
-class Resource:
-    group_version: str
-    name: str
-    kind: str
-    namespaced: bool
-    short: tuple[str, ...] = ()
-    singular: str = ""
-    categories: tuple[str, ...] = ()
-    subresources: tuple[str, ...] = ()
-    store: str = ""         # the store's key (events.k8s.io events are the core ones, converted)
-
-    @property
-    def group(self) -> str:
-        return self.group_version.split("/")[0] if "/" in self.group_version else ""
-
-    @property
-    def key(self) -> str:
-        return self.store or self.name
-
-
-RESOURCES = [
-    Resource("v1", "namespaces", "Namespace", False, ("ns",), "namespace", (), ("status",)),
-    Resource("v1", "nodes", "Node", False, ("no",), "node", (), ("status",)),
-    Resource("v1", "pods", "Pod", True, ("po",), "pod", ("all",), ("log", "status")),
-    Resource("v1", "serviceaccounts", "ServiceAccount", True, ("sa",), "serviceaccount"),
-    Resource("v1", "events", "Event", True, ("ev",), "event"),
-    Resource("apps/v1", "deployments", "Deployment", True, ("deploy",), "deployment", ("all",), ("status",)),
-    Resource("apps/v1", "replicasets", "ReplicaSet", True, ("rs",), "replicaset", ("all",), ("status",)),
-    Resource("batch/v1", "jobs", "Job", True, (), "job", ("all",), ("status",)),
-    Resource("events.k8s.io/v1", "events", "Event", True, ("ev",), "event", (), (), "events"),
-]
-BY_PATH = {(r.group_version, r.name): r for r in RESOURCES}
-GROUP_VERSIONS = ["v1", "apps/v1", "batch/v1", "events.k8s.io/v1"]
 READ_ONLY = {"nodes", "replicasets"}     # the simulator makes these itself
 
 
@@ -340,7 +303,7 @@ class Api:
                 raise ApiError(415, "UnsupportedMediaType", f"labkit serve reads JSON and YAML bodies (and the "
                                f"metadata of a Namespace or ServiceAccount in protobuf), not {exc}") from None
         if "cbor" in content_type:
-            raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - '
+            raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - '
                            'accepted media types include: application/json, application/yaml')
         try:
             if "yaml" in content_type:
@@ -544,7 +507,7 @@ class Api:
                            "apply without --server-side")
         apply = PATCH_TYPES.get(content_type)
         if apply is None:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
                            "media types include: application/json-patch+json, application/merge-patch+json, "
                            "application/strategic-merge-patch+json, application/apply-patch+yaml")
         body = await self.body(request)

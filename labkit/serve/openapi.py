@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from .resources import GROUP_VERSIONS, RESOURCES
 from .world import ApiError
 
 _PARAM = {
@@ -38,8 +39,6 @@ def _params(*names: str) -> list[dict]:
 
 
 def _document(group_version: str) -> dict:
-    from .http import RESOURCES
-
     group, _, version = group_version.rpartition("/")
     base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
     paths = {}
@@ -66,8 +65,6 @@ def _document(group_version: str) -> dict:
 
 
 def openapi(parts: list[str], query) -> dict:
-    from .http import GROUP_VERSIONS
-
     if parts == ["v3"]:
         return {"paths": {("api/v1" if gv == "v1" else f"apis/{gv}"): {
             "serverRelativeURL": f"/openapi/v3/{'api/v1' if gv == 'v1' else 'apis/' + gv}?hash={_hash(gv)}"}

@@ -48,7 +48,6 @@ from typing import Any
 from ..errors import InvalidInput
 from ..names import (dns1123_label_errors, dns1123_subdomain_errors, label_value_errors, port_name_errors,
                      qualified_name_errors)
-from ..objects import container_roles
 from ..versions import SIDECAR_GATE, Behaviour
 from .images import SIGNAL_NUMBERS
 

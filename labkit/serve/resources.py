@@ -1,0 +1,43 @@
+"""The resources the served simulator offers, as discovery, OpenAPI and the router list them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    group_version: str
+    name: str
+    kind: str
+    namespaced: bool
+    short: tuple[str, ...] = ()
+    singular: str = ""
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    store: str = ""         # the store's key (events.k8s.io events are the core ones, converted)
+
+    @property
+    def group(self) -> str:
+        return self.group_version.split("/")[0] if "/" in self.group_version else ""
+
+    @property
+    def key(self) -> str:
+        return self.store or self.name
+
+
+RESOURCES = [
+    Resource("v1", "namespaces", "Namespace", False, ("ns",), "namespace", (), ("status",)),
+    Resource("v1", "nodes", "Node", False, ("no",), "node", (), ("status",)),
+    Resource("v1", "pods", "Pod", True, ("po",), "pod", ("all",), ("log", "status")),
+    Resource("v1", "serviceaccounts", "ServiceAccount", True, ("sa",), "serviceaccount"),
+    Resource("v1", "events", "Event", True, ("ev",), "event"),
+    Resource("apps/v1", "deployments", "Deployment", True, ("deploy",), "deployment", ("all",), ("status",)),
+    Resource("apps/v1", "replicasets", "ReplicaSet", True, ("rs",), "replicaset", ("all",), ("status",)),
+    Resource("batch/v1", "jobs", "Job", True, (), "job", ("all",), ("status",)),
+    Resource("events.k8s.io/v1", "events", "Event", True, ("ev",), "event", (), (), "events"),
+]
+BY_PATH = {(r.group_version, r.name): r for r in RESOURCES}
+GROUP_VERSIONS = ["v1", "apps/v1", "batch/v1", "events.k8s.io/v1"]
