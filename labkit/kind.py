@@ -40,7 +40,7 @@ from .objects import condition_true
 from .progress import progress
 from .refs import show_command
 from .tools import check_docker, check_kind, node_image
-from .versions import (GATE_LOCKED_MINOR, KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour,
+from .versions import (DEFAULT_K8S_VERSION, GATE_LOCKED_MINOR, KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour,
                        gate_default, lab_feature_gates, recommended_kind_release)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
@@ -126,7 +126,7 @@ class KindCluster:
     between retries and polls, ``state`` is labkit's folder (default :func:`state_dir`).
     """
 
-    def __init__(self, name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = "1.29", *,
+    def __init__(self, name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = DEFAULT_K8S_VERSION, *,
                  feature_gates: dict[str, bool] | None = None, image: str | None = None,
                  runner: Runner | None = None, quiet: bool = False, state: str | os.PathLike | None = None,
                  keep_failed: bool = False, ready_timeout: float = 300.0, retry_delay: float = 10.0,
@@ -396,7 +396,7 @@ def print_config(k8s_version: str, name: str = DEFAULT_CLUSTER_NAME, *, image: s
 
 
 
-def create_cluster(name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = "1.29", **options: Any) -> bool:
+def create_cluster(name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = DEFAULT_K8S_VERSION, **options: Any) -> bool:
     """Create (or reuse) a labkit kind cluster and leave it running; True if it was created now."""
     return KindCluster(name, k8s_version, **options).ensure()
 
@@ -433,7 +433,7 @@ class KindLab(ClusterLab):
 
     backend = "kind"
 
-    def __init__(self, k8s_version: str = "1.29", cluster_name: str = DEFAULT_CLUSTER_NAME,
+    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, cluster_name: str = DEFAULT_CLUSTER_NAME,
                  keep_cluster: bool = False, feature_gates: dict[str, bool] | None = None, quiet: bool = False,
                  *, image: str | None = None, namespace: str | None = None, runner: Runner | None = None,
                  state: str | os.PathLike | None = None, ready_timeout: float = 300.0,

@@ -24,7 +24,7 @@ import simpy
 from ..errors import InvalidInput
 from ..refs import KIND_PLURALS
 from ..trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
-from ..versions import KubeVersion, behaviour as version_behaviour
+from ..versions import DEFAULT_K8S_VERSION, KubeVersion, behaviour as version_behaviour
 from . import timing
 from .api import admit, pod_spec_of, selector_matches
 from .kubelet import TERMINAL, Kubelet, SimPod, spec_hash
@@ -122,7 +122,7 @@ class Workload:
 class Cluster:
     """One simulated cluster of Kubernetes ``k8s_version`` with ``feature_gates``."""
 
-    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, seed: int = 0):
+    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0):
         self.version = KubeVersion.parse(k8s_version)
         self.behaviour = version_behaviour(self.version, feature_gates)
         self.seed = seed

@@ -29,7 +29,7 @@ from ..manifests import load_documents
 from ..objects import wait_state
 from ..refs import KIND_PLURALS, Ref, check_condition, parse_ref, show_command, wait_args
 from ..trace import Trace
-from ..versions import lab_feature_gates
+from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
 from . import timing
 from .cluster import Cluster, Workload, gc_paused
 from .kubelet import SimPod
@@ -54,7 +54,7 @@ class SimLab:
 
     backend = "sim"
 
-    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, seed: int = 0,
+    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0,
                  pace: float | None = None, quiet: bool = False, **ignored_options: Any):
         if pace is not None and (not isinstance(pace, (int, float)) or pace <= 0):
             raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")
