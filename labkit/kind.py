@@ -40,7 +40,7 @@ from .objects import condition_true
 from .progress import progress
 from .refs import show_command
 from .tools import check_docker, check_kind, node_image
-from .versions import (DEFAULT_K8S_VERSION, GATE_LOCKED_MINOR, KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour,
+from .versions import (DEFAULT_K8S_VERSION, KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour,
                        gate_default, lab_feature_gates, recommended_kind_release)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
@@ -68,10 +68,9 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
     """
     version = KubeVersion.parse(k8s_version)
     gates = lab_feature_gates(version) if feature_gates is None else dict(feature_gates)
-    behaviour(version, gates)  # unknown gates, a removed gate, false on GA: InvalidInput
+    stage = behaviour(version, gates).sidecar_gate  # unknown gates, a removed gate, false on GA: InvalidInput
     result = {}
-    if (SIDECAR_GATE in gates and version.minor < GATE_LOCKED_MINOR
-            and gates[SIDECAR_GATE] != gate_default(version.minor)):
+    if SIDECAR_GATE in gates and stage in ("alpha", "beta") and gates[SIDECAR_GATE] != gate_default(version.minor):
         result[SIDECAR_GATE] = bool(gates[SIDECAR_GATE])
     # Other modelled gates (ContainerStopSignals) are written as given: kind sets featureGates
     # on every component, the API server and the kubelet both need it.

@@ -49,7 +49,7 @@ from ..errors import InvalidInput
 from ..names import (dns1123_label_errors, dns1123_subdomain_errors, label_value_errors, port_name_errors,
                      qualified_name_errors)
 from ..objects import container_roles
-from ..versions import SIDECAR_GATE, Behaviour
+from ..versions import SIDECAR_GATE, Behaviour, minor_in_span
 from .images import SIGNAL_NUMBERS
 
 # kind -> (apiVersion, model name in api_fields.json, which keeps the kubernetes client's names)
@@ -197,7 +197,7 @@ def _model_fields(minor: int, model: str) -> dict[str, str]:
             fields[name] = spelling
             continue
         for type_, first, last in spelling:
-            if (first is None or first <= minor) and (last is None or minor <= last):
+            if minor_in_span(minor, first, last):
                 fields[name] = type_
     return fields
 
@@ -466,7 +466,7 @@ def _drop_disabled_fields(spec: dict, prefix: str, beh: Behaviour, warnings: lis
     inits, regular = spec.get("initContainers") or [], spec.get("containers") or []
     if beh.sidecar_gate != "absent" and not beh.sidecars_enabled:
         why = (f"the {SIDECAR_GATE} feature gate is off on this Kubernetes 1.{beh.minor} cluster"
-               + (" (the 1.28 default; the blog's kind config turns it on)" if beh.minor == 28 else ""))
+               + (" (the 1.28 default; the blog's kind config turns it on)" if beh.sidecar_gate == "alpha" else ""))
         for i, c in enumerate(inits):
             if "restartPolicy" in c:
                 path = f"{prefix}.initContainers[{i}].restartPolicy"
@@ -478,7 +478,7 @@ def _drop_disabled_fields(spec: dict, prefix: str, beh: Behaviour, warnings: lis
                     f"labkit: {path} was dropped: {why}, so the API server removes the field and {name!r} "
                     "runs as a plain init container, not a sidecar; one that never exits keeps the pod in "
                     f"Init forever ({_SILENT})")
-    if beh.minor >= 34 and not beh.container_restart_rules:
+    if beh.container_restart_rules_dropped:
         # ContainerRestartRules is alpha (off) in 1.34: dropContainerRestartRules removes
         # container-level restartPolicy from regular containers, any value but Always from init
         # containers, and every restartPolicyRules (pkg/api/pod/util.go).
@@ -491,7 +491,7 @@ def _drop_disabled_fields(spec: dict, prefix: str, beh: Behaviour, warnings: lis
                     del c[key]
                     warnings.append(f"labkit: {prefix}.{group}[{i}].{key} was dropped: {why}, so the API server "
                                     f"removes the field and the pod's restartPolicy applies ({_SILENT})")
-    if beh.minor >= 33 and not beh.container_stop_signals:
+    if beh.container_stop_signals_dropped:
         # dropContainerStopSignals (pkg/api/pod/util.go): with ContainerStopSignals off the
         # field is wiped, and a lifecycle left empty with it.
         why = "the ContainerStopSignals feature gate is off (alpha, off by default, from Kubernetes 1.33)"
@@ -504,7 +504,7 @@ def _drop_disabled_fields(spec: dict, prefix: str, beh: Behaviour, warnings: lis
                         del c["lifecycle"]
                     warnings.append(f"labkit: {prefix}.{group}[{i}].lifecycle.stopSignal was dropped: {why}, so the "
                                     f"image's STOPSIGNAL (or SIGTERM) is sent ({_SILENT})")
-    if beh.minor == 29:
+    if beh.sleep_action_dropped:
         # PodLifecycleSleepAction is alpha (off) in 1.29 and beta (on) from 1.30.
         for group, containers in (("initContainers", inits), ("containers", regular)):
             for i, c in enumerate(containers):
@@ -573,7 +573,7 @@ def _validate_port(port: Any, path: str, errs: _Errors) -> None:
             errs.add(path, invalid(port, msg))
 
 
-def _validate_handler(handler: dict, kinds: tuple[str, ...], grace: int | None, minor: int, path: str, errs: _Errors) -> None:
+def _validate_handler(handler: dict, kinds: tuple[str, ...], grace: int | None, beh: Behaviour, path: str, errs: _Errors) -> None:
     """validateHandler: exactly one action, each action valid."""
     count = 0
     for kind in kinds:
@@ -598,12 +598,12 @@ def _validate_handler(handler: dict, kinds: tuple[str, ...], grace: int | None, 
             _validate_port(action.get("port", 0), f"{path}.grpc.port", errs)
         elif kind == "sleep" and grace is not None:
             seconds = action.get("seconds", 0)
-            if minor >= 33:  # PodLifecycleSleepActionAllowZero: beta (on) from 1.33
+            if beh.sleep_zero_allowed:  # PodLifecycleSleepActionAllowZero: beta (on) from 1.33
                 if seconds < 0 or seconds > grace:
                     errs.add(f"{path}.sleep", invalid(seconds, f"must be non-negative and less than terminationGracePeriodSeconds ({grace})"))
             elif seconds <= 0 or seconds > grace:
                 suffix = (". Enable AllowPodLifecycleSleepActionZeroValue feature gate for zero sleep."
-                          if minor == 32 else "")
+                          if beh.sleep_zero_gate_alpha else "")
                 errs.add(f"{path}.sleep", invalid(seconds, f"must be greater than 0 and less than terminationGracePeriodSeconds ({grace}){suffix}"))
     if count == 0:
         errs.add(path, required("must specify a handler type"))
@@ -613,11 +613,11 @@ _PROBE_ACTIONS = ("exec", "httpGet", "tcpSocket", "grpc")
 _HOOK_ACTIONS = ("exec", "httpGet", "tcpSocket", "sleep")
 
 
-def _validate_probe(probe: Any, which: str, grace: int | None, minor: int, path: str, errs: _Errors) -> None:
+def _validate_probe(probe: Any, which: str, grace: int | None, beh: Behaviour, path: str, errs: _Errors) -> None:
     """validateLivenessProbe / validateReadinessProbe / validateStartupProbe."""
     if probe is None:
         return
-    _validate_handler(probe, _PROBE_ACTIONS, grace, minor, path, errs)
+    _validate_handler(probe, _PROBE_ACTIONS, grace, beh, path, errs)
     for key in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"):
         _nonnegative(probe.get(key), f"{path}.{key}", errs)
     probe_grace = probe.get("terminationGracePeriodSeconds")
@@ -630,19 +630,19 @@ def _validate_probe(probe: Any, which: str, grace: int | None, minor: int, path:
         errs.add(f"{path}.successThreshold", invalid(probe.get("successThreshold"), "must be 1"))
 
 
-def _validate_lifecycle(c: dict, grace: int | None, minor: int, path: str, errs: _Errors) -> None:
+def _validate_lifecycle(c: dict, grace: int | None, beh: Behaviour, path: str, errs: _Errors) -> None:
     lifecycle = c.get("lifecycle")
     if lifecycle is None:
         return
     for hook in ("postStart", "preStop"):
         if lifecycle.get(hook) is not None:
-            _validate_handler(lifecycle[hook], _HOOK_ACTIONS, grace, minor, f"{path}.lifecycle.{hook}", errs)
+            _validate_handler(lifecycle[hook], _HOOK_ACTIONS, grace, beh, f"{path}.lifecycle.{hook}", errs)
 
 
-def _validate_probes_and_hooks(c: dict, grace: int | None, minor: int, path: str, errs: _Errors) -> None:
-    _validate_lifecycle(c, grace, minor, path, errs)
+def _validate_probes_and_hooks(c: dict, grace: int | None, beh: Behaviour, path: str, errs: _Errors) -> None:
+    _validate_lifecycle(c, grace, beh, path, errs)
     for which in ("livenessProbe", "readinessProbe", "startupProbe"):
-        _validate_probe(c.get(which), which, grace, minor, f"{path}.{which}", errs)
+        _validate_probe(c.get(which), which, grace, beh, f"{path}.{which}", errs)
 
 
 def _validate_container_common(c: dict, volumes: set[str], path: str, errs: _Errors) -> None:
@@ -737,7 +737,7 @@ def _validate_containers(spec: dict, volumes: set[str], grace: int | None, beh: 
         if c.get("name", "") in names:
             errs.add(f"{c_path}.name", duplicate(c.get("name", "")))
         names.add(c.get("name", ""))
-        _validate_probes_and_hooks(c, grace, beh.minor, c_path, errs)
+        _validate_probes_and_hooks(c, grace, beh, c_path, errs)
         if "restartPolicy" in c:
             if beh.container_restart_rules:
                 if c["restartPolicy"] not in _CONTAINER_RESTART_POLICIES:
@@ -767,7 +767,7 @@ def _validate_init_containers(spec: dict, volumes: set[str], grace: int | None, 
         elif name:
             names.add(name)
         if policy == "Always":
-            _validate_probes_and_hooks(c, grace, beh.minor, c_path, errs)
+            _validate_probes_and_hooks(c, grace, beh, c_path, errs)
         else:
             for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
                 if c.get(key) is not None:
