@@ -2,7 +2,7 @@
 
 :class:`Cluster` owns the SimPy environment and everything in it. ``apply`` admits an
 object through the simulated API server (``labkit.sim.api``), works out what each
-container's process does (``labkit.sim.process``), and hands pods to the node's kubelet
+container's process does (``labkit.sim.infer``), and hands pods to the node's kubelet
 (``labkit.sim.kubelet``). Controllers react to pod changes one watch hop later, the way
 the real ones do, and every change is recorded as a trace event. Names look like real
 ones: ReplicaSets are ``<deployment>-<template hash>`` and pods get five random characters
@@ -27,8 +27,10 @@ from ..trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 from ..versions import DEFAULT_K8S_VERSION, KubeVersion, behaviour as version_behaviour
 from . import timing
 from .api import admit, pod_spec_of, selector_matches
+from .behaviour import BEHAVIOUR_ANNOTATION, parse_behaviour_annotation, validate_behaviour
+from .infer import build
 from .kubelet import TERMINAL, Kubelet, SimPod, spec_hash
-from .process import BEHAVIOUR_ANNOTATION, ProcessModel, build, parse_behaviour_annotation, validate_behaviour
+from .process import ProcessModel
 
 GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
 # k8s.io/apimachinery/pkg/util/rand: no vowels, no confusable characters.
