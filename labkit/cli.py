@@ -113,9 +113,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_run(args: argparse.Namespace) -> int:
-    from .sim.run import cli_main
+    from .sim.cli import main as sim_run_main
 
-    return cli_main(args)
+    return sim_run_main(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from labkit.sim import timing as T
 from labkit.sim.behaviour import BEHAVIOUR_ANNOTATION
 from labkit.sim.infer import infer
 from labkit.sim.shell import read_script
-from labkit.sim.run import format_timeline
+from labkit.sim.cli import format_timeline
 from labkit.versions import behaviour
 
 PROMPT = T.SERVER_SHUTDOWN_S  # an idle server's quick shutdown
