@@ -24,16 +24,17 @@ from typing import Any
 
 from ..contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
 from ..errors import InvalidInput, LabkitError, WaitTimeout
-from ..kubectl import PodTable, describe_pods, format_time, manifest_input, pod_row
+from ..kubectl import manifest_input
 from ..manifests import load_documents
 from ..objects import wait_state
+from ..printers import PodTable, describe_pods, format_time, pod_row
 from ..refs import KIND_PLURALS, Ref, check_condition, parse_ref, show_command, wait_args
 from ..trace import Trace
 from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
 from . import timing
+from .behaviour import BEHAVIOUR_ANNOTATION
 from .cluster import Cluster, Workload, gc_paused
 from .kubelet import SimPod
-from .behaviour import BEHAVIOUR_ANNOTATION
 
 # Pod JSON needs RFC 3339 timestamps (kubectl's rows compute AGE from them). The simulator has
 # no date, so they count from the Unix epoch at the trace's t = 0: "1970-01-01T00:00:10.050Z"
