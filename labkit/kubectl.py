@@ -18,7 +18,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import BackendUnavailable, InvalidInput, ToolError
+from .errors import BackendUnavailable, ToolError
+from .manifests import manifest_input
 from .refs import show_command
 
 # A runner takes (argv, env=, timeout=, input=) and returns a CompletedProcess with text
@@ -162,21 +163,3 @@ def parse_server_version(git_version: str) -> str:
     """``v1.29.14`` or ``v1.33.1+k3s1`` -> ``1.29.14``."""
     core = git_version.strip().lstrip("v").split("+", 1)[0].split("-", 1)[0]
     return core
-
-
-def manifest_input(source: Any) -> tuple[str | None, str | None]:
-    """(path, None) for a manifest file, (None, YAML text) for text or objects."""
-    if isinstance(source, os.PathLike):
-        return os.fspath(source), None
-    if isinstance(source, str):
-        if "\n" not in source and (source.endswith((".yaml", ".yml", ".json")) or os.path.exists(source)):
-            if not os.path.exists(source):
-                raise InvalidInput("no such file", source=source)
-            return source, None
-        return None, source
-    if isinstance(source, (dict, list, tuple)):
-        import yaml
-
-        objects = list(source) if isinstance(source, (list, tuple)) else [source]
-        return None, yaml.safe_dump_all(objects, sort_keys=False)
-    raise InvalidInput(f"cannot apply {type(source).__name__}: give a path, YAML text or objects", field="source")

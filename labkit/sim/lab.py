@@ -24,8 +24,7 @@ from typing import Any
 
 from ..contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
 from ..errors import InvalidInput, LabkitError, WaitTimeout
-from ..kubectl import manifest_input
-from ..manifests import load_documents
+from ..manifests import load_documents, manifest_input
 from ..objects import wait_state
 from ..printers import PodTable, describe_pods, format_time, pod_row
 from ..refs import KIND_PLURALS, Ref, check_condition, parse_ref, show_command, wait_args
