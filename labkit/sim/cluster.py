@@ -22,15 +22,17 @@ from typing import Any
 import simpy
 
 from ..errors import InvalidInput
+from ..objects import pod_spec_of
 from ..refs import KIND_PLURALS
 from ..trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 from ..versions import DEFAULT_K8S_VERSION, KubeVersion, behaviour as version_behaviour
 from . import timing
-from .api import admit, pod_spec_of, selector_matches
+from .api import admit
 from .behaviour import BEHAVIOUR_ANNOTATION, parse_behaviour_annotation, validate_behaviour
 from .infer import build
 from .kubelet import TERMINAL, Kubelet, SimPod, spec_hash
 from .process import ProcessModel
+from .validation import selector_matches
 
 GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
 # k8s.io/apimachinery/pkg/util/rand: no vowels, no confusable characters.
