@@ -111,7 +111,7 @@ def compare(recorded: Trace, simulated: Trace, *, network_s: float = NETWORK_S) 
 
     ``network_s`` is in wall-clock seconds (times the pace on the trace's clock).
     """
-    from .kubectl import parse_time
+    from .printers import parse_time
 
     pace = _pace(recorded)
     if recorded.origin is None or simulated.origin is None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import InvalidInput, LabkitError
 from .lab import BACKEND_CHOICES
+from .versions import DEFAULT_K8S_VERSION
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to run (default: all, in order)")
     run.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                      help="where to run (default: auto = kind if Docker and kind work, else the simulator)")
-    run.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version (default: 1.29)")
+    run.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION, metavar="V", help="Kubernetes version (default: %(default)s)")
     run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="set a notebook parameter, e.g. -p grace_period_s 10 (repeatable; wins over the values a "
                           "notebook's metadata asks for headless, such as 09-exercises' use_solutions true)")
@@ -57,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Report Python, Docker (client and engine), kind and kubectl, the backend "
                                         "backend=auto would pick and why, and how to install what is missing. Exits 0.")
     doctor.add_argument("--k8s-version", default=None, metavar="V",
-                        help="the Kubernetes version you mean to run: doctor names the kind release for it (default: 1.29)")
+                        help="the Kubernetes version you mean to run: doctor names the kind release for it (default: %(default)s)")
     doctor.set_defaults(func=cmd_doctor)
     up = sub.add_parser("up", help="create (or reuse) the kind cluster",
                         description="Create a kind cluster for the lab (node image pinned by digest for the installed "
                                     "kind, SidecarContainers gate where needed) with labkit's own kubeconfig, or reuse "
                                     "the one labkit made earlier. Never touches ~/.kube/config.")
-    up.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version (default: 1.29)")
+    up.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION, metavar="V", help="Kubernetes version (default: %(default)s)")
     up.add_argument("--name", default="sidecar-lab", metavar="N", help="cluster name (default: sidecar-lab)")
     up.add_argument("--image", metavar="IMAGE", help="node image to use instead of the one listed for the installed "
                                                      "kind (kindest/node:vX.Y.Z@sha256:...)")
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply manifests (Pod, Job, Deployment; multi-document YAML) and scenario files to a fresh "
                     "simulated cluster and print the timeline and final pod status, or the trace as JSON.")
     sim_run.add_argument("files", nargs="+", metavar="FILE", help="manifests and/or scenario files")
-    sim_run.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version, minor or full (default: 1.29)")
+    sim_run.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION, metavar="V", help="Kubernetes version, minor or full (default: %(default)s)")
     sim_run.add_argument("--feature-gate", dest="feature_gates", action="append", default=[], metavar="NAME=BOOL",
                          help="set a feature gate (repeatable); without one, 1.28 has SidecarContainers=true as the "
                               "blog's kind config sets it, and SidecarContainers=false gives 1.28's default")
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the simulator behind the Kubernetes API on 127.0.0.1, for kubectl",
                            description="Serve the simulator behind the Kubernetes API (wall-clock time times --pace) "
                                        "with its own kubeconfig and token; Ctrl-C or SIGTERM stops it.")
-    serve.add_argument("--k8s-version", default="1.29", metavar="V", help="Kubernetes version (default: 1.29)")
+    serve.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION, metavar="V", help="Kubernetes version (default: %(default)s)")
     serve.add_argument("--feature-gate", dest="feature_gates", action="append", default=[], metavar="NAME=BOOL",
                        help="set a feature gate (repeatable)")
     serve.add_argument("--port", type=int, default=0, metavar="P", help="port on 127.0.0.1 (default: a free one)")
@@ -115,9 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_run(args: argparse.Namespace) -> int:
-    from .sim.run import cli_main
+    from .sim.cli import main as sim_run_main
 
-    return cli_main(args)
+    return sim_run_main(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -30,9 +30,10 @@ from typing import Any
 
 from .contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
-from .kubectl import Kubectl, PodTable, Runner, describe_pods
+from .kubectl import Kubectl, Runner
 from .names import dns1123_label_errors
 from .objects import wait_state
+from .printers import PodTable, describe_pods
 from .refs import Ref, check_condition, parse_ref, wait_args
 from .trace import Trace
 from .versions import KubeVersion, behaviour

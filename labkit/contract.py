@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .kubectl import PodTable
+    from .printers import PodTable
     from .trace import Trace
 
 # How long wait() and delete() wait by default, on every backend: enough for a kind node to

@@ -244,7 +244,7 @@ def trace_html(trace, *, image: bool = True) -> str:
 
 
 def pods_html(table) -> str:
-    """A :class:`~labkit.kubectl.PodTable` as ``kubectl get pods`` shows it, in HTML.
+    """A :class:`~labkit.printers.PodTable` as ``kubectl get pods`` shows it, in HTML.
 
     The cells are the table's own (NAME READY STATUS RESTARTS AGE, kubectl's age format);
     a status that means trouble (Error, CrashLoopBackOff, ...) is highlighted.

@@ -40,7 +40,7 @@ from .objects import condition_true
 from .progress import progress
 from .refs import show_command
 from .tools import check_docker, check_kind, node_image
-from .versions import (GATE_LOCKED_MINOR, KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour,
+from .versions import (DEFAULT_K8S_VERSION, KIND_NODE_IMAGES, OTHER_GATES, SIDECAR_GATE, KubeVersion, behaviour,
                        gate_default, lab_feature_gates, recommended_kind_release)
 
 DEFAULT_CLUSTER_NAME = "sidecar-lab"
@@ -68,10 +68,9 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
     """
     version = KubeVersion.parse(k8s_version)
     gates = lab_feature_gates(version) if feature_gates is None else dict(feature_gates)
-    behaviour(version, gates)  # unknown gates, a removed gate, false on GA: InvalidInput
+    stage = behaviour(version, gates).sidecar_gate  # unknown gates, a removed gate, false on GA: InvalidInput
     result = {}
-    if (SIDECAR_GATE in gates and version.minor < GATE_LOCKED_MINOR
-            and gates[SIDECAR_GATE] != gate_default(version.minor)):
+    if SIDECAR_GATE in gates and stage in ("alpha", "beta") and gates[SIDECAR_GATE] != gate_default(version.minor):
         result[SIDECAR_GATE] = bool(gates[SIDECAR_GATE])
     # Other modelled gates (ContainerStopSignals) are written as given: kind sets featureGates
     # on every component, the API server and the kubelet both need it.
@@ -126,7 +125,7 @@ class KindCluster:
     between retries and polls, ``state`` is labkit's folder (default :func:`state_dir`).
     """
 
-    def __init__(self, name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = "1.29", *,
+    def __init__(self, name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = DEFAULT_K8S_VERSION, *,
                  feature_gates: dict[str, bool] | None = None, image: str | None = None,
                  runner: Runner | None = None, quiet: bool = False, state: str | os.PathLike | None = None,
                  keep_failed: bool = False, ready_timeout: float = 300.0, retry_delay: float = 10.0,
@@ -396,7 +395,7 @@ def print_config(k8s_version: str, name: str = DEFAULT_CLUSTER_NAME, *, image: s
 
 
 
-def create_cluster(name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = "1.29", **options: Any) -> bool:
+def create_cluster(name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = DEFAULT_K8S_VERSION, **options: Any) -> bool:
     """Create (or reuse) a labkit kind cluster and leave it running; True if it was created now."""
     return KindCluster(name, k8s_version, **options).ensure()
 
@@ -433,7 +432,7 @@ class KindLab(ClusterLab):
 
     backend = "kind"
 
-    def __init__(self, k8s_version: str = "1.29", cluster_name: str = DEFAULT_CLUSTER_NAME,
+    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, cluster_name: str = DEFAULT_CLUSTER_NAME,
                  keep_cluster: bool = False, feature_gates: dict[str, bool] | None = None, quiet: bool = False,
                  *, image: str | None = None, namespace: str | None = None, runner: Runner | None = None,
                  state: str | os.PathLike | None = None, ready_timeout: float = 300.0,

@@ -18,6 +18,7 @@ from typing import Any
 
 from .contract import Lab
 from .errors import InvalidInput
+from .versions import DEFAULT_K8S_VERSION, lab_feature_gates
 
 BACKEND_CHOICES = ("auto", "sim", "kind", "cluster")
 
@@ -43,7 +44,7 @@ def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
     return pick_backend(k8s_version=k8s_version)
 
 
-def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any) -> Lab:
+def connect(backend: str = "auto", k8s_version: str = DEFAULT_K8S_VERSION, **options: Any) -> Lab:
     """Open a lab on ``backend``; ``auto`` picks kind when Docker and kind work, else the simulator.
 
     Options are passed to the backend: ``feature_gates``, ``seed`` and ``pace`` (simulator),
@@ -51,8 +52,6 @@ def connect(backend: str = "auto", k8s_version: str = "1.29", **options: Any) ->
     """
     backend, why = resolve_backend(backend, k8s_version)
     if options.get("feature_gates") is None:
-        from .versions import lab_feature_gates
-
         options["feature_gates"] = lab_feature_gates(k8s_version)
     if backend == "sim":
         from .sim import SimLab

@@ -13,6 +13,9 @@ documents are skipped and ``kind: List`` is expanded into its items. Every probl
 Traceback (most recent call last):
 ...
 labkit.errors.InvalidInput: <input>: invalid YAML at line 3, column 1: expected the node content, but found '<stream end>' (while parsing a flow node)
+
+``manifest_input`` tells every backend's ``apply`` whether its source is a file (``kubectl
+apply -f PATH``) or YAML to pass on stdin.
 """
 
 from __future__ import annotations
@@ -195,3 +198,19 @@ def load_documents(paths_or_text: Any) -> list[Document]:
     if isinstance(paths_or_text, Iterable) and not isinstance(paths_or_text, (bytes, bytearray)):
         return load_documents(list(paths_or_text))
     raise InvalidInput(f"expected file names, YAML text or objects, got {type(paths_or_text).__name__}")
+
+
+def manifest_input(source: Any) -> tuple[str | None, str | None]:
+    """(path, None) for a manifest file, (None, YAML text) for text or objects."""
+    if isinstance(source, os.PathLike):
+        return os.fspath(source), None
+    if isinstance(source, str):
+        if "\n" not in source and (source.endswith((".yaml", ".yml", ".json")) or os.path.exists(source)):
+            if not os.path.exists(source):
+                raise InvalidInput("no such file", source=source)
+            return source, None
+        return None, source
+    if isinstance(source, (dict, list, tuple)):
+        objects = list(source) if isinstance(source, (list, tuple)) else [source]
+        return None, yaml.safe_dump_all(objects, sort_keys=False)
+    raise InvalidInput(f"cannot apply {type(source).__name__}: give a path, YAML text or objects", field="source")

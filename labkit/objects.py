@@ -6,7 +6,8 @@ Every backend and view asks here instead of deciding again, so they cannot drift
   Always`` is a sidecar (KEP-753);
 - :func:`normal_stop_exit`: which exit codes of a container the kubelet stopped are normal;
 - :data:`WAIT_CONDITIONS` and :func:`wait_state`: what waiting for ``Complete``, ``Ready``,
-  ``Deleted``, ... means, over the object as the API server returns it.
+  ``Deleted``, ... means, over the object as the API server returns it;
+- :func:`pod_spec_of`: where the pod spec sits in a Pod, Job or Deployment.
 
 (The names the API accepts are in :mod:`labkit.names`.)
 
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .errors import InvalidInput
 
 # -- containers ------------------------------------------------------------------------------
 
@@ -123,3 +126,18 @@ def wait_state(kind: str, condition: str, obj: Mapping[str, Any] | None) -> tupl
                 if condition == "Ready" else "")
         return False, f"the pod already finished (phase {phase}) without being {condition}{hint}"
     return False, None
+
+
+# -- the pod spec inside an object ----------------------------------------------------------
+def pod_spec_of(obj: dict) -> tuple[dict, str]:
+    """The pod spec inside a Pod, Job or Deployment, and its field path prefix.
+
+    >>> pod_spec_of({"kind": "Job", "spec": {"template": {"spec": {"containers": []}}}})
+    ({'containers': []}, 'spec.template.spec')
+    """
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return obj.get("spec") or {}, "spec"
+    if kind in ("Job", "Deployment"):
+        return ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}, "spec.template.spec"
+    raise InvalidInput(f"not a Pod, Job or Deployment: kind {kind!r}", field="kind")

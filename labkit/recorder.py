@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kubectl import format_time, parse_time
+from .printers import format_time, parse_time
 from .objects import condition_true, container_role
 from .trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from .errors import InvalidInput
 from .lab import BACKEND_CHOICES, resolve_backend
+from .versions import DEFAULT_K8S_VERSION
 
 KERNEL_NAME = "python3"
 # Parameters labkit run sets from its own flags (-p may not set them), and the flag for each.
@@ -224,7 +225,7 @@ def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
 
 
 # -- running -------------------------------------------------------------------------------
-def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str = "1.29",
+def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str = DEFAULT_K8S_VERSION,
                   parameters: dict[str, str] | None = None, out: str | Path = "build", keep_cluster: bool = False,
                   progress: bool | None = None, jobs: int = 1, kubeconfig: str | Path | None = None) -> RunReport:
     """Run notebooks in order on one backend; return the report (also written to OUT/index.html).

@@ -77,6 +77,25 @@ class Behaviour:
     probe_worker_keeps_sidecars: bool = True
     # lifecycle.stopSignal is kept by the API server and used by the kubelet (ContainerStopSignals).
     container_stop_signals: bool = False
+    # The field exists (1.33+) but the gate is off, so PrepareForCreate drops it
+    # (dropContainerStopSignals, pkg/api/pod/util.go).
+    container_stop_signals_dropped: bool = False
+    # ContainerRestartRules exists but is off (alpha in 1.34, on from 1.35; pkg/features/
+    # kube_features.go), so dropContainerRestartRules removes a regular container's
+    # restartPolicy, an init container's non-Always one and every restartPolicyRules.
+    container_restart_rules_dropped: bool = False
+    # The lifecycle hooks' sleep action (KEP-3960): PodLifecycleSleepAction is alpha (off) in
+    # 1.29, so dropDisabledPodFields drops it; beta (on) from 1.30 (kube_features.go).
+    sleep_action_dropped: bool = False
+    # sleep: {seconds: 0} is valid from 1.33, where PodLifecycleSleepActionAllowZero is beta (on);
+    # in 1.32 it is alpha (off) and validateSleepAction's message names the gate.
+    sleep_zero_allowed: bool = False
+    sleep_zero_gate_alpha: bool = False
+    # The Job controller counts status.terminating (JobPodReplacementPolicy, beta on from 1.29).
+    job_status_terminating: bool = False
+    # Aggregated discovery (KEP-3352) the API server answers: v2beta1 from 1.26, v2 from 1.30
+    # (kubernetes#122882); labkit serve negotiates it from the Accept header.
+    aggregated_discovery: tuple[str, ...] = ("v2beta1",)
     feature_gates: dict[str, bool] = field(default_factory=dict)
 
 
@@ -113,6 +132,12 @@ def gate_default(minor: int) -> bool | None:
 def gate_settable(minor: int) -> bool:
     """Whether ``SidecarContainers`` may appear in a component's ``--feature-gates`` at all."""
     return _gate_stage(minor) in ("alpha", "beta", "ga")
+
+
+def minor_in_span(minor: int, first: int | None, last: int | None) -> bool:
+    """Whether ``minor`` lies in ``first``..``last`` (inclusive; None leaves that end open), as
+    the per-minor field lists in ``sim/api_fields.json`` give the minors that have a field."""
+    return (first is None or first <= minor) and (last is None or minor <= last)
 
 
 def lab_feature_gates(version: str | KubeVersion) -> dict[str, bool]:
@@ -156,6 +181,7 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
     enabled = gates.get(SIDECAR_GATE, default) if stage != "removed" else True
     effective_gates = {SIDECAR_GATE: bool(enabled)} if gate_settable(minor) else {}
     effective_gates.update({name: value for name, value in gates.items() if name in OTHER_GATES})
+    stop_signals = minor >= OTHER_GATES["ContainerStopSignals"][0] and gates.get("ContainerStopSignals", OTHER_GATES["ContainerStopSignals"][1])
     return Behaviour(
         minor=minor,
         sidecar_gate=stage,
@@ -165,7 +191,14 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
         requeue_at_backoff_expiry=minor >= 35,
         job_success_criteria_met=minor >= 31,
         probe_worker_keeps_sidecars=minor >= 35,
-        container_stop_signals=minor >= 33 and gates.get("ContainerStopSignals", OTHER_GATES["ContainerStopSignals"][1]),
+        container_stop_signals=stop_signals,
+        container_stop_signals_dropped=minor >= OTHER_GATES["ContainerStopSignals"][0] and not stop_signals,
+        container_restart_rules_dropped=minor == 34,
+        sleep_action_dropped=minor == 29,
+        sleep_zero_allowed=minor >= 33,
+        sleep_zero_gate_alpha=minor == 32,
+        job_status_terminating=minor >= 29,
+        aggregated_discovery=("v2", "v2beta1") if minor >= 30 else ("v2beta1",),
         feature_gates=effective_gates,
     )
 

@@ -118,7 +118,7 @@ def recorded_delete_trace() -> Trace:
     """A real cluster's watch stream of the blog Deployment, deleted (tests/data/watch), through the recorder."""
     import json
 
-    from labkit.kubectl import parse_time
+    from labkit.printers import parse_time
     from labkit.recorder import TraceBuilder
 
     data = json.loads((Path(__file__).parent / "data" / "watch" / "deployment-delete-sigkill-1.29.json").read_text())

@@ -271,7 +271,7 @@ def test_a_trace_without_events_shows_its_summary_and_no_image():
 
 
 def test_pod_tables_render_like_kubectl_get_pods_in_html_and_text():
-    from labkit.kubectl import PodRow, PodTable
+    from labkit.printers import PodRow, PodTable
 
     table = PodTable([PodRow("sidecar-job-x7k2p", "0/2", "Completed", 0, 75),
                       PodRow("web-<1>", "1/2", "CrashLoopBackOff", 4, 300, last_restart_age=130)])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from labkit.errors import LabkitError
-from labkit.kubectl import describe_pods
+from labkit.printers import describe_pods
 from labkit.sim import SimLab
 from labkit.sim.lab import SIM_EPOCH
 

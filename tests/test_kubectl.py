@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from labkit.errors import BackendUnavailable, InvalidInput, ToolError
-from labkit.kubectl import (Kubectl, PodRow, PodTable, describe_pods, format_time, human_duration, manifest_input,
-                            parse_server_version, parse_time, pod_row, pod_status_text, run_tool)
+from labkit.kubectl import Kubectl, parse_server_version, run_tool
+from labkit.manifests import manifest_input
+from labkit.printers import (PodRow, PodTable, describe_pods, format_time, human_duration, parse_time, pod_row,
+                             pod_status_text)
 
 WATCH = Path(__file__).parent / "data" / "watch"
 

@@ -18,7 +18,7 @@ from labkit.cluster import ClusterLab
 from labkit.contract import DEFAULT_TIMEOUT_S, Lab
 from labkit.errors import InvalidInput, LabkitError
 from labkit.kind import KindLab
-from labkit.kubectl import PodTable
+from labkit.printers import PodTable
 from labkit.sim import SimLab
 from labkit.trace import Trace
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.kubectl import parse_time
+from labkit.printers import parse_time
 from labkit.recorder import Recorder, TraceBuilder, owner_of
 from labkit.trace import Trace
 

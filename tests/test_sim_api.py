@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from labkit.errors import InvalidInput
 from labkit.manifests import load_documents
 from labkit.names import dns1123_label_errors, label_value_errors
-from labkit.objects import container_roles
-from labkit.sim.api import admit, pod_spec_of, selector_matches
+from labkit.objects import container_roles, pod_spec_of
+from labkit.sim.api import admit
+from labkit.sim.validation import selector_matches
 from labkit.versions import behaviour
 
 ROOT = Path(__file__).parent.parent
@@ -735,9 +736,14 @@ def test_docstring_examples_hold():
     import doctest
 
     import labkit.manifests
+    import labkit.objects
     import labkit.sim.api
+    import labkit.sim.decoding
+    import labkit.sim.defaults
+    import labkit.sim.validation
 
-    for module in (labkit.sim.api, labkit.manifests):
+    for module in (labkit.sim.api, labkit.sim.decoding, labkit.sim.defaults, labkit.sim.validation, labkit.objects,
+                   labkit.manifests):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

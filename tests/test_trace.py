@@ -333,14 +333,14 @@ def test_the_simulator_watches_until_the_virtual_time_it_reached():
 
 
 def _recording(name: str) -> list[tuple[float, dict]]:
-    from labkit.kubectl import parse_time
+    from labkit.printers import parse_time
 
     data = json.loads((Path(__file__).parent / "data" / "watch" / name).read_text())
     return [(parse_time(item["arrival"]), item["event"]) for item in data["stream"]]
 
 
 def test_a_recording_is_watched_until_its_last_arrival_or_the_recorders_clock():
-    from labkit.kubectl import parse_time
+    from labkit.printers import parse_time
     from labkit.recorder import TraceBuilder
 
     stream = _recording("job-sidecar-1.29.json")
@@ -363,7 +363,7 @@ def test_the_recorder_marks_the_builder_live_while_it_watches(monkeypatch):
     import kubernetes
     import kubernetes.watch
 
-    from labkit.kubectl import parse_time
+    from labkit.printers import parse_time
     from labkit.recorder import Recorder, TraceBuilder
 
     class Quiet:  # a Watch with nothing to report

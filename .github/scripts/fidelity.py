@@ -175,7 +175,7 @@ def run_on_cluster(scenario: dict, *, kubeconfig: str, context: str | None, vers
                    observe_s: float) -> tuple[Trace, list[dict]]:
     """Apply the scenario's pod, do its action, record until the pod is done; the trace and the raw stream."""
     from labkit.cluster import ClusterLab
-    from labkit.kubectl import format_time
+    from labkit.printers import format_time
 
     stream: list[dict] = []
 

@@ -230,7 +230,7 @@ def main(args) -> int:
     """``labkit serve``: serve until Ctrl-C or SIGTERM."""
     import logging
 
-    from ..sim.run import parse_gate
+    from ..sim.cli import parse_gate
 
     gates = dict(parse_gate(text) for text in args.feature_gates)
     if args.pace <= 0:

@@ -182,7 +182,7 @@ class Api:
         """The aggregated discovery version to answer with: the first the Accept header lists that
         this version serves (v2beta1 from 1.26, v2 from 1.30: kubernetes#122882), else None (the
         legacy lists), as the apiserver's negotiation does (KEP-3352, "Version Skew Strategy")."""
-        served = ("v2", "v2beta1") if self.world.version.minor >= 30 else ("v2beta1",)
+        served = self.world.behaviour.aggregated_discovery
         for media in request.headers.get("Accept", "").split(","):
             params = dict(part.strip().partition("=")[::2] for part in media.split(";")[1:])
             if params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io" \
@@ -596,7 +596,7 @@ def _check_meta(resource: Resource, meta: dict, namespace: str) -> None:
             bad = bad[0]
             raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {_json_type(bad)} into Go struct "
                            f"field ObjectMeta.metadata.{key} of type string")
-    from ..sim.api import object_meta_errors
+    from ..sim.validation import object_meta_errors
 
     errors = object_meta_errors({**meta, "namespace": namespace} if resource.namespaced else meta,
                                 cluster_scoped_label=resource.name == "namespaces")

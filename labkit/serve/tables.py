@@ -1,6 +1,6 @@
 """Table responses (``meta.k8s.io/v1`` Table): the columns and cells of kubectl's printers
 (``pkg/printers/internalversion/printers.go``), so ``kubectl get`` prints what it prints
-against a cluster. A pod's row is :func:`labkit.kubectl.pod_row`, the one home of kubectl's
+against a cluster. A pod's row is :func:`labkit.printers.pod_row`, the one home of kubectl's
 pod STATUS rules."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..kubectl import human_duration, parse_time, pod_row
+from ..printers import human_duration, parse_time, pod_row
 
 
 def _col(name: str, kind: str = "string", priority: int = 0, fmt: str = "", description: str = "") -> dict:

@@ -186,7 +186,7 @@ class World:
         """The simulator's own trace of one namespace (also after the namespace was deleted), placed
         on the wall clock: ``origin`` is the wall time of its t = 0 and ``t`` counts simulated
         seconds (wall = origin + t / pace), as a trace recorded from this server does."""
-        from ..kubectl import format_time
+        from ..printers import format_time
 
         for ns in [self.namespaces.get(namespace), *reversed(self.retired)]:
             if ns is not None and ns.name == namespace:
@@ -363,7 +363,7 @@ class World:
         if active:
             status["active"] = len(active)
         status["ready"] = sum(1 for p in active if p.ready)
-        if self.version.minor >= 29:   # JobPodReplacementPolicy (beta in 1.29) adds status.terminating
+        if self.behaviour.job_status_terminating:   # JobPodReplacementPolicy (beta in 1.29) adds status.terminating
             status["terminating"] = sum(1 for p in w.pods if p.deletion_requested_at is not None and not p.deleted
                                         and p.phase not in ("Succeeded", "Failed"))
         succeeded = sum(1 for p in pods if p.phase == "Succeeded")
@@ -382,12 +382,12 @@ class World:
             if not done:
                 continue
             when = ns.ts(ns.times.get((w.ref, record), ns.cluster.env.now))
-            if self.version.minor >= 31:   # delayTerminalCondition (kubernetes#125510)
+            if self.behaviour.job_success_criteria_met:   # delayTerminalCondition (kubernetes#125510)
                 conditions.append({"type": pre, "status": "True", "reason": reason, "message": message,
                                    "lastProbeTime": when, "lastTransitionTime": when})
-            conditions.append({"type": kind, "status": "True", "reason": reason if self.version.minor >= 31 or
-                               kind == "Failed" else None, "message": message if self.version.minor >= 31 or
-                               kind == "Failed" else None, "lastProbeTime": when, "lastTransitionTime": when})
+            detailed = self.behaviour.job_success_criteria_met or kind == "Failed"
+            conditions.append({"type": kind, "status": "True", "reason": reason if detailed else None,
+                               "message": message if detailed else None, "lastProbeTime": when, "lastTransitionTime": when})
             if kind == "Complete":
                 status["completionTime"] = when
         for cond in conditions:

@@ -7,7 +7,8 @@ native sidecars, with the Job and Deployment controllers around it.
 It is a model and says so: every trace carries ``"generator": "labkit simulator — a model
 of the kubelet, not a cluster"``. Semantics and the sources behind them are in the
 modules: ``kubelet`` (pod worker, probes, termination), ``process`` (what a container's
-program does), ``cluster`` (API objects, controllers, the trace), ``timing`` (every
+program does, as the kubelet sees it; made by ``infer`` from the spec, ``shell`` for scripts
+and ``behaviour`` for the scenario's block), ``cluster`` (API objects, controllers, the trace), ``timing`` (every
 latency and constant in one table), ``api`` (the simulated API server).
 """
 

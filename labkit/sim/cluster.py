@@ -2,7 +2,7 @@
 
 :class:`Cluster` owns the SimPy environment and everything in it. ``apply`` admits an
 object through the simulated API server (``labkit.sim.api``), works out what each
-container's process does (``labkit.sim.process``), and hands pods to the node's kubelet
+container's process does (``labkit.sim.infer``), and hands pods to the node's kubelet
 (``labkit.sim.kubelet``). Controllers react to pod changes one watch hop later, the way
 the real ones do, and every change is recorded as a trace event. Names look like real
 ones: ReplicaSets are ``<deployment>-<template hash>`` and pods get five random characters
@@ -22,13 +22,17 @@ from typing import Any
 import simpy
 
 from ..errors import InvalidInput
+from ..objects import pod_spec_of
 from ..refs import KIND_PLURALS
 from ..trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
-from ..versions import KubeVersion, behaviour as version_behaviour
+from ..versions import DEFAULT_K8S_VERSION, KubeVersion, behaviour as version_behaviour
 from . import timing
-from .api import admit, pod_spec_of, selector_matches
+from .api import admit
+from .behaviour import BEHAVIOUR_ANNOTATION, parse_behaviour_annotation, validate_behaviour
+from .infer import build
 from .kubelet import TERMINAL, Kubelet, SimPod, spec_hash
-from .process import BEHAVIOUR_ANNOTATION, ProcessModel, build, parse_behaviour_annotation, validate_behaviour
+from .process import ProcessModel
+from .validation import selector_matches
 
 GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
 # k8s.io/apimachinery/pkg/util/rand: no vowels, no confusable characters.
@@ -123,7 +127,7 @@ class Workload:
 class Cluster:
     """One simulated cluster of Kubernetes ``k8s_version`` with ``feature_gates``."""
 
-    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, seed: int = 0):
+    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0):
         self.version = KubeVersion.parse(k8s_version)
         self.behaviour = version_behaviour(self.version, feature_gates)
         self.seed = seed

@@ -24,16 +24,16 @@ from typing import Any
 
 from ..contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
 from ..errors import InvalidInput, LabkitError, WaitTimeout
-from ..kubectl import PodTable, describe_pods, format_time, manifest_input, pod_row
-from ..manifests import load_documents
+from ..manifests import load_documents, manifest_input
 from ..objects import wait_state
+from ..printers import PodTable, describe_pods, format_time, pod_row
 from ..refs import KIND_PLURALS, Ref, check_condition, parse_ref, show_command, wait_args
 from ..trace import Trace
-from ..versions import lab_feature_gates
+from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
 from . import timing
+from .behaviour import BEHAVIOUR_ANNOTATION
 from .cluster import Cluster, Workload, gc_paused
 from .kubelet import SimPod
-from .process import BEHAVIOUR_ANNOTATION
 
 # Pod JSON needs RFC 3339 timestamps (kubectl's rows compute AGE from them). The simulator has
 # no date, so they count from the Unix epoch at the trace's t = 0: "1970-01-01T00:00:10.050Z"
@@ -54,7 +54,7 @@ class SimLab:
 
     backend = "sim"
 
-    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, seed: int = 0,
+    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0,
                  pace: float | None = None, quiet: bool = False, **ignored_options: Any):
         if pace is not None and (not isinstance(pace, (int, float)) or pace <= 0):
             raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")

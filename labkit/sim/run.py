@@ -1,5 +1,5 @@
-"""Run manifests and scenario files through the simulator in one go: ``simulate`` and the
-``labkit sim run`` command's output.
+"""Run manifests and scenario files through the simulator in one go: ``simulate``
+(``labkit sim run`` is :mod:`labkit.sim.cli`).
 
 A scenario file (the format of docs/scenarios.md) is applied as
 its ``pod`` with its ``behaviour`` block, and its ``action`` is performed on virtual time:
@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import InvalidInput
 from ..manifests import Document, load_documents, source_names
 from ..trace import Trace
-from ..versions import SIDECAR_GATE, KubeVersion, gate_default, lab_feature_gates
-from .cluster import GENERATOR, Cluster, gc_paused
+from ..versions import lab_feature_gates
+from .cluster import Cluster, gc_paused
 
 UNSUPPORTED_ACTIONS = ("node_reboot", "kubelet_restart")
 
@@ -154,139 +154,3 @@ def run_until(cluster: Cluster, until_seconds: float, finished) -> None:
                     env.run(until=end)
                 return
             env.step()
-
-
-# -- the CLI's text output ------------------------------------------------------------------------
-def describe_run(trace: Trace) -> str:
-    """The first line: version, gates (and on 1.28 where the gate's value comes from), seed."""
-    gates = ", ".join(f"{k}={str(v).lower()}" for k, v in trace.feature_gates.items()) or "none"
-    minor = KubeVersion.parse(trace.kubernetes_version)
-    if gate_default(minor.minor) is False and SIDECAR_GATE in trace.feature_gates:
-        lab = lab_feature_gates(minor)[SIDECAR_GATE]
-        name = f"{SIDECAR_GATE}={str(not lab).lower()}"
-        if trace.feature_gates[SIDECAR_GATE] == lab:
-            gates += f", as the blog's kind config sets it; --feature-gate {name} for {minor.minor_str}'s default"
-        else:
-            gates += f", {minor.minor_str}'s default; the blog's kind config sets {SIDECAR_GATE}={str(lab).lower()}"
-    return (f"Simulation of Kubernetes {trace.kubernetes_version} (feature gates: {gates}), seed "
-            f"{trace.extra.get('seed', 0)}: {GENERATOR}.")
-
-
-def seconds_text(t: float) -> str:
-    """``t=10.05 s``, ``t=299.9 s``: the table's precision without trailing zeros."""
-    return f"t={f'{t:.2f}'.rstrip('0').rstrip('.')} s"
-
-
-def _named(kind: str, names: list[str], most: int = 3) -> str:
-    shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
-    return f"{kind}{'s' if len(names) > 1 else ''} {shown}"
-
-
-def closing_line(trace: Trace, until_seconds: float | None = None) -> str:
-    """Where observation stopped and what was unfinished then (Jobs not complete, pods not done)."""
-    ended = {e.object for e in trace.select({"JobComplete", "JobFailed"})}
-    jobs: dict[str, bool] = {}                    # Job -> has a pod that was not deleted
-    pods_by_phase: dict[str, list[str]] = {}
-    for pod in trace.pods:
-        final = pod.final
-        if pod.owner and pod.owner.get("kind") == "Job":
-            jobs[pod.owner["name"]] = jobs.get(pod.owner["name"], False) or not (final and final.deleted)
-        if final is not None and not final.deleted and final.phase not in ("Succeeded", "Failed"):
-            pods_by_phase.setdefault(final.phase, []).append(pod.name)
-    unfinished = [f"job/{name} not complete" for name, alive in jobs.items() if alive and f"job/{name}" not in ended]
-    unfinished += [f"{_named('pod', names)} still {phase}" for phase, names in pods_by_phase.items()]
-    limit = f" (--until-seconds {until_seconds:g})" if until_seconds is not None else " (the time limit)"
-    if unfinished:
-        return f"Stopped at {seconds_text(trace.duration)}{limit}: {'; '.join(unfinished)}."
-    last = trace.events[-1].t if trace.events else 0.0
-    if trace.duration - last >= 0.05:           # kept watching, e.g. for a --delete-after still to come
-        return f"Everything finished at {seconds_text(last)}; stopped watching at {seconds_text(trace.duration)}{limit}."
-    return f"Everything finished at {seconds_text(last)}."
-
-
-def format_timeline(trace: Trace, until_seconds: float | None = None) -> str:
-    """The run as a table: t, pod, container, event, details; then each pod's final status and
-    one line saying where the run stopped (``until_seconds``: the limit it was given)."""
-    lines = [describe_run(trace)]
-    for warning in trace.extra.get("warnings") or []:
-        lines.append(f"Warning: {warning}")
-    for note in trace.extra.get("notes") or []:
-        lines.append(f"Process: {note}")
-    rows = []
-    for e in trace.events:
-        details = []
-        for key in ("phase", "exit_code", "attempt", "grace_period_seconds", "reason"):
-            value = getattr(e, key)
-            if value is not None and not (key == "attempt" and e.type == "Restarted"):
-                details.append(f"{key}={value}")
-        kind = e.type
-        if e.type == "SIGTERM":       # the trace's name for "the stop signal was sent"
-            kind = "stop signal"
-            details.append(f"signal={e.extra.get('signal') or 'SIGTERM'}")
-        rows.append((f"{e.t:.2f}", e.pod or e.object or "-", e.container or "-", kind, " ".join(details)))
-    headers = ("t", "pod", "container", "event", "details")
-    widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(4)]
-    lines.append("")
-    lines.append(f"{headers[0]:>{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:<{widths[2]}}  "
-                 f"{headers[3]:<{widths[3]}}  {headers[4]}")
-    for r in rows:
-        lines.append(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:<{widths[3]}}  {r[4]}".rstrip())
-    lines.append("")
-    lines.append("Final pod status:")
-    for pod in trace.pods:
-        final = pod.final
-        if final is None:
-            continue
-        lines.append(f"  {pod.name}: {final.phase}{' (deleted)' if final.deleted else ''}")
-        for info in pod.containers:
-            c = final.containers.get(info.name)
-            if c is None:
-                continue
-            state = c.state
-            if c.exit_code is not None:
-                state += f" exit {c.exit_code}"
-            if c.reason:
-                state += f" ({c.reason})"
-            lines.append(f"    {info.name:<20} {info.role:<8} {state}, restarts {c.restart_count}")
-    lines.append("")
-    lines.append(closing_line(trace, until_seconds))
-    return "\n".join(lines)
-
-
-def parse_gate(text: str) -> tuple[str, bool]:
-    """``SidecarContainers=true`` -> ("SidecarContainers", True)."""
-    name, sep, value = text.partition("=")
-    if not sep or value.strip().lower() not in ("true", "false") or not name.strip():
-        raise InvalidInput(f"expected NAME=true or NAME=false, got {text!r}", field="--feature-gate")
-    return name.strip(), value.strip().lower() == "true"
-
-
-# simulate()'s parameters and the flags that set them, so that a bad value is reported by its flag.
-FLAGS = {"k8s_version": "--k8s-version", "feature_gates": "--feature-gate", "delete_after": "--delete-after",
-         "until_seconds": "--until-seconds"}
-
-
-def cli_main(args) -> int:
-    """``labkit sim run``: simulate, then print the timeline (or the JSON trace) and plot."""
-    gates: dict[str, bool] = {}
-    for text in args.feature_gates:
-        name, value = parse_gate(text)
-        gates[name] = value
-    try:
-        trace = simulate(args.files, k8s_version=args.k8s_version, feature_gates=gates or None,
-                         delete_after=args.delete_after, until_seconds=args.until_seconds, seed=args.seed)
-    except InvalidInput as exc:
-        if exc.source is None and exc.field in FLAGS:
-            raise InvalidInput(exc.message, field=FLAGS[exc.field]) from None
-        raise
-    if args.json:
-        print(trace.to_json())
-    else:
-        print(format_timeline(trace, args.until_seconds))
-    if args.plot:
-        from ..plot import plot_trace, save_figure
-
-        path = save_figure(plot_trace(trace), args.plot)
-        if not args.json:
-            print(f"\nTimeline drawn to {path}")
-    return 0

@@ -11,7 +11,7 @@ import pytest
 
 from labkit.cli import main
 from labkit.sim import simulate
-from labkit.sim.run import closing_line
+from labkit.sim.cli import closing_line
 from labkit.trace import ContainerInfo, Event, Pod, PodFinal, Trace
 
 ROOT = Path(__file__).parents[2]

@@ -10,7 +10,7 @@ import pytest
 from labkit.sim import SimLab, simulate
 import expected_timing as T  # written out, not read from labkit.sim.timing
 from labkit.sim.cluster import _fnv32a, template_hash
-from labkit.sim.process import BEHAVIOUR_ANNOTATION
+from labkit.sim.behaviour import BEHAVIOUR_ANNOTATION
 
 
 def job(name="work", *, app=None, sidecar=None, restart="Never", **spec) -> dict:

@@ -13,8 +13,10 @@ import pytest
 from labkit.errors import InvalidInput
 from labkit.sim import SimLab, images, simulate
 from labkit.sim import timing as T
-from labkit.sim.process import BEHAVIOUR_ANNOTATION, infer, read_script
-from labkit.sim.run import format_timeline
+from labkit.sim.behaviour import BEHAVIOUR_ANNOTATION
+from labkit.sim.infer import infer
+from labkit.sim.shell import read_script
+from labkit.sim.cli import format_timeline
 from labkit.versions import behaviour
 
 PROMPT = T.SERVER_SHUTDOWN_S  # an idle server's quick shutdown

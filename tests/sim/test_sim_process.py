@@ -8,7 +8,9 @@ import pytest
 
 from labkit.errors import InvalidInput
 from labkit.sim import SimLab
-from labkit.sim.process import BEHAVIOUR_ANNOTATION, build, image_name, infer, read_script, validate_behaviour
+from labkit.sim.behaviour import BEHAVIOUR_ANNOTATION, validate_behaviour
+from labkit.sim.infer import build, image_name, infer
+from labkit.sim.shell import read_script
 
 
 def model(command=None, args=None, image="busybox:1.36", **extra):
