@@ -278,9 +278,16 @@ def took(trace: Trace, from_event: str, to_event: str, approx: float, tolerance:
 
     def check(view: _View) -> tuple[float, str]:
         seconds, first, second = _gap(view, start, end)
-        if abs(seconds - approx) > tolerance:
-            raise CheckFailed(f"it took {_s(seconds)}: {start} at {_s(first.t)}, {end} at {_s(second.t)}")
-        return seconds, f"{start} → {end} took {_s(seconds)} (expected {expected})"
+        # Rounded times (resolution_s r: the instant lies in [t, t + r)) allow any duration between
+        # these two bounds; the check fails only when none of them is within the tolerance.
+        shortest, longest = second.t - first.t - _resolution(first), second.t - first.t + _resolution(second)
+        if longest < approx - tolerance or shortest > approx + tolerance:
+            raise CheckFailed(f"it took {_s(seconds)}: {start} at {_s(first.t)}, {end} at {_s(second.t)}"
+                              + (f" (allowing for their rounded times: {_s(max(shortest, 0.0))} to {_s(longest)})"
+                                 if shortest != longest else ""))
+        note = (f"; the times are rounded, so it took {_s(max(shortest, 0.0))} to {_s(longest)}"
+                if abs(seconds - approx) > tolerance else "")
+        return seconds, f"{start} → {end} took {_s(seconds)} (expected {expected}{note})"
 
     needs = tuple(dict.fromkeys(c for c in (start.container, end.container) if c))
     return _each(trace, pod, needs, f"{start} → {end} to take {expected}", check)

@@ -328,6 +328,28 @@ def test_took(delete_129):
                        "'DeleteRequested' at 20 s, 'Deleted' at 50.6 s (pod sidecar-deploy-6d9c7b8f5-2mzrt)")
 
 
+def test_took_allows_for_rounded_times():
+    """A status time r s coarse (resolution_s r) means an instant in [t, t + r): the duration may be
+    anywhere between the two bounds, and the check fails only when none is within the tolerance."""
+    def trace(resolution: float | None) -> Trace:
+        t = Trace("cluster", "1.29.0")
+        t.add_pod(Pod("p", containers=[ContainerInfo("app", "app")]))
+        extra = {"source": "status", "resolution_s": resolution} if resolution else {}
+        t.add(Event(0.0, "Started", pod="p", container="app", attempt=0))
+        t.add(Event(10.0, "SIGTERM", pod="p", container="app", source="event", **({"resolution_s": resolution}
+                                                                                    if resolution else {})))
+        t.add(Event(20.0, "Exited", pod="p", container="app", exit_code=0, **extra))
+        return t
+
+    coarse = checks.took(trace(10.0), "app SIGTERM", "app Exited", 0.5, 1.5)
+    assert coarse.value == 10.0
+    assert str(coarse).endswith("took 10 s (expected 0.5 s ± 1.5 s; the times are rounded, so it took 0 s to 20 s)")
+    message = fails(checks.took, trace(None), "app SIGTERM", "app Exited", 0.5, tolerance=1.5)
+    assert message.endswith("but it took 10 s: 'app SIGTERM' at 10 s, 'app Exited' at 20 s (pod p)")
+    message = fails(checks.took, trace(1.0), "app SIGTERM", "app Exited", 0.5, tolerance=1.5)
+    assert message.endswith("(pod p)") and "(allowing for their rounded times: 9 s to 11 s)" in message
+
+
 # -- which pods ------------------------------------------------------------------------------------
 
 
