@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..sim.cluster import Cluster, Workload, gc_paused
-from ..sim.kubelet import SimPod
+from ..sim.pods import SimPod
 from ..sim.lab import pod_json
 from .store import Store
 

@@ -30,7 +30,8 @@ from . import timing
 from .api import admit
 from .behaviour import BEHAVIOUR_ANNOTATION, parse_behaviour_annotation, validate_behaviour
 from .infer import build
-from .kubelet import TERMINAL, Kubelet, SimPod, spec_hash
+from .kubelet import Kubelet
+from .pods import TERMINAL, SimPod, spec_hash
 from .process import ProcessModel
 from .validation import selector_matches
 

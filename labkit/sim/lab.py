@@ -33,7 +33,7 @@ from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
 from . import timing
 from .behaviour import BEHAVIOUR_ANNOTATION
 from .cluster import Cluster, Workload, gc_paused
-from .kubelet import SimPod
+from .pods import SimPod
 
 # Pod JSON needs RFC 3339 timestamps (kubectl's rows compute AGE from them). The simulator has
 # no date, so they count from the Unix epoch at the trace's t = 0: "1970-01-01T00:00:10.050Z"
