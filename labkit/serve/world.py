@@ -10,6 +10,10 @@ the controllers write, and the kubelet's and controllers' Events.
 
 Times are wall-clock dates at whole seconds, as the API server serialises ``metav1.Time``
 (RFC 3339, ``time.RFC3339`` in ``apimachinery/pkg/apis/meta/v1/time.go``).
+
+It is long (~770 lines) because it is one translation, object kind by object kind, from the
+simulator's state to API objects and Events; the parts share the namespace's clock, uids and
+resource versions, and split apart they would pass them all around.
 """
 
 from __future__ import annotations
