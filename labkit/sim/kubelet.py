@@ -63,7 +63,7 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         self.behaviour = behaviour
         self.rng = rng
         self.emit = emit
-        self.on_change = on_change       # (pod, what): "phase", "ready", "deleted", "restart"
+        self.on_change = on_change       # (pod, what): "phase", "ready", "deleted", "restart", "status"
         # Phase of the PLEG relist ticks within the second, from the seed.
         self.relist_phase = round(rng.uniform(0.0, timing.RELIST_PERIOD_S), 2)
 

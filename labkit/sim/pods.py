@@ -48,7 +48,7 @@ class Container:
     """A declared container and its runtime state on the node."""
 
     __slots__ = ("name", "role", "spec", "model", "probes", "image", "hash", "inst", "starts", "last_exit",
-                 "backoff", "waiting_reason", "st_inst", "st_state", "st_started", "st_ready", "st_event",
+                 "backoff", "waiting_reason", "st_inst", "st_state", "st_last", "st_started", "st_ready", "st_event",
                  "ready_trigger")
 
     def __init__(self, name: str, role: str, spec: dict, model: ProcessModel, hash_: str, env: simpy.Environment):
@@ -68,6 +68,7 @@ class Container:
         # What the status manager shows (probe workers read this, like doProbe does).
         self.st_inst: Instance | None = None
         self.st_state = "waiting"
+        self.st_last: Instance | None = None      # the run before st_inst, as last reported (lastState)
         self.st_started = False
         self.st_ready = False
         self.st_event = env.event()

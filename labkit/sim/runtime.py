@@ -233,6 +233,8 @@ class RuntimeManager:
             if c.probes:
                 self._fire(c)
         yield from self._kill_pod(pod, override)
+        for c in pod.containers:     # the status written once every container has stopped
+            self._snapshot(c)
         phase = self._get_phase(pod, terminal=True)
         if phase not in TERMINAL:
             phase = "Failed"     # status manager TerminatePod: a terminal pod is at least Failed

@@ -17,16 +17,12 @@ class StatusManager:
     # -- status ------------------------------------------------------------------------------------------
     def _generate_status(self, pod: SimPod) -> None:
         """generateAPIPodStatus + probeManager.UpdatePodStatus, at the start of a sync."""
+        reported = False
         for c in pod.containers:
             inst = c.inst
-            state = "waiting" if inst is None else "running" if inst.end is None else "terminated"
-            if state == "terminated" and c.waiting_reason == "CrashLoopBackOff":
-                state = "waiting"
-            if inst is not c.st_inst or state != c.st_state:
-                c.st_inst, c.st_state = inst, state
-                changed = True
-            else:
-                changed = False
+            changed = self._snapshot(c)
+            reported |= changed
+            state = c.st_state
             started = state == "running" and ("startup" not in c.probes or inst.startup == "success")
             if started != c.st_started:
                 c.st_started = started
@@ -43,8 +39,25 @@ class StatusManager:
             self._set_ready(pod, c, ready)
             if changed and c.probes:
                 self._fire(c)
+        if reported:
+            self.on_change(pod, "status")
         self._publish_phase(pod, self._get_phase(pod, terminal=False))
         self._set_conditions(pod)
+
+    @staticmethod
+    def _snapshot(c: Container) -> bool:
+        """Take the container's state as the runtime reports it now (GetPodStatus): what the pod's
+        status shows until the next snapshot. Returns whether it changed."""
+        inst = c.inst
+        state = "waiting" if inst is None else "running" if inst.end is None else "terminated"
+        if state == "terminated" and c.waiting_reason == "CrashLoopBackOff":
+            state = "waiting"
+        if inst is c.st_inst and state == c.st_state:
+            return False
+        if inst is not c.st_inst and c.st_inst is not None:
+            c.st_last = c.st_inst            # a new run replaced it: the old one has ended
+        c.st_inst, c.st_state = inst, state
+        return True
 
     def _set_ready(self, pod: SimPod, c: Container, ready: bool) -> None:
         if ready == c.st_ready:
