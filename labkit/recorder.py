@@ -28,6 +28,10 @@ What is inferred, and why:
   also give ``LivenessProbeFailed``/``StartupProbeFailed``.
 - ``Unhealthy`` Events (one per failed probe run, not the failure threshold) become
   ``StartupProbeRun``/``ReadinessProbeRun``/``LivenessProbeRun`` with reason ``Unhealthy``.
+
+It is long (~660 lines): :class:`TraceBuilder` holds every rule for turning API JSON into trace
+events (above) and is pure, tested on recorded and hand-written streams; :class:`Recorder` is
+the few watch threads that feed it. The rules read as one list, so they stay in one module.
 """
 
 from __future__ import annotations

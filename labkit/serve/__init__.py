@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, LabkitError
+from ..versions import DEFAULT_K8S_VERSION
 
 SIM_SUFFIX = "-labkit-sim"
 CONTEXT = "labkit-sim"
@@ -87,7 +88,7 @@ def require_extra() -> None:
 class Server:
     """One served simulator: its loop, its world, its URL and kubeconfig."""
 
-    def __init__(self, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
+    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
                  pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
                  seed: int = 0, token: str | None = None, history: int | None = None):
         from ..versions import lab_feature_gates
@@ -191,7 +192,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None, *, port: int = 0,
+def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
           pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0,
           history: int | None = None) -> Iterator[Server]:
     """Run a served simulator in a background thread; stopped (nothing left listening) on exit."""

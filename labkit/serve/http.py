@@ -7,6 +7,11 @@ locks. Paths, verbs, bodies and errors follow the API conventions
 ``reason`` and ``code``; lists carry a ``resourceVersion``; watches stream one JSON event per
 line; ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1`` gets a Table (the columns of
 kubectl's printers, ``pkg/printers/internalversion/printers.go``).
+
+It is long (~750 lines) because it is the one place requests become store operations: routing,
+the verbs, selectors and the watch protocol read best side by side, as in the apiserver's
+``handlers`` package. What is not request handling lives beside it (``resources``, ``patch``,
+``tables``, ``logs``, ``openapi``, ``world``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ the controllers write, and the kubelet's and controllers' Events.
 
 Times are wall-clock dates at whole seconds, as the API server serialises ``metav1.Time``
 (RFC 3339, ``time.RFC3339`` in ``apimachinery/pkg/apis/meta/v1/time.go``).
+
+It is long (~770 lines) because it is one translation, object kind by object kind, from the
+simulator's state to API objects and Events; the parts share the namespace's clock, uids and
+resource versions, and split apart they would pass them all around.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..sim.cluster import Cluster, Workload, gc_paused
-from ..sim.kubelet import SimPod
+from ..sim.pods import SimPod
 from ..sim.lab import pod_json
+from ..versions import DEFAULT_K8S_VERSION
 from .store import Store
 
 NODE = "labkit-sim-node"          # the one node; the name says what it is
@@ -102,7 +107,7 @@ class Namespace:
 class World:
     """Namespaces of simulated clusters kept in step with the wall clock, written into a store."""
 
-    def __init__(self, store: Store, k8s_version: str = "1.29", feature_gates: dict[str, bool] | None = None,
+    def __init__(self, store: Store, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None,
                  pace: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time):
         if not isinstance(pace, (int, float)) or pace <= 0:
             raise InvalidInput(f"pace must be a positive number of simulated seconds per second, got {pace!r}",
@@ -230,7 +235,8 @@ class World:
         cluster = ns.cluster
         records = cluster.records[ns.seen:]
         ns.seen = len(cluster.records)
-        dirty: dict[str, None] = {}
+        dirty: dict[str, None] = dict(cluster.status_changed)
+        cluster.status_changed.clear()
         for t, etype, pod, container, fields in records:
             if pod is not None:
                 dirty[pod] = None

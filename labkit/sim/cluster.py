@@ -30,7 +30,8 @@ from . import timing
 from .api import admit
 from .behaviour import BEHAVIOUR_ANNOTATION, parse_behaviour_annotation, validate_behaviour
 from .infer import build
-from .kubelet import TERMINAL, Kubelet, SimPod, spec_hash
+from .kubelet import Kubelet
+from .pods import TERMINAL, SimPod, spec_hash
 from .process import ProcessModel
 from .validation import selector_matches
 
@@ -145,6 +146,7 @@ class Cluster:
         self.changes = 0               # bumped on every recorded event (cheap "did anything happen")
         self.open_pods = 0             # pods neither finished nor deleted
         self.open_workloads = 0        # Jobs not finished, Deployments not deleted
+        self.status_changed: dict[str, None] = {}   # pods whose reported container states changed
 
     # -- recording ------------------------------------------------------------------------
     def _record(self, etype: str, pod: str | None, container: str | None, fields: dict) -> None:
@@ -325,6 +327,9 @@ class Cluster:
             self.open_pods += -1 if settled else 1
 
     def _pod_changed(self, pod: SimPod, what: str) -> None:
+        if what == "status":     # a new status snapshot: only the served API shows it (labkit.serve)
+            self.status_changed[pod.name] = None
+            return
         self._settle(pod)
         owner = self._owner_workload(pod)
         if owner is not None:

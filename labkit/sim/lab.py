@@ -33,7 +33,7 @@ from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
 from . import timing
 from .behaviour import BEHAVIOUR_ANNOTATION
 from .cluster import Cluster, Workload, gc_paused
-from .kubelet import SimPod
+from .pods import SimPod
 
 # Pod JSON needs RFC 3339 timestamps (kubectl's rows compute AGE from them). The simulator has
 # no date, so they count from the Unix epoch at the trace's t = 0: "1970-01-01T00:00:10.050Z"
@@ -476,29 +476,31 @@ def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[f
     def stamp(t: float | None) -> str | None:
         return None if t is None else ts(t)
 
+    def terminated(run) -> dict:
+        return {"exitCode": run.exit_code, "reason": "Completed" if run.exit_code == 0 else "Error",
+                "startedAt": stamp(run.start), "finishedAt": stamp(run.end)}
+
     statuses = {"initContainerStatuses": [], "containerStatuses": []}
     for c in pod.containers:
-        inst = c.inst
-        status: dict[str, Any] = {"name": c.name, "image": c.image, "restartCount": max(0, c.starts - 1),
+        # The container as the kubelet last reported it (its status snapshot), so the states,
+        # the phase and the conditions of one object belong to the same moment, as in
+        # generateAPIPodStatus; the live process may already be further on.
+        inst, state = c.st_inst, c.st_state
+        status: dict[str, Any] = {"name": c.name, "image": c.image,
+                                  "restartCount": inst.attempt if inst is not None else 0,
                                   "ready": c.st_ready, "started": c.st_started}
         if inst is None:
             reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
             status["state"] = {"waiting": {"reason": reason}}
-        elif inst.end is None:
+        elif state == "running":
             status["state"] = {"running": {"startedAt": stamp(inst.start)}}
+        elif state == "waiting" and not pod.terminated:   # exited, waiting out its back-off
+            status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+            status["lastState"] = {"terminated": terminated(inst)}
         else:
-            term = {"exitCode": inst.exit_code, "reason": "Completed" if inst.exit_code == 0 else "Error",
-                    "startedAt": stamp(inst.start), "finishedAt": stamp(inst.end)}
-            if c.waiting_reason == "CrashLoopBackOff" and not pod.terminated:
-                status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
-                status["lastState"] = {"terminated": term}
-            else:
-                status["state"] = {"terminated": term}
-        last = c.last_exit
-        if inst is not None and inst.end is None and last is not None:
-            status["lastState"] = {"terminated": {
-                "exitCode": last.exit_code, "reason": "Completed" if last.exit_code == 0 else "Error",
-                "startedAt": stamp(last.start), "finishedAt": stamp(last.end)}}
+            status["state"] = {"terminated": terminated(inst)}
+        if state == "running" and c.st_last is not None:
+            status["lastState"] = {"terminated": terminated(c.st_last)}
         key = "containerStatuses" if c.role == "app" else "initContainerStatuses"
         statuses[key].append(status)
     conditions = [

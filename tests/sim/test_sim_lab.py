@@ -309,3 +309,21 @@ def test_a_sim_lab_on_1_28_is_the_blogs_cluster_unless_told_otherwise():
     assert SimLab("1.28", feature_gates={"SidecarContainers": False}, quiet=True).feature_gates == {
         "SidecarContainers": False}
     assert SimLab("1.33", quiet=True).feature_gates == {"SidecarContainers": True}
+
+
+def test_pod_json_is_one_status_snapshot():
+    """The pod's phase and its containers' states come from the same status the kubelet generated
+    (generateAPIPodStatus), never from two moments: an app container is never shown running or
+    terminated in a Pending pod, and a restart count never runs ahead of the reported run."""
+    lab = SimLab("1.29", quiet=True)
+    lab.apply(JOB)
+    seen = set()
+    for _ in range(300):
+        lab.sleep(0.05)
+        for pod in lab.cluster.pods.values():
+            status = lab.pod_json(pod)["status"]
+            apps = {next(iter(c["state"])) for c in status["containerStatuses"]}
+            seen.add((status["phase"], tuple(sorted(apps))))
+            if status["phase"] == "Pending":
+                assert apps == {"waiting"}, status
+    assert ("Running", ("terminated",)) in seen and ("Succeeded", ("terminated",)) in seen

@@ -1,0 +1,144 @@
+"""The objects the simulated kubelet works on: a pod, its containers, and each container's runs.
+
+A :class:`SimPod` holds the spec and what the kubelet knows of it (phase, conditions, the
+status it last reported); a :class:`Container` holds its process model, probes and back-off;
+an :class:`Instance` is one run of a container (one container ID), from start to exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import simpy
+
+from ..objects import container_role
+from . import timing
+from .process import ProcessModel
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+def spec_hash(container_spec: dict) -> str:
+    """Stand-in for the kubelet's container hash: any change of the spec is a new hash."""
+    return hashlib.sha1(json.dumps(container_spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class Instance:
+    """One run of a container (one container ID)."""
+
+    __slots__ = ("attempt", "start", "end", "exit_code", "sigterm_at", "trap_at",
+                 "done", "startup", "liveness", "readiness", "hash")
+
+    def __init__(self, attempt: int, start: float, done: simpy.Event, hash_: str):
+        self.attempt = attempt
+        self.start = start
+        self.end: float | None = None
+        self.exit_code: int | None = None
+        self.sigterm_at: float | None = None
+        self.trap_at: float | None = None
+        self.done = done
+        self.startup: str | None = None      # probe results for this container ID
+        self.liveness: str | None = None
+        self.readiness: str | None = None
+        self.hash = hash_
+
+
+class Container:
+    """A declared container and its runtime state on the node."""
+
+    __slots__ = ("name", "role", "spec", "model", "probes", "image", "hash", "inst", "starts", "last_exit",
+                 "backoff", "waiting_reason", "st_inst", "st_state", "st_last", "st_started", "st_ready", "st_event",
+                 "ready_trigger")
+
+    def __init__(self, name: str, role: str, spec: dict, model: ProcessModel, hash_: str, env: simpy.Environment):
+        self.name = name
+        self.role = role
+        self.spec = spec
+        self.model = model
+        self.probes = {ptype: spec[f"{ptype}Probe"] for ptype in ("startup", "readiness", "liveness")
+                       if spec.get(f"{ptype}Probe") and role != "init"}
+        self.image = spec.get("image", "")
+        self.hash = hash_
+        self.inst: Instance | None = None
+        self.starts = 0
+        self.last_exit: Instance | None = None    # the latest exited instance (its FinishedAt, exit code)
+        self.backoff: dict[str, tuple[float, float]] = {}   # key -> (backoff, lastUpdate)
+        self.waiting_reason: str | None = None    # the kubelet's reason cache
+        # What the status manager shows (probe workers read this, like doProbe does).
+        self.st_inst: Instance | None = None
+        self.st_state = "waiting"
+        self.st_last: Instance | None = None      # the run before st_inst, as last reported (lastState)
+        self.st_started = False
+        self.st_ready = False
+        self.st_event = env.event()
+        self.ready_trigger = env.event()
+
+    @property
+    def running(self) -> bool:
+        return self.inst is not None and self.inst.end is None
+
+
+class SimPod:
+    """A pod as the API server and the kubelet see it."""
+
+    __slots__ = ("obj", "name", "namespace", "labels", "finalizers", "owner", "spec", "restart_policy", "tgps",
+                 "init", "apps", "containers", "by_name", "has_sidecars", "created_at", "phase", "initialized",
+                 "containers_ready", "ready", "deletion_grace", "deletion_requested_at",
+                 "kill_requested", "deleted", "sandbox", "terminated", "settled", "liveness_stopped",
+                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at")
+
+    def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str], *,
+                 owner: dict | None, created_at: float):
+        meta = obj.get("metadata") or {}
+        spec = obj["spec"]
+        self.obj = obj
+        self.name: str = meta["name"]
+        self.namespace: str = meta.get("namespace") or "default"
+        self.labels: dict = dict(meta.get("labels") or {})
+        self.finalizers = list(meta.get("finalizers") or [])
+        self.owner = owner
+        self.spec = spec
+        self.restart_policy: str = spec.get("restartPolicy") or "Always"
+        tgps = spec.get("terminationGracePeriodSeconds")
+        self.tgps: int = timing.DEFAULT_TERMINATION_GRACE_S if tgps is None else int(tgps)
+        self.init: list[Container] = []
+        for c in spec.get("initContainers") or []:
+            self.init.append(Container(c["name"], container_role("initContainers", c), c, models[c["name"]], hashes[c["name"]], env))
+        self.apps = [Container(c["name"], "app", c, models[c["name"]], hashes[c["name"]], env)
+                     for c in spec.get("containers") or []]
+        self.containers = self.init + self.apps
+        self.by_name = {c.name: c for c in self.containers}
+        self.has_sidecars = any(c.role == "sidecar" for c in self.init)
+        self.created_at = created_at
+        # API status
+        self.phase = "Pending"
+        self.initialized = not self.init
+        self.containers_ready = False
+        self.ready = False
+        # deletion
+        self.deletion_grace: int | None = None
+        self.deletion_requested_at: float | None = None
+        self.kill_requested = False        # the kubelet has seen the deletion
+        self.deleted = False
+        # kubelet bookkeeping
+        self.sandbox = False
+        self.terminated = False            # the pod worker finished
+        self.settled = False               # (cluster bookkeeping) finished or gone for good
+        self.liveness_stopped = False
+        self.probes_removed = False
+        self.trigger_time: float | None = None
+        self.wake: simpy.Event | None = None       # set while the pod worker waits
+        self.armed_at: float | None = None         # when its wake-up timer fires
+        self.last_sync_end: float | None = None
+        self.requeue_at: float | None = None       # the pod's deadline on the kubelet's work queue
+
+    def any_running(self) -> bool:
+        return any(c.running for c in self.containers)
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL
+
+    def container_names(self) -> list[str]:
+        return [c.name for c in self.containers]
