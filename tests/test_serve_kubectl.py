@@ -150,17 +150,22 @@ def test_invalid_manifest_error_text_and_exit_code(server, ns):
     assert 'strict decoding error: unknown field "spec.template.spec.flavour"' in result.stderr
 
 
-def test_logs_of_a_loop_that_echoes(server, ns):
-    pod = """
+def ticking_pod(name: str) -> str:
+    """A pod whose app echoes "tick" every second, as YAML for kubectl apply -f -."""
+    return f"""
 apiVersion: v1
 kind: Pod
-metadata: {name: talker}
+metadata: {{name: {name}}}
 spec:
   containers:
   - name: app
     image: alpine:3.20
     command: ["sh", "-c", "while true; do echo tick; sleep 1; done"]
 """
+
+
+def test_logs_of_a_loop_that_echoes(server, ns):
+    pod = ticking_pod("talker")
     kubectl(server, "apply", "-n", ns, "-f", "-", input=pod)
     kubectl(server, "wait", "-n", ns, "--for=condition=Ready", "pod/talker", "--timeout=20s")
     kubectl(server, "wait", "-n", ns, "--for=jsonpath={.status.phase}=Running", "pod/talker", "--timeout=20s")
@@ -267,16 +272,7 @@ spec:
 
 
 def test_logs_follow_streams_new_lines(server, ns):
-    pod = """
-apiVersion: v1
-kind: Pod
-metadata: {name: ticker}
-spec:
-  containers:
-  - name: app
-    image: alpine:3.20
-    command: ["sh", "-c", "while true; do echo tick; sleep 1; done"]
-"""
+    pod = ticking_pod("ticker")
     kubectl(server, "apply", "-n", ns, "-f", "-", input=pod)
     kubectl(server, "wait", "-n", ns, "--for=condition=Ready", "pod/ticker", "--timeout=20s")
     before = len(kubectl(server, "logs", "-n", ns, "ticker").stdout.splitlines())

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..sim.decoding import json_type
+from ..sim.validation import object_meta_errors
 from . import world as W
 from .patch import PATCH_TYPES, PatchError
 from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, VERBS, Resource
@@ -587,39 +589,25 @@ def _check_meta(resource: Resource, meta: dict, namespace: str) -> None:
     where = f'{resource.kind} in version "{resource.group_version.split("/")[-1]}" cannot be handled as a {resource.kind}'
     for key in ("name", "generateName", "namespace", "resourceVersion", "uid"):
         if key in meta and not isinstance(meta[key], str):
-            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {_json_type(meta[key])} into Go struct "
+            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {json_type(meta[key])} into Go struct "
                            f"field ObjectMeta.metadata.{key} of type string")
     for key in ("labels", "annotations"):
         value = meta.get(key)
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {_json_type(value)} into Go struct "
+            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {json_type(value)} into Go struct "
                            f"field ObjectMeta.metadata.{key} of type map[string]string")
         bad = [v for v in value.values() if not isinstance(v, str)]
         if bad:
             bad = bad[0]
-            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {_json_type(bad)} into Go struct "
+            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {json_type(bad)} into Go struct "
                            f"field ObjectMeta.metadata.{key} of type string")
-    from ..sim.validation import object_meta_errors
 
     errors = object_meta_errors({**meta, "namespace": namespace} if resource.namespaced else meta,
                                 cluster_scoped_label=resource.name == "namespaces")
     if errors:
         raise W.invalid_object(resource.kind, resource.group, meta.get("name", ""), errors)
-
-
-def _json_type(value: Any) -> str:
-    """encoding/json's name for a JSON value in an UnmarshalTypeError."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "string" if isinstance(value, str) else "null"
 
 
 def _reason_of(response: web.Response) -> str:

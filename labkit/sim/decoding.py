@@ -86,18 +86,17 @@ def _go_type(type_: str, name: str) -> str:
             "bool": "bool", "datetime": "v1.Time"}.get(inner, "string")
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """encoding/json's name for a JSON value in an UnmarshalTypeError."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
         return "number"
-    if isinstance(value, str):
-        return "string"
     if isinstance(value, list):
         return "array"
     if isinstance(value, dict):
         return "object"
-    return type(value).__name__
+    return "string" if isinstance(value, str) else "null"
 
 
 class _Decoder:
@@ -114,7 +113,7 @@ class _Decoder:
 
     def _type_error(self, value: Any, type_: str, path: str, dotted: str, struct: str, name: str) -> None:
         if self.type_error is None:
-            self.type_error = (path, f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+            self.type_error = (path, f"json: cannot unmarshal {json_type(value)} into Go struct field "
                                      f"{_go_name(struct)}.{dotted} of type {_go_type(type_, name)}")
 
     def value(self, value: Any, type_: str, path: str, dotted: str, struct: str, name: str) -> Any:
