@@ -316,15 +316,22 @@ class SimLab:
                                    f'"{target.name}" not found', field="ref")
             objects, involved = [(target.kind, workload)], workload.pods
         never: list[str] = []
+        waiting = iter(objects)
+        current = next(waiting)
 
         def met() -> bool:
-            for kind, obj in objects:
+            # kubectl wait takes the objects one after another, each until it meets the condition;
+            # so does this, which keeps a wait on many pods linear in the pods.
+            nonlocal current
+            while current is not None:
+                kind, obj = current
                 done, impossible = wait_state(kind, condition, self.object_json(kind, obj))
                 if impossible:
                     never.append(impossible)
                     return True
                 if not done:
                     return False
+                current = next(waiting, None)
             return True
 
         if not self._advance(start + timeout, met):
