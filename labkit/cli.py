@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to run (default: all, in order)")
     run.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                      help="where to run (default: auto = kind if Docker and kind work, else the simulator)")
-    run.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION, metavar="V", help="Kubernetes version (default: %(default)s)")
+    run.add_argument("--k8s-version", default=None, metavar="V",
+                     help=f"Kubernetes version (default: {DEFAULT_K8S_VERSION}; with --backend node, the newest minor a "
+                          "node is pinned for)")
     run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="set a notebook parameter, e.g. -p grace_period_s 10 (repeatable; wins over the values a "
                           "notebook's metadata asks for headless, such as 09-exercises' use_solutions true)")
@@ -106,7 +108,60 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the kubeconfig (default: ~/.cache/labkit/serve-kubeconfig.yaml)")
     serve.add_argument("--address", default="127.0.0.1", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
+    node = sub.add_parser("node", help="a real single-node Kubernetes built from upstream source (Linux, root)",
+                          description="Build (cached) and run etcd, kube-apiserver, kube-controller-manager, "
+                                      "kube-scheduler and the kubelet from the k8s.io/kubernetes Go module, with "
+                                      "containerd and runc, a local CNI bridge and a local registry of images built "
+                                      "here (docs/node.md). Needs Linux and root; the first build takes about 30 min "
+                                      "on 2 cores.")
+    node.add_argument("action", choices=("up", "down", "status"), help="start (or reuse), stop and clean up, or report")
+    node.add_argument("--k8s-version", default=None, metavar="V",
+                      help="Kubernetes minor (default: the newest one the repository pins a node for)")
+    node.set_defaults(func=cmd_node)
+    fidelity = sub.add_parser(
+        "fidelity", help="every scenario on a real backend and in the simulator, checked alike; a table",
+        description="Run every scenario of tests/data/scenarios and the blog's Job and Deployment on a real backend "
+                    "and in the simulator, check both with the scenario's expectations, print a table and write it "
+                    "as JSON and Markdown; exit 1 when a scenario holds on one and not the other.")
+    fidelity.add_argument("--backend", default="node", choices=("node", "kind", "cluster"),
+                          help="the real backend (default: node)")
+    fidelity.add_argument("--k8s-version", default=None, metavar="V", help="Kubernetes version (default: the backend's)")
+    fidelity.add_argument("--kubeconfig", metavar="PATH", help="with --backend cluster: the cluster's kubeconfig")
+    fidelity.add_argument("--out", default="build/fidelity", metavar="DIR",
+                          help="where to write fidelity.json, fidelity.md and the traces (default: build/fidelity)")
+    fidelity.add_argument("--scenario", dest="scenarios", action="append", metavar="NAME",
+                          help="run only this scenario (its id; repeatable; the blog's workloads then do not run)")
+    fidelity.add_argument("--observe-s", type=float, default=90.0, metavar="S",
+                          help="the longest one scenario is watched (default: 90)")
+    fidelity.add_argument("--jobs", type=int, default=4, metavar="N",
+                          help="scenarios run at once, each in a namespace of its own (default: 4)")
+    fidelity.set_defaults(func=cmd_fidelity)
     return parser
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from .node import Node
+
+    node = Node(args.k8s_version)
+    if args.action == "up":
+        node.up()
+        print(f"node up: {node.describe()}\nUse it with:\n  export KUBECONFIG={node.kubeconfig}\n"
+              f"  kubectl get nodes -o wide\nStop it with: labkit node down")
+    elif args.action == "down":
+        left = node.down()
+        if left:
+            print("labkit node: could not remove: " + ", ".join(left), file=sys.stderr)
+            return 1
+        print("node down: no process, mount, network device or cgroup of the node is left")
+    else:
+        print(node.status().text())
+    return 0
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from .fidelity import main as fidelity_main
+
+    return fidelity_main(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

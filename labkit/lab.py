@@ -20,7 +20,7 @@ from .contract import Lab
 from .errors import InvalidInput
 from .versions import DEFAULT_K8S_VERSION, lab_feature_gates
 
-BACKEND_CHOICES = ("auto", "sim", "kind", "cluster")
+BACKEND_CHOICES = ("auto", "sim", "kind", "cluster", "node")
 
 
 def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
@@ -48,7 +48,8 @@ def connect(backend: str = "auto", k8s_version: str = DEFAULT_K8S_VERSION, **opt
     """Open a lab on ``backend``; ``auto`` picks kind when Docker and kind work, else the simulator.
 
     Options are passed to the backend: ``feature_gates``, ``seed`` and ``pace`` (simulator),
-    ``cluster_name`` and ``keep_cluster`` (kind), ``context`` and ``namespace`` (cluster).
+    ``cluster_name`` and ``keep_cluster`` (kind), ``context`` and ``namespace`` (cluster),
+    ``keep_cluster`` (node: labkit's real node, docs/node.md; ``auto`` never picks it).
     """
     backend, why = resolve_backend(backend, k8s_version)
     if options.get("feature_gates") is None:
@@ -61,6 +62,10 @@ def connect(backend: str = "auto", k8s_version: str = DEFAULT_K8S_VERSION, **opt
         from .kind import KindLab
 
         lab = KindLab(k8s_version=k8s_version, **options)
+    elif backend == "node":
+        from .node.lab import NodeLab
+
+        lab = NodeLab(k8s_version=k8s_version, **options)
     else:
         from .cluster import ClusterLab
 

@@ -68,7 +68,8 @@ MARKERS = {
 PROBE_RUNS = ("StartupProbeRun", "ReadinessProbeRun", "LivenessProbeRun")
 # What each backend is called in titles and summaries (labkit.display uses it too).
 BACKEND_NAMES = {"sim": "simulated (labkit's model of the kubelet, not a real cluster)", "kind": "kind cluster",
-                 "cluster": "Kubernetes cluster", "replay": "replayed trace"}
+                 "cluster": "Kubernetes cluster", "node": "a Kubernetes node built from upstream source",
+                 "replay": "replayed trace"}
 SERVED_SIMULATOR_NAME = "labkit's served simulator (its model of the kubelet behind the Kubernetes API, not a real cluster)"
 
 
@@ -77,6 +78,8 @@ def backend_name(trace: Trace) -> str:
     simulator (``served_simulator``, docs/trace.md) is never called a Kubernetes cluster."""
     if trace.extra.get("served_simulator"):
         return SERVED_SIMULATOR_NAME
+    if isinstance(trace.extra.get("node"), dict) and trace.extra["node"].get("description"):
+        return trace.extra["node"]["description"]  # labkit node: what really ran (kubelet, containerd)
     return BACKEND_NAMES.get(trace.backend, f"backend {trace.backend}")
 
 PRESTOP_COLOUR = OKABE_ITO["reddish_purple"]

@@ -225,7 +225,7 @@ def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
 
 
 # -- running -------------------------------------------------------------------------------
-def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str = DEFAULT_K8S_VERSION,
+def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str | None = None,
                   parameters: dict[str, str] | None = None, out: str | Path = "build", keep_cluster: bool = False,
                   progress: bool | None = None, jobs: int = 1, kubeconfig: str | Path | None = None) -> RunReport:
     """Run notebooks in order on one backend; return the report (also written to OUT/index.html).
@@ -238,11 +238,19 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     cluster, and its own model on the simulator, so they do not meet). ``kubeconfig``, with the
     cluster backend, is the cluster's kubeconfig file (a served simulator's, say): the kernels
     get it as ``KUBECONFIG`` (default: the ``KUBECONFIG`` of this process, else ``~/.kube/config``).
+    ``k8s_version=None`` is the lab's default version, or on labkit's node the newest minor it pins.
     """
     from .versions import KubeVersion
 
     started = time.monotonic()
     out = Path(out)
+    if k8s_version is None:
+        if backend == "node":
+            from .node import default_minor
+
+            k8s_version = default_minor()
+        else:
+            k8s_version = DEFAULT_K8S_VERSION
     KubeVersion.parse(k8s_version, field="--k8s-version")
     if backend not in BACKEND_CHOICES:
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="--backend")
@@ -271,7 +279,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
 
     cluster = _SharedCluster(backend, k8s_version, user.get("cluster_name", DEFAULT_CLUSTER_NAME), keep_cluster)
     base = {"backend": backend, "k8s_version": k8s_version, "cluster_name": cluster.name,
-            "keep_cluster": True if backend == "kind" else keep_cluster, "output_dir": str(out.resolve())}
+            "keep_cluster": True if backend in ("kind", "node") else keep_cluster, "output_dir": str(out.resolve())}
     results = [NotebookResult(path, out / path.name,
                               headless={k: v for k, v in headless[path].items() if k not in typed[path]})
                for path in paths]
@@ -404,8 +412,8 @@ def _source_cell_number(executed: Path, cell_index: int) -> int:
 
 
 class _SharedCluster:
-    """On kind: one cluster for the whole run, made before the first notebook and removed after
-    (unless kept); a labkit cluster that was already running is reused and left running."""
+    """On kind (and labkit's node): one cluster for the whole run, made before the first notebook and
+    removed after (unless kept); a labkit cluster (node) that was already running is reused and left running."""
 
     def __init__(self, backend: str, k8s_version: str, name: str, keep: bool):
         self.backend = backend
@@ -415,14 +423,22 @@ class _SharedCluster:
         self.created = False
 
     def up(self) -> None:
-        if self.backend != "kind":
-            return
-        from .kind import create_cluster
+        if self.backend == "node":
+            from .node import Node
 
-        self.created = create_cluster(self.name, self.k8s_version)  # False: reused one that was running
+            self.created = Node(self.k8s_version).up()  # False: reused one that was running
+        elif self.backend == "kind":
+            from .kind import create_cluster
+
+            self.created = create_cluster(self.name, self.k8s_version)  # False: reused one that was running
 
     def down(self) -> None:
         if not self.created or self.keep:
+            return
+        if self.backend == "node":
+            from .node import Node
+
+            Node(self.k8s_version).down()
             return
         from .kind import delete_cluster
 

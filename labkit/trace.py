@@ -26,7 +26,7 @@ from .errors import TraceError
 from .objects import normal_stop_exit
 
 SCHEMA = "labkit.trace/v1"
-BACKENDS = ("sim", "kind", "cluster", "replay")
+BACKENDS = ("sim", "kind", "cluster", "node", "replay")
 ROLES = ("sidecar", "init", "app")
 SOURCES = ("sim", "watch", "status", "event", "log")
 CONTAINER_STATES = ("waiting", "running", "terminated")

@@ -1,4 +1,4 @@
-"""The fidelity job's comparison (.github/scripts/fidelity.py), on traces: no cluster needed.
+"""labkit fidelity's comparison (labkit/fidelity.py), on traces: no cluster needed.
 
 The job itself runs scenarios on kind in the notebooks-kind workflow; here a "cluster" trace
 is made from the simulator's by reporting each transition the way the recorder does (the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -23,15 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "data" / "scenarios" / "sidecars-reverse-order-after-main-completes.yaml"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("fidelity", ROOT / ".github" / "scripts" / "fidelity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fidelity"] = module  # dataclasses look the module up
-    spec.loader.exec_module(module)
-    return module
-
-
-fidelity = _load()
+from labkit import fidelity
 
 
 @pytest.fixture(scope="module")
@@ -148,28 +139,59 @@ def test_every_scenario_file_is_either_run_or_skipped_with_a_reason_on_each_job_
 
 
 def test_main_writes_the_table_traces_and_stream_and_fails_on_a_disagreement(tmp_path, monkeypatch, sim):
-    """The job's plumbing, with the cluster run replaced by a recording made from the simulator's trace."""
+    """The command's plumbing (labkit fidelity --backend cluster), with the real run replaced by a
+    recording made from the simulator's trace."""
+    from labkit.cli import main
+
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     stream = [{"arrival": "2026-01-01T00:00:00.5Z", "event": {"type": "ADDED", "object": {"kind": "Pod"}}}]
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
 
     def faithful(scenario, **options):
-        assert options["version"] == "1.29" and options["kubeconfig"] == "kc"
+        assert options["version"] == "1.29" and options["kubeconfig"] == str(kubeconfig)
+        assert options["backend"] == "cluster"
         return as_recorded(sim), stream
 
-    monkeypatch.setattr(fidelity, "run_on_cluster", faithful)
-    only = ["--only", "sidecars-reverse-order-after-main-completes", "sidecar-node-reboot-restart-order"]
+    monkeypatch.setattr(fidelity, "run_on_backend", faithful)
+    only = ["--scenario", "sidecars-reverse-order-after-main-completes",
+            "--scenario", "sidecar-node-reboot-restart-order"]
     out = tmp_path / "out"
-    assert fidelity.main(["--k8s-version", "1.29", "--kubeconfig", "kc", "--out", str(out), *only]) == 0
+    argv = ["fidelity", "--backend", "cluster", "--k8s-version", "1.29", "--kubeconfig", str(kubeconfig)]
+    assert main([*argv, "--out", str(out), *only]) == 0
     folder = out / "sidecars-reverse-order-after-main-completes"
     assert sorted(p.name for p in folder.iterdir()) == ["cluster-trace.json", "sim-trace.json", "watch-stream.json"]
     saved = json.loads((folder / "watch-stream.json").read_text())
-    assert saved["provenance"].startswith("recorded: kind cluster, Kubernetes 1.29.0") and saved["stream"] == stream
+    assert saved["provenance"].startswith(f"recorded: the cluster of {kubeconfig}, Kubernetes 1.29.0")
+    assert saved["stream"] == stream
     table = (out / "fidelity.md").read_text()
     assert summary.read_text() == table
     assert "| sidecars-reverse-order-after-main-completes | yes | yes |" in table
     assert "| sidecar-node-reboot-restart-order | – | – | skipped: needs node_reboot |" in table
+    rows = json.loads((out / "fidelity.json").read_text())["rows"]
+    assert [r["scenario"] for r in rows] == ["sidecar-node-reboot-restart-order",
+                                              "sidecars-reverse-order-after-main-completes"]
+    assert rows[1]["holds_on_real"] is True and rows[1]["agrees"] is True
 
-    monkeypatch.setattr(fidelity, "run_on_cluster", lambda scenario, **options: (
+    monkeypatch.setattr(fidelity, "run_on_backend", lambda scenario, **options: (
         as_recorded(sim, drop="regular-1 Exited"), stream))
-    assert fidelity.main(["--k8s-version", "1.29", "--kubeconfig", "kc", "--out", str(tmp_path / "again"), *only]) == 1
+    assert main([*argv, "--out", str(tmp_path / "again"), *only]) == 1
+
+
+def test_a_pod_that_could_not_pull_its_image_is_not_run_and_not_counted(tmp_path, monkeypatch, sim):
+    from labkit.cli import main
+
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    pulled_nothing = copy.deepcopy(as_recorded(sim))
+    events = [e for e in pulled_nothing.events if e.container != "regular-1"]
+    events.append(Event(t=1.0, pod=pulled_nothing.pods[0].name, container="regular-1", type="ImagePullFailed",
+                        source="event", extra={"image": "registry.k8s.io/e2e-test-images/agnhost:9.9"}))
+    pulled_nothing.events = sorted(events, key=lambda e: e.t)
+    monkeypatch.setattr(fidelity, "run_on_backend", lambda scenario, **options: (pulled_nothing, []))
+    out = tmp_path / "out"
+    assert main(["fidelity", "--backend", "cluster", "--k8s-version", "1.29", "--kubeconfig", str(kubeconfig),
+                 "--out", str(out), "--scenario", "sidecars-reverse-order-after-main-completes"]) == 0
+    table = (out / "fidelity.md").read_text()
+    assert "not run: registry.k8s.io/e2e-test-images/agnhost:9.9 could not be pulled" in table

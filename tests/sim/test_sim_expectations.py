@@ -1,4 +1,4 @@
-"""The scenario expectation checker (sim_expectations.check) fails when a trace is wrong.
+"""The scenario expectation checker (labkit.expectations.check) fails when a trace is wrong.
 
 Each case takes a hand-written trace that satisfies one ``expect`` fragment, checks that it
 passes, then changes the trace the way a wrong simulator would and checks that exactly that
@@ -14,7 +14,7 @@ import pytest
 
 from labkit.trace import Trace
 
-from sim_expectations import check
+from labkit.expectations import check
 
 # A pod "web": sidecar "proxy" (startup probe) then app "app"; deleted at t=10: the app stops
 # first, the sidecar last (exit 143 on SIGTERM), the pod object is gone at t=12.
@@ -204,7 +204,7 @@ def test_each_check_passes_a_right_trace_and_fails_a_wrong_one(expect, holds, br
 
 
 def test_every_checked_key_has_a_failing_case():
-    from sim_expectations import CHECKED_KEYS
+    from labkit.expectations import CHECKED_KEYS
 
     covered = {key for _, expect, *_ in CASES for key in expect}
     assert CHECKED_KEYS - covered == {"notes"}  # notes are prose, never checked

@@ -19,7 +19,7 @@ from labkit.sim import simulate
 from labkit.sim.run import UNSUPPORTED_ACTIONS
 from labkit.versions import NEWEST_MINOR
 
-from sim_expectations import check, describe, scenario_version
+from labkit.expectations import check, describe, scenario_version
 
 SCENARIOS = sorted((Path(__file__).parents[1] / "data" / "scenarios").glob("*.yaml"))
 

@@ -16,7 +16,7 @@ Pairing rules (the README's, made exact):
 from __future__ import annotations
 
 import math
-from labkit.trace import Event, Trace
+from .trace import Event, Trace
 
 # Kubernetes Event texts in `events_never`, as the trace event types that would carry them.
 EVENT_TEXTS = {

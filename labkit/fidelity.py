@@ -1,0 +1,424 @@
+"""``labkit fidelity``: how faithful is the simulator? Every scenario on a real backend and in the simulator.
+
+For each scenario of tests/data/scenarios that can run on this version, and for the blog's Job
+and Deployment: apply its pod to the real backend (labkit's node, a kind cluster, or a cluster
+given by its kubeconfig; a fresh namespace), do its action, record it with the recorder until
+the pod is done, and save the trace and the raw watch stream; run the same scenario in the
+simulator for the same version and as long; check both traces with the scenario checker
+(:mod:`labkit.expectations`) and write a table: scenario, holds on the real backend, holds in
+the simulator, the largest time difference of one event. Exit status 1 when a scenario holds on
+one and not the other. A scenario whose image the backend cannot pull is listed as not run,
+with the image, and not counted. docs/fidelity.md has the table measured on labkit's node.
+
+    labkit fidelity --backend node --out build/fidelity
+
+A real trace reports one transition from several sources (docs/trace.md); the checker reads one
+report per transition: the kubelet's own status time (whole seconds) where there is one,
+else the Kubernetes Event, else the watch's arrival (:func:`one_report_each`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidInput
+from .expectations import check, scenario_version
+from .trace import Event, Trace
+from .versions import KubeVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "tests" / "data" / "scenarios"
+# A real backend cannot do these to its node; they are reported as not run.
+NODE_ACTIONS = ("node_reboot", "kubelet_restart")
+# Transitions a real cluster reports from several sources, and which report the checker reads.
+MULTI_SOURCE = ("Started", "Restarted", "Exited", "Killed", "DeleteRequested")
+PREFERENCE = ("status", "event", "watch")
+
+
+@dataclass
+class Row:
+    """One scenario's line of the table."""
+
+    scenario: str
+    on_cluster: list[str] | None = None  # the checker's problems; None: not run
+    on_sim: list[str] | None = None
+    largest: tuple[float, str] | None = None  # (seconds, "container Type")
+    skipped: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def agrees(self) -> bool:
+        if self.skipped:
+            return True
+        return (not self.on_cluster) == (not self.on_sim)
+
+    def as_json(self) -> dict:
+        return {"scenario": self.scenario, "holds_on_real": None if self.on_cluster is None else not self.on_cluster,
+                "holds_in_simulator": None if self.on_sim is None else not self.on_sim,
+                "real_problems": self.on_cluster, "simulator_problems": self.on_sim,
+                "largest_difference_s": self.largest[0] if self.largest else None,
+                "largest_difference_event": self.largest[1] if self.largest else None,
+                "not_run": self.skipped or None, "agrees": self.agrees, "notes": self.notes}
+
+
+# -- the comparison (pure: unit-tested in tests/test_fidelity.py) -------------------------------
+def one_report_each(trace: Trace) -> Trace:
+    """The trace with one report per transition: for each (pod, container, type, attempt) of a
+    multi-source type the best source's report (status, then event, then watch); other events as they are."""
+    best: dict[tuple, Event] = {}
+    for event in trace.events:
+        if event.type not in MULTI_SOURCE or event.source not in PREFERENCE:
+            continue
+        key = (event.pod, event.container, event.type, event.attempt)
+        kept = best.get(key)
+        if kept is None or PREFERENCE.index(event.source) < PREFERENCE.index(kept.source):
+            best[key] = event
+    chosen = {id(e) for e in best.values()}
+    result = Trace(trace.backend, trace.kubernetes_version, dict(trace.feature_gates), origin=trace.origin,
+                   extra=dict(trace.extra))
+    for pod in trace.pods:
+        result.add_pod(pod)
+    kept = [e for e in trace.events if e.type not in MULTI_SOURCE or e.source not in PREFERENCE or id(e) in chosen]
+    for event in sorted(kept, key=lambda e: e.t):  # stable: ties keep the order they happened in
+        result.add(event)
+    result.observed_until = trace.observed_until
+    return result
+
+
+def _firsts(trace: Trace, pod: str) -> dict[str, float]:
+    """First time of each "<container> <Type>" of the pod, counted from the pod's first Started."""
+    events = [e for e in trace.events if e.pod == pod and e.container is not None]
+    starts = [e.t for e in events if e.type == "Started"]
+    if not starts:
+        return {}
+    zero = min(starts)
+    firsts: dict[str, float] = {}
+    for event in events:
+        firsts.setdefault(f"{event.container} {event.type}", event.t - zero)
+    return firsts
+
+
+def largest_difference(real: Trace, sim: Trace, pod: str) -> tuple[float, str] | None:
+    """The event (first occurrence, both traces aligned on the pod's first container start) whose
+    times differ most, and by how much; None when they share no event."""
+    a, b = _firsts(real, pod), _firsts(sim, pod)
+    shared = [(abs(a[name] - b[name]), name) for name in a if name in b]
+    return max(shared) if shared else None
+
+
+def compare(scenario: dict, real: Trace, sim: Trace) -> Row:
+    pod = scenario["pod"]["metadata"]["name"]
+    view = one_report_each(real)
+    return Row(scenario["id"], on_cluster=check(view, scenario), on_sim=check(sim, scenario),
+               largest=largest_difference(view, sim, pod))
+
+
+def _holds(problems: list[str] | None) -> str:
+    return "–" if problems is None else ("yes" if not problems else "**no**")
+
+
+def markdown(rows: list[Row], *, version: str, cluster: str = "kind") -> str:
+    """The table for the job summary and the artifact, then what did not hold."""
+    disagree = [r for r in rows if not r.agrees]
+    lines = [f"### Simulator against {cluster}: Kubernetes {version}", "",
+             f"{len(rows)} scenarios, {sum(1 for r in rows if r.skipped)} skipped, "
+             f"{len(disagree)} where the two disagree.", "",
+             f"| scenario | holds on {cluster} | holds on the simulator | largest time difference (event) |",
+             "|---|---|---|---|"]
+    for row in rows:
+        if row.skipped:
+            lines.append(f"| {row.scenario} | – | – | skipped: {row.skipped} |")
+            continue
+        diff = f"{row.largest[0]:.1f} s ({row.largest[1]})" if row.largest else "–"
+        mark = "" if row.agrees else " ⚠"
+        lines.append(f"| {row.scenario}{mark} | {_holds(row.on_cluster)} | {_holds(row.on_sim)} | {diff} |")
+    failing = [r for r in rows if r.on_cluster or r.on_sim]
+    if failing:
+        lines += ["", "What did not hold:", ""]
+        for row in failing:
+            for where, problems in ((cluster, row.on_cluster), ("simulator", row.on_sim)):
+                for problem in problems or []:
+                    lines.append(f"- {row.scenario}, {where}: {problem}")
+    return "\n".join(lines) + "\n"
+
+
+def selection(scenario: dict, version: str) -> tuple[dict | None, str]:
+    """The feature gates to run ``scenario`` with on ``version``, or None and why it is skipped."""
+    minor = KubeVersion.parse(version).minor
+    needs = [c for c in scenario.get("requires") or [] if c in NODE_ACTIONS]
+    if needs:
+        return None, f"needs {', '.join(needs)}"
+    if _needs_second_image(scenario.get("action")):
+        return None, "updates an image but names no second image to pull on a real cluster"
+    if minor == 28:
+        if "1.28 with gate" in str(scenario.get("min_version_note", "")):
+            return {"SidecarContainers": True}, ""
+        return None, "holds from 1.29"
+    wanted = KubeVersion.parse(scenario_version(scenario)).minor
+    if minor < wanted:
+        return None, f"holds from 1.{wanted}"
+    return {}, ""
+
+
+def _needs_second_image(action) -> bool:
+    if not isinstance(action, dict):
+        return False
+    update = action.get("update_image")
+    if isinstance(update, dict) and not update.get("image"):
+        return True
+    return _needs_second_image(action.get("then"))
+
+
+# -- running on a real backend ----------------------------------------------------------------------
+def pod_images(pod: dict) -> list[str]:
+    spec = pod.get("spec") or {}
+    return [c.get("image", "") for key in ("initContainers", "containers") for c in spec.get(key) or []]
+
+
+def image_pull_failure(trace: Trace) -> str | None:
+    """The image a real run could not pull (the pod sat in ErrImagePull), if that is what happened."""
+    for event in trace.events:
+        if event.type == "ImagePullFailed":
+            return event.extra.get("image") or event.extra.get("message") or event.container or "an image"
+    for pod in trace.pods:
+        for name, final in (pod.final.containers if pod.final else {}).items():
+            if final.reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+                return f"the image of container {name} ({final.reason})"
+    return None
+
+
+def open_lab(backend: str, version: str, *, kubeconfig: str | None, gates: dict | None, watch_log=None):
+    """A lab on the real backend, in a namespace of its own; the node and kind ones are left running."""
+    from .lab import connect
+
+    options: dict = {"feature_gates": gates or None, "watch_log": watch_log, "quiet": True}
+    if backend == "cluster":
+        options["kubeconfig"] = kubeconfig
+    else:
+        options["keep_cluster"] = True
+    return connect(backend, version, **options)
+
+
+def run_on_backend(scenario: dict, *, backend: str, kubeconfig: str | None, version: str,
+                   observe_s: float) -> tuple[Trace, list[dict]]:
+    """Apply the scenario's pod, do its action, record until the pod is done; the trace and the raw stream."""
+    from .printers import format_time
+
+    stream: list[dict] = []
+
+    def log(arrival: float, kind: str, event: dict) -> None:
+        stream.append({"arrival": format_time(arrival), "event": event})
+
+    gates, _ = selection(scenario, version)
+    lab = open_lab(backend, version, kubeconfig=kubeconfig, gates=gates, watch_log=log)
+    try:
+        pod = scenario["pod"]["metadata"]["name"]
+        lab.apply(scenario["pod"])
+        started = time.monotonic()
+        actions = _timeline(scenario.get("action"), 0.0)
+        while time.monotonic() - started < observe_s:
+            now = time.monotonic() - started
+            while actions and actions[0][0] <= now:
+                _, kind, args = actions.pop(0)
+                if kind == "delete":
+                    lab.delete(f"pod/{pod}", grace_period=args, wait=False)
+                else:
+                    lab.set_image(f"pod/{pod}", *args)
+            trace = lab.trace()
+            done = trace.select("Deleted", pod=pod) or any(
+                e.phase in ("Succeeded", "Failed") for e in trace.select("PodPhase", pod=pod))
+            if done and not actions:
+                time.sleep(3)  # the last status updates
+                break
+            if not actions and image_pull_failure(trace):
+                break
+            time.sleep(0.5)
+        return lab.trace(), stream
+    finally:
+        lab.close()
+
+
+def _timeline(action, offset: float) -> list[tuple[float, str, object]]:
+    if not isinstance(action, dict):
+        return []
+    steps: list[tuple[float, str, object]] = []
+    if "delete_pod_after_seconds" in action:
+        at = offset + float(action["delete_pod_after_seconds"])
+        steps.append((at, "delete", action.get("grace_period_seconds")))
+        steps += _timeline(action.get("then"), at)
+    if isinstance(action.get("update_image"), dict):
+        update = action["update_image"]
+        steps.append((offset + float(update.get("after_seconds", 0)), "image", (update["container"], update["image"])))
+    return sorted(steps, key=lambda step: step[0])
+
+
+# -- the blog's workloads: real against simulated, event by event ------------------------------------
+BLOG = {"blog-job": ("manifests/job-sidecar.yaml", "job/sidecar-job", "Complete"),
+        "blog-deployment": ("manifests/deployment-sidecar.yaml", "deployment/sidecar-deploy", "Available")}
+BLOG_TOLERANCE_S = 1.0
+
+
+def _firsts_by_owner(trace: Trace) -> dict[str, float]:
+    pods = [p.name for p in trace.pods]
+    return _firsts(trace, pods[0]) if pods else {}
+
+
+def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: str, out: Path) -> Row:
+    """Run one of the blog's workloads (then delete it) on the real backend and in the simulator;
+    every event of the pod must agree within BLOG_TOLERANCE_S."""
+    from .sim import SimLab
+
+    manifest, ref, condition = BLOG[name]
+    path = ROOT / manifest
+
+    def drive(lab) -> Trace:
+        lab.apply(str(path))
+        lab.wait(ref, condition, timeout=180)
+        if condition == "Available":
+            lab.sleep(5)
+            lab.delete(ref, wait=True, timeout=180)
+        else:
+            lab.sleep(3)
+        return lab.trace()
+
+    lab = open_lab(backend, version, kubeconfig=kubeconfig, gates=None)
+    try:
+        real = one_report_each(drive(lab))
+    finally:
+        lab.close()
+    sim_lab = SimLab(k8s_version=version, seed=0, quiet=True)
+    try:
+        sim = drive(sim_lab)
+    finally:
+        sim_lab.close()
+    real.save(out / name / "cluster-trace.json")
+    sim.save(out / name / "sim-trace.json")
+    a, b = _firsts_by_owner(real), _firsts_by_owner(sim)
+    problems_real = [f"{event}: {a[event]:.1f} s on the real backend, {b[event]:.1f} s in the simulator"
+                     for event in a if event in b and abs(a[event] - b[event]) > BLOG_TOLERANCE_S]
+    missing = sorted(set(a) ^ set(b))
+    notes = [f"seen on one side only: {', '.join(missing)}"] if missing else []
+    shared = [(abs(a[e] - b[e]), e) for e in a if e in b]
+    return Row(name, on_cluster=problems_real, on_sim=[], largest=max(shared) if shared else None, notes=notes)
+
+
+def write_results(rows: list[Row], out: Path, *, version: str, backend: str, what: str) -> str:
+    table = markdown(rows, version=version, cluster=what)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fidelity.md").write_text(table, encoding="utf-8")
+    (out / "fidelity.json").write_text(json.dumps({
+        "backend": backend, "real": what, "kubernetes_version": version,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()), "rows": [r.as_json() for r in rows],
+    }, indent=1) + "\n", encoding="utf-8")
+    return table
+
+
+def run_scenario(path: Path, scenario: dict, *, backend: str, kubeconfig: str | None, version: str,
+                 out: Path, observe_s: float, what: str) -> Row:
+    from .sim import simulate
+
+    folder = out / scenario["id"]
+    real, stream = run_on_backend(scenario, backend=backend, kubeconfig=kubeconfig, version=version,
+                                  observe_s=observe_s)
+    real.save(folder / "cluster-trace.json")
+    recorded = {"provenance": f"recorded: {what}, Kubernetes {real.kubernetes_version}, "
+                              f"{time.strftime('%Y-%m-%d', time.gmtime())}, scenario {scenario['id']}",
+                "description": f"scenario {scenario['id']} as the recorder saw it",
+                "kubernetes_version": real.kubernetes_version, "stream": stream}
+    (folder / "watch-stream.json").write_text(json.dumps(recorded, indent=1) + "\n", encoding="utf-8")
+    failed_pull = image_pull_failure(real)
+    if failed_pull:
+        return Row(scenario["id"], skipped=f"not run: {failed_pull} could not be pulled on {what}")
+    gates, _ = selection(scenario, version)
+    until = max(1.0, math.ceil(real.duration))
+    sim = simulate([str(path)], k8s_version=version, feature_gates=gates or None, until_seconds=until, seed=0)
+    sim.save(folder / "sim-trace.json")
+    return compare(scenario, real, sim)
+
+
+def main(args: argparse.Namespace) -> int:
+    """``labkit fidelity``: the table, written to ``--out``; exit 1 on any disagreement."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import yaml
+
+    backend = args.backend
+    if backend == "cluster" and not args.kubeconfig:
+        raise InvalidInput("--backend cluster needs --kubeconfig", field="--kubeconfig")
+    if backend == "node":
+        from .node import Node, default_minor
+
+        version = KubeVersion.parse(args.k8s_version or default_minor(), field="--k8s-version").minor_str
+        node = Node(version)
+        node.up()
+        what = node.describe()
+        available = {ref for image in node.images()[0] for ref in [image["ref"]]}
+    else:
+        from .versions import DEFAULT_K8S_VERSION
+
+        version = KubeVersion.parse(args.k8s_version or DEFAULT_K8S_VERSION, field="--k8s-version").minor_str
+        what = "a kind cluster" if backend == "kind" else f"the cluster of {args.kubeconfig}"
+        available = None
+    out = Path(args.out)
+    if not SCENARIOS.is_dir():
+        raise InvalidInput(f"no scenarios at {SCENARIOS}: labkit fidelity runs from a clone of the repository")
+    chosen = []
+    rows: dict[str, Row] = {}
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        scenario = yaml.safe_load(path.read_text())
+        if args.scenarios and scenario["id"] not in args.scenarios:
+            continue
+        gates, why = selection(scenario, version)
+        missing = [image for image in pod_images(scenario["pod"])
+                   if available is not None and not _served(image, available)]
+        if gates is None:
+            rows[scenario["id"]] = Row(scenario["id"], skipped=why)
+        elif missing:
+            rows[scenario["id"]] = Row(scenario["id"], skipped=f"not run: {what} has no image {', '.join(missing)}")
+        else:
+            chosen.append((path, scenario))
+            rows[scenario["id"]] = Row(scenario["id"])
+
+    def one(item) -> Row:
+        path, scenario = item
+        try:
+            row = run_scenario(path, scenario, backend=backend, kubeconfig=args.kubeconfig, version=version,
+                               out=out, observe_s=args.observe_s, what=what)
+        except Exception as exc:  # one broken scenario must not hide the others
+            row = Row(scenario["id"], on_cluster=[f"could not run: {type(exc).__name__}: {exc}"], on_sim=[])
+        print(f"labkit fidelity: {row.scenario}: " + (row.skipped or
+              f"real {'holds' if not row.on_cluster else 'does not hold'}, "
+              f"simulator {'holds' if not row.on_sim else 'does not hold'}"), file=sys.stderr, flush=True)
+        return row
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for row in pool.map(one, chosen):
+            rows[row.scenario] = row
+    ordered = [rows[key] for key in sorted(rows)]
+    if not args.scenarios:
+        for name in BLOG:
+            try:
+                ordered.append(blog_row(name, backend=backend, kubeconfig=args.kubeconfig, version=version, out=out))
+            except Exception as exc:
+                ordered.append(Row(name, on_cluster=[f"could not run: {type(exc).__name__}: {exc}"], on_sim=[]))
+    table = write_results(ordered, out, version=version, backend=backend, what=what)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(table)
+    print(table)
+    return 0 if all(row.agrees for row in ordered) else 1
+
+
+def _served(image: str, available: set[str]) -> bool:
+    from .node import repository
+
+    tag = image.split("@")[0].rsplit(":", 1)[1] if ":" in image.split("/")[-1] else "latest"
+    return any(repository(ref) == repository(image) and ref.rsplit(":", 1)[1] == tag for ref in available)
