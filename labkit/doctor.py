@@ -48,6 +48,7 @@ def report(runner: Runner | None = None, *, system: str | None = None, env: Mapp
     from .serve import default_kubeconfig
 
     lines += ["  " + check_served_simulator(default_kubeconfig(env)).line()]
+    lines += ["  " + node_line()]
     backend, why = _auto_choice(runner, env, minor)
     lines += ["", f"backend=\"auto\" would pick: {backend} ({why})"]
     fixes = [f"  - {check.name}: {check.fix}" for check in checks if check.fix and not check.usable]
@@ -59,3 +60,21 @@ def report(runner: Runner | None = None, *, system: str | None = None, env: Mapp
         lines += ["", f"kind {kind.version} can run Kubernetes {', '.join(release_minors(kind.version)) or '(none listed)'};"
                   " other versions need another kind release (`labkit up --k8s-version V` says which)."]
     return "\n".join(lines)
+
+
+def node_line() -> str:
+    """labkit's real node (docs/node.md): whether one runs, or can run here and how to start it."""
+    try:
+        from .node import Node
+        from .node.host import problems
+
+        node = Node()
+        if node.running():
+            return f"node     running  {node.describe()}; KUBECONFIG={node.kubeconfig} (`labkit node down` stops it)"
+        found = problems()
+        if found:
+            return "node     missing  labkit node cannot run here: " + "; ".join(found)
+        return (f"node     stopped  `sudo labkit node up` builds (the first time ~30-40 min on 2 cores) and starts "
+                f"{node.describe()} (docs/node.md)")
+    except Exception as exc:  # doctor reports, it never fails
+        return f"node     missing  {exc}"

@@ -56,7 +56,27 @@ def _kind_missing() -> str | None:
     return None
 
 
+def node_missing() -> str | None:
+    """Why labkit's real node cannot be used here (it is started by `labkit node up`, as .ci/run does)."""
+    from labkit.node import Node
+    from labkit.node.host import problems
+
+    found = problems()
+    if found:
+        return "; ".join(found)
+    if not Node().running():
+        return "labkit's real node is not running: start it with `labkit node up` (.ci/run does)"
+    return None
+
+
 def _open(backend: str, request) -> Lab:
+    if backend == "node":
+        reason = node_missing()
+        if reason:
+            pytest.skip(reason)
+        from labkit.node.lab import NodeLab
+
+        return NodeLab(keep_cluster=True, quiet=True)
     if backend == "sim":
         return SimLab("1.29", quiet=True)
     if backend == "served":  # the cluster backend on the session's served simulator (tests/conftest.py)
@@ -67,7 +87,7 @@ def _open(backend: str, request) -> Lab:
     return KindLab("1.29", cluster_name="labkit-contract", keep_cluster=False, quiet=True)
 
 
-@pytest.fixture(params=["sim", "served", "kind"])
+@pytest.fixture(params=["sim", "served", "kind", "node"])
 def lab(request):
     lab = _open(request.param, request)
     try:
@@ -78,8 +98,11 @@ def lab(request):
 
 def test_a_lab_is_a_lab(lab):
     assert isinstance(lab, Lab)
-    assert lab.backend in ("sim", "kind", "cluster") and lab.why
-    assert lab.kubernetes_version.startswith("1.29")
+    assert lab.backend in ("sim", "kind", "cluster", "node") and lab.why
+    if lab.backend == "node":  # the node runs the release it was built from
+        assert lab.kubernetes_version == lab.node.pins.kubernetes.lstrip("v")
+    else:
+        assert lab.kubernetes_version.startswith("1.29")
 
 
 def test_apply_wait_trace_delete(lab):

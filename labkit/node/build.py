@@ -207,11 +207,11 @@ def _fresh(directory: Path, stamp: str, names: list[str]) -> bool:
 
 
 def build_go_module(module: Path, tools: dict[str, str], out: Path, *, ldflags: list[str], desc: str,
-                    logs: Path, quiet: bool = False, cgo: bool = True) -> None:
+                    logs: Path, quiet: bool = False, cgo: bool = True, tags: tuple[str, ...] = ()) -> None:
     """``go build`` every tool of ``module`` into ``out``, named as ``tools`` says; cached by a stamp."""
     env = go_env({"CGO_ENABLED": "1" if cgo else "0"})
     stamp = _stamp((module / "go.mod").read_bytes(), (module / "go.sum").read_bytes(), _go_version(env),
-                   " ".join(ldflags), " ".join(sorted(tools)), f"cgo={cgo}")
+                   " ".join(ldflags), " ".join(sorted(tools)), f"cgo={cgo}", f"tags={','.join(tags)}")
     if _fresh(out, stamp, list(tools.values())):
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,7 @@ def build_go_module(module: Path, tools: dict[str, str], out: Path, *, ldflags: 
     reporter = Reporter(desc, total, quiet)
     staging = out / ".building"
     staging.mkdir(exist_ok=True)
-    _run_counting(["go", "build", "-v", "-trimpath", "-ldflags", " ".join(["-s", "-w", *ldflags]),
+    _run_counting(["go", "build", "-v", "-trimpath", *(["-tags", ",".join(tags)] if tags else []), "-ldflags", " ".join(["-s", "-w", *ldflags]),
                    "-o", f"{staging}{os.sep}", *tools], cwd=module, env=env, reporter=reporter,
                   log=logs / f"build-{module.name}.log")
     for package, name in tools.items():
@@ -300,7 +300,9 @@ def build_all(minor: str, cache: Path, *, quiet: bool = False) -> Built:
                          "(the first build takes about 25 min on 2 cores)", logs=logs, quiet=quiet)
     runtime_bin = root / f"runtime-containerd-{p.containerd}-runc-{p.runc}"
     build_go_module(MODULES / "runtime", RUNTIME_TOOLS, runtime_bin,
-                    # cgo: runc's nsenter is C
+                    # cgo: runc's nsenter is C; tags as their release builds: runc with seccomp (libseccomp),
+                    # containerd without the btrfs snapshotter (it needs btrfs headers; overlayfs is used)
+                    tags=("seccomp", "no_btrfs"),
                     ldflags=[f"-X github.com/containerd/containerd/v2/version.Version={p.containerd}",
                              f"-X main.version={p.runc.lstrip('v')}"],
                     desc=f"building containerd {p.containerd} and runc {p.runc} (about 5 min the first time)",

@@ -6,7 +6,8 @@ tests); a cluster reached through a kubeconfig when ``LABKIT_KUBECONFIG`` names 
 ``LABKIT_KIND_TESTS=1`` (it creates a cluster, which takes minutes); and the cluster backend on
 labkit's served simulator (``served``, whenever kubectl is installed: the session's ``served``
 fixture starts it, and the lab reaches it through :func:`kubeconfig_backend`, as any cluster
-with a kubeconfig). A backend that cannot be reached is listed as skipped with the reason.
+with a kubeconfig); and labkit's real node (``node``) when `labkit node up` has started it
+(it runs the release it was built from, whatever ``LABKIT_K8S_VERSION`` says). A backend that cannot be reached is listed as skipped with the reason.
 
 ``LABKIT_K8S_VERSION`` (default 1.29) is the version asked of the simulator and kind; a
 cluster runs its own. ``LABKIT_TRACE_DIR`` keeps the traces. On kind, ``LABKIT_KIND_CLUSTER``
@@ -80,7 +81,21 @@ def backends(env: Mapping[str, str] | None = None) -> list[Backend]:
     keep = env.get("LABKIT_KEEP_CLUSTER") == "1"
     result.append(Backend("kind", "kind", {"cluster_name": name, "keep_cluster": keep},
                           skip=_kind_missing(env), marks=(pytest.mark.kind,)))
+    result.append(Backend("node", "node", {"keep_cluster": True}, skip=_node_missing()))
     return result
+
+
+def _node_missing() -> str | None:
+    """labkit's real node runs only where `labkit node up` started it (Linux, root; .ci/run does)."""
+    from labkit.node import Node
+    from labkit.node.host import problems
+
+    found = problems()
+    if found:
+        return "; ".join(found)
+    if not Node().running():
+        return "labkit's real node is not running: `labkit node up` starts it (.ci/run does)"
+    return None
 
 
 def backend_params(env: Mapping[str, str] | None = None) -> list:

@@ -20,6 +20,10 @@ def lab(request):
         if backend.skip:
             pytest.skip(backend.skip)
     version = os.environ.get("LABKIT_K8S_VERSION", "1.29")
+    if backend.backend == "node":  # the node runs the release it was built from
+        from labkit.node import default_minor
+
+        version = default_minor()
     lab = labkit.connect(backend.backend, k8s_version=version, **backend.options)
     try:
         yield lab
