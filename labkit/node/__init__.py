@@ -184,7 +184,8 @@ class Node:
         config_files = {
             "cni/10-labkit-node.conflist": config.cni_conflist(),
             "containerd.toml": config.containerd_config(layout, f"registry.k8s.io/pause:{build.pause_tag(built.kubernetes_source)}",
-                                                        built.runtime_bin / "runc"),
+                                                        built.runtime_bin / "runc",
+                                                        restrict_oom_score_adj=not host.can_lower_oom_score()),
             "kubelet.yaml": config.kubelet_config(layout, self.feature_gates),
             "scheduler.yaml": config.scheduler_config(layout),
             "registry.yml": config.registry_config(layout, self.cache / "node" / "registry"),

@@ -129,8 +129,14 @@ def cni_conflist() -> str:
     }, indent=2) + "\n"
 
 
-def containerd_config(layout: Layout, sandbox_image: str, runc: Path) -> str:
-    """containerd 2.x config (version 3): its own root, state and socket; CRI with the node's CNI and mirror."""
+def containerd_config(layout: Layout, sandbox_image: str, runc: Path, *, restrict_oom_score_adj: bool = False) -> str:
+    """containerd 2.x config (version 3): its own root, state and socket; CRI with the node's CNI and mirror.
+
+    ``restrict_oom_score_adj``: without CAP_SYS_RESOURCE no process may lower its OOM score below
+    its parent's, and the kubelet asks -998 for every sandbox (and -997 for Guaranteed pods); runc
+    then fails "failed to update /proc/self/oom_score_adj: Permission denied". containerd's option
+    (made for rootless containerd) raises such requests to its own score instead.
+    """
     return f"""version = 3
 root = "{layout.state / 'containerd'}"
 state = "{layout.run / 'containerd-state'}"
@@ -153,6 +159,7 @@ state = "{layout.run / 'containerd-state'}"
 
 [plugins.'io.containerd.cri.v1.runtime']
   netns_mounts_under = "{layout.netns_dir}"
+  restrict_oom_score_adj = {str(restrict_oom_score_adj).lower()}
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["/usr/lib/cni"]
     conf_dir = "{layout.etc / 'cni'}"

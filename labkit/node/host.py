@@ -257,3 +257,15 @@ def remove_network(ip_forward_before: str | None) -> list[str]:
 def load_overlay() -> None:
     if "overlay" not in Path("/proc/filesystems").read_text():
         subprocess.run(["modprobe", "overlay"], capture_output=True)
+
+
+def can_lower_oom_score() -> bool:
+    """Whether this process holds CAP_SYS_RESOURCE (bit 24), which lowering an OOM score adjustment needs.
+
+    Some sandboxes withhold it even from root; containerd must then clamp the kubelet's negative
+    scores (:func:`labkit.node.config.containerd_config`).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
