@@ -124,10 +124,11 @@ def _holds(problems: list[str] | None) -> str:
     return "–" if problems is None else ("yes" if not problems else "**no**")
 
 
-def markdown(rows: list[Row], *, version: str, cluster: str = "kind") -> str:
-    """The table for the job summary and the artifact, then what did not hold."""
+def markdown(rows: list[Row], *, version: str, cluster: str = "kind", title: str | None = None) -> str:
+    """The table for the job summary and the artifact, then what did not hold. ``cluster`` names the
+    real backend in the columns, ``title`` (default: the same) in the heading."""
     disagree = [r for r in rows if not r.agrees]
-    lines = [f"### Simulator against {cluster}: Kubernetes {version}", "",
+    lines = [f"### Simulator against {title or cluster}: Kubernetes {version}", "",
              f"{len(rows)} scenarios, {sum(1 for r in rows if r.skipped)} skipped, "
              f"{len(disagree)} where the two disagree.", "",
              f"| scenario | holds on {cluster} | holds on the simulator | largest time difference (event) |",
@@ -309,8 +310,11 @@ def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: str, o
     return Row(name, on_cluster=problems_real, on_sim=[], largest=max(shared) if shared else None, notes=notes)
 
 
+SHORT_NAMES = {"node": "the real node", "kind": "kind", "cluster": "the cluster"}
+
+
 def write_results(rows: list[Row], out: Path, *, version: str, backend: str, what: str) -> str:
-    table = markdown(rows, version=version, cluster=what)
+    table = markdown(rows, version=version, cluster=SHORT_NAMES[backend], title=what)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fidelity.md").write_text(table, encoding="utf-8")
     (out / "fidelity.json").write_text(json.dumps({
