@@ -5,7 +5,10 @@ failing test lists everything that is wrong at once. Event names are ``"<contain
 <Event>"`` and mean the trace events of the scenario's pod with that container and type.
 Pairing rules (the README's, made exact):
 
-- ``[E1, before, E2]``: the first E1 comes before the last E2 (both must occur);
+- ``[E1, before, E2]``: the first E1 comes before the last E2 (both must occur). On a real
+  trace the times are bounds, not instants (docs/trace.md): a status time lies up to its
+  ``resolution_s`` before the change, a watch arrival up to ``labkit.agree.NETWORK_S`` after it;
+  the order fails only when those bounds prove E1 came after E2;
 - ``overlaps``: some run of C1 and some run of C2 overlap in time (``overlaps_lhs_first``:
   and C1 started first);
 - ``timing`` ``{from, to}``: from the first ``from`` to the first ``to`` at or after it;
@@ -16,6 +19,8 @@ Pairing rules (the README's, made exact):
 from __future__ import annotations
 
 import math
+
+from .agree import NETWORK_S
 from .trace import Event, Trace
 
 # Kubernetes Event texts in `events_never`, as the trace event types that would carry them.
@@ -110,6 +115,16 @@ def check(trace: Trace, scenario: dict) -> list[str]:
     return problems
 
 
+def _earliest(event: Event) -> float:
+    """The earliest instant a real report allows: a watch update arrives after its change."""
+    return event.t - NETWORK_S if event.source == "watch" else event.t
+
+
+def _latest(event: Event) -> float:
+    """The latest instant: a status time is rounded down to whole seconds (``resolution_s``)."""
+    return event.t + (event.resolution_s or 0.0)
+
+
 def _order(view: _View, row: list, where: str) -> list[str]:
     if len(row) == 2:
         name, what = row
@@ -124,8 +139,13 @@ def _order(view: _View, row: list, where: str) -> list[str]:
         a, b = view.find(left), view.find(right)
         if not a or not b:
             return [f"{where}: {left if not a else right} never happened ({left} before {right})"]
-        if view.index[id(a[0])] >= view.index[id(b[-1])]:
-            return [f"{where}: first {left} at {a[0].t} is not before any {right} ({[e.t for e in b]})"]
+        first, last = a[0], b[-1]
+        if first.source == "sim" and last.source == "sim":
+            disproved = view.index[id(first)] >= view.index[id(last)]
+        else:
+            disproved = _earliest(first) >= _latest(last)
+        if disproved:
+            return [f"{where}: first {left} at {first.t} is not before any {right} ({[e.t for e in b]})"]
         return []
     if relation in ("overlaps", "overlaps_lhs_first"):
         s1, s2 = view.spans(left), view.spans(right)

@@ -214,3 +214,25 @@ def test_unknown_keys_and_relations_are_reported_not_ignored():
     assert problems({"final_phaze": "Succeeded"}, same) == ["expect.final_phaze: no checker for this key"]
     assert problems({"order": [["proxy", "during", "app"]]}, same) == ["order[0]: unknown relation 'during'"]
     assert problems({"events_never": ["OOMKilled"]}, same) == ["events_never: cannot express 'OOMKilled' as a trace event"]
+
+
+def test_on_a_real_trace_before_reads_times_as_bounds_not_instants():
+    """A status time is rounded down (the change lies in [t, t + 1)); a watch arrival comes after its
+    change (up to labkit.agree.NETWORK_S). Recorded on labkit's node: the sidecar's startup probe
+    passed (watch, 40.589) and the app started (status, 40.565) in the same second; nothing proves
+    the app first. Two seconds apart, the wrong order is proven."""
+    def real(probe_t: float, app_t: float) -> Trace:
+        data = _base()
+        data["backend"] = "node"
+        data["events"] = [
+            {"t": 0.0, "pod": "web", "container": "proxy", "type": "Started", "source": "status", "resolution_s": 1.0},
+            {"t": app_t, "pod": "web", "container": "app", "type": "Started", "source": "status", "resolution_s": 1.0},
+            {"t": probe_t, "pod": "web", "container": "proxy", "type": "StartupProbeSucceeded", "source": "watch"}]
+        data["events"].sort(key=lambda e: e["t"])
+        return Trace.from_dict(data)
+
+    expect = {"pod": {"metadata": {"name": "web"}},
+              "expect": {"order": [["proxy StartupProbeSucceeded", "before", "app Started"]]}}
+    assert check(real(40.589, 40.565), expect) == []
+    [problem] = check(real(43.0, 40.565), expect)
+    assert "first proxy StartupProbeSucceeded at 43.0 is not before any app Started" in problem
