@@ -228,6 +228,16 @@ class TraceBuilder:
                 self._k8s_event(obj)
             return len(self._raw) + len(self._kills) - before
 
+    def missing_from_list(self, kind: str, listed: list[dict]) -> list[dict]:
+        """DELETED watch events for the pods a fresh list no longer has: they were deleted while no
+        watch ran (client-go's DeltaFIFO.Replace reports them so too), with their last known state."""
+        if kind != "Pod":
+            return []
+        names = {(obj.get("metadata") or {}).get("name") for obj in listed}
+        with self._lock:
+            return [{"type": "DELETED", "object": state.last} for name, state in self._pods.items()
+                    if name not in names and not state.deleted and state.last]
+
     def feed_all(self, stream: Iterable[tuple[float, dict]]) -> "TraceBuilder":
         for arrival, event in stream:
             self.feed(arrival, event)
@@ -538,12 +548,26 @@ def _ordered_termination(version: str, gates: dict) -> bool:
 
 
 # -- the live part ------------------------------------------------------------------------
+class _WatchEnded(Exception):
+    """The server ended a watch with an ERROR event."""
+
+
+def _status_text(status: Any) -> str:
+    if not isinstance(status, dict):
+        return str(status)
+    return f"{status.get('code')} {status.get('reason')}: {status.get('message')}"
+
+
 class Recorder:
     """Watches pods, Jobs, Deployments and Events of one namespace into a TraceBuilder.
 
-    Each watch runs in a daemon thread with a short server-side timeout, resuming from the
-    last resourceVersion, so a lost connection is retried. ``stop()`` ends the watches (it
-    closes their connections), waits for the threads and closes the API client.
+    Each kind is listed, then watched from the list's resourceVersion in a daemon thread with a
+    short server-side timeout, resuming from the last resourceVersion seen (bookmarks included),
+    so a lost connection is retried. When the server says that version has expired (a real one
+    sends HTTP 200 and an ``ERROR`` event with a ``Status`` of code 410; HTTP 410 is handled too),
+    the kind is listed again and the list compared with what the builder knows (docs/trace.md).
+    ``stop()`` ends the watches (it closes their connections), waits for the threads and closes
+    the API client.
     ``on_events`` is called (from a watch thread) after events were added.
 
     The client never rewrites the user's kubeconfig (``persist_config=False``: with an
@@ -570,6 +594,7 @@ class Recorder:
         self._streams: dict[str, Any] = {}
         self._streams_lock = threading.Lock()
         self._api = None
+        self._first_list: dict[str, bool] = {}
 
     def start(self) -> "Recorder":
         from kubernetes import client, config
@@ -589,8 +614,25 @@ class Recorder:
 
     def stop(self, timeout: float | None = None) -> None:
         """End every watch, wait for its thread (at most ``timeout``, default one watch period) and close the client."""
-        self._stop.set()
+        with self._streams_lock:
+            self._stop.set()
         self.builder.watching(None)
+        deadline = time.monotonic() + (self.WATCH_TIMEOUT_S + 2.0 if timeout is None else timeout)
+        # Again until the threads end: a watch whose request was still in flight at the first pass
+        # has no response to shut yet, and would otherwise block until its server-side timeout.
+        while self.running and time.monotonic() < deadline:
+            self._shut_streams()
+            for thread in self._threads:
+                thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            self._note(f"watch threads still running after stop(): {', '.join(alive)}")
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    def _shut_streams(self) -> None:
         with self._streams_lock:
             streams = list(self._streams.values())
         for stream in streams:
@@ -601,62 +643,116 @@ class Recorder:
                     response.shutdown()
                 except Exception:  # it ended meanwhile
                     pass
-        deadline = time.monotonic() + (self.WATCH_TIMEOUT_S + 2.0 if timeout is None else timeout)
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        alive = [t.name for t in self._threads if t.is_alive()]
-        if alive:
-            self._note(f"watch threads still running after stop(): {', '.join(alive)}")
-        self._threads = [t for t in self._threads if t.is_alive()]
-        if self._api is not None:
-            self._api.close()
-            self._api = None
 
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
     def _watch(self, kind: str, list_func: Callable[..., Any]) -> None:
+        """List, then watch from the list's resourceVersion, as client-go's reflector does; list again
+        when the server says the resourceVersion has expired (docs/trace.md)."""
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
-        resource_version = None
+        resource_version = None  # None: list (again) before watching
+        expiries = 0  # expired watches in a row with nothing in between
         while not self._stop.is_set():
-            stream = watch.Watch()
-            with self._streams_lock:
-                self._streams[kind] = stream
-            kwargs: dict[str, Any] = {"timeout_seconds": self.WATCH_TIMEOUT_S, "deserialize": False}
-            if resource_version:
-                kwargs["resource_version"] = resource_version
             try:
-                for event in stream.stream(list_func, self.namespace, **kwargs):
+                if resource_version is None:
+                    resource_version = self._list(kind, list_func)
+                stream = watch.Watch()
+                with self._streams_lock:  # stop() sets the flag under this lock: no watch opens after it
+                    if self._stop.is_set():
+                        return
+                    self._streams[kind] = stream
+                for event in stream.stream(list_func, self.namespace, resource_version=resource_version,
+                                           allow_watch_bookmarks=True, timeout_seconds=self.WATCH_TIMEOUT_S,
+                                           deserialize=False):
                     if self._stop.is_set():
                         stream.stop()
                         break
                     # the API server's JSON as it came: {"type": ..., "object": {...}}
                     raw = {"type": event.get("type"), "object": event.get("object") or {}}
+                    if raw["type"] == "ERROR":  # a client that hands the ERROR event over
+                        self._take(kind, raw)
+                        raise _WatchEnded(_status_text(raw["object"]))
                     version = ((raw["object"].get("metadata") or {}).get("resourceVersion")
                                if isinstance(raw["object"], dict) else None)
-                    if version:
+                    if version:  # also a BOOKMARK's: the server says it is safe to resume from here
                         resource_version = version
-                    arrival = self.clock()
-                    if self.watch_log is not None:
-                        self.watch_log(arrival, kind, raw)
-                    if self.builder.feed(arrival, raw, kind=kind) and self.on_events is not None:
-                        self.on_events()
+                    expiries = 0
+                    self._take(kind, raw)
+                expiries = 0  # the server ended the watch (timeoutSeconds): resume from resource_version
+                continue
             except ApiException as exc:
                 if self._stop.is_set():
                     return
-                if exc.status == 410:  # our resourceVersion is too old: list again
-                    resource_version = None
+                if exc.status != 410:
+                    self._note(f"watching {kind}s: {exc.status} {exc.reason}")
+                    self._stop.wait(1.0)
                     continue
-                self._note(f"watching {kind}s: {exc.status} {exc.reason}")
-                self._stop.wait(1.0)
+                ended = f"HTTP {exc.status} {exc.reason}"
+            except KeyError as exc:
+                if self._stop.is_set():
+                    return
+                if exc.args != ("raw_object",):
+                    self._note(f"watching {kind}s: KeyError: {exc}")
+                    self._stop.wait(1.0)
+                    continue
+                # kubernetes 34-37: with deserialize=False, Watch.stream meets an ERROR event (a real
+                # server's expired resourceVersion: HTTP 200 and {"type": "ERROR", "object": Status 410})
+                # and reads a key only its deserialising path sets.
+                ended = "an ERROR event"
+            except _WatchEnded as exc:
+                if self._stop.is_set():
+                    return
+                ended = f"an ERROR event ({exc})"
             except Exception as exc:  # connection refused, cluster deleted under us, ...
                 if self._stop.is_set():
                     return
                 self._note(f"watching {kind}s: {type(exc).__name__}: {exc}")
                 self._stop.wait(1.0)
+                continue
+            # The watch ended with an error (an expired resourceVersion, mostly): list again, which
+            # also reports what changed meanwhile, and watch from the new list.
+            self._note(f"watching {kind}s from resourceVersion {resource_version} ended with {ended}; listing again")
+            resource_version = None
+            expiries += 1
+            if expiries > 1:  # the fresh list's version expired at once too: do not spin
+                self._stop.wait(1.0)
+
+    def _list(self, kind: str, list_func: Callable[..., Any]) -> str:
+        """List every object of ``kind`` into the builder; the list's resourceVersion, to watch from.
+
+        The listed objects are compared with what the builder knows, so a transition that happened
+        while no watch ran is still recorded (at the list's arrival), and a pod the list no longer
+        has is reported deleted, as client-go's DeltaFIFO.Replace does."""
+        import json
+
+        response = list_func(self.namespace, _preload_content=False)
+        try:
+            body = json.loads(response.data)
+        finally:
+            response.release_conn()
+        item_kind = str(body.get("kind") or f"{kind}List").removesuffix("List")
+        api_version = body.get("apiVersion")
+        items = []
+        for item in body.get("items") or []:
+            # a list's items carry no kind or apiVersion; add them so the logged stream replays
+            item = {"kind": item_kind, **({"apiVersion": api_version} if api_version else {}), **item}
+            items.append({"type": "ADDED" if self._first_list.get(kind, True) else "MODIFIED", "object": item})
+        self._first_list[kind] = False
+        items += self.builder.missing_from_list(kind, [i["object"] for i in items])
+        for raw in items:
+            self._take(kind, raw)
+        return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _take(self, kind: str, raw: dict) -> None:
+        arrival = self.clock()
+        if self.watch_log is not None:
+            self.watch_log(arrival, kind, raw)
+        if self.builder.feed(arrival, raw, kind=kind) and self.on_events is not None:
+            self.on_events()
 
     def _note(self, message: str) -> None:
         if len(self.errors) < 50:
