@@ -13,11 +13,19 @@ status sync), ``status`` is the container's own ``startedAt``/``finishedAt`` (wh
 ``resolution_s`` 1.0), ``event`` is a Kubernetes Event (whole seconds). Every container event
 carries the ``attempt`` of the instance it belongs to, so the reports of one start line up.
 
-What is inferred, and why:
+What is inferred, and why (docs/trace.md, "Recording a real cluster"):
 
+- Container runs come from the container statuses first: ``Started``/``Restarted`` from each run's
+  ``startedAt`` and ``restartCount``, ``Exited``/``Killed`` from ``state``/``lastState.terminated``.
+  The kubelet's Events are extra detail only: its recorder (client-go tools/record) drops a pod's
+  Events after a burst of 25 (then one per 300 s) and combines similar messages after 10, so a
+  restart-heavy pod loses them. A ``Started`` Event is tied to the run whose status start it
+  matches, not to its ``count`` (a restarted kubelet counts from 1 again).
 - ``Killed`` is an exit code of 137 (128 + SIGKILL) or the reason ``OOMKilled``; a process
   that calls ``exit 137`` itself would be counted as killed too.
-- ``SIGTERM`` comes from the kubelet's ``Killing`` Event. ``killContainer``
+- ``SIGTERM`` (the stop signal: ``signal`` names it when the status's ``stopSignal`` or the
+  pod's ``lifecycle.stopSignal`` says another) comes from the kubelet's ``Killing`` Event, in its
+  plain or "(combined from similar events): " form; without one there is none. ``killContainer``
   (pkg/kubelet/kuberuntime/kuberuntime_container.go) records that Event, then runs the
   preStop hook, then (1.29+, sidecars only) waits for the containers that must stop first,
   then calls ``StopContainer``, which sends the stop signal. So: a container without a
@@ -29,7 +37,7 @@ What is inferred, and why:
 - ``Unhealthy`` Events (one per failed probe run, not the failure threshold) become
   ``StartupProbeRun``/``ReadinessProbeRun``/``LivenessProbeRun`` with reason ``Unhealthy``.
 
-It is long (~660 lines): :class:`TraceBuilder` holds every rule for turning API JSON into trace
+It is long (~850 lines): :class:`TraceBuilder` holds every rule for turning API JSON into trace
 events (above) and is pure, tested on recorded and hand-written streams; :class:`Recorder` is
 the few watch threads that feed it. The rules read as one list, so they stay in one module.
 """
@@ -57,6 +65,18 @@ _RANK = {"Started": 0, "Restarted": 0, "PostStart": 1, "ImagePullFailed": 1, "St
          "Exited": 8, "Killed": 8}
 _PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 _FIELD_PATH = re.compile(r"^spec\.(initContainers|containers)\{(?P<name>[^}]+)\}$")
+# The kubelet's event recorder (client-go tools/record EventAggregator) turns the 10th distinct message
+# of one reason about one pod within 10 minutes into an Event whose message has this prefix; later ones
+# update that Event's message and count, but not its involvedObject.fieldPath.
+_COMBINED = "(combined from similar events): "
+# The container a kubelet message names (pkg/kubelet/kuberuntime: killContainer's "Stopping container
+# %s", computePodActions' "Container %s failed liveness probe, will be restarted" and the like; "Started
+# container %s" before the kubelet said "Container started").
+_NAMED = re.compile(r"^(?:Stopping container (?P<stopping>\S+)$|Container (?P<container>\S+) "
+                    r"(?:failed|definition changed|resize)|Started container (?P<started>\S+)$)")
+# A container's Started Event is recorded right after the runtime started it; its status startedAt is
+# the start truncated to the second: the Event belongs to the instance whose start is this close.
+_START_EVENT_WINDOW_S = (-1.0, 2.0)
 # Events from before the recorder started are history, not this run (status times are
 # truncated to whole seconds, hence the margin).
 _SINCE_MARGIN_S = 2.0
@@ -96,6 +116,7 @@ class _Container:
     started: bool = False
     ready: bool | None = None
     waiting_reason: str | None = None
+    stop_signal: str | None = None  # the effective stop signal, when the API says it
 
 
 @dataclass
@@ -111,6 +132,20 @@ class _PodState:
 
 
 @dataclass
+class _StartReport:
+    """A container's Started Event, tied to an instance when the trace is taken (its count is not
+    the attempt: the kubelet's recorder drops and combines Events, and restarts with an empty cache)."""
+
+    when: float
+    pod: str
+    container: str
+    count: int
+    combined: bool
+    fields: dict
+    seq: int
+
+
+@dataclass
 class _Kill:
     """A sidecar's Killing Event waiting for the containers that must stop before it."""
 
@@ -120,6 +155,7 @@ class _Kill:
     attempt: int
     message: str
     resolution: float
+    signal: dict = field(default_factory=dict)  # {"signal": name} when the stop signal is not SIGTERM
 
 
 def containers_of(pod: dict) -> list[ContainerInfo]:
@@ -190,6 +226,7 @@ class TraceBuilder:
         self._workload_conditions: dict[str, set[str]] = {}
         self._event_counts: dict[str, int] = {}
         self._kills: list[_Kill] = []
+        self._start_reports: list[_StartReport] = []
         self._early_events: dict[str, list[dict]] = {}
         self._seq = 0
         self._clock: Callable[[], float] | None = None
@@ -217,7 +254,7 @@ class TraceBuilder:
             return 0
         with self._lock:
             self._seen(arrival)
-            before = len(self._raw) + len(self._kills)
+            before = len(self._raw) + len(self._kills) + len(self._start_reports)
             if kind == "Pod":
                 self._pod(arrival, etype, obj)
             elif kind == "Job":
@@ -226,7 +263,7 @@ class TraceBuilder:
                 self._workload(arrival, "deployment", obj, {"Available": "DeploymentAvailable"})
             elif kind == "Event":
                 self._k8s_event(obj)
-            return len(self._raw) + len(self._kills) - before
+            return len(self._raw) + len(self._kills) + len(self._start_reports) - before
 
     def missing_from_list(self, kind: str, listed: list[dict]) -> list[dict]:
         """DELETED watch events for the pods a fresh list no longer has: they were deleted while no
@@ -268,9 +305,12 @@ class TraceBuilder:
             info = Pod(name, meta.get("namespace", "default"), owner_of(pod), infos)
             specs = {c.get("name"): c for c in (pod.get("spec", {}).get("initContainers") or [])
                      + (pod.get("spec", {}).get("containers") or [])}
-            containers = {c.name: _Container(c.name, c.role, "startup" in c.probes,
-                                             bool(((specs.get(c.name) or {}).get("lifecycle") or {}).get("preStop")))
-                          for c in infos}
+            containers = {}
+            for c in infos:
+                lifecycle = (specs.get(c.name) or {}).get("lifecycle") or {}
+                # lifecycle.stopSignal (1.33+, gate ContainerStopSignals; the API server drops it without)
+                containers[c.name] = _Container(c.name, c.role, "startup" in c.probes, bool(lifecycle.get("preStop")),
+                                                stop_signal=lifecycle.get("stopSignal"))
             if state is None:
                 self._order.append(name)
             state = _PodState(info, meta.get("uid"), containers)
@@ -315,6 +355,8 @@ class TraceBuilder:
         if c is None:  # a status without a spec entry (not seen from the API server)
             c = state.containers[name] = _Container(name, "app")
         attempt = int(cs.get("restartCount") or 0)
+        if cs.get("stopSignal"):  # the effective stop signal, image STOPSIGNAL included (1.33+, ContainerStopSignals)
+            c.stop_signal = cs["stopSignal"]
         current = cs.get("state") or {}
         last = (cs.get("lastState") or {}).get("terminated")
         # lastState is the previous instance, except in restart back-off, where the newest
@@ -411,36 +453,85 @@ class TraceBuilder:
             self._event_counts.pop(key, None)
             self._early_events.setdefault(obj.get("name", ""), []).append(ev)
             return
-        match = _FIELD_PATH.match(obj.get("fieldPath") or "")
-        if match is None or match.group("name") not in state.containers:
-            return
-        c = state.containers[match.group("name")]
-        when, resolution = _event_time(ev)
         reason, message = ev.get("reason", ""), (ev.get("message") or ev.get("note") or "").strip()
+        combined = message.startswith(_COMBINED)
+        said = message[len(_COMBINED):] if combined else message
+        named = _NAMED.match(said)
+        named = next((n for n in named.groups() if n), None) if named else None
+        match = _FIELD_PATH.match(obj.get("fieldPath") or "")
+        # A combined Event keeps the fieldPath of the first message it combined: only a message that names
+        # its container says which one it is about (a probe's "Liveness probe failed: ..." does not).
+        if combined:
+            name = named
+        else:
+            name = match.group("name") if match else None
+        if name not in state.containers:
+            return
+        c = state.containers[name]
+        when, resolution = _event_time(ev)
         pod = state.info.name
         common = {"reason": reason, "message": message, "resolution_s": resolution}
         if reason == "Started":
-            self._emit(when, "Started", pod, c.name, "event", attempt=count - 1, **common)
-            if count > 1:
-                self._emit(when, "Restarted", pod, c.name, "event", attempt=count - 1, **common)
-        elif reason == "Unhealthy":
-            probe = message.split(" ", 1)[0].lower()
+            if when is not None:
+                self._seq += 1
+                self._start_reports.append(_StartReport(when, pod, c.name, count, combined, common, self._seq))
+            return
+        # Which run the Event is about: the one that had started by then (its status start seen)
+        attempt = c.current if when is None else self._attempt_at(pod, c.name, when, c.current)
+        if reason == "Unhealthy":
+            probe = said.split(" ", 1)[0].lower()
             if probe in ("startup", "readiness", "liveness"):
-                self._emit(when, f"{probe.capitalize()}ProbeRun", pod, c.name, "event", attempt=c.current, **common)
-        elif reason == "Failed" and message.startswith("Failed to pull image"):
-            self._emit(when, "ImagePullFailed", pod, c.name, "event", attempt=c.current, **common)
+                self._emit(when, f"{probe.capitalize()}ProbeRun", pod, c.name, "event", attempt=attempt, **common)
+        elif reason == "Failed" and said.startswith("Failed to pull image"):
+            self._emit(when, "ImagePullFailed", pod, c.name, "event", attempt=attempt, **common)
         elif reason == "Killing":
-            if "failed liveness probe" in message:
-                self._emit(when, "LivenessProbeFailed", pod, c.name, "event", attempt=c.current, **common)
-            elif "failed startup probe" in message:
-                self._emit(when, "StartupProbeFailed", pod, c.name, "event", attempt=c.current, **common)
+            if "failed liveness probe" in said:
+                self._emit(when, "LivenessProbeFailed", pod, c.name, "event", attempt=attempt, **common)
+            elif "failed startup probe" in said:
+                self._emit(when, "StartupProbeFailed", pod, c.name, "event", attempt=attempt, **common)
+            signal = {"signal": c.stop_signal} if c.stop_signal and c.stop_signal != "SIGTERM" else {}
             if c.has_prestop:
-                self._emit(when, "PreStop", pod, c.name, "event", attempt=c.current, **common)
+                self._emit(when, "PreStop", pod, c.name, "event", attempt=attempt, **common)
             elif (c.role == "sidecar" and self.ordered_termination and when is not None
-                  and message.startswith("Stopping container")):  # the pod is stopping, not a restart
-                self._kills.append(_Kill(when, pod, c.name, c.current, message, resolution))
+                  and said.startswith("Stopping container")):  # the pod is stopping, not a restart
+                self._kills.append(_Kill(when, pod, c.name, attempt, message, resolution, signal))
             else:
-                self._emit(when, "SIGTERM", pod, c.name, "event", attempt=c.current, **common)
+                self._emit(when, "SIGTERM", pod, c.name, "event", attempt=attempt, **common, **signal)
+
+    def _attempt_at(self, pod: str, container: str, when: float, default: int) -> int:
+        """The run of ``container`` that had started by ``when`` (by its status start), else ``default``.
+        Both are whole seconds: a run that started in the second of ``when`` counts only when no
+        earlier one did (after a kill, the next run may start within the same second)."""
+        started = sorted((r.when, r.attempt) for r in self._raw if r.pod == pod and r.container == container
+                         and r.type == "Started" and r.source == "status" and r.when <= when)
+        before = [s for s in started if s[0] < when]
+        return (before or started)[-1][1] if started else default
+
+    def _event_starts(self) -> list[_Raw]:
+        """Started (and Restarted) from the kubelet's Started Events, each tied to the run whose status
+        start is within _START_EVENT_WINDOW_S of it. Without one, a plain Event's count counts the starts
+        (its recorder counts also the ones it dropped); a combined Event's count does not: left out."""
+        result = []
+        low, high = _START_EVENT_WINDOW_S
+        for report in self._start_reports:
+            if self.since is not None and report.when < self.since - _SINCE_MARGIN_S:
+                continue
+            near = [(abs(report.when - r.when), -r.attempt, r.attempt) for r in self._raw
+                    if r.pod == report.pod and r.container == report.container and r.type == "Started"
+                    and r.source == "status" and r.when + low <= report.when <= r.when + high]
+            if near:
+                attempt = min(near)[2]
+            elif report.combined:
+                continue
+            else:
+                attempt = report.count - 1
+            fields = {**report.fields, "attempt": attempt}
+            result.append(_Raw(report.when, "Started", report.pod, report.container, "event", fields, attempt,
+                               report.seq))
+            if attempt > 0:
+                result.append(_Raw(report.when, "Restarted", report.pod, report.container, "event", dict(fields),
+                                   attempt, report.seq))
+        return result
 
     def _ordered_sigterms(self) -> list[_Raw]:
         """SIGTERM for sidecars whose turn has come (see the module docstring)."""
@@ -463,7 +554,7 @@ class TraceBuilder:
                 continue  # its turn has not come yet: no SIGTERM so far
             result.append(_Raw(when, "SIGTERM", kill.pod, kill.container, "event",
                                {"reason": "Killing", "message": kill.message, "resolution_s": kill.resolution,
-                                "attempt": kill.attempt, "ordered": True}, kill.attempt, 0))
+                                "attempt": kill.attempt, "ordered": True, **kill.signal}, kill.attempt, 0))
         return result
 
     def _end_after(self, pod: str, container: str, when: float) -> float | None:
@@ -484,7 +575,7 @@ class TraceBuilder:
     def trace(self) -> Trace:
         """The trace so far: events sorted by time, ``t`` from the earliest event, and how long it was watched."""
         with self._lock:
-            raws = sorted(self._raw + self._ordered_sigterms(), key=_Raw.key)
+            raws = sorted(self._raw + self._ordered_sigterms() + self._event_starts(), key=_Raw.key)
             origin = raws[0].when if raws else None
             pace = self.pace
             result = Trace(self.backend, self.kubernetes_version, dict(self.feature_gates),

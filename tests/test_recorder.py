@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.printers import parse_time
+from labkit.printers import format_time, parse_time
 from labkit.recorder import Recorder, TraceBuilder, owner_of
 from labkit.trace import Trace
 
@@ -335,6 +335,133 @@ def test_image_pull_failure_from_the_watch():
     builder.feed(1001.0, {"type": "MODIFIED", "object": pod})
     failures = builder.trace().select("ImagePullFailed")
     assert [(e.container, e.reason) for e in failures] == [("sws-init", "ErrImagePull")]
+
+
+# -- a restart-heavy pod: the kubelet's Events are dropped and combined, the statuses are not ---------
+RESTARTS = "sidecar-liveness-restarts-1.37.json"
+
+
+def build_restarts(edit_stream=None) -> Trace:
+    data = recording(RESTARTS)
+    stream = data["stream"] if edit_stream is None else edit_stream(copy.deepcopy(data["stream"]))
+    builder = TraceBuilder("kind", data["kubernetes_version"], data["feature_gates"])
+    for item in stream:
+        builder.feed(parse_time(item["arrival"]), item["event"])
+    return builder.trace()
+
+
+def kubelet_events(reason: str) -> list[dict]:
+    return [i["event"]["object"] for i in recording(RESTARTS)["stream"]
+            if i["event"]["object"]["kind"] == "Event" and i["event"]["object"]["reason"] == reason]
+
+
+def test_the_fixture_lost_killing_and_started_events_to_the_kubelets_rate_limit():
+    """Eight liveness kills and the pod's deletion: the spam filter let the first five Killing Events
+    through, none of the deletion's, and the sidecar's Started Events up to its fourth restart."""
+    assert [e["count"] for e in kubelet_events("Killing")] == [1, 2, 3, 4, 5]
+    started = [e for e in kubelet_events("Started") if e["involvedObject"]["fieldPath"] == "spec.initContainers{proxy}"]
+    assert [e["count"] for e in started] == [1, 2, 3, 4, 5] and started[0]["message"] == "Container started"
+
+
+def test_every_run_of_a_restart_heavy_sidecar_comes_from_its_statuses_when_its_events_are_dropped():
+    trace = build_restarts()
+    spans = [s for s in trace.spans() if s.container == "proxy"]
+    assert [(s.attempt, s.end_type, s.exit_code) for s in spans] == [(k, "Exited", 0) for k in range(9)]
+    assert {e.attempt for e in trace.select("Restarted", container="proxy") if e.source == "status"} == set(range(1, 9))
+    for k in range(9):  # each run once from its status, whatever the Events said
+        assert len([e for e in trace.select("Started", container="proxy") if e.source == "status" and e.attempt == k]) == 1
+        assert len([e for e in trace.select("Exited", container="proxy") if e.source == "status" and e.attempt == k]) == 1
+    # the Events that passed are extra detail, each on the run it was about
+    data = recording(RESTARTS)
+    origin = parse_time(trace.origin)
+    starts = {e.attempt: e.t for e in trace.select("Started", container="proxy") if e.source == "status"}
+    assert {e.attempt for e in trace.select("Started", container="proxy") if e.source == "event"} == set(range(5))
+    sigterms = trace.select("SIGTERM", container="proxy")
+    assert [e.attempt for e in sigterms] == [0, 1, 2, 3, 4]
+    assert all(starts[e.attempt] < e.t < starts[e.attempt + 1] for e in sigterms)
+    # the stop signal the container status reports (static-web-server's STOPSIGNAL; 1.33+ with ContainerStopSignals)
+    assert {e.extra.get("signal") for e in sigterms} == {"SIGQUIT"}
+    assert [e.attempt for e in trace.select("LivenessProbeFailed", container="proxy")] == [0, 1, 2, 3, 4]
+    assert data["feature_gates"] == {"ContainerStopSignals": True} and origin is not None
+
+
+def test_a_started_event_belongs_to_the_run_whose_status_start_it_matches_not_to_its_count():
+    """The kubelet restarted before the sidecar's seventh run: its recorder's cache is empty, so that
+    run's Started Event is a new one with count 1 (client-go tools/record eventLogger)."""
+    def kubelet_restarted(stream):
+        run6 = next(i for i in stream if i["event"]["object"]["kind"] == "Pod" and any(
+            cs.get("restartCount") == 6 and "running" in cs["state"]
+            for cs in i["event"]["object"]["status"].get("initContainerStatuses") or []))
+        started_at = run6["event"]["object"]["status"]["initContainerStatuses"][0]["state"]["running"]["startedAt"]
+        first = next(e for e in kubelet_events("Started") if e["involvedObject"]["fieldPath"] == "spec.initContainers{proxy}")
+        again = copy.deepcopy(first)
+        again["metadata"].update(name="flappy-proxy.1863a0c1f2e3d4b5", uid="f0e1d2c3-b4a5-4960-8877-665544332211")
+        again.update(count=1, firstTimestamp=started_at, lastTimestamp=started_at)
+        stream.append({"arrival": run6["arrival"], "event": {"type": "ADDED", "object": again}})
+        return sorted(stream, key=lambda i: i["arrival"])
+
+    trace = build_restarts(kubelet_restarted)
+    from_events = [(e.attempt, e.type) for e in trace.select(("Started", "Restarted"), container="proxy")
+                   if e.source == "event"]
+    assert (6, "Started") in from_events and (6, "Restarted") in from_events
+    assert [a for a, kind in from_events if kind == "Started"] == [0, 1, 2, 3, 4, 6]
+
+
+def _event(name: str, uid: str, reason: str, message: str, field_path: str, when: str, count: int = 1,
+           type_: str = "Normal") -> dict:
+    """A core/v1 Event as the kubelet's recorder writes it (client-go tools/record at v0.37.2)."""
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "labkit-r4n8t", "uid": uid, "resourceVersion": "2001",
+                         "creationTimestamp": when},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": "flappy-proxy", "namespace": "labkit-r4n8t",
+                               "uid": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "resourceVersion": "1007",
+                               "fieldPath": field_path},
+            "reason": reason, "message": message, "source": {"component": "kubelet", "host": "labkit-node"},
+            "firstTimestamp": when, "lastTimestamp": when, "count": count, "type": type_, "eventTime": None,
+            "reportingComponent": "kubelet", "reportingInstance": "labkit-node"}
+
+
+def test_combined_events_are_read_for_the_container_their_message_names_or_not_at_all():
+    """EventAggregate (client-go tools/record events_cache.go) makes the 10th distinct message of one
+    reason about a pod within 10 minutes an Event "(combined from similar events): <message>"; later
+    messages patch its message and count, never its involvedObject: its fieldPath stays the first one's."""
+    def combined(stream):
+        deletion = next(i for i in stream if i["event"]["object"]["kind"] == "Pod"
+                        and i["event"]["object"]["metadata"].get("deletionTimestamp"))
+        # a probe run of the last run, a second after it started
+        started = stream[-1]["event"]["object"]["status"]["initContainerStatuses"][0]["state"]["terminated"]["startedAt"]
+        when = format_time(parse_time(started) + 1.0)[:19] + "Z"
+        unhealthy = _event("flappy-proxy.1863a0c1f2e3d4c6", "a1a1a1a1-0000-4000-8000-000000000001", "Unhealthy",
+                           "(combined from similar events): Liveness probe failed: HTTP probe failed with statuscode: 404",
+                           "spec.containers{app}", when, count=3, type_="Warning")
+        killing = _event("flappy-proxy.1863a0c1f2e3d4c7", "a1a1a1a1-0000-4000-8000-000000000002", "Killing",
+                         "(combined from similar events): Stopping container proxy", "spec.containers{app}",
+                         deletion["arrival"][:19] + "Z", count=4)
+        stream.append({"arrival": when[:19] + ".900Z", "event": {"type": "ADDED", "object": unhealthy}})
+        stream.append({"arrival": deletion["arrival"], "event": {"type": "ADDED", "object": killing}})
+        return sorted(stream, key=lambda i: i["arrival"])
+
+    trace = build_restarts(combined)
+    # "Liveness probe failed: ..." names no container: the combined one is on neither (not on its fieldPath's)
+    assert [e for e in trace.events if (e.message or "").startswith("(combined")] == [one(trace, "SIGTERM", "proxy", attempt=8)]
+    assert trace.select("LivenessProbeRun", container="app") == []
+    sigterm = one(trace, "SIGTERM", "proxy", "event", attempt=8)
+    assert sigterm.extra.get("ordered") is True and sigterm.extra.get("signal") == "SIGQUIT"
+    assert trace.select("SIGTERM", container="app") == []  # not the container of the Event's fieldPath
+
+
+def test_a_pods_lifecycle_stop_signal_names_the_signal_when_the_status_does_not():
+    def spec_signal(stream):
+        for item in stream:
+            obj = item["event"]["object"]
+            if obj["kind"] == "Pod":
+                obj["spec"]["initContainers"][0]["lifecycle"] = {"stopSignal": "SIGINT"}
+                obj["spec"]["os"] = {"name": "linux"}
+                for cs in obj["status"].get("initContainerStatuses") or []:
+                    cs.pop("stopSignal", None)
+        return stream
+
+    assert {e.extra.get("signal") for e in build_restarts(spec_signal).select("SIGTERM", container="proxy")} == {"SIGINT"}
 
 
 def test_owner_of_bare_pod_and_replicaset():
