@@ -656,7 +656,8 @@ class Recorder:
     short server-side timeout, resuming from the last resourceVersion seen (bookmarks included),
     so a lost connection is retried. When the server says that version has expired (a real one
     sends HTTP 200 and an ``ERROR`` event with a ``Status`` of code 410; HTTP 410 is handled too),
-    the kind is listed again and the list compared with what the builder knows (docs/trace.md).
+    the kind is listed again and the list compared with what the builder knows (docs/trace.md);
+    ``relists`` says when, ``errors`` collects real trouble.
     ``stop()`` ends the watches (it closes their connections), waits for the threads and closes
     the API client.
     ``on_events`` is called (from a watch thread) after events were added.
@@ -680,6 +681,7 @@ class Recorder:
         self.clock = clock
         self.watch_log = watch_log  # called with (arrival, kind, event) for every event, e.g. to save the stream
         self.errors: list[str] = []
+        self.relists: list[str] = []  # watches that ended with an expired resourceVersion, and were listed again
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._streams: dict[str, Any] = {}
@@ -806,7 +808,9 @@ class Recorder:
                 continue
             # The watch ended with an error (an expired resourceVersion, mostly): list again, which
             # also reports what changed meanwhile, and watch from the new list.
-            self._note(f"watching {kind}s from resourceVersion {resource_version} ended with {ended}; listing again")
+            if len(self.relists) < 50:  # normal on a real server (its watch cache forgets), not trouble
+                self.relists.append(f"watching {kind}s from resourceVersion {resource_version} ended with {ended}; "
+                                    "listed again")
             resource_version = None
             expiries += 1
             if expiries > 1:  # the fresh list's version expired at once too: do not spin
