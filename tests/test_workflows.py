@@ -110,7 +110,7 @@ def test_the_pinned_kubectl_comes_first_on_path_after_pip_and_is_checked_before_
     assert install["run"].split()[-1] == '"${RUNNER_TEMP}/pinned-bin"'  # its own directory, via GITHUB_PATH
     check = first("check-kubectl.sh")
     assert steps[check]["env"]["KUBECTL_VERSION"] == "${{ matrix.kubectl }}"
-    uses = [i for i, run in enumerate(runs) if re.search(r"\blabkit (doctor|run|up)\b|fidelity\.py|pytest", run)]
+    uses = [i for i, run in enumerate(runs) if re.search(r"\blabkit (doctor|run|up|fidelity)\b|fidelity\.py|pytest", run)]
     assert first("actions/setup-python") < first("install-tool.sh kubectl")
     assert first('pip install -e ".[test]"') < check < min(uses)
 
