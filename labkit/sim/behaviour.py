@@ -179,11 +179,12 @@ def _summary(kind: str, runs: tuple[Run, ...], handles: bool, after: float | Non
     return f"{kind} (behaviour block): {life}, {signal}"
 
 
-# What a process kind does with SIGTERM when the block does not say: (handles, exit after).
+# What a process kind does with SIGTERM when the block does not say: (handles, exit after, exit code).
+# agnhost pause exits 2 on SIGTERM (test/images/agnhost/pause/pause.go; labkit/data/images.yaml).
 _KIND_SIGTERM = {
-    "e2e-helper": (True, 0.0), "shell-script": (False, 0.0), "sleep": (False, 0.0),
-    "agnhost-pause": (True, 0.0), "pause": (True, 0.0), "http-server": (True, timing.SERVER_SHUTDOWN_S),
-    "program": (True, timing.SERVER_SHUTDOWN_S),
+    "e2e-helper": (True, 0.0, 0), "shell-script": (False, 0.0, 0), "sleep": (False, 0.0, 0),
+    "agnhost-pause": (True, 0.0, 2), "pause": (True, 0.0, 0), "http-server": (True, timing.SERVER_SHUTDOWN_S, 0),
+    "program": (True, timing.SERVER_SHUTDOWN_S, 0),
 }
 
 
@@ -194,7 +195,9 @@ def apply_block(model: ProcessModel, block: dict, spec: dict) -> ProcessModel:
     kind = block.get("process", model.kind if model.kind != "unknown" else "shell-script")
     same = kind == model.kind
     script = model.kind in ("shell-script", "sleep")
-    handles_default, after_default = _KIND_SIGTERM[kind] if not same else (model.handles_sigterm, model.sigterm_exit_after)
+    handles_default, after_default, code_default = (_KIND_SIGTERM[kind] if not same else
+                                                    (model.handles_sigterm, model.sigterm_exit_after,
+                                                     model.sigterm_exit_code))
     runs = model.runs if same or script else (Run(None),)
     if "runs" in block:
         runs = tuple(Run(None if r.get("run_seconds") is None else float(r["run_seconds"]), int(r.get("exit_code", 0)))
@@ -205,7 +208,7 @@ def apply_block(model: ProcessModel, block: dict, spec: dict) -> ProcessModel:
     handles = bool(block.get("handles_sigterm", handles_default))
     after = block.get("sigterm_exit_after_seconds", after_default)
     after = None if after is None else float(after)
-    code = int(block.get("sigterm_exit_code", model.sigterm_exit_code if same else 0))
+    code = int(block.get("sigterm_exit_code", code_default))
     ports = model.listen_ports
     if kind == "http-server" and ports is None:
         ports = tuple(p.get("containerPort") for p in spec.get("ports") or [] if p.get("containerPort"))

@@ -81,6 +81,19 @@ def _seconds(value: Any, where: str, prompt: float, instant: float) -> float | N
     return float(value)
 
 
+def _reactions(on_signal: dict | None, where: str) -> dict[str, Reaction]:
+    from . import timing
+
+    result = {}
+    for sig, what in (on_signal or {}).items():
+        if signal_name(sig) != sig:
+            raise InvalidInput(f"not a signal name: {sig!r}", source=DATA, field=where)
+        after = _seconds(what.get("exit_after_s"), f"{where}.{sig}.exit_after_s",
+                         timing.SERVER_SHUTDOWN_S, timing.INSTANT_PROCESS_S)
+        result[sig] = Reaction(after, int(what.get("exit_code", 0)))
+    return result
+
+
 def _row(entry: dict, i: int) -> ImageRow:
     from . import timing
 
@@ -90,13 +103,13 @@ def _row(entry: dict, i: int) -> ImageRow:
             raise InvalidInput(f"missing {key!r}", source=DATA, field=where)
     if signal_name(entry["stop_signal"]) != entry["stop_signal"]:
         raise InvalidInput(f"not a signal name: {entry['stop_signal']!r}", source=DATA, field=f"{where}.stop_signal")
-    on_signal = {}
-    for sig, what in (entry["on_signal"] or {}).items():
-        if signal_name(sig) != sig:
-            raise InvalidInput(f"not a signal name: {sig!r}", source=DATA, field=f"{where}.on_signal")
-        after = _seconds(what.get("exit_after_s"), f"{where}.on_signal.{sig}.exit_after_s",
-                         timing.SERVER_SHUTDOWN_S, timing.INSTANT_PROCESS_S)
-        on_signal[sig] = Reaction(after, int(what.get("exit_code", 0)))
+    on_signal = _reactions(entry["on_signal"], f"{where}.on_signal")
+    subcommands = {}
+    for name, sub in (entry.get("subcommands") or {}).items():
+        sub = dict(sub)
+        if "on_signal" in sub:  # a subcommand with its own signal handling (agnhost pause)
+            sub["on_signal"] = _reactions(sub["on_signal"], f"{where}.subcommands.{name}.on_signal")
+        subcommands[name] = sub
     alone = entry["exits_by_itself"]
     exits = None if alone is None else (
         _seconds(alone.get("after_s"), f"{where}.exits_by_itself.after_s", timing.SERVER_SHUTDOWN_S,
@@ -107,7 +120,7 @@ def _row(entry: dict, i: int) -> ImageRow:
         port_flags=tuple(entry.get("port_flags") or ()), port_env=entry.get("port_env"),
         ports_by_tag={str(k): tuple(v) for k, v in (entry.get("ports_by_tag") or {}).items()},
         exit_code_flags=dict(entry.get("exit_code_flags") or {}),
-        subcommands=dict(entry.get("subcommands") or {}), subcommands_only=bool(entry.get("subcommands_only")),
+        subcommands=subcommands, subcommands_only=bool(entry.get("subcommands_only")),
         sources=dict(entry["sources"]),
     )
 

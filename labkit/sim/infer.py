@@ -87,7 +87,7 @@ def _from_row(row: ImageRow, tag: str, words: list[str], env: dict[str, str], *,
         explicit = env.get(row.port_env) or None
     if explicit is not None and str(explicit).isdigit():
         ports = (int(explicit),)
-    reactions = dict(row.on_signal)
+    reactions = dict(sub.get("on_signal", row.on_signal))
     for flag, code in row.exit_code_flags.items():
         if flag in words or any(w.startswith(flag + "=") and w.split("=", 1)[1] != "false" for w in words):
             term = reactions[DEFAULT_STOP_SIGNAL]

@@ -59,7 +59,12 @@ ROWS = [
     # static-web-server docker/*/Dockerfile: STOPSIGNAL SIGQUIT; signals.rs exits on it; port 80 (v2)
     ("joseluisq/static-web-server:2", [], "static-web-server", "SIGQUIT", PROMPT, 0, 80),
     # agnhost netexec: no STOPSIGNAL; --http-port 8080
-    ("registry.k8s.io/e2e-test-images/agnhost:2.52", ["netexec"], "agnhost", "SIGTERM", PROMPT, 0, 8080),
+    # k8s.io/kubernetes v1.37.2 test/images/agnhost: netexec/netexec.go exits 0 on SIGTERM
+    ("registry.k8s.io/e2e-test-images/agnhost:2.66.1", ["netexec"], "agnhost", "SIGTERM", PROMPT, 0, 8080),
+    # pause/pause.go: `case syscall.SIGTERM: result = 2` ... os.Exit(result)
+    ("registry.k8s.io/e2e-test-images/agnhost:2.66.1", ["pause"], "agnhost", "SIGTERM", PROMPT, 2, None),
+    # test-webserver.go: no handler; the Go runtime's dieFromSignal cannot kill PID 1 and exits 2
+    ("registry.k8s.io/e2e-test-images/agnhost:2.66.1", ["test-webserver"], "agnhost", "SIGTERM", PROMPT, 2, 80),
     # pause.c: SIGTERM -> sigdown() -> exit 0 at once
     ("registry.k8s.io/pause:3.10", [], "pause", "SIGTERM", 0, 0, None),
 ]
@@ -106,6 +111,20 @@ def test_each_row_stops_the_way_its_source_says(image, args, row, signal, after,
     assert end.t - sig.t == pytest.approx(after)
     if port is not None:
         assert trace.first("Ready", container="c") is not None      # it listens on that port
+
+
+def test_agnhost_pause_exits_1_on_sigint_and_serve_hostname_outlives_a_short_grace():
+    # pause.go: `case syscall.SIGINT: result = 1`; the pod's stopSignal (1.33+) picks SIGINT
+    container = {"name": "c", "image": "registry.k8s.io/e2e-test-images/agnhost:2.66.1", "args": ["pause"],
+                 "lifecycle": {"stopSignal": "SIGINT"}}
+    trace, _ = run_pod(container, version="1.33", gates={"ContainerStopSignals": True}, os_name="linux")
+    sig, end = stop_and_end(trace)
+    assert sig.extra.get("signal") == "SIGINT" and (end.type, end.exit_code) == ("Exited", 1)
+    # serve_hostname.go: on SIGTERM it logs, sleeps 60 s and returns: SIGKILL when the grace is 30 s
+    trace, _ = run_pod({"name": "c", "image": "registry.k8s.io/e2e-test-images/agnhost:2.66.1",
+                        "args": ["serve-hostname"]})
+    sig, end = stop_and_end(trace)
+    assert end.type == "Killed" and end.t - sig.t == pytest.approx(30)
 
 
 def test_a_shell_image_without_a_command_exits_at_once():

@@ -75,9 +75,10 @@ def test_known_images():
     assert sws.sigterm_exit_code == 0 and sws.sigterm_exit_after < 1
     v3, _ = model(image="ghcr.io/static-web-server/static-web-server:3.0.0")
     assert v3.listen_ports == (8787,)
-    pause, _ = model(image="registry.k8s.io/e2e-test-images/agnhost:2.52", args=["pause"])
+    pause, _ = model(image="registry.k8s.io/e2e-test-images/agnhost:2.66.1", args=["pause"])
     assert pause.kind == "pause" and pause.trap_delay(3) == 0
-    web, _ = model(image="registry.k8s.io/e2e-test-images/agnhost:2.52", args=["test-webserver", "--port", "8080"])
+    assert pause.sigterm_exit_code == 2  # test/images/agnhost/pause/pause.go
+    web, _ = model(image="registry.k8s.io/e2e-test-images/agnhost:2.66.1", args=["test-webserver", "--port", "8080"])
     assert web.listen_ports == (8080,)
     shell, _ = model(image="alpine:3.20")
     assert shell.runs[0].seconds is not None and shell.runs[0].exit_code == 0
@@ -129,6 +130,18 @@ def test_hooks_are_read_from_lifecycle():
     assert m.post_start.seconds == 2
     forever = {**spec, "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "while true; do sleep 0.2; done"]}}}}
     assert build(forever, None)[0].pre_stop.seconds is None
+
+
+def test_a_block_naming_agnhost_pause_exits_2_on_sigterm_unless_it_says_otherwise():
+    """The scenarios describe agnhost pause containers with ``process: agnhost-pause``; pause.go exits 2
+    on SIGTERM (k8s.io/kubernetes v1.37.2 test/images/agnhost/pause/pause.go)."""
+    spec = {"name": "c", "image": "registry.k8s.io/e2e-test-images/agnhost:2.66.1", "args": ["pause"]}
+    m, _ = build(spec, {"process": "agnhost-pause", "run_seconds": None, "handles_sigterm": True})
+    assert m.handles_sigterm and m.sigterm_exit_code == 2
+    m, _ = build({**spec, "image": "busybox:1.36", "command": ["sh", "-c", "sleep 600"]}, {"process": "agnhost-pause"})
+    assert m.sigterm_exit_code == 2  # the kind's own default, whatever the container was inferred to be
+    m, _ = build(spec, {"process": "agnhost-pause", "sigterm_exit_code": 0})
+    assert m.sigterm_exit_code == 0
 
 
 def test_a_behaviour_block_overrides_field_by_field():
