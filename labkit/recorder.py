@@ -672,8 +672,12 @@ class Recorder:
 
     def __init__(self, builder: TraceBuilder, *, namespace: str, kubeconfig: str | None = None,
                  context: str | None = None, on_events: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.time, watch_log: Callable[[float, str, dict], None] | None = None):
+                 clock: Callable[[], float] = time.time, watch_log: Callable[[float, str, dict], None] | None = None,
+                 resume_from: dict[str, str] | None = None):
         self.builder = builder
+        # kind -> resourceVersion to watch from instead of listing first (resuming a recording,
+        # e.g. from a saved stream's last version; an expired one is listed again as usual)
+        self.resume_from = dict(resume_from or {})
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.context = context
@@ -747,7 +751,7 @@ class Recorder:
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
-        resource_version = None  # None: list (again) before watching
+        resource_version = self.resume_from.get(kind)  # None: list (again) before watching
         expiries = 0  # expired watches in a row with nothing in between
         while not self._stop.is_set():
             try:

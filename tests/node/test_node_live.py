@@ -117,18 +117,29 @@ def expire_pod_watch_history(node, namespace: str) -> str:
 
     The cache keeps every event younger than 75 s (DefaultEventFreshDuration, staging
     apiserver/pkg/storage/cacher) and grows while they are; once its oldest event is older and it
-    is full (100 events at first), each new event evicts the oldest. So: note a resourceVersion,
-    let 76 s pass, then make pod events until the cache has turned over.
+    is full (100 events at first, more after busy minutes), each new event evicts the oldest. So:
+    note a resourceVersion, let 76 s pass, then make pod events until a watch from it is refused.
     """
     listed = _api(node, "GET", f"/api/v1/namespaces/{namespace}/pods")["metadata"]["resourceVersion"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "churn"},
            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}}
     _api(node, "POST", f"/api/v1/namespaces/{namespace}/pods", pod)
     time.sleep(76)
-    for i in range(200):
+    for i in range(10000):
         _api(node, "PATCH", f"/api/v1/namespaces/{namespace}/pods/churn",
              {"metadata": {"annotations": {"labkit.test/churn": str(i)}}}, "application/merge-patch+json")
-    return listed
+        if i % 100 == 99 and _first_watch_event(node, namespace, listed)["type"] == "ERROR":
+            return listed
+    raise AssertionError("10,000 pod events did not turn the watch cache over")
+
+
+def _first_watch_event(node, namespace: str, resource_version: str) -> dict:
+    url = (f"{node.layout.server}/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={resource_version}"
+           "&timeoutSeconds=1")
+    with urllib.request.urlopen(url, context=_admin_context(node), timeout=30) as answer:
+        assert answer.status == 200
+        line = answer.readline()
+    return json.loads(line) if line else {"type": "NONE"}
 
 
 def test_an_expired_resource_version_is_a_200_watch_with_an_error_event_of_code_410(node, namespace):
@@ -136,12 +147,46 @@ def test_an_expired_resource_version_is_a_200_watch_with_an_error_event_of_code_
     HTTP 200 and a watch event of type ERROR carrying a Status with code 410 (the recorder must
     handle this shape; its unit tests use it)."""
     expired = expire_pod_watch_history(node, namespace)
-    url = (f"{node.layout.server}/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={expired}"
-           "&timeoutSeconds=5")
-    with urllib.request.urlopen(url, context=_admin_context(node), timeout=30) as answer:
-        assert answer.status == 200
-        first = json.loads(answer.readline())
+    first = _first_watch_event(node, namespace, expired)  # HTTP 200 is asserted there
     assert first["type"] == "ERROR"
     assert first["object"]["kind"] == "Status" and first["object"]["code"] == 410
     assert first["object"]["reason"] in ("Expired", "Gone")
     assert "too old resource version" in first["object"]["message"]
+
+
+def test_the_recorder_records_restarts_and_termination_across_an_expired_watch(node, namespace):
+    """The recorder on the real API server: it resumes watching pods from a resourceVersion the
+    server has forgotten (as after a client's absence: a live watch gets bookmarks just before
+    each timeout and stays fresh), gets the real server's answer (HTTP 200, an ERROR event of code
+    410, which kubernetes' Watch.stream turns into KeyError('raw_object')), lists again and records
+    the pod's restarts and termination once each."""
+    from labkit.recorder import Recorder, TraceBuilder
+
+    expired = expire_pod_watch_history(node, namespace)  # 76 s + the churn, in this namespace
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "restarts"},
+           "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 3, "containers": [
+               {"name": "app", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 1; exit 3"]}]}}
+    _api(node, "POST", f"/api/v1/namespaces/{namespace}/pods", pod)
+    builder = TraceBuilder("node", node.pins.kubernetes.lstrip("v"), {}, since=time.time())
+    recorder = Recorder(builder, namespace=namespace, kubeconfig=os.fspath(node.kubeconfig),
+                        resume_from={"Pod": expired}).start()
+    try:
+        deadline = time.monotonic() + 120
+        while len({e.attempt for e in builder.trace().select("Started", pod="restarts")}) < 3:
+            assert time.monotonic() < deadline, "the container did not restart twice"
+            time.sleep(0.5)
+        kubectl(node, "-n", namespace, "delete", "pod", "restarts", "--wait=true", "--timeout=60s")
+        deadline = time.monotonic() + 20
+        while not builder.trace().select("Deleted", pod="restarts") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        recorder.stop()
+    assert recorder.relists and "ended with an ERROR event" in recorder.relists[0], recorder.relists
+    assert recorder.errors == []
+    trace = builder.trace()
+    assert trace.select("Deleted", pod="restarts") and trace.select("DeleteRequested", pod="restarts")
+    starts = [e for e in trace.events if e.type == "Started" and e.container == "app" and e.source == "status"]
+    attempts = [e.attempt for e in starts]
+    assert attempts == list(range(len(attempts))) and len(attempts) >= 3, attempts  # every run once, in order
+    [final] = [p for p in trace.pods if p.name == "restarts"]
+    assert final.final.containers["app"].restart_count >= 2
