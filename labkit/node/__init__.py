@@ -105,8 +105,8 @@ class Node:
 
     def describe(self) -> str:
         """How a trace names this backend: what really ran."""
-        return (f"a Kubernetes node built from upstream source (kubelet {self.pins.kubernetes}, containerd "
-                f"{self.pins.containerd}, runc {self.pins.runc}, etcd {self.pins.etcd})")
+        return (f"a Kubernetes node built from upstream source (kubelet {self.pins.kubernetes}, "
+                f"containerd {self.pins.containerd})")
 
     def _state(self) -> dict[str, Any] | None:
         path = self.layout.state / STATE_FILE
