@@ -121,6 +121,22 @@ def test_notebook_runs_clean_on_the_simulator(lab_run, path: Path, version: str)
             f"{path.name}: no trace of Kubernetes {version} (got {[t.kubernetes_version for t in traces]})"
 
 
+def executed_output(lab_run, version: str, stem: str) -> str:
+    """Every text a notebook's code cells printed, run on ``version`` by the shared lab run."""
+    result = next(r for r in lab_run(version).results if r.source.stem == stem)
+    executed = nbformat.read(result.executed, as_version=4)
+    return "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_notebook_04_shows_what_kubectl_prints_apart_from_labkit(lab_run):
+    """kubectl waits out --timeout and prints its own one line; labkit's reason is labelled as labkit's."""
+    text = executed_output(lab_run, VERSIONS[0], "04-native-sidecar-job")
+    wait_line = next(line for line in text.splitlines() if "--for=condition=Ready --timeout=" in line)
+    after = text[text.index(wait_line) + len(wait_line):].lstrip("\n").splitlines()
+    assert re.match(r"error: timed out waiting for the condition on pods/sidecar-job-\w+ ", after[0])
+    assert any(line.startswith("labkit stops at once instead, and says why: pod/") for line in after[:3])
+
+
 def test_checks_follow_a_changed_parameter(tmp_path: Path):
     """A learner's grace period changes the timeline, and the checks expect the new one."""
     path = ROOT / "notebooks" / "03-native-sidecar-deployment.ipynb"
