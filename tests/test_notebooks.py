@@ -23,8 +23,8 @@ from labkit.trace import load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
-VERSIONS = ["1.28", "1.29", "1.33"]
-SHARED_PARAMETERS = {"backend": '"auto"', "k8s_version": '"1.29"', "cluster_name": '"sidecar-lab"',
+VERSIONS = ["1.28", "1.36", "1.37"]   # the blog's, the default, the newest
+SHARED_PARAMETERS = {"backend": '"auto"', "k8s_version": '"1.36"', "cluster_name": '"sidecar-lab"',
                      "keep_cluster": "False", "timeout_s": "300", "output_dir": '"build"'}
 PNG = b"\x89PNG\r\n\x1a\n"
 
