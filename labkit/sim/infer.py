@@ -268,6 +268,17 @@ def build(spec: dict, block: dict | None, *, shared_pid_namespace: bool = False)
             probes[ptype] = _probe_model(probe, model)
         if probes[ptype].kind == "listening" and probes[ptype].value < 0:
             probes[ptype] = _resolve_named_port(probe, spec, probes[ptype])
+        if ptype not in block_probes and probes[ptype].kind == "listening" and model.listen_ports \
+                and int(probes[ptype].value) not in model.listen_ports:
+            # A guess, and it decides the timeline (a startup probe that never passes holds the
+            # pod in Init): say so rather than let the learner read it as the program's behaviour.
+            name = spec.get("name")
+            port = int(probes[ptype].value)
+            warnings = [*warnings, (
+                f"container {name}: its {ptype} probe checks port {port}, but the simulator's image table knows "
+                f"{model.kind} listening only on {', '.join(map(str, model.listen_ports))} by default, so the probe is "
+                f"taken to fail. If the program listens on {port} (its configuration may say so), "
+                + _hint(name, f"{{probes: {{{ptype}: {{result: success}}}}}}", "for a probe that passes"))]
     # lifecycle.stopSignal reaches the kubelet only where the API server kept it (1.33+,
     # ContainerStopSignals on: labkit.sim.api drops or refuses it otherwise).
     stop_signal = lifecycle.get("stopSignal") or model.stop_signal
