@@ -1,7 +1,7 @@
 """Timeline plots of a trace: one lane per container, grouped by pod.
 
 A lane shows each running instance of a container (a :class:`~labkit.trace.Span`) as a bar
-in its role's colour: hatched while it is *starting* (running, startup probe not yet
+in its role's colour: hatched while it is *starting* (running, postStart hook or startup probe not yet
 passed), solid once *started*, pale while *terminating* (stop signal sent, not yet
 exited). A thin dark strip under the bar shows when the container was ready. Markers show
 the startup probe passing, SIGTERM, SIGKILL and restarts; a preStop hook is a band on the
@@ -84,7 +84,7 @@ READY_COLOUR = "#222222"
 # The bar states are drawn in the role's colour; the legend shows them in this neutral grey.
 STATE_LEGEND_COLOUR = "#6A6A6A"
 STATE_LABELS = {
-    "starting": "starting (hatched): startup probe not yet passed",
+    "starting": "starting (hatched): postStart hook or startup probe not yet done",
     "started": "started (solid): running",
     "terminating": "terminating (pale): stop signal sent",
 }
@@ -587,7 +587,7 @@ LEGEND_FORMS = ("full", "compact", "none")
 
 # key -> (full label, compact label); a compact label of None leaves the entry out of compact legends
 _LABELS = {
-    "state:starting": (STATE_LABELS["starting"], "starting: startup probe not yet passed"),
+    "state:starting": (STATE_LABELS["starting"], "starting: postStart hook or startup probe not yet done"),
     "state:started": (STATE_LABELS["started"], "started"),
     "state:terminating": (STATE_LABELS["terminating"], "stopping: stop signal sent"),
     "ready": ("ready (thin strip under the bar)", "ready"),

@@ -168,7 +168,7 @@ def test_a_traces_note_is_shown_under_the_title_so_a_hand_written_example_does_n
 
 def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop):
     legend = [t.get_text() for t in plot_trace(blog_trace).legends[0].get_texts()]
-    assert legend == ["sidecar", "app container", "starting: startup probe not yet passed", "started",
+    assert legend == ["sidecar", "app container", "starting: postStart hook or startup probe not yet done", "started",
                       "stopping: stop signal sent", "ready", "startup probe passed", "stop signal (SIGTERM)",
                       "pod phase", "Job / Deployment condition"]
     legend = [t.get_text() for t in plot_trace(crashloop).legends[0].get_texts()]
@@ -540,3 +540,28 @@ def test_the_full_key_shows_every_encoding_once():
         "app container", "SIGKILL (grace period over)"]
     with pytest.raises(InvalidInput, match="unknown legend entries role:proxy"):
         plot_legend(["role:proxy"])
+
+
+def test_a_sidecar_stays_starting_until_its_poststart_hook_returned():
+    """Issue 20 point 9: notebook 05's claim 4 figure drew `proxy` solid while its hook ran."""
+    from labkit.notebook import repo_path
+    from labkit.sim.run import simulate
+
+    trace = simulate([repo_path("manifests/claims/4-poststart.yaml")], k8s_version="1.36", until_seconds=30)
+    pod = trace.pods[0]
+    began = next(e.t for e in trace.events if e.container == "proxy" and e.type == "PostStart")
+    done = next(e.t for e in trace.events if e.container == "proxy" and e.type == "PostStartDone")
+    assert done - began >= 6                       # the manifest's `sleep 6`
+    ax = plot_trace(trace).axes[0]
+    lane = ax.get_yticks()[lane_labels(ax).index("proxy")]
+
+    def on_lane(gid):
+        return [p for p in gids(ax, gid) if abs(p.get_y() + p.get_height() / 2 - lane) < 0.3]
+
+    (starting,) = on_lane("state:starting")
+    started = on_lane("state:started")
+    proxy_start = next(e.t for e in trace.events if e.container == "proxy" and e.type == "Started")
+    assert starting.get_x() == pytest.approx(proxy_start)
+    assert starting.get_x() + starting.get_width() == pytest.approx(done)
+    assert started and min(p.get_x() for p in started) == pytest.approx(done)
+    assert pod.name
