@@ -347,3 +347,64 @@ def test_expected_adds_the_reason_to_a_failed_check():
             raise CheckFailed("it took 12 s")
     with expected("not used"):
         pass  # a passing check is left alone
+
+
+def test_exercise_1_without_its_startup_probe_and_4_with_period_0_fail(tmp_path: Path):
+    """Issue 20 point 12: the startup probe is part of exercise 1; periodSeconds 0 is stored as 10."""
+    nb = nbformat.read(EXERCISES, as_version=4)
+    solution1 = next(c for c in nb.cells if c.source.startswith("# SOLUTION to exercise 1:")).source
+    manifest = solution1[solution1.index('"""\\\n') + 5:solution1.index('"""\nif use_solutions')]
+    probe = manifest[manifest.index("          startupProbe:"):manifest.index("      containers:")]
+    nb.cells = [c for c in nb.cells if not c.source.startswith("# SOLUTION to exercise 1:")]
+    answer1 = next(c for c in nb.cells if c.source.startswith("# YOUR ANSWER to exercise 1"))
+    answer1.source = 'exercise1_yaml = """\\\n' + manifest.replace(probe, "") + '"""\n'
+    no_probe = tmp_path / "09-exercise-1-no-probe.ipynb"
+    nbformat.write(nb, no_probe)
+    nb = nbformat.read(EXERCISES, as_version=4)
+    nb.cells = [c for c in nb.cells if not c.source.startswith("# SOLUTION to exercise 4:")]
+    answer4 = next(c for c in nb.cells if c.source.startswith("# YOUR ANSWER to exercise 4"))
+    answer4.source = answer4.source.replace("startup_period_s = 10", "startup_period_s = 0")
+    period0 = tmp_path / "09-exercise-4-period-0.ipynb"
+    nbformat.write(nb, period0)
+    report = run_notebooks([no_probe, period0], backend="sim", k8s_version="1.36", out=tmp_path / "out",
+                           progress=False, jobs=2)
+    failures = {result.source.name: result for result in report.results}
+    one = failures[no_probe.name]
+    assert one.status == "failed" and one.failed_cell == self_check_cell(nbformat.read(no_probe, as_version=4), 1)
+    assert "no startup probe" in one.failure
+    four = failures[period0.name]
+    assert four.status == "failed" and "periodSeconds = 10 (as the API server stored it)" in four.failure
+
+
+def test_a_self_check_never_reads_a_missing_or_stale_run(tmp_path: Path):
+    """Issue 20 point 12: after a refused or broken answer, self-check 1 says so (no NameError, no pass
+    on the previous good run's trace)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(EXERCISES, as_version=4)
+    cells = nb.cells
+    params = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    setup = cells[cells.index(params) + 1]
+    answer = next(c for c in cells if c.source.startswith("# YOUR ANSWER to exercise 1"))
+    solution = next(c for c in cells if c.source.startswith("# SOLUTION to exercise 1:"))
+    run = cells[cells.index(solution) + 1]
+    check = cells[self_check_cell(nb, 1) - 1]   # 1-based
+    broken = nbformat.v4.new_code_cell('exercise1_yaml = "kind: [broken"')
+    refused = nbformat.v4.new_code_cell(
+        'exercise1_yaml = solution1_yaml.replace("restartPolicy: Always", "restartPolicy: Sometimes")')
+    sim = nbformat.v4.new_code_cell(params.source.replace('backend = "auto"', 'backend = "sim"')
+                                    .replace("use_solutions = False", "use_solutions = True")
+                                    .replace('output_dir = "build"', f'output_dir = {str(tmp_path)!r}'))
+    first_check = nbformat.v4.new_code_cell(check.source)
+    again = [nbformat.v4.new_code_cell(c.source) for c in (run, check, run, check)]
+    nb.cells = [sim, setup, answer, solution, run, first_check, refused, again[0], again[1], broken, again[2], again[3]]
+    NotebookClient(nb, allow_errors=True, timeout=300, resources={"metadata": {"path": str(EXERCISES.parent)}}).execute()
+
+    def error(cell):
+        return next((o for o in cell.outputs if o.output_type == "error"), None)
+
+    assert error(nb.cells[5]) is None, error(nb.cells[5])            # the good answer passes
+    for check_cell in (nb.cells[8], nb.cells[11]):                    # after a refused, then a broken answer
+        failed = error(check_cell)
+        assert failed is not None and failed.ename == "CheckFailed", failed
+        assert "no run to check" in failed.evalue
