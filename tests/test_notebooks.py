@@ -125,7 +125,8 @@ def executed_output(lab_run, version: str, stem: str) -> str:
     """Every text a notebook's code cells printed, run on ``version`` by the shared lab run."""
     result = next(r for r in lab_run(version).results if r.source.stem == stem)
     executed = nbformat.read(result.executed, as_version=4)
-    return "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    return "\n".join(o.get("text", "") or o.get("data", {}).get("text/markdown", "")
+                     for c in executed.cells if c.cell_type == "code" for o in c.outputs)
 
 
 def test_notebook_04_shows_what_kubectl_prints_apart_from_labkit(lab_run):
@@ -135,6 +136,15 @@ def test_notebook_04_shows_what_kubectl_prints_apart_from_labkit(lab_run):
     after = text[text.index(wait_line) + len(wait_line):].lstrip("\n").splitlines()
     assert re.match(r"error: timed out waiting for the condition on pods/sidecar-job-\w+ ", after[0])
     assert any(line.startswith("labkit stops at once instead, and says why: pod/") for line in after[:3])
+
+
+@pytest.mark.parametrize("version", ["1.28", "1.36"])
+def test_notebook_06_describes_the_shutdown_its_version_shows(lab_run, version: str):
+    """Issue 20 point 8: on 1.28 the text must not describe the 1.29+ order its figure does not show."""
+    text = executed_output(lab_run, version, "06-termination-in-depth")
+    ordered = "Only now does the **log shipper** get its stop signal" in text
+    unordered = "at the same moment **both sidecars**" in text
+    assert (ordered, unordered) == ((False, True) if version == "1.28" else (True, False))
 
 
 def test_checks_follow_a_changed_parameter(tmp_path: Path):
