@@ -62,3 +62,13 @@ def test_the_back_off_text_says_the_first_restart_is_immediate():
         para = next(p for p in paragraphs(text) if "back-off" in p.lower() and "300" in p or "5 minutes" in p)
         assert "first restart" in para and "at once" in para and "1.28" in para and "1.37" in para
         assert "KubeletCrashLoopBackOffMax" in para
+
+
+def test_sources_page_is_listed_and_names_a_source_for_each_statement():
+    text = (ROOT / "docs" / "sources.md").read_text(encoding="utf-8")
+    assert "sources.md" in (ROOT / "docs" / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| statement")]
+    assert len(rows) >= 20
+    for row in rows:
+        statement, source = [cell.strip() for cell in row.strip("|").split(" | ")][:2]
+        assert statement and re.search(r"v\d+\.\d+|\.go|#\d+|KEP|e2e|CHANGELOG|pyproject", source), row
