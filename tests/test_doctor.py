@@ -103,7 +103,7 @@ def test_report_lists_every_tool_the_pick_and_the_fixes():
     assert any(line.split()[:3] == ["kubectl", "ok", "v1.32.4"] for line in lines)
     assert 'backend="auto" would pick: sim (no Docker engine: docker info failed' in text
     assert "- kind: install kind v0.33.0" in text and "- docker: start the Docker engine" in text
-    assert text.splitlines()[0] == "labkit doctor (for Kubernetes 1.29; --k8s-version to ask about another)"
+    assert text.splitlines()[0] == "labkit doctor (for Kubernetes 1.36; --k8s-version to ask about another)"
 
 
 def test_doctor_names_the_kind_release_that_can_run_the_version_and_the_newest_only_as_an_aside():
