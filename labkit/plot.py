@@ -1,7 +1,7 @@
 """Timeline plots of a trace: one lane per container, grouped by pod.
 
 A lane shows each running instance of a container (a :class:`~labkit.trace.Span`) as a bar
-in its role's colour: hatched while it is *starting* (running, startup probe not yet
+in its role's colour: hatched while it is *starting* (running, postStart hook or startup probe not yet
 passed), solid once *started*, pale while *terminating* (stop signal sent, not yet
 exited). A thin dark strip under the bar shows when the container was ready. Markers show
 the startup probe passing, SIGTERM, SIGKILL and restarts; a preStop hook is a band on the
@@ -87,7 +87,7 @@ READY_COLOUR = "#222222"
 # The bar states are drawn in the role's colour; the legend shows them in this neutral grey.
 STATE_LEGEND_COLOUR = "#6A6A6A"
 STATE_LABELS = {
-    "starting": "starting (hatched): startup probe not yet passed",
+    "starting": "starting (hatched): postStart hook or startup probe not yet done",
     "started": "started (solid): running",
     "terminating": "terminating (pale): stop signal sent",
 }
@@ -466,11 +466,13 @@ class _Drawing:
                                    edgecolor="#999999", linewidth=0.6, zorder=2, gid=f"phase:{phase}"))
             self.use("phase")
             failed = phase == "Failed"
-            label = phase if width >= (len(phase) + 1) * self.char_w or i + 1 == len(phases) else ""
-            if label:
-                ax.text(t + self.char_w * 0.5, row, label, va="center", ha="left", fontsize=_FONT - 1, zorder=3,
-                        color=FAILURE_COLOUR if failed else TEXT_COLOUR, fontweight="bold" if failed else "normal",
-                        gid=f"phase-label:{phase}")
+            colour, weight = (FAILURE_COLOUR if failed else TEXT_COLOUR), ("bold" if failed else "normal")
+            if width >= (len(phase) + 1) * self.char_w or i + 1 == len(phases):
+                ax.text(t + self.char_w * 0.5, row, phase, va="center", ha="left", fontsize=_FONT - 1, zorder=3,
+                        color=colour, fontweight=weight, gid=f"phase-label:{phase}")
+            else:   # too narrow to hold its name: every segment is named, this one just above the strip
+                ax.text(t + width / 2, row - 0.22, phase, va="bottom", ha="center", fontsize=_FONT - 2, zorder=3,
+                        color=colour, fontweight=weight, gid=f"phase-label:{phase}")
         for r0, r1 in pod_ready_intervals(pod_events, strip_end):
             if r1 > r0:
                 ax.add_patch(Rectangle((r0, row + 0.23), r1 - r0, _STRIP, facecolor=READY_COLOUR, linewidth=0,
@@ -590,15 +592,15 @@ LEGEND_FORMS = ("full", "compact", "none")
 
 # key -> (full label, compact label); a compact label of None leaves the entry out of compact legends
 _LABELS = {
-    "state:starting": (STATE_LABELS["starting"], "starting: startup probe not yet passed"),
-    "state:started": (STATE_LABELS["started"], "started"),
-    "state:terminating": (STATE_LABELS["terminating"], "stopping: stop signal sent"),
+    "state:starting": (STATE_LABELS["starting"], "starting (hatched): postStart / startup probe pending"),
+    "state:started": (STATE_LABELS["started"], "started (solid)"),
+    "state:terminating": (STATE_LABELS["terminating"], "stopping (pale): stop signal sent"),
     "ready": ("ready (thin strip under the bar)", "ready"),
     "pod-ready": ("pod Ready (strip under the phases)", "pod Ready"),
     "prestop": ("preStop hook: began (square), ran until the stop signal (band)", "preStop hook (until the stop signal)"),
     "prestop:at-most": ("preStop hook, no stop signal seen: ran at most this long", "preStop hook (at most this long)"),
     "observed-until": ("end of the trace (watched until then)", "end of the trace"),
-    "exit:normal": ("exit N: exit code (a stopped sidecar's 128+signal, e.g. 143, or 137: normal)", None),
+    "exit:normal": ("exit N: exit code (143 or 137 from a stopped sidecar: normal)", None),
     "exit:failed": ("failure: non-zero exit (outline and code in this colour)", "failed (non-zero exit)"),
     "marker:running": ("still running at the end of the trace", "still running"),
     "marker:probe-run": ("one probe run", "probe run"),
@@ -642,9 +644,9 @@ def _legend_handles(keys: Sequence[str], form: str = "compact") -> tuple[list, l
     from matplotlib.patches import Patch
 
     full = form == "full"
-    roles = [k.split(":", 1)[1] for k in _ORDER if k.startswith("role:") and k in keys]
-    # full: a neutral grey explained by the title; compact: the first role the figure draws
-    grey = STATE_LEGEND_COLOUR if full or not roles else ROLE_COLOURS[roles[0]]
+    # The states in a neutral grey in both forms: in a role's colour, "started" would look
+    # exactly like that role's swatch (the bars draw each state in their own role's colour).
+    grey = STATE_LEGEND_COLOUR
     entries = {f"state:{state}": Patch(edgecolor=grey, linewidth=0.9, **_state_style(state, grey))
                for state in STATE_LABELS}
     entries.update({

@@ -97,6 +97,19 @@ def wait_args(ref: Ref, condition: str, timeout: float) -> list[str]:
     return ["wait", *ref.args, how, f"--timeout={timeout:g}s"]
 
 
+# The resource names kubectl's wait errors use (``Mapping.Resource.Resource``).
+KIND_RESOURCES = {"Pod": "pods", "Job": "jobs", "Deployment": "deployments"}
+
+
+def wait_timeout_message(ref: Ref) -> str:
+    """What ``kubectl wait`` prints when its ``--timeout`` runs out, so a lab can show it apart
+    from labkit's own explanation: ``error: timed out waiting for the condition on pods/x``
+    (kubectl v0.37.2, pkg/cmd/wait/condition.go ``extendErrWaitTimeout``)."""
+    if ref.name is None:
+        return "error: timed out waiting for the condition"
+    return f"error: timed out waiting for the condition on {KIND_RESOURCES[ref.kind]}/{ref.name}"
+
+
 def show_command(argv: Sequence[str], *, file=None) -> str:
     """Print the kubectl/kind command a lab call stands for, as a learner would type it."""
     line = "$ " + shlex.join(argv)

@@ -33,7 +33,7 @@ CONTAINER_STATES = ("waiting", "running", "terminated")
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 
 CONTAINER_EVENTS = frozenset({
-    "Started", "Restarted", "PostStart", "StartupProbeSucceeded", "StartupProbeFailed",
+    "Started", "Restarted", "PostStart", "PostStartDone", "StartupProbeSucceeded", "StartupProbeFailed",
     "LivenessProbeFailed", "StartupProbeRun", "ReadinessProbeRun", "LivenessProbeRun",
     "Ready", "NotReady", "PreStop", "SIGTERM", "Exited", "Killed", "ImagePullFailed",
 })
@@ -165,8 +165,9 @@ class Pod:
 class Span:
     """One running instance of a container: from ``Started`` to ``Exited``/``Killed``.
 
-    ``started_at`` is when the container counted as started (its startup probe passed,
-    or at once without one); ``end`` is None when it was still running when the trace
+    ``started_at`` is when the container counted as started: running, its postStart hook
+    returned (``PostStartDone``) and its startup probe passed, each where it has one (KEP-753;
+    the kubelet runs postStart inside ``startContainer`` before anything else of the pod); ``end`` is None when it was still running when the trace
     ended. ``marks`` are the (t, type) events inside the span, such as SIGTERM.
     """
 
@@ -337,6 +338,7 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
     by_container: dict[str, list[Span]] = {c.name: [] for c in pod.containers}
     roles = {c.name: c.role for c in pod.containers}
     has_startup = {c.name: "startup" in c.probes for c in pod.containers}
+    waiting_for: dict[str, set[str]] = {}   # what still holds each open span's "started"
     open_span: dict[str, Span] = {}
     # The container's `ready` flag as the API shows it. It outlives an instance: when the kubelet
     # restarts a sidecar within one sync, no status in between shows it exited, so the new
@@ -365,6 +367,7 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
             attempt = event.attempt if event.attempt is not None else len(by_container[name])
             span = Span(pod.name, name, roles[name], attempt, event.t,
                         started_at=None if has_startup[name] else event.t)
+            waiting_for[name] = {"startup"} if has_startup[name] else set()
             if ready_now.get(name):
                 span.ready.append((event.t, None))
             by_container[name].append(span)
@@ -378,8 +381,10 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
             if span.ready and span.ready[-1][1] is None:
                 span.ready[-1] = (span.ready[-1][0], event.t)
             del open_span[name]
-        elif event.type == "StartupProbeSucceeded":
-            span.started_at = event.t if span.started_at is None else span.started_at
+        elif event.type in ("StartupProbeSucceeded", "PostStartDone"):
+            waiting_for[name].discard("startup" if event.type == "StartupProbeSucceeded" else "postStart")
+            if span.started_at is None and not waiting_for[name]:
+                span.started_at = event.t
             span.marks.append((event.t, event.type))
         elif event.type == "Ready":
             if not span.ready or span.ready[-1][1] is not None:
@@ -391,7 +396,14 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
             if span.sigterm_at is None:
                 span.sigterm_at, span.stop_signal = event.t, event.extra.get("signal", "SIGTERM")
             span.marks.append((event.t, event.type))
-        elif event.type in ("PreStop", "PostStart", "StartupProbeFailed", "LivenessProbeFailed", "Restarted"):
+        elif event.type == "PostStart":
+            # The hook holds "started" until PostStartDone (a backend that cannot see the
+            # hook reports neither event, and the container counts as started as before).
+            waiting_for[name].add("postStart")
+            if span.started_at == span.start and "startup" not in waiting_for[name]:
+                span.started_at = None
+            span.marks.append((event.t, event.type))
+        elif event.type in ("PreStop", "StartupProbeFailed", "LivenessProbeFailed", "Restarted"):
             span.marks.append((event.t, event.type))
     return [span for c in pod.containers for span in by_container[c.name]]
 

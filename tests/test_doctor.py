@@ -65,9 +65,9 @@ def test_missing_tools_and_their_fixes_per_os():
     docker = check_docker(machine(missing=("docker",)), system="Darwin")
     assert not docker.found and "Docker Desktop" in docker.fix
     assert "docker.io" in check_docker(machine(missing=("docker",)), system="Linux").fix
-    kind = check_kind(machine(missing=("kind",)), system="Linux")  # for the lab's default, 1.29
-    assert not kind.found and "go install sigs.k8s.io/kind@v0.27.0" in kind.fix
-    assert "https://kind.sigs.k8s.io/dl/v0.27.0/kind-linux-" in kind.fix
+    kind = check_kind(machine(missing=("kind",)), system="Linux")  # for the lab's default, 1.36
+    assert not kind.found and "go install sigs.k8s.io/kind@v0.33.0" in kind.fix
+    assert "https://kind.sigs.k8s.io/dl/v0.33.0/kind-linux-" in kind.fix
     assert "brew install kind" in check_kind(machine(missing=("kind",)), system="Darwin").fix
     assert not check_kubectl(machine(missing=("kubectl",))).found
 
@@ -102,8 +102,8 @@ def test_report_lists_every_tool_the_pick_and_the_fixes():
     assert any(line.split()[:2] == ["kind", "missing"] for line in lines)
     assert any(line.split()[:3] == ["kubectl", "ok", "v1.32.4"] for line in lines)
     assert 'backend="auto" would pick: sim (no Docker engine: docker info failed' in text
-    assert "- kind: install kind v0.27.0" in text and "- docker: start the Docker engine" in text
-    assert text.splitlines()[0] == "labkit doctor (for Kubernetes 1.29; --k8s-version to ask about another)"
+    assert "- kind: install kind v0.33.0" in text and "- docker: start the Docker engine" in text
+    assert text.splitlines()[0] == "labkit doctor (for Kubernetes 1.36; --k8s-version to ask about another)"
 
 
 def test_doctor_names_the_kind_release_that_can_run_the_version_and_the_newest_only_as_an_aside():

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 BLOG_TRACE = Path(__file__).parent / "data" / "blog-job-trace.json"
-HEAVY = ("kubernetes", "matplotlib", "papermill", "nbclient")
+HEAVY = ("kubernetes", "matplotlib", "papermill", "nbclient", "tree_sitter", "tree_sitter_bash")
 MODULES = ("labkit", "labkit.trace", "labkit.checks", "labkit.versions", "labkit.lab", "labkit.cli", "labkit.plot")
 
 
@@ -32,6 +32,12 @@ def test_the_check_is_able_to_see_a_heavy_import():
                            f"t = labkit.load_trace({str(BLOG_TRACE)!r})\n"
                            "labkit.plot.plot_trace(t)")
     assert "matplotlib" in modules
+
+
+def test_the_shell_grammar_loads_only_when_a_script_is_read():
+    """The simulator itself does not load tree-sitter; reading a script does (not vacuous)."""
+    assert "tree_sitter" not in loaded_after("import labkit.sim.shell, labkit.sim.infer, labkit.sim")
+    assert "tree_sitter_bash" in loaded_after("from labkit.sim.shell import read_script\nread_script('sleep 1')")
 
 
 def test_one_simulator_module_loads_only_what_it_needs():

@@ -23,8 +23,8 @@ from labkit.trace import load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
-VERSIONS = ["1.28", "1.29", "1.33"]
-SHARED_PARAMETERS = {"backend": '"auto"', "k8s_version": '"1.29"', "cluster_name": '"sidecar-lab"',
+VERSIONS = ["1.28", "1.36", "1.37"]   # the blog's, the default, the newest
+SHARED_PARAMETERS = {"backend": '"auto"', "k8s_version": '"1.36"', "cluster_name": '"sidecar-lab"',
                      "keep_cluster": "False", "timeout_s": "300", "output_dir": '"build"'}
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -121,6 +121,32 @@ def test_notebook_runs_clean_on_the_simulator(lab_run, path: Path, version: str)
             f"{path.name}: no trace of Kubernetes {version} (got {[t.kubernetes_version for t in traces]})"
 
 
+def executed_output(lab_run, version: str, stem: str) -> str:
+    """Every text a notebook's code cells printed, run on ``version`` by the shared lab run."""
+    result = next(r for r in lab_run(version).results if r.source.stem == stem)
+    executed = nbformat.read(result.executed, as_version=4)
+    return "\n".join(o.get("text", "") or o.get("data", {}).get("text/markdown", "")
+                     for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_notebook_04_shows_what_kubectl_prints_apart_from_labkit(lab_run):
+    """kubectl waits out --timeout and prints its own one line; labkit's reason is labelled as labkit's."""
+    text = executed_output(lab_run, VERSIONS[0], "04-native-sidecar-job")
+    wait_line = next(line for line in text.splitlines() if "--for=condition=Ready --timeout=" in line)
+    after = text[text.index(wait_line) + len(wait_line):].lstrip("\n").splitlines()
+    assert re.match(r"error: timed out waiting for the condition on pods/sidecar-job-\w+ ", after[0])
+    assert any(line.startswith("labkit stops at once instead, and says why: pod/") for line in after[:3])
+
+
+@pytest.mark.parametrize("version", ["1.28", "1.36"])
+def test_notebook_06_describes_the_shutdown_its_version_shows(lab_run, version: str):
+    """Issue 20 point 8: on 1.28 the text must not describe the 1.29+ order its figure does not show."""
+    text = executed_output(lab_run, version, "06-termination-in-depth")
+    ordered = "Only now does the **log shipper** get its stop signal" in text
+    unordered = "at the same moment **both sidecars**" in text
+    assert (ordered, unordered) == ((False, True) if version == "1.28" else (True, False))
+
+
 def test_checks_follow_a_changed_parameter(tmp_path: Path):
     """A learner's grace period changes the timeline, and the checks expect the new one."""
     path = ROOT / "notebooks" / "03-native-sidecar-deployment.ipynb"
@@ -154,16 +180,16 @@ STILL_WRONG = {
        "with restartPolicy: Always",
     2: "CheckFailed: the app was SIGKILLed 30 s after SIGTERM (exit 137): it still ignores SIGTERM.",
     3: "CheckFailed: expected proxy to count as started before log-shipper started, but log-shipper started at",
-    4: "s after the sidecar, more than max_start_delay_s = 3: a shorter periodSeconds makes the first probe "
-       "come sooner",
+    4: "with periodSeconds = 10 (as the API server stored it) the first probe can come up to 10 s after the "
+       "sidecar starts",
 }
 # Near misses that must not pass: exercise 3 with only the order fixed (a guess of one of two
 # orders), exercise 4 with a period that meets the limit only when the probe's tick is lucky.
 NEAR_MISSES = {
     3: "the order alone is not enough. A sidecar without a startup probe counts as started as soon as its "
        "process runs; give the proxy a startupProbe",
-    4: "with periodSeconds = 3 the first probe can come up to 3 s after the sidecar starts: the app may start "
-       "up to about 4 s after it, more than max_start_delay_s = 3",
+    4: "with periodSeconds = 3 (as the API server stored it) the first probe can come up to 3 s after the sidecar "
+       "starts: the app may start up to about 4 s after it, more than max_start_delay_s = 3",
 }
 
 
@@ -190,7 +216,7 @@ def test_exercises_fail_on_the_first_unsolved_one(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert code == 1
     cell = self_check_cell(nbformat.read(EXERCISES, as_version=4), 1)
-    assert f'FAILED 09-exercises.ipynb: cell {cell} ("pod = exercise1.pods[0]' in out
+    assert f'FAILED 09-exercises.ipynb: cell {cell} ("if exercise1 is None:' in out
     assert STILL_WRONG[1] in out
     assert "ran with use_solutions" not in out
 
@@ -331,3 +357,64 @@ def test_expected_adds_the_reason_to_a_failed_check():
             raise CheckFailed("it took 12 s")
     with expected("not used"):
         pass  # a passing check is left alone
+
+
+def test_exercise_1_without_its_startup_probe_and_4_with_period_0_fail(tmp_path: Path):
+    """Issue 20 point 12: the startup probe is part of exercise 1; periodSeconds 0 is stored as 10."""
+    nb = nbformat.read(EXERCISES, as_version=4)
+    solution1 = next(c for c in nb.cells if c.source.startswith("# SOLUTION to exercise 1:")).source
+    manifest = solution1[solution1.index('"""\\\n') + 5:solution1.index('"""\nif use_solutions')]
+    probe = manifest[manifest.index("          startupProbe:"):manifest.index("      containers:")]
+    nb.cells = [c for c in nb.cells if not c.source.startswith("# SOLUTION to exercise 1:")]
+    answer1 = next(c for c in nb.cells if c.source.startswith("# YOUR ANSWER to exercise 1"))
+    answer1.source = 'exercise1_yaml = """\\\n' + manifest.replace(probe, "") + '"""\n'
+    no_probe = tmp_path / "09-exercise-1-no-probe.ipynb"
+    nbformat.write(nb, no_probe)
+    nb = nbformat.read(EXERCISES, as_version=4)
+    nb.cells = [c for c in nb.cells if not c.source.startswith("# SOLUTION to exercise 4:")]
+    answer4 = next(c for c in nb.cells if c.source.startswith("# YOUR ANSWER to exercise 4"))
+    answer4.source = answer4.source.replace("startup_period_s = 10", "startup_period_s = 0")
+    period0 = tmp_path / "09-exercise-4-period-0.ipynb"
+    nbformat.write(nb, period0)
+    report = run_notebooks([no_probe, period0], backend="sim", k8s_version="1.36", out=tmp_path / "out",
+                           progress=False, jobs=2)
+    failures = {result.source.name: result for result in report.results}
+    one = failures[no_probe.name]
+    assert one.status == "failed" and one.failed_cell == self_check_cell(nbformat.read(no_probe, as_version=4), 1)
+    assert "no startup probe" in one.failure
+    four = failures[period0.name]
+    assert four.status == "failed" and "periodSeconds = 10 (as the API server stored it)" in four.failure
+
+
+def test_a_self_check_never_reads_a_missing_or_stale_run(tmp_path: Path):
+    """Issue 20 point 12: after a refused or broken answer, self-check 1 says so (no NameError, no pass
+    on the previous good run's trace)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(EXERCISES, as_version=4)
+    cells = nb.cells
+    params = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    setup = cells[cells.index(params) + 1]
+    answer = next(c for c in cells if c.source.startswith("# YOUR ANSWER to exercise 1"))
+    solution = next(c for c in cells if c.source.startswith("# SOLUTION to exercise 1:"))
+    run = cells[cells.index(solution) + 1]
+    check = cells[self_check_cell(nb, 1) - 1]   # 1-based
+    broken = nbformat.v4.new_code_cell('exercise1_yaml = "kind: [broken"')
+    refused = nbformat.v4.new_code_cell(
+        'exercise1_yaml = solution1_yaml.replace("restartPolicy: Always", "restartPolicy: Sometimes")')
+    sim = nbformat.v4.new_code_cell(params.source.replace('backend = "auto"', 'backend = "sim"')
+                                    .replace("use_solutions = False", "use_solutions = True")
+                                    .replace('output_dir = "build"', f'output_dir = {str(tmp_path)!r}'))
+    first_check = nbformat.v4.new_code_cell(check.source)
+    again = [nbformat.v4.new_code_cell(c.source) for c in (run, check, run, check)]
+    nb.cells = [sim, setup, answer, solution, run, first_check, refused, again[0], again[1], broken, again[2], again[3]]
+    NotebookClient(nb, allow_errors=True, timeout=300, resources={"metadata": {"path": str(EXERCISES.parent)}}).execute()
+
+    def error(cell):
+        return next((o for o in cell.outputs if o.output_type == "error"), None)
+
+    assert error(nb.cells[5]) is None, error(nb.cells[5])            # the good answer passes
+    for check_cell in (nb.cells[8], nb.cells[11]):                    # after a refused, then a broken answer
+        failed = error(check_cell)
+        assert failed is not None and failed.ename == "CheckFailed", failed
+        assert "no run to check" in failed.evalue

@@ -168,8 +168,8 @@ def test_a_traces_note_is_shown_under_the_title_so_a_hand_written_example_does_n
 
 def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop):
     legend = [t.get_text() for t in plot_trace(blog_trace).legends[0].get_texts()]
-    assert legend == ["sidecar", "app container", "starting: startup probe not yet passed", "started",
-                      "stopping: stop signal sent", "ready", "startup probe passed", "stop signal (SIGTERM)",
+    assert legend == ["sidecar", "app container", "starting (hatched): postStart / startup probe pending",
+                      "started (solid)", "stopping (pale): stop signal sent", "ready", "startup probe passed", "stop signal (SIGTERM)",
                       "pod phase", "Job / Deployment condition"]
     legend = [t.get_text() for t in plot_trace(crashloop).legends[0].get_texts()]
     assert "failed (non-zero exit)" in legend and "restart" in legend and "init container" in legend
@@ -178,7 +178,7 @@ def test_legend_explains_only_the_encodings_in_the_figure(blog_trace, crashloop)
     fig = plot_trace(blog_trace, legend="full")
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "stop signal sent: SIGTERM, or the image's STOPSIGNAL / lifecycle.stopSignal" in legend
-    assert "exit N: exit code (a stopped sidecar's 128+signal, e.g. 143, or 137: normal)" in legend
+    assert "exit N: exit code (143 or 137 from a stopped sidecar: normal)" in legend
     assert fig.legends[0].get_title().get_text().startswith("bar colour: container role")
     assert not plot_trace(blog_trace, legend="none").legends
     with pytest.raises(InvalidInput, match="expected one of full, compact, none, got 'big'"):
@@ -540,3 +540,59 @@ def test_the_full_key_shows_every_encoding_once():
         "app container", "SIGKILL (grace period over)"]
     with pytest.raises(InvalidInput, match="unknown legend entries role:proxy"):
         plot_legend(["role:proxy"])
+
+
+def test_a_sidecar_stays_starting_until_its_poststart_hook_returned():
+    """Issue 20 point 9: notebook 05's claim 4 figure drew `proxy` solid while its hook ran."""
+    from labkit.notebook import repo_path
+    from labkit.sim.run import simulate
+
+    trace = simulate([repo_path("manifests/claims/4-poststart.yaml")], k8s_version="1.36", until_seconds=30)
+    pod = trace.pods[0]
+    began = next(e.t for e in trace.events if e.container == "proxy" and e.type == "PostStart")
+    done = next(e.t for e in trace.events if e.container == "proxy" and e.type == "PostStartDone")
+    assert done - began >= 6                       # the manifest's `sleep 6`
+    ax = plot_trace(trace).axes[0]
+    lane = ax.get_yticks()[lane_labels(ax).index("proxy")]
+
+    def on_lane(gid):
+        return [p for p in gids(ax, gid) if abs(p.get_y() + p.get_height() / 2 - lane) < 0.3]
+
+    (starting,) = on_lane("state:starting")
+    started = on_lane("state:started")
+    proxy_start = next(e.t for e in trace.events if e.container == "proxy" and e.type == "Started")
+    assert starting.get_x() == pytest.approx(proxy_start)
+    assert starting.get_x() + starting.get_width() == pytest.approx(done)
+    assert started and min(p.get_x() for p in started) == pytest.approx(done)
+    assert pod.name
+
+
+def test_the_key_tells_every_encoding_apart_and_fits(blog_trace):
+    """Issue 20 point 11: "sidecar" and "started" had identical swatches, "stopping" was
+    sidecar-blue, "exit N" ran off the key's right edge, a narrow phase had no name, and the
+    README drew the restart as an open circle while the figures draw a filled one."""
+    fig = plot_trace(blog_trace)
+    legend = fig.legends[0]
+    swatches = dict(zip([t.get_text() for t in legend.get_texts()], legend.legend_handles))
+    sidecar, started = swatches["sidecar"], swatches["started (solid)"]
+    assert not same_color(sidecar.get_facecolor(), started.get_facecolor())
+    assert same_color(swatches["stopping (pale): stop signal sent"].get_facecolor(), pale(STATE_LEGEND_COLOUR))
+
+    from labkit.plot import MARKERS, plot_legend
+    key = plot_legend()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(key)
+    canvas.draw()                                  # lays the legend out
+    renderer = canvas.get_renderer()
+    right = key.bbox.x1
+    overflowing = [t.get_text() for t in key.legends[0].get_texts() if t.get_window_extent(renderer).x1 > right]
+    assert overflowing == []
+
+    ax = plot_trace(blog_trace).axes[0]
+    phases = [e.phase for e in blog_trace.events if e.type == "PodPhase"]
+    assert sorted(t.get_gid().split(":", 1)[1] for t in gids(ax, "phase-label:")) == sorted(phases)
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| ▲ ▼ ✖"))
+    assert MARKERS["Restarted"][0] == "o" and "●" in row and "○" not in row      # drawn filled

@@ -93,3 +93,12 @@ def test_wait_state_pods():
     met, why = wait_state("Pod", "Ready", done)
     assert not met and "without being Ready" in why and "wait for job/NAME Complete" in why
     assert wait_state("Pod", "Failed", done) == (False, "the pod finished with phase Succeeded")
+
+
+def test_kubectl_wait_timeout_message_is_kubectls_own():
+    """kubectl v0.37.2 pkg/cmd/wait/condition.go: ErrWaitTimeout wrapped as "%w on %s/%s"."""
+    from labkit.refs import parse_ref, wait_timeout_message
+
+    assert wait_timeout_message(parse_ref("pod/x")) == "error: timed out waiting for the condition on pods/x"
+    assert wait_timeout_message(parse_ref("job/j")) == "error: timed out waiting for the condition on jobs/j"
+    assert wait_timeout_message(parse_ref("pods -l app=x")) == "error: timed out waiting for the condition"

@@ -46,7 +46,7 @@ def test_the_readme_commands_start_a_served_simulator_and_complete_the_job(tmp_p
     reader.start()
     try:
         banner = lines.get(timeout=30)
-        assert banner.startswith("labkit serve: the labkit simulator (Kubernetes v1.29.0, simulated, pace 1) on "
+        assert banner.startswith("labkit serve: the labkit simulator (Kubernetes v1.36.0, simulated, pace 1) on "
                                  "https://127.0.0.1:")
         port = int(re.search(r"https://127\.0\.0\.1:(\d+)", banner).group(1))
         kubeconfig = tmp_path / ".cache" / "labkit" / "serve-kubeconfig.yaml"

@@ -39,6 +39,18 @@ def _default_probe(probe: dict) -> None:
     _default_handler(probe)
 
 
+def defaulted_probe(probe: dict) -> dict:
+    """A copy of ``probe`` as the API server stores it (SetDefaults_Probe): ``periodSeconds: 0``
+    becomes 10, not "as often as possible".
+
+    >>> defaulted_probe({"periodSeconds": 0})["periodSeconds"]
+    10
+    """
+    copy = dict(probe)
+    _default_probe(copy)
+    return copy
+
+
 def _default_container(c: dict) -> None:
     if not c.get("imagePullPolicy"):
         c["imagePullPolicy"] = _image_pull_policy(c.get("image", ""))

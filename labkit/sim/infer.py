@@ -32,7 +32,7 @@ from .behaviour import (BEHAVIOUR_ANNOTATION, LIFECYCLE_FIELDS, PROBE_TYPES, app
                         probe_from_block)
 from .images import DEFAULT_STOP_SIGNAL, ImageRow, Reaction
 from .process import Hook, ProbeModel, ProcessModel, Run
-from .shell import UnreadableScript, program_at_end, read_script, shell_tokens, sleep_seconds
+from .shell import UnreadableScript, first_command, program_at_end, read_script, sleep_seconds
 
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
 
@@ -168,7 +168,7 @@ def infer(spec: dict) -> tuple[ProcessModel, list[str]]:
                 model = _from_row(row, tag, words, env, how=f", started by a {program} -c script")
                 if model is not None:
                     return replace(model, start_delay=model.start_delay + before), []
-            return read_script(argv[2]), []
+            return read_script(argv[2], env), []
         if program in ("sleep", "tail", "echo", "true", "false", "exit"):
             model = read_script(shlex.join(argv))
             if program == "sleep":
@@ -216,7 +216,7 @@ def _probe_model(probe: dict, process: ProcessModel) -> ProbeModel:
             return ProbeModel("failure")
         program = argv[0].rsplit("/", 1)[-1]
         if program in _SHELLS and len(argv) >= 3 and argv[1] == "-c":
-            argv = shell_tokens(argv[2])
+            argv = first_command(argv[2])
             program = argv[0].rsplit("/", 1)[-1] if argv else ""
         if program == "true" or program == ":":
             return ProbeModel("success")
@@ -268,6 +268,17 @@ def build(spec: dict, block: dict | None, *, shared_pid_namespace: bool = False)
             probes[ptype] = _probe_model(probe, model)
         if probes[ptype].kind == "listening" and probes[ptype].value < 0:
             probes[ptype] = _resolve_named_port(probe, spec, probes[ptype])
+        if ptype not in block_probes and probes[ptype].kind == "listening" and model.listen_ports \
+                and int(probes[ptype].value) not in model.listen_ports:
+            # A guess, and it decides the timeline (a startup probe that never passes holds the
+            # pod in Init): say so rather than let the learner read it as the program's behaviour.
+            name = spec.get("name")
+            port = int(probes[ptype].value)
+            warnings = [*warnings, (
+                f"container {name}: its {ptype} probe checks port {port}, but the simulator's image table knows "
+                f"{model.kind} listening only on {', '.join(map(str, model.listen_ports))} by default, so the probe is "
+                f"taken to fail. If the program listens on {port} (its configuration may say so), "
+                + _hint(name, f"{{probes: {{{ptype}: {{result: success}}}}}}", "for a probe that passes"))]
     # lifecycle.stopSignal reaches the kubelet only where the API server kept it (1.33+,
     # ContainerStopSignals on: labkit.sim.api drops or refuses it otherwise).
     stop_signal = lifecycle.get("stopSignal") or model.stop_signal

@@ -94,6 +94,8 @@ class RuntimeManager:
             # else until it returns.
             self.emit("PostStart", pod, c.name)
             yield self._hook_done(hook, inst, math.inf)
+            if inst.end is None:
+                self.emit("PostStartDone", pod, c.name, exit_code=hook.exit_code)
             if hook.exit_code != 0 and inst.end is None:
                 yield from self._kill_container(pod, c, self._grace_for(pod, c, "poststart"), None)
                 return False

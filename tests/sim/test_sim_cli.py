@@ -25,7 +25,7 @@ def test_the_command_runs_as_a_program_and_prints_json():
                             capture_output=True, text=True, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     trace = Trace.from_dict(json.loads(result.stdout))
-    assert trace.backend == "sim" and trace.kubernetes_version == "1.29.0"
+    assert trace.backend == "sim" and trace.kubernetes_version == "1.36.0"   # the default version
     assert trace.first("JobComplete").object == "job/sidecar-job"
 
 

@@ -353,3 +353,41 @@ def test_a_kind_cluster_gets_the_stop_signal_gate_it_is_asked_for():
 
     assert kind_feature_gates("1.33", {"ContainerStopSignals": True}) == {"ContainerStopSignals": True}
     assert kind_feature_gates("1.33") == {}
+
+
+def _envoy_job(port: int) -> dict:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "with-envoy"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "initContainers": [{"name": "envoy", "image": "envoyproxy/envoy:v1.33-latest", "restartPolicy": "Always",
+                                    "startupProbe": {"httpGet": {"path": "/ready", "port": port}, "periodSeconds": 1}}],
+                "containers": [{"name": "app", "image": "alpine:3.20", "command": ["sh", "-c", "sleep 2"]}]}}}}
+
+
+def test_envoy_probed_on_its_admin_port_starts_the_app():
+    """The image's default config (/etc/envoy/envoy.yaml) has the admin interface on 9901."""
+    from labkit.sim import SimLab
+
+    lab = SimLab("1.36", quiet=True)
+    lab.apply(_envoy_job(9901))
+    lab.wait("job/with-envoy", "Complete", timeout=60)
+    assert not [w for w in lab.cluster.warnings if "probe" in w]
+
+
+def test_a_probe_on_a_port_the_image_table_does_not_know_is_a_warning():
+    """The simulator takes such a probe to fail: a guess that holds the pod in Init, so it says so."""
+    from labkit.sim import SimLab
+
+    lab = SimLab("1.36", quiet=True)
+    lab.apply(_envoy_job(9999))
+    lab.sleep(30)
+    warned = [w for w in lab.cluster.warnings if "startup probe checks port 9999" in w]
+    assert warned and "9901, 10000" in warned[0] and "taken to fail" in warned[0]
+    assert "No warnings" not in warned[0]
+
+
+def test_image_table_rows_issue_20():
+    from labkit.sim.images import lookup as for_image
+
+    assert for_image("otel/opentelemetry-collector:0.115.0").ports == (4317, 4318, 55679)
+    fluent = for_image("fluent/fluent-bit:3.2")
+    assert fluent.on_signal["SIGQUIT"].exit_after is not None and fluent.on_signal["SIGHUP"].exit_after is None
