@@ -227,15 +227,16 @@ def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
 # -- running -------------------------------------------------------------------------------
 def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str = DEFAULT_K8S_VERSION,
                   parameters: dict[str, str] | None = None, out: str | Path = "build", keep_cluster: bool = False,
-                  progress: bool | None = None, jobs: int = 1, kubeconfig: str | Path | None = None) -> RunReport:
+                  progress: bool | None = None, jobs: int | str = "auto", kubeconfig: str | Path | None = None) -> RunReport:
     """Run notebooks in order on one backend; return the report (also written to OUT/index.html).
 
     ``parameters`` are ``-p`` pairs as text; each notebook gets those it declares, over the
     ones its metadata asks for headless (:func:`headless_parameters`). Bad input raises
     :class:`InvalidInput` before anything runs. ``progress=None`` shows a bar in a terminal
     and one line per notebook otherwise. ``jobs`` > 1 runs that many
-    notebooks at once, each in its own process (each lab has its own namespace on a
-    cluster, and its own model on the simulator, so they do not meet). ``kubeconfig``, with the
+    notebooks at once (each lab has its own namespace on a cluster, and its own model on the
+    simulator, so they do not meet); ``"auto"`` is :func:`auto_jobs`. Every notebook runs in a
+    kernel of its own, started for it: nothing one does is seen by another. ``kubeconfig``, with the
     cluster backend, is the cluster's kubeconfig file (a served simulator's, say): the kernels
     get it as ``KUBECONFIG`` (default: the ``KUBECONFIG`` of this process, else ``~/.kube/config``).
     """
@@ -246,8 +247,8 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     KubeVersion.parse(k8s_version, field="--k8s-version")
     if backend not in BACKEND_CHOICES:
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="--backend")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise InvalidInput(f"must be a whole number >= 1, got {jobs!r}", field="--jobs")
+    if jobs != "auto" and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise InvalidInput(f"must be a whole number >= 1 or auto, got {jobs!r}", field="--jobs")
     kernel_env = _kubeconfig_env(kubeconfig, backend)
     paths = _check_inputs(notebooks, out)
     declared = {path: _inspect(path) for path in paths}
@@ -266,6 +267,8 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
             typed[path][name] = parse_parameter(name, value, declared[path][name]["default"])
 
     backend, why = resolve_backend(backend, k8s_version)
+    if jobs == "auto":
+        jobs = auto_jobs(backend, len(paths))
     out.mkdir(parents=True, exist_ok=True)
     from .kind import DEFAULT_CLUSTER_NAME
 
@@ -311,22 +314,35 @@ def _kubeconfig_env(kubeconfig: str | Path | None, backend: str) -> dict[str, st
     return {"KUBECONFIG": str(path.resolve())}
 
 
+def auto_jobs(backend: str, notebooks: int) -> int:
+    """``--jobs auto``: on the simulator, one notebook per processor this process may use (each
+    notebook's kernel is busy computing, so a second one at a time on a second core halves
+    the run); on kind or a cluster one at a time, so that the notebooks' containers do not
+    compete for the machine whose timing the lab shows."""
+    if backend != "sim":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, notebooks))
+
+
 def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out: Path, jobs: int,
                          show: "_Progress", kernel_env: dict[str, str] | None = None) -> None:
-    """Run the notebooks ``jobs`` at a time, each in a worker process; results keep their order."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Run the notebooks ``jobs`` at a time; results keep their order.
 
-    results = [result for result, _ in work]
-    context = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
-        futures = {pool.submit(_execute, result, parameters, out, kernel_env): index
-                   for index, (result, parameters) in enumerate(work)}
+    Threads are enough: each thread only drives its notebook's kernel (a process of its own)
+    and waits on it, and a thread costs nothing to start, where a worker process paid for
+    importing papermill again. Nothing here changes the process's working directory (the
+    kernel is started in the notebook's folder instead), so the threads do not meet.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=min(jobs, len(work)), thread_name_prefix="labkit-run") as pool:
+        futures = {pool.submit(_execute, result, parameters, out, kernel_env): result for result, parameters in work}
         for future in as_completed(futures):
-            done = future.result()
-            original = results[futures[future]]
-            original.__dict__.update(done.__dict__)  # the caller's report holds the originals
-            show.finished(original)
+            show.finished(future.result())
 
 
 def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
@@ -339,10 +355,10 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
     began_wall = time.time()
     began = time.monotonic()
     try:
-        papermill.execute_notebook(
+        papermill.execute_notebook(  # no cwd=: papermill would chdir this whole process
             str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
-            cwd=str(result.source.resolve().parent), progress_bar=False, log_output=False,
-            extra_arguments=_KERNEL_ARGS, kernel_manager_class=_headless_kernel_manager(kernel_env))
+            progress_bar=False, log_output=False, extra_arguments=_KERNEL_ARGS,
+            kernel_manager_class=_headless_kernel_manager(kernel_env, result.source.resolve().parent))
         result.status = "passed"
     except PapermillExecutionError as exc:
         result.status = "failed"
@@ -362,12 +378,13 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
     return result
 
 
-def _headless_kernel_manager(kernel_env: dict[str, str] | None = None) -> type:
+def _headless_kernel_manager(kernel_env: dict[str, str] | None = None, cwd: Path | None = None) -> type:
     """nbclient's kernel manager, adapted to labkit run.
 
     The kernel runs in this interpreter (where labkit is installed), even when a ``python3``
-    kernelspec found first on the Jupyter path names another Python; and it starts with
-    ``_KERNEL_ENV`` and ``kernel_env`` added to our environment.
+    kernelspec found first on the Jupyter path names another Python; it starts in ``cwd``
+    (the notebook's folder, as Jupyter does) with ``_KERNEL_ENV`` and ``kernel_env`` added to
+    our environment.
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -380,6 +397,8 @@ def _headless_kernel_manager(kernel_env: dict[str, str] | None = None) -> type:
 
         async def start_kernel(self, **kw: Any) -> None:
             kw["env"] = {**os.environ, **(kw.get("env") or {}), **_KERNEL_ENV, **(kernel_env or {})}
+            if cwd is not None:
+                kw["cwd"] = str(cwd)
             await super().start_kernel(**kw)
 
     return HeadlessKernelManager
@@ -544,5 +563,5 @@ def main(args: Any, *, echo: Callable[[str], None] = print) -> int:
     return 1 if report.failed else 0
 
 
-__all__ = ["NotebookResult", "RunReport", "run_notebooks", "summary", "write_html", "parse_parameter",
+__all__ = ["NotebookResult", "RunReport", "auto_jobs", "run_notebooks", "summary", "write_html", "parse_parameter",
            "default_notebooks", "headless_parameters"]
