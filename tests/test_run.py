@@ -305,6 +305,28 @@ def test_each_notebook_runs_in_a_fresh_kernel(tmp_path: Path, jobs: int):
     assert all("fresh" in outputs_text(tmp_path / "o" / p.name) for p in paths[1::2])
 
 
+NAMESPACE = '''
+import sys
+print("preloaded", "matplotlib.pyplot" in sys.modules and "labkit.sim" in sys.modules)
+print("names", sorted(name for name in globals() if not name.startswith("_")))
+print("cwd", __import__("os").getcwd())
+'''
+
+
+def test_kernels_started_ahead_have_the_lab_imported_and_a_fresh_namespace(tmp_path: Path):
+    """The first notebook's kernel starts as usual; the next ones' were started while it ran, with
+    matplotlib and labkit imported, and their notebooks see the same names as in a new kernel."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    paths = [write_notebook(folder / f"{index:02d}-names.ipynb", NAMESPACE) for index in (1, 2, 3)]
+    report = run_notebooks(paths, backend="sim", out=tmp_path / "o", progress=False, jobs=1)
+    assert [r.status for r in report.results] == ["passed"] * 3
+    texts = [outputs_text(tmp_path / "o" / p.name).splitlines() for p in paths]
+    assert [t[0] for t in texts] == ["preloaded False", "preloaded True", "preloaded True"]
+    assert texts[0][1:] == texts[1][1:] == texts[2][1:] == [texts[0][1], f"cwd {folder}"]
+    assert "LEAKED" not in texts[0][1] and "'grace_period_s'" in texts[0][1]  # the parameters, nothing else
+
+
 def test_a_failing_notebook_changes_nothing_for_the_others(books: Path, tmp_path: Path):
     """Beside notebooks that fail (a cell raising, a kernel that dies), the others give what they
     give alone, and every notebook that ran a cell is written."""
