@@ -18,7 +18,7 @@ import importlib
 import sys
 from pathlib import Path
 
-# What nearly every notebook of the lab imports in its first cells (docs/architecture.md).
+# What nearly every notebook of the lab imports in its first cells.
 PRELOAD = ("matplotlib.pyplot", "labkit.checks", "labkit.lab", "labkit.notebook", "labkit.versions",
            "labkit.sim", "labkit.plot", "labkit.display")
 
