@@ -25,6 +25,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _jobs(text: str) -> int | str:
+    """``--jobs``: ``auto`` or a whole number (labkit.run checks that it is at least 1)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="labkit", description="Sidecar Lab: learn Kubernetes native sidecar containers.")
     parser.add_argument("--version", action="version", version=f"labkit {__version__}")
@@ -45,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "notebook's metadata asks for headless, such as 09-exercises' use_solutions true)")
     run.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
     run.add_argument("--keep-cluster", action="store_true", help="keep the kind cluster after the run")
-    run.add_argument("--jobs", type=int, default=1, metavar="N", help="run N notebooks at a time (default: 1)")
+    run.add_argument("--jobs", type=_jobs, default="auto", metavar="N",
+                     help="run N notebooks at a time (default: auto = one per processor on the simulator, "
+                          "else 1)")
     run.add_argument("--kubeconfig", metavar="PATH",
                      help="with --backend cluster: the cluster's kubeconfig, e.g. the one `labkit serve` prints "
                           "(default: $KUBECONFIG, else ~/.kube/config); each notebook works in a namespace of its own")

@@ -227,15 +227,16 @@ def _check_inputs(notebooks: Sequence[str | Path], out: Path) -> list[Path]:
 # -- running -------------------------------------------------------------------------------
 def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto", k8s_version: str | None = None,
                   parameters: dict[str, str] | None = None, out: str | Path = "build", keep_cluster: bool = False,
-                  progress: bool | None = None, jobs: int = 1, kubeconfig: str | Path | None = None) -> RunReport:
+                  progress: bool | None = None, jobs: int | str = "auto", kubeconfig: str | Path | None = None) -> RunReport:
     """Run notebooks in order on one backend; return the report (also written to OUT/index.html).
 
     ``parameters`` are ``-p`` pairs as text; each notebook gets those it declares, over the
     ones its metadata asks for headless (:func:`headless_parameters`). Bad input raises
     :class:`InvalidInput` before anything runs. ``progress=None`` shows a bar in a terminal
     and one line per notebook otherwise. ``jobs`` > 1 runs that many
-    notebooks at once, each in its own process (each lab has its own namespace on a
-    cluster, and its own model on the simulator, so they do not meet). ``kubeconfig``, with the
+    notebooks at once (each lab has its own namespace on a cluster, and its own model on the
+    simulator, so they do not meet); ``"auto"`` is :func:`auto_jobs`. Every notebook runs in a
+    kernel of its own, started for it: nothing one does is seen by another. ``kubeconfig``, with the
     cluster backend, is the cluster's kubeconfig file (a served simulator's, say): the kernels
     get it as ``KUBECONFIG`` (default: the ``KUBECONFIG`` of this process, else ``~/.kube/config``).
     ``k8s_version=None`` is the lab's default version, or on labkit's node the newest minor it pins.
@@ -254,8 +255,8 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     KubeVersion.parse(k8s_version, field="--k8s-version")
     if backend not in BACKEND_CHOICES:
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="--backend")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise InvalidInput(f"must be a whole number >= 1, got {jobs!r}", field="--jobs")
+    if jobs != "auto" and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise InvalidInput(f"must be a whole number >= 1 or auto, got {jobs!r}", field="--jobs")
     kernel_env = _kubeconfig_env(kubeconfig, backend)
     paths = _check_inputs(notebooks, out)
     declared = {path: _inspect(path) for path in paths}
@@ -274,6 +275,8 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
             typed[path][name] = parse_parameter(name, value, declared[path][name]["default"])
 
     backend, why = resolve_backend(backend, k8s_version)
+    if jobs == "auto":
+        jobs = auto_jobs(backend, len(paths))
     out.mkdir(parents=True, exist_ok=True)
     from .kind import DEFAULT_CLUSTER_NAME
 
@@ -288,17 +291,19 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
                       **result.headless, **typed[result.source]})
             for result in results]
     show = _Progress(len(paths), progress)
+    kernels = _KernelsAhead([result.source for result in results], min(jobs, len(work)), kernel_env)
     try:
         cluster.up()
         if jobs > 1 and len(work) > 1:
-            _execute_in_parallel(work, out, jobs, show, kernel_env)
+            _execute_in_parallel(work, out, jobs, show, kernel_env, kernels)
         else:
             for result, mine in work:
                 show.starting(result)
-                _execute(result, mine, out, kernel_env)
+                _execute(result, mine, out, kernel_env, kernels)
                 show.finished(result)
     finally:
         show.close()
+        kernels.close()
         try:
             cluster.down()
         finally:
@@ -319,38 +324,56 @@ def _kubeconfig_env(kubeconfig: str | Path | None, backend: str) -> dict[str, st
     return {"KUBECONFIG": str(path.resolve())}
 
 
-def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out: Path, jobs: int,
-                         show: "_Progress", kernel_env: dict[str, str] | None = None) -> None:
-    """Run the notebooks ``jobs`` at a time, each in a worker process; results keep their order."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def auto_jobs(backend: str, notebooks: int) -> int:
+    """``--jobs auto``: on the simulator, one notebook per processor this process may use (each
+    notebook's kernel is busy computing, so a second one at a time on a second core halves
+    the run); on kind or a cluster one at a time, so that the notebooks' containers do not
+    compete for the machine whose timing the lab shows."""
+    if backend != "sim":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, notebooks))
 
-    results = [result for result, _ in work]
-    context = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
-        futures = {pool.submit(_execute, result, parameters, out, kernel_env): index
-                   for index, (result, parameters) in enumerate(work)}
+
+def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out: Path, jobs: int,
+                         show: "_Progress", kernel_env: dict[str, str] | None = None,
+                         kernels: "_KernelsAhead | None" = None) -> None:
+    """Run the notebooks ``jobs`` at a time; results keep their order.
+
+    Threads are enough: each thread only drives its notebook's kernel (a process of its own)
+    and waits on it, and a thread costs nothing to start, where a worker process paid for
+    importing papermill again. Nothing here changes the process's working directory (the
+    kernel is started in the notebook's folder instead), so the threads do not meet.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=min(jobs, len(work)), thread_name_prefix="labkit-run") as pool:
+        futures = {pool.submit(_execute, result, parameters, out, kernel_env, kernels): result
+                   for result, parameters in work}
         for future in as_completed(futures):
-            done = future.result()
-            original = results[futures[future]]
-            original.__dict__.update(done.__dict__)  # the caller's report holds the originals
-            show.finished(original)
+            show.finished(future.result())
 
 
 def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
-             kernel_env: dict[str, str] | None = None) -> NotebookResult:
-    """Run one notebook with papermill (its kernel gets ``kernel_env`` on top of ours); record
-    status, failing cell and produced files."""
+             kernel_env: dict[str, str] | None = None, kernels: "_KernelsAhead | None" = None) -> NotebookResult:
+    """Run one notebook with papermill (its kernel gets ``kernel_env`` on top of ours, and is
+    one ``kernels`` started ahead if it has one); record status, failing cell and produced files."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     began_wall = time.time()
     began = time.monotonic()
+    if kernels is not None:
+        kernels.starting(result.source)
     try:
-        papermill.execute_notebook(
+        papermill.execute_notebook(  # no cwd=: papermill would chdir this whole process
             str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
-            cwd=str(result.source.resolve().parent), progress_bar=False, log_output=False,
-            extra_arguments=_KERNEL_ARGS, kernel_manager_class=_headless_kernel_manager(kernel_env))
+            progress_bar=False, log_output=False, extra_arguments=_KERNEL_ARGS,
+            kernel_manager_class=_headless_kernel_manager(kernel_env, result.source.resolve().parent,
+                                                          (lambda: kernels.take(result.source)) if kernels else None))
         result.status = "passed"
     except PapermillExecutionError as exc:
         result.status = "failed"
@@ -370,12 +393,74 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
     return result
 
 
-def _headless_kernel_manager(kernel_env: dict[str, str] | None = None) -> type:
+def _kernel_environment(kernel_env: dict[str, str] | None) -> dict[str, str]:
+    """A kernel's environment: ours, with ``_KERNEL_ENV`` and ``kernel_env`` on top."""
+    return {**os.environ, **_KERNEL_ENV, **(kernel_env or {})}
+
+
+class _KernelsAhead:
+    """Kernels started ahead of need: when a notebook starts, the kernels of the next ``ahead``
+    notebooks are started too (:mod:`labkit.kernel`), so that their start-up and imports
+    happen while notebooks run. Each is for one notebook (its folder is the kernel's working
+    directory) and is used by nothing else; a notebook without one starts its kernel as usual.
+    """
+
+    def __init__(self, notebooks: list[Path], ahead: int, kernel_env: dict[str, str] | None):
+        import threading
+
+        self.order = notebooks
+        self.ahead = ahead
+        self.env = _kernel_environment(kernel_env)
+        self.env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+        self.started: dict[Path, Any] = {}   # notebook -> its waiting kernel process (None once taken)
+        self.lock = threading.Lock()
+
+    def starting(self, notebook: Path) -> None:
+        """``notebook`` starts now: start the kernels of the notebooks after it."""
+        from jupyter_client.launcher import launch_kernel
+        from subprocess import PIPE
+
+        index = self.order.index(notebook)
+        with self.lock:
+            for upcoming in self.order[index + 1:index + 1 + self.ahead]:
+                if upcoming not in self.started:
+                    self.started[upcoming] = launch_kernel(  # Popen as jupyter_client starts a kernel
+                        [sys.executable, "-m", "labkit.kernel", *_KERNEL_ARGS], stdin=PIPE, env=self.env,
+                        cwd=str(upcoming.resolve().parent))
+
+    def take(self, notebook: Path) -> Any:
+        """The kernel process started for ``notebook``, still waiting for its connection file; else None."""
+        with self.lock:
+            process = self.started.get(notebook)
+            self.started[notebook] = None
+        if process is None or process.poll() is not None:
+            return None
+        return process
+
+    def close(self) -> None:
+        """End the kernels no notebook took (an empty line tells them to exit)."""
+        with self.lock:
+            left = [p for p in self.started.values() if p is not None]
+            self.started = {notebook: None for notebook in self.started}
+        for process in left:
+            try:
+                process.stdin.close()
+                process.wait(timeout=10)
+            except Exception:  # noqa: BLE001 - stuck or gone: make sure it is gone
+                process.kill()
+                process.wait()
+
+
+def _headless_kernel_manager(kernel_env: dict[str, str] | None = None, cwd: Path | None = None,
+                             take: Callable[[], Any] | None = None) -> type:
     """nbclient's kernel manager, adapted to labkit run.
 
     The kernel runs in this interpreter (where labkit is installed), even when a ``python3``
-    kernelspec found first on the Jupyter path names another Python; and it starts with
-    ``_KERNEL_ENV`` and ``kernel_env`` added to our environment.
+    kernelspec found first on the Jupyter path names another Python; it starts in ``cwd``
+    (the notebook's folder, as Jupyter does) with ``_KERNEL_ENV`` and ``kernel_env`` added to
+    our environment. ``take()`` may hand it a kernel process started ahead
+    (:class:`_KernelsAhead`): it is given the connection file instead of a new process
+    being started.
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -387,8 +472,23 @@ def _headless_kernel_manager(kernel_env: dict[str, str] | None = None) -> type:
             return command
 
         async def start_kernel(self, **kw: Any) -> None:
-            kw["env"] = {**os.environ, **(kw.get("env") or {}), **_KERNEL_ENV, **(kernel_env or {})}
+            kw["env"] = {**(kw.get("env") or {}), **_kernel_environment(kernel_env)}
+            if cwd is not None:
+                kw["cwd"] = str(cwd)
             await super().start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            process = take() if take is not None else None
+            if process is None:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                return
+            process.stdin.write(f"{self.connection_file}\n".encode())  # written by now (pre_launch)
+            process.stdin.close()
+            provisioner = self.provisioner  # what LocalProvisioner.launch_kernel records of the process
+            provisioner.process, provisioner.pid = process, process.pid
+            provisioner.pgid = os.getpgid(process.pid) if hasattr(os, "getpgid") else None
+            provisioner.cwd = kw.get("cwd")
+            self._reconcile_connection_info(provisioner.connection_info)
 
     return HeadlessKernelManager
 
@@ -560,5 +660,5 @@ def main(args: Any, *, echo: Callable[[str], None] = print) -> int:
     return 1 if report.failed else 0
 
 
-__all__ = ["NotebookResult", "RunReport", "run_notebooks", "summary", "write_html", "parse_parameter",
+__all__ = ["NotebookResult", "RunReport", "auto_jobs", "run_notebooks", "summary", "write_html", "parse_parameter",
            "default_notebooks", "headless_parameters"]

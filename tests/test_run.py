@@ -102,8 +102,11 @@ def test_run_writes_notebooks_figures_traces_and_report(books: Path, tmp_path: P
     assert '01-first/timeline.trace.json' in page
     assert re.search(r"01-first\.ipynb\s+passed\s+[\d.]+s\s+1\n", captured.out)
     assert "2 passed, 0 failed" in captured.out
-    # Not interactive: one progress line per notebook, nothing per cell.
-    assert captured.err.count("\n") == 2 and "[2/2] 02-second.ipynb passed" in captured.err
+    # Not interactive: one progress line per notebook, nothing per cell (in the order they finish:
+    # by default the simulator's notebooks run side by side where there are cores).
+    assert captured.err.count("\n") == 2
+    lines = re.findall(r"^\[(\d)/2\] (\S+) passed in [\d.]+s$", captured.err, re.M)
+    assert [n for n, _ in lines] == ["1", "2"] and {name for _, name in lines} == {"01-first.ipynb", "02-second.ipynb"}
 
 
 def test_failing_cell_is_named_and_the_notebook_is_still_written(books: Path, tmp_path: Path, capsys):
@@ -267,6 +270,100 @@ def test_parallel_jobs_keep_the_notebook_order(books: Path, tmp_path: Path):
         ("03-broken.ipynb", "failed"), ("01-first.ipynb", "passed"), ("02-second.ipynb", "passed")]
     assert report.results[0].failed_cell == 4
     assert [p.name for p in report.results[1].figures] == ["timeline.png"]
+
+
+LEAKS = '''
+import os, sys
+import labkit.checks
+LEAKED_GLOBAL = "from the notebook before"
+labkit.checks.report = lambda *args, **kwargs: "patched by the notebook before"
+os.environ["LABKIT_LEAKED"] = "1"
+sys.modules["leaked_module"] = sys
+'''
+
+SEES_NO_LEAK = '''
+import os, sys
+import labkit.checks
+assert "LEAKED_GLOBAL" not in globals(), "a global of another notebook"
+assert labkit.checks.report.__module__ == "labkit.checks", "labkit as another notebook patched it"
+assert "LABKIT_LEAKED" not in os.environ and "leaked_module" not in sys.modules
+print("fresh")
+'''
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_each_notebook_runs_in_a_fresh_kernel(tmp_path: Path, jobs: int):
+    """A notebook's globals, monkeypatches of labkit, environment and imports die with its kernel."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    paths = []
+    for index in range(2):
+        paths.append(write_notebook(folder / f"{2 * index + 1:02d}-leaks.ipynb", LEAKS))
+        paths.append(write_notebook(folder / f"{2 * index + 2:02d}-checks.ipynb", SEES_NO_LEAK))
+    report = run_notebooks(paths, backend="sim", out=tmp_path / "o", progress=False, jobs=jobs)
+    assert [(r.name, r.status, r.error) for r in report.results] == [(p.name, "passed", None) for p in paths]
+    assert all("fresh" in outputs_text(tmp_path / "o" / p.name) for p in paths[1::2])
+
+
+NAMESPACE = '''
+import sys
+print("preloaded", "matplotlib.pyplot" in sys.modules and "labkit.sim" in sys.modules)
+print("names", sorted(name for name in globals() if not name.startswith("_")))
+print("cwd", __import__("os").getcwd())
+'''
+
+
+def test_kernels_started_ahead_have_the_lab_imported_and_a_fresh_namespace(tmp_path: Path):
+    """The first notebook's kernel starts as usual; the next ones' were started while it ran, with
+    matplotlib and labkit imported, and their notebooks see the same names as in a new kernel."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    paths = [write_notebook(folder / f"{index:02d}-names.ipynb", NAMESPACE) for index in (1, 2, 3)]
+    report = run_notebooks(paths, backend="sim", out=tmp_path / "o", progress=False, jobs=1)
+    assert [r.status for r in report.results] == ["passed"] * 3
+    texts = [outputs_text(tmp_path / "o" / p.name).splitlines() for p in paths]
+    assert [t[0] for t in texts] == ["preloaded False", "preloaded True", "preloaded True"]
+    assert texts[0][1:] == texts[1][1:] == texts[2][1:] == [texts[0][1], f"cwd {folder}"]
+    assert "LEAKED" not in texts[0][1] and "'grace_period_s'" in texts[0][1]  # the parameters, nothing else
+
+
+def test_a_failing_notebook_changes_nothing_for_the_others(books: Path, tmp_path: Path):
+    """Beside notebooks that fail (a cell raising, a kernel that dies), the others give what they
+    give alone, and every notebook that ran a cell is written."""
+    dies = write_notebook(books / "04-dies.ipynb", "import os\nos._exit(3)")
+    alone = run_notebooks([books / "01-first.ipynb", books / "02-second.ipynb"], backend="sim",
+                          out=tmp_path / "alone", progress=False, jobs=1)
+    mixed = run_notebooks([books / "03-broken.ipynb", books / "01-first.ipynb", dies, books / "02-second.ipynb"],
+                          backend="sim", out=tmp_path / "mixed", progress=False, jobs=2)
+    assert [(r.name, r.status) for r in mixed.results] == [
+        ("03-broken.ipynb", "failed"), ("01-first.ipynb", "passed"), ("04-dies.ipynb", "failed"),
+        ("02-second.ipynb", "passed")]
+    assert "DeadKernelError" in mixed.results[2].error
+    assert (tmp_path / "mixed" / "03-broken.ipynb").is_file()
+    for name in ("01-first.ipynb", "02-second.ipynb"):
+        assert outputs_text(tmp_path / "mixed" / name).replace("mixed", "alone") == outputs_text(tmp_path / "alone" / name)
+    assert [[p.name for p in r.figures] for r in mixed.results] == [[], ["timeline.png"], [], ["timeline.png"]]
+
+
+def test_jobs_auto_is_one_per_core_on_the_simulator_and_one_elsewhere(monkeypatch):
+    import os
+
+    from labkit.run import auto_jobs
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert auto_jobs("sim", 11) == 3 and auto_jobs("sim", 2) == 2
+    assert auto_jobs("kind", 11) == 1 and auto_jobs("cluster", 11) == 1
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be a whole number >= 1 or auto, got 0"),
+                                            ("two", "expected a whole number or auto, got 'two'")])
+def test_bad_jobs_is_bad_input(books: Path, tmp_path: Path, capsys, value: str, message: str):
+    try:
+        code = main(["run", str(books / "01-first.ipynb"), "--backend", "sim", "--jobs", value, "--out", str(tmp_path / "o")])
+    except SystemExit as exit_:  # argparse's own exit for a value its type rejects
+        code = exit_.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("keep, reused, deleted", [(False, False, True), (True, False, False), (False, True, False)])

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labkit.errors import TraceError
-from labkit.trace import Event, Trace, load_trace
+from labkit.trace import Event, Trace, dumps_indented, load_trace
 
 # -- round trips ------------------------------------------------------------------------------
 
@@ -23,6 +25,25 @@ def test_blog_trace_round_trips_to_the_same_json(data_dir: Path, tmp_path: Path)
     saved = trace.save(tmp_path / "sub" / "copy.json")
     assert load_trace(saved).to_dict() == original
     assert json.loads(saved.read_text()) == original
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                           max_size=3), max_leaves=8)
+_FLAT = st.dictionaries(st.text(max_size=4), _SCALARS, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _JSON | st.lists(_FLAT, max_size=4), max_size=5), st.sampled_from([1, 2, 4]))
+def test_the_fast_indented_json_is_json_dumps_text(data, indent):
+    """Trace.to_json lays out lists of flat objects (the events) itself: the text must be json's."""
+    assert dumps_indented(data, indent) == json.dumps(data, indent=indent)
+
+
+def test_to_json_is_json_dumps_of_to_dict(data_dir: Path):
+    trace = load_trace(data_dir / "blog-job-trace.json")
+    assert trace.to_json() == json.dumps(trace.to_dict(), indent=1)
+    assert trace.to_json(indent=None) == json.dumps(trace.to_dict())
 
 
 @pytest.mark.parametrize("name", ["legacy-job-never-completes.json", "deployment-delete-1.28.json",

@@ -104,6 +104,12 @@ def simulate(documents_or_paths: Any, *, k8s_version: str, feature_gates: dict[s
         raise InvalidInput(f"expected seconds >= 0, got {delete_after!r}", field="delete_after")
     if feature_gates is None:
         feature_gates = lab_feature_gates(k8s_version)
+    with gc_paused():  # creating 10,000 pods is as much allocation as running them (see gc_paused)
+        return _simulate(documents_or_paths, k8s_version, feature_gates, delete_after, until_seconds, seed)
+
+
+def _simulate(documents_or_paths: Any, k8s_version: str, feature_gates: dict[str, bool],
+              delete_after: float | None, until_seconds: float, seed: int) -> Trace:
     cluster = Cluster(k8s_version, feature_gates, seed)
     docs = load_documents(documents_or_paths)
     if not docs:
@@ -143,14 +149,15 @@ def run_until(cluster: Cluster, until_seconds: float, finished) -> None:
     env = cluster.env
     end = (cluster.origin or 0.0) + until_seconds
     seen = -1
+    peek, step = env.peek, env.step  # the loop runs once per SimPy event: 470,000 times for 10,000 pods
     with gc_paused():
         while True:
             if cluster.changes != seen:
                 seen = cluster.changes
                 if finished():
                     return
-            if env.peek() > end:
+            if peek() > end:
                 if end > env.now:      # an event may have landed exactly on the end
                     env.run(until=end)
                 return
-            env.step()
+            step()

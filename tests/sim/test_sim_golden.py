@@ -1,0 +1,67 @@
+"""Speed work must not change what the simulator says: the output of seeded ``labkit sim run``s,
+as text and as JSON, is pinned by its SHA-256 (taken before the simulator, its trace assembly
+and the CLI's writing were optimised for benchmarks/sim_deployment.py).
+
+When a change to the *model* changes a run on purpose, check the new output by reading it and
+update the digest here in the same commit, saying why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labkit.cli import main
+
+ROOT = Path(__file__).parents[2]
+
+# (manifest, flags) -> first 16 hex digits of the SHA-256 of (the table, the --json output),
+# with the folders of the files removed from the notes that name them.
+RUNS = {
+    ("deployment-40.yaml", ("--delete-after", "30")): ("c8a9464e2643f993", "f3546e404c014de1"),
+    ("manifests/job-sidecar.yaml", ()): ("3ad4055851c6567c", "9288111a5389360f"),
+    ("manifests/claims/2-restart-during-termination.yaml", ("--seed", "7")): ("9717db6131e2246a", "27a058336861aa9a"),
+    ("manifests/claims/1-start-order.yaml", ("--k8s-version", "1.28")): ("87c474b87421841e", "70fa29ccf87dbc5a"),
+    ("manifests/legacy/job-legacy-sidecar.yaml", ("--until-seconds", "60")): ("0a75a03945a8c559", "45f1ab9ab277f119"),
+    ("manifests/claims/4-poststart.yaml", ("--k8s-version", "1.33", "--seed", "3")): ("98a1bffdc03a2af0",
+                                                                                      "605bd157b70609da"),
+}
+# Every scenario of tests/data/scenarios, in name order, as --json: one digest for all of them.
+SCENARIOS = "5e00b6bbee184461"
+
+
+def _output(capsys, path: Path, flags: tuple[str, ...], folders: tuple[Path, ...]) -> str:
+    assert main(["sim", "run", str(path), *flags]) == 0
+    out = capsys.readouterr().out
+    for folder in folders:
+        out = out.replace(f"{folder}/", "")
+    return out
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("manifest,flags", list(RUNS), ids=[f"{m} {' '.join(f)}".strip() for m, f in RUNS])
+def test_a_seeded_run_prints_what_it_printed_before(manifest, flags, tmp_path, capsys):
+    if manifest == "deployment-40.yaml":  # the blog's Deployment with 40 replicas
+        doc = yaml.safe_load((ROOT / "manifests" / "deployment-sidecar.yaml").read_text())
+        doc["spec"]["replicas"] = 40
+        path = tmp_path / manifest
+        path.write_text(yaml.safe_dump(doc))
+    else:
+        path = ROOT / manifest
+    folders = (tmp_path, ROOT)
+    table = _output(capsys, path, flags, folders)
+    as_json = _output(capsys, path, (*flags, "--json"), folders)
+    assert (_digest(table), _digest(as_json)) == RUNS[(manifest, flags)]
+
+
+def test_every_scenario_prints_the_trace_it_printed_before(capsys):
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "tests" / "data" / "scenarios").glob("*.yaml")):
+        digest.update(_output(capsys, path, ("--json",), (ROOT,)).encode())
+    assert digest.hexdigest()[:16] == SCENARIOS
