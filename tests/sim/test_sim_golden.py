@@ -3,7 +3,9 @@ as text and as JSON, is pinned by its SHA-256 (taken before the simulator, its t
 and the CLI's writing were optimised for benchmarks/sim_deployment.py).
 
 When a change to the *model* changes a run on purpose, check the new output by reading it and
-update the digest here in the same commit, saying why.
+update the digest here in the same commit, saying why. (Retaken after the lab's third pass: the
+default version 1.36, PostStartDone events, the shell reader; the speed work was checked to give
+the same output as the tree without it.)
 """
 
 from __future__ import annotations
@@ -21,16 +23,15 @@ ROOT = Path(__file__).parents[2]
 # (manifest, flags) -> first 16 hex digits of the SHA-256 of (the table, the --json output),
 # with the folders of the files removed from the notes that name them.
 RUNS = {
-    ("deployment-40.yaml", ("--delete-after", "30")): ("c8a9464e2643f993", "f3546e404c014de1"),
-    ("manifests/job-sidecar.yaml", ()): ("3ad4055851c6567c", "9288111a5389360f"),
-    ("manifests/claims/2-restart-during-termination.yaml", ("--seed", "7")): ("9717db6131e2246a", "27a058336861aa9a"),
-    ("manifests/claims/1-start-order.yaml", ("--k8s-version", "1.28")): ("87c474b87421841e", "70fa29ccf87dbc5a"),
-    ("manifests/legacy/job-legacy-sidecar.yaml", ("--until-seconds", "60")): ("0a75a03945a8c559", "45f1ab9ab277f119"),
-    ("manifests/claims/4-poststart.yaml", ("--k8s-version", "1.33", "--seed", "3")): ("98a1bffdc03a2af0",
-                                                                                      "605bd157b70609da"),
+    ('deployment-40.yaml', ('--delete-after', '30')): ('b64ef6f50a0154b6', 'a26f91c8117e536f'),
+    ('manifests/job-sidecar.yaml', ()): ('c3e6c51373ef3752', '7ea1b4f640e4fa5d'),
+    ('manifests/claims/2-restart-during-termination.yaml', ('--seed', '7')): ('cf19988efb169b9d', '511fdb8297deb82d'),
+    ('manifests/claims/1-start-order.yaml', ('--k8s-version', '1.28')): ('87c474b87421841e', '70fa29ccf87dbc5a'),
+    ('manifests/legacy/job-legacy-sidecar.yaml', ('--until-seconds', '60')): ('c600ec3d8c00f01a', '934da0bb2f485434'),
+    ('manifests/claims/4-poststart.yaml', ('--k8s-version', '1.33', '--seed', '3')): ('f68d3c5f03a52535', 'dcd06122605505e3'),
 }
 # Every scenario of tests/data/scenarios, in name order, as --json: one digest for all of them.
-SCENARIOS = "5e00b6bbee184461"
+SCENARIOS = "99f279f45064afcd"
 
 
 def _output(capsys, path: Path, flags: tuple[str, ...], folders: tuple[Path, ...]) -> str:
