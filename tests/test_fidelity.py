@@ -195,3 +195,24 @@ def test_a_pod_that_could_not_pull_its_image_is_not_run_and_not_counted(tmp_path
                  "--out", str(out), "--scenario", "sidecars-reverse-order-after-main-completes"]) == 0
     table = (out / "fidelity.md").read_text()
     assert "not run: registry.k8s.io/e2e-test-images/agnhost:9.9 could not be pulled" in table
+
+
+def test_a_known_difference_is_reported_with_its_cause_and_does_not_fail_the_run(tmp_path, monkeypatch, sim):
+    from labkit.cli import main
+
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    known = tmp_path / "known.yaml"
+    known.write_text("known:\n- scenario: sidecars-reverse-order-after-main-completes\n  backend: cluster\n"
+                     "  fault: upstream\n  cause: a race, kubernetes/kubernetes#1\n")
+    monkeypatch.setattr(fidelity, "KNOWN", known)
+    monkeypatch.setattr(fidelity, "run_on_backend", lambda scenario, **options: (
+        as_recorded(sim, drop="regular-1 Exited"), []))
+    argv = ["fidelity", "--backend", "cluster", "--k8s-version", "1.29", "--kubeconfig", str(kubeconfig),
+            "--scenario", "sidecars-reverse-order-after-main-completes"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    table = (tmp_path / "out" / "fidelity.md").read_text()
+    assert "| sidecars-reverse-order-after-main-completes (known difference) | **no** | yes |" in table
+    assert "a race, kubernetes/kubernetes#1 (fault: upstream)" in table
+    known.write_text("known: []\n")
+    assert main([*argv, "--out", str(tmp_path / "again")]) == 1
