@@ -19,6 +19,28 @@ def node():
     return Node()
 
 
+def test_ctrl_c_during_up_removes_what_it_had_started(node):
+    """Runs first: `labkit node up`, interrupted once etcd runs, exits 130 and leaves nothing (the
+    tests below check the machine)."""
+    import signal
+    import sys
+    import time
+
+    assert not node.running(), "run this after `labkit node down`"
+    up = subprocess.Popen([sys.executable, "-m", "labkit", "node", "up"], stderr=subprocess.PIPE, text=True)
+    seen = []
+    deadline = time.monotonic() + 600
+    for line in up.stderr:
+        seen.append(line)
+        if "etcd: ok" in line:
+            up.send_signal(signal.SIGINT)
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    rest = up.stderr.read()
+    assert up.wait(120) == 130, "".join(seen) + rest
+    assert "labkit: interrupted" in rest and "removing what it made" in rest
+
+
 def test_no_process_of_the_node_runs(node):
     from labkit.node import host
 
