@@ -56,22 +56,11 @@ def _kind_missing() -> str | None:
     return None
 
 
-def node_missing() -> str | None:
-    """Why labkit's real node cannot be used here (it is started by `labkit node up`, as .ci/run does)."""
-    from labkit.node import Node
-    from labkit.node.host import problems
-
-    found = problems()
-    if found:
-        return "; ".join(found)
-    if not Node().running():
-        return "labkit's real node is not running: start it with `labkit node up` (.ci/run does)"
-    return None
-
-
 def _open(backend: str, request) -> Lab:
     if backend == "node":
-        reason = node_missing()
+        from labkit.node import why_not_running
+
+        reason = why_not_running()
         if reason:
             pytest.skip(reason)
         from labkit.node.lab import NodeLab

@@ -393,6 +393,22 @@ class Node:
                 sorted(lab_images() - {repository(ref) for ref in known}))
 
 
+def why_not_running() -> str | None:
+    """Why labkit's node cannot be used now (None when one runs): what this machine lacks, or how to
+    start it. Tests skip with this reason; `labkit doctor` says it."""
+    from .host import problems
+
+    found = problems()
+    if found:
+        return "labkit node cannot run here: " + "; ".join(found)
+    try:
+        if Node().running():
+            return None
+    except LabkitError as exc:
+        return str(exc)
+    return "labkit's real node is not running: `labkit node up` starts it (.ci/run does)"
+
+
 def agnhost_tag(kubernetes_source: Path) -> str:
     """agnhost's version at this Kubernetes tag (test/images/agnhost/VERSION)."""
     return (kubernetes_source / "test" / "images" / "agnhost" / "VERSION").read_text().strip()

@@ -87,15 +87,9 @@ def backends(env: Mapping[str, str] | None = None) -> list[Backend]:
 
 def _node_missing() -> str | None:
     """labkit's real node runs only where `labkit node up` started it (Linux, root; .ci/run does)."""
-    from labkit.node import Node
-    from labkit.node.host import problems
+    from labkit.node import why_not_running
 
-    found = problems()
-    if found:
-        return "; ".join(found)
-    if not Node().running():
-        return "labkit's real node is not running: `labkit node up` starts it (.ci/run does)"
-    return None
+    return why_not_running()
 
 
 def backend_params(env: Mapping[str, str] | None = None) -> list:

@@ -18,16 +18,12 @@ from labkit.kubectl import kubectl_binary
 
 
 def _node_or_skip():
-    from labkit.node import Node
-    from labkit.node.host import problems
+    from labkit.node import Node, why_not_running
 
-    found = problems()
-    if found:
-        pytest.skip("; ".join(found))
-    node = Node()
-    if not node.running():
-        pytest.skip("labkit's real node is not running: `labkit node up` starts it (.ci/run does)")
-    return node
+    reason = why_not_running()
+    if reason:
+        pytest.skip(reason)
+    return Node()
 
 
 @pytest.fixture(scope="module")
