@@ -110,6 +110,7 @@ class Server:
         self._runner = None
         self._ticker: asyncio.Task | None = None
         self._stopped: asyncio.Event | None = None
+        self.next_wakeup: float | None = None    # wall time the ticker sleeps until (None: until a request)
 
     # -- on the loop ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,11 +155,13 @@ class Server:
 
         api = self.api
         while not api.closing:
-            nxt = self.world.advance()
-            delay = 0.5 if nxt is None else min(0.5, max(0.0, nxt - time.time()))
             api.wake.clear()
+            nxt = self.world.advance()
+            self.next_wakeup = nxt
+            # nothing due: sleep until a request changes something (it sets api.wake)
+            delay = None if nxt is None else max(nxt - time.time(), 0.001)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(api.wake.wait(), timeout=max(delay, 0.001))
+                await asyncio.wait_for(api.wake.wait(), timeout=delay)
 
     async def stop(self) -> None:
         if self.api is not None:
