@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
@@ -64,6 +65,32 @@ def write_kubeconfig(path: Path, url: str, token: str, ca: bytes) -> Path:
         os.fchmod(handle.fileno(), 0o600)
         yaml.safe_dump(config, handle, sort_keys=False)
     return path
+
+
+def running_server(kubeconfig: Path) -> str | None:
+    """The URL of the served simulator that ``kubeconfig`` points at, if one answers there (a second
+    ``labkit serve`` must not overwrite a running one's kubeconfig); None if the file is absent, not
+    labkit's, or its server is gone."""
+    import base64
+    import json
+    import ssl
+    import urllib.request
+
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(kubeconfig).read_text())
+        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == CONTEXT)
+        url = cluster["server"]
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    except (OSError, ValueError, TypeError, KeyError, StopIteration, AttributeError, yaml.YAMLError, ssl.SSLError):
+        return None
+    try:   # /version answers without the token, as a real API server's does
+        with urllib.request.urlopen(url + "/version", context=context, timeout=2) as response:
+            version = json.load(response).get("gitVersion", "")
+    except (OSError, ValueError):
+        return None
+    return url if is_served_simulator(version) else None
 
 
 NEEDS = ("aiohttp", "jsonpatch", "cryptography")
@@ -120,6 +147,11 @@ class Server:
         from .store import Store
         from .world import World
 
+        running = running_server(self.kubeconfig)
+        if running is not None:
+            raise InvalidInput(f"a served simulator is already running at {running} with this kubeconfig; stop it "
+                               "first (Ctrl-C in its terminal), or give this one its own --kubeconfig PATH",
+                               source=os.fspath(self.kubeconfig))
         self.loop = asyncio.get_running_loop()
         self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
         # The first admission imports the kubernetes client's models (about a second): do it now,
@@ -141,9 +173,16 @@ class Server:
 
         cert, key = make_certificate(self.host)
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=server_context(cert, key))
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise InvalidInput(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+                               + (" (another labkit serve, or another server, has it)" if exc.errno == errno.EADDRINUSE
+                                  else ""), field="--port") from None
         self.port = site._server.sockets[0].getsockname()[1]
         self.url = f"https://{self.host}:{self.port}"
+        self.world.put_kubernetes_service(self.port)
         self.ca = cert
         write_kubeconfig(self.kubeconfig, self.url, self.token, cert)
         self._stopped = asyncio.Event()
@@ -222,6 +261,8 @@ def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool]
     thread.start()
     ready.wait()
     if failure:
+        if isinstance(failure[0], InvalidInput):
+            raise failure[0]
         raise LabkitError(f"labkit serve could not start: {failure[0]}") from failure[0]
     try:
         yield server
@@ -242,14 +283,10 @@ def main(args) -> int:
     if not 0 <= args.port <= 65535:
         raise InvalidInput(f"must be a port number (0-65535), got {args.port}", field="--port")
     logging.basicConfig(level=logging.WARNING, format="labkit serve: %(message)s", stream=sys.stderr)
-    server = Server(args.k8s_version, gates or None, port=args.port, pace=args.pace,
-                    kubeconfig=args.kubeconfig, host=args.address)
+    server = Server(args.k8s_version, gates or None, port=args.port, pace=args.pace, kubeconfig=args.kubeconfig)
 
     async def run() -> None:
         await server.start()
-        if server.host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"labkit serve: WARNING: listening on {server.host}, reachable from other machines "
-                  "(anyone with the token in the kubeconfig can use it)", file=sys.stderr, flush=True)
         print(f"labkit serve: the labkit simulator (Kubernetes v{server.world.version}, simulated, pace "
               f"{server.pace:g}) on {server.url}; Ctrl-C stops it", flush=True)
         print(f"export KUBECONFIG={server.kubeconfig}; kubectl get pods -w", flush=True)

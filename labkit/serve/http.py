@@ -40,7 +40,7 @@ log = logging.getLogger("labkit.serve")
 
 # The API server's limit on a request body (apiserver/pkg/server/config.go MaxRequestBodyBytes)
 MAX_BODY = 3 * 1024 * 1024
-READ_ONLY = {"nodes", "replicasets"}     # the simulator makes these itself
+READ_ONLY = {"nodes", "replicasets", "services"}     # the simulator makes these itself
 
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -136,6 +136,11 @@ class Api:
             return web.Response(text="ok")
         if parts == ["version"]:
             return _json(self.version_info)
+        if parts == ["openapi", "v2"]:
+            # kubectl reads v3 and falls back to v2 (protobuf only) for a kind v3 does not list, such
+            # as one no server has: an empty gnostic Document (no bytes) says "none here" and lets
+            # kubectl go on to its own `no matches for kind "Foo" in version "v1"`
+            return web.Response(body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
         if parts[0] == "openapi":
             from .openapi import openapi
 

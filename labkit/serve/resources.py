@@ -34,6 +34,8 @@ RESOURCES = [
     Resource("v1", "nodes", "Node", False, ("no",), "node", (), ("status",), verbs=("get", "list", "watch")),
     Resource("v1", "pods", "Pod", True, ("po",), "pod", ("all",), ("attach", "exec", "log", "portforward", "status")),
     Resource("v1", "serviceaccounts", "ServiceAccount", True, ("sa",), "serviceaccount"),
+    # only default/kubernetes, the API server's own Service (nothing routes to anything here)
+    Resource("v1", "services", "Service", True, ("svc",), "service", ("all",), verbs=("get", "list", "watch")),
     Resource("v1", "events", "Event", True, ("ev",), "event"),
     Resource("apps/v1", "deployments", "Deployment", True, ("deploy",), "deployment", ("all",), ("scale", "status")),
     Resource("apps/v1", "replicasets", "ReplicaSet", True, ("rs",), "replicaset", ("all",), ("status",)),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import random
 import secrets
 import time
@@ -36,10 +37,13 @@ from ..sim.lab import pod_json
 from ..versions import DEFAULT_K8S_VERSION
 from .store import Store
 
+log = logging.getLogger("labkit.serve")
+
 NODE = "labkit-sim-node"          # the one node; the name says what it is
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 PACE_ANNOTATION = "labkit.dev/pace"   # on the node: the served simulator's pace
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # apimachinery/pkg/util/rand alphanums
+SIM_WARNING, SIM_COMPONENT = "SimulatorAssumption", "labkit-simulator"   # the simulator's own Warning Events
 RUNTIME = "labkit-sim"            # containerIDs and containerRuntimeVersion: no container runtime ran them
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 # plugin/pkg/admission/serviceaccount TokenVolumeSource (expirationSeconds: WarnOnlyBoundTokenExpirationSeconds)
@@ -99,7 +103,8 @@ class Namespace:
         self.foreground: set[Any] = set()  # workloads deleted with propagationPolicy=Foreground
         self.deleting_at: dict[Any, float] = {}
         self.scalings_seen: dict[Any, int] = {}   # Deployment -> how many of its scalings became Events
-        self.current_rs: dict[Any, str] = {}    # Deployment -> the name of its newest ReplicaSet
+        self.current_rs: dict[Any, str] = {}
+        self.warnings: dict[Any, list[str]] = {}   # SimPod or Workload -> what the simulator had to assume    # Deployment -> the name of its newest ReplicaSet
         self.terminating = False
 
     def wall(self, t: float) -> float:
@@ -160,6 +165,21 @@ class World:
         """Five random characters, as ``names.SimpleNameGenerator`` appends to a generateName."""
         return "".join(self._names.choice(NAME_ALPHABET) for _ in range(5))
 
+    def put_kubernetes_service(self, port: int) -> None:
+        """default/kubernetes, as the API server's controller writes it
+        (pkg/controlplane/controller/kubernetesservice; 10.96.0.1 is the first address of kind's
+        and kubeadm's service CIDR, 10.96.0.0/12); its target is the port this server listens on."""
+        now = rfc3339(self.clock())
+        self.store.put("services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "uid": str(uuid.uuid4()), "creationTimestamp": now,
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"ports": [{"name": "https", "protocol": "TCP", "port": 443, "targetPort": port}],
+                     "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "type": "ClusterIP",
+                     "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                     "internalTrafficPolicy": "Cluster"},
+            "status": {"loadBalancer": {}}})
+
     # -- namespaces ----------------------------------------------------------------------------
     def create_namespace(self, obj: dict) -> dict:
         meta = obj.setdefault("metadata", {})
@@ -194,7 +214,7 @@ class World:
         return stored
 
     def _finish_namespace(self, name: str) -> None:
-        for resource in ("serviceaccounts", "events", "pods", "jobs", "deployments", "replicasets"):
+        for resource in ("serviceaccounts", "services", "events", "pods", "jobs", "deployments", "replicasets"):
             for obj in self.store.list(resource, name):
                 self.store.remove(resource, name, obj["metadata"]["name"])
         self.store.remove("namespaces", "", name)
@@ -498,13 +518,12 @@ class World:
             revision = 1 + max((rs["revision"] for rs in ns.replicasets.values() if rs["deploy"] is w), default=0)
             ns.replicasets[w.rs_name] = {"deploy": w, "template": copy.deepcopy(w.spec["template"]),
                                          "revision": revision, "uid": str(uuid.uuid4()), "created": ns.cluster.env.now}
-        # the deployment controller's Events, as pkg/controller/deployment/sync.go words them
-        # ("Scaled %s replica set %s from %d to %d")
         done = ns.scalings_seen.get(w, 0)
-        for t, rs_name, before, after in w.scalings[done:]:
+        for i, (t, rs_name, before, after) in enumerate(w.scalings[done:], start=done):
+            first = not any(name == rs_name for _, name, _, _ in w.scalings[:i])
             self._event(ns, t, _ref("Deployment", "apps/v1", ns.name, w.name, ns.uid(w, w.obj["metadata"].get("uid"))),
-                        "ScalingReplicaSet", f"Scaled {'up' if after > before else 'down'} replica set {rs_name} "
-                        f"from {before} to {after}", "deployment-controller")
+                        "ScalingReplicaSet", scaling_message(self.version.minor, rs_name, before, after, created=first),
+                        "deployment-controller")
         ns.scalings_seen[w] = len(w.scalings)
         if w.rs_name is not None:
             ns.current_rs[w] = w.rs_name
@@ -591,6 +610,9 @@ class World:
         if pod is not None:
             pod_ref = _ref("Pod", "v1", ns.name, pod.name, ns.uid(pod))
             if etype == "PodPhase" and fields.get("phase") == "Pending" and t == pod.created_at:
+                workload = cluster._owner_workload(pod)
+                for text in ns.warnings.get(pod, []) + ns.warnings.get(workload, []):
+                    self._event(ns, t, pod_ref, SIM_WARNING, text, SIM_COMPONENT, warning=True)
                 owner = self._pod_owner(ns, pod)
                 if owner is not None:
                     component = "job-controller" if owner["kind"] == "Job" else "replicaset-controller"
@@ -606,8 +628,9 @@ class World:
             if etype == "Started":
                 image = c.image if c is not None else ""
                 self._event(ns, t, cref, "Pulled", f'Container image "{image}" already present on machine', "kubelet")
-                self._event(ns, t, cref, "Created", f"Created container: {container}", "kubelet")
-                self._event(ns, t, cref, "Started", f"Started container {container}", "kubelet")
+                created, started = kubelet_container_messages(self.version.minor, container)
+                self._event(ns, t, cref, "Created", created, "kubelet")
+                self._event(ns, t, cref, "Started", started, "kubelet")
             elif etype in ("PreStop", "SIGTERM"):
                 if etype == "SIGTERM" and c is not None and c.model.pre_stop is not None and (ns.uid(pod), container, "PreStop") in self._event_keys:
                     return
@@ -687,9 +710,45 @@ class World:
                            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
                                          {"type": "Hostname", "address": NODE}],
                            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version,
-                                        "containerRuntimeVersion": "labkit-sim://0", "operatingSystem": "linux",
-                                        "architecture": "amd64", "osImage": "labkit simulator", "kernelVersion": "",
+                                        # simulated, and named so: no runtime, OS or kernel runs the pods
+                                        "containerRuntimeVersion": f"{RUNTIME}://{_labkit_version()}",
+                                        "operatingSystem": "linux", "architecture": "amd64",
+                                        "osImage": "labkit simulator (no OS)", "kernelVersion": "none (simulated)",
                                         "machineID": "", "systemUUID": "", "bootID": ""}}}
+
+
+def _labkit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sidecar-lab")
+    except PackageNotFoundError:
+        return "0"
+
+
+def kubelet_container_messages(minor: int, container: str) -> tuple[str, str]:
+    """The kubelet's Created and Started Event messages (pkg/kubelet/kuberuntime/kuberuntime_container.go
+    startContainer), read at the release tags: "Created container x" up to 1.31, "Created
+    container: x" in 1.32-1.34 (kubernetes#130471), "Container created" from 1.35 (the container
+    is already named by the Event's fieldPath); Started likewise."""
+    if minor >= 35:
+        return "Container created", "Container started"
+    if minor >= 32:
+        return f"Created container: {container}", f"Started container {container}"
+    return f"Created container {container}", f"Started container {container}"
+
+
+def scaling_message(minor: int, rs: str, before: int, after: int, *, created: bool) -> str:
+    """The deployment controller's ScalingReplicaSet message (pkg/controller/deployment/sync.go,
+    getNewReplicaSet and scaleReplicaSet) at the release tags: up to 1.31 "Scaled up replica
+    set x to 1" for a new ReplicaSet and "Scaled down replica set x to 0 from 1" after; from
+    1.32 "Scaled up replica set x from 0 to 1" for both."""
+    direction = "up" if after > before else "down"
+    if minor >= 32:
+        return f"Scaled {direction} replica set {rs} from {before} to {after}"
+    if created:
+        return f"Scaled up replica set {rs} to {after}"
+    return f"Scaled {direction} replica set {rs} to {after} from {before}"
 
 
 def _ref(kind: str, api_version: str, namespace: str, name: str, uid: str) -> dict:
@@ -783,14 +842,36 @@ def create(world: World, resource: str, namespace: str, obj: dict) -> dict:
         obj["metadata"].pop(key, None)
     obj.pop("status", None)
     try:
-        ns.cluster.apply(obj, source=f"{resource}/{name}")
+        warnings = _warnings_of(ns.cluster, lambda: ns.cluster.apply(obj, source=f"{resource}/{name}"))
     except InvalidInput as exc:
         raise invalid(kind, name, exc) from None
     created = _find(ns, resource, name)
     if created is not None and resource != "pods":
         ns.created[created] = ns.cluster.env.now
+    if created is not None and warnings:
+        # what the simulator had to assume (a program it cannot read): said in the server's log
+        # and as a Warning Event on the object and (for a Job or Deployment) on each of its pods
+        ns.warnings[created] = warnings
+        for text in warnings:
+            log.warning("%s/%s: %s", namespace, name, text)
+            if resource != "pods":
+                ref = _ref(kind, obj.get("apiVersion") or "", namespace, name,
+                           ns.uid(created, created.obj["metadata"].get("uid")))
+                world._event(ns, ns.cluster.env.now, ref, SIM_WARNING, text, SIM_COMPONENT, warning=True)
     world.sync(ns)
     return world.store.get(resource, namespace, name)
+
+
+def _warnings_of(cluster: Cluster, apply: Callable[[], Any]) -> list[str]:
+    """The simulator's warnings about one apply, each said once for it (``Cluster.warnings`` keeps
+    a text only once per cluster, and a re-created pod deserves its warning again); the
+    ``source: kind/name:`` prefix left out."""
+    before, cluster.warnings[:] = list(cluster.warnings), []
+    try:
+        apply()
+        return [text.split(": ", 2)[-1] for text in cluster.warnings]
+    finally:
+        cluster.warnings[:] = before + [w for w in cluster.warnings if w not in before]
 
 
 def replace(world: World, resource: str, namespace: str, name: str, obj: dict) -> dict:
