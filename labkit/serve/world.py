@@ -848,6 +848,9 @@ def create(world: World, resource: str, namespace: str, obj: dict) -> dict:
     created = _find(ns, resource, name)
     if created is not None and resource != "pods":
         ns.created[created] = ns.cluster.env.now
+        # the simulator's admission names a uid after the object (uuid5, for reproducible traces);
+        # an API server gives every object a new one (uuid4), so a re-created Job is another Job
+        ns.uid(created, str(uuid.uuid4()))
     if created is not None and warnings:
         # what the simulator had to assume (a program it cannot read): said in the server's log
         # and as a Warning Event on the object and (for a Job or Deployment) on each of its pods
