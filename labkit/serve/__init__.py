@@ -117,7 +117,7 @@ class Server:
 
     def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
                  pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 seed: int = 0, token: str | None = None, history: int | None = None):
+                 seed: int = 0, token: str | None = None, history: int | None = None, names_seed: int | None = None):
         from ..versions import lab_feature_gates
 
         require_extra()
@@ -129,6 +129,7 @@ class Server:
         self.seed = seed
         self.token = token or secrets.token_urlsafe(32)
         self.history = history      # how many writes a watch may resume after (None: the store's default)
+        self.names_seed = names_seed  # generated names: random per server unless a seed is given
         self.kubeconfig = Path(kubeconfig) if kubeconfig is not None else default_kubeconfig()
         self.url = ""
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -153,7 +154,8 @@ class Server:
                                "first (Ctrl-C in its terminal), or give this one its own --kubeconfig PATH",
                                source=os.fspath(self.kubeconfig))
         self.loop = asyncio.get_running_loop()
-        self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
+        self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed,
+                           names_seed=self.names_seed)
         # The first admission imports the kubernetes client's models (about a second): do it now,
         # not inside a learner's first kubectl apply.
         from ..sim.api import admit
@@ -236,9 +238,9 @@ class Server:
 @contextlib.contextmanager
 def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
           pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0,
-          history: int | None = None) -> Iterator[Server]:
+          history: int | None = None, names_seed: int | None = None) -> Iterator[Server]:
     """Run a served simulator in a background thread; stopped (nothing left listening) on exit."""
-    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed,
+    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed, names_seed=names_seed,
                     history=history)
     ready = threading.Event()
     failure: list[BaseException] = []

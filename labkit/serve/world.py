@@ -532,7 +532,6 @@ class World:
         for name, rs in ns.replicasets.items():
             if rs["deploy"] is not w:
                 continue
-            current = name == w.rs_name
             pod_hash = name.rsplit("-", 1)[1]
             mine = [p for p in w.pods if p.owner and p.owner.get("name") == name]
             live = [p for p in mine if p in w.live]
