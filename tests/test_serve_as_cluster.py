@@ -442,8 +442,9 @@ def test_there_is_no_address_option(tmp_path):
 ])
 def test_kubelet_event_wording_per_minor(minor, created, started):
     from labkit.serve.world import kubelet_container_messages
+    from labkit.versions import behaviour
 
-    assert kubelet_container_messages(minor, "app") == (created, started)
+    assert kubelet_container_messages(behaviour(f"1.{minor}"), "app") == (created, started)
 
 
 @pytest.mark.parametrize("minor, args, message", [
@@ -454,9 +455,10 @@ def test_kubelet_event_wording_per_minor(minor, created, started):
 ])
 def test_deployment_controller_wording_per_minor(minor, args, message):
     from labkit.serve.world import scaling_message
+    from labkit.versions import behaviour
 
     rs, before, after, created = args
-    assert scaling_message(minor, rs, before, after, created=created) == message
+    assert scaling_message(behaviour(f"1.{minor}"), rs, before, after, created=created) == message
 
 
 def test_generated_names_differ_per_server_unless_seeded():

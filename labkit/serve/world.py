@@ -34,7 +34,7 @@ from ..sim.api import admit
 from ..sim.cluster import POD_UPDATE_FORBIDDEN, Cluster, Workload, gc_paused
 from ..sim.pods import SimPod
 from ..sim.lab import pod_json
-from ..versions import DEFAULT_K8S_VERSION
+from ..versions import DEFAULT_K8S_VERSION, Behaviour
 from .store import Store
 
 log = logging.getLogger("labkit.serve")
@@ -152,9 +152,6 @@ class World:
         self._pod_ips: dict[SimPod, str] = {}
         self._next_ip = 0
         self._token_volumes: dict[SimPod, str] = {}
-        self.ready_to_start_condition = (self.version.minor >= 29 if feature_gates is None or
-                                         "PodReadyToStartContainersCondition" not in feature_gates
-                                         else feature_gates["PodReadyToStartContainersCondition"])
         self._event_keys: dict[tuple, str] = {}
         self._event_nanos = 0
         for name in SYSTEM_NAMESPACES:
@@ -341,7 +338,7 @@ class World:
         if pod.sandbox or pod in self._pod_ips:   # the sandbox's network is set up: the pod has its IP
             ip = self._pod_ip(pod)
             status.update(podIP=ip, podIPs=[{"ip": ip}])
-        if pod.reported and self.ready_to_start_condition:
+        if pod.reported and self.behaviour.pod_ready_to_start_condition:
             # generateAPIPodStatus puts it first (status/generate.go GeneratePodReadyToStartContainersCondition)
             cond = {"type": "PodReadyToStartContainers", "status": "True" if pod.sandbox else "False"}
             status["conditions"].insert(0, cond)
@@ -522,7 +519,7 @@ class World:
         for i, (t, rs_name, before, after) in enumerate(w.scalings[done:], start=done):
             first = not any(name == rs_name for _, name, _, _ in w.scalings[:i])
             self._event(ns, t, _ref("Deployment", "apps/v1", ns.name, w.name, ns.uid(w, w.obj["metadata"].get("uid"))),
-                        "ScalingReplicaSet", scaling_message(self.version.minor, rs_name, before, after, created=first),
+                        "ScalingReplicaSet", scaling_message(self.behaviour, rs_name, before, after, created=first),
                         "deployment-controller")
         ns.scalings_seen[w] = len(w.scalings)
         if w.rs_name is not None:
@@ -627,7 +624,7 @@ class World:
             if etype == "Started":
                 image = c.image if c is not None else ""
                 self._event(ns, t, cref, "Pulled", f'Container image "{image}" already present on machine', "kubelet")
-                created, started = kubelet_container_messages(self.version.minor, container)
+                created, started = kubelet_container_messages(self.behaviour, container)
                 self._event(ns, t, cref, "Created", created, "kubelet")
                 self._event(ns, t, cref, "Started", started, "kubelet")
             elif etype in ("PreStop", "SIGTERM"):
@@ -725,25 +722,21 @@ def _labkit_version() -> str:
         return "0"
 
 
-def kubelet_container_messages(minor: int, container: str) -> tuple[str, str]:
-    """The kubelet's Created and Started Event messages (pkg/kubelet/kuberuntime/kuberuntime_container.go
-    startContainer), read at the release tags: "Created container x" up to 1.31, "Created
-    container: x" in 1.32-1.34 (kubernetes#130471), "Container created" from 1.35 (the container
-    is already named by the Event's fieldPath); Started likewise."""
-    if minor >= 35:
+def kubelet_container_messages(behaviour: Behaviour, container: str) -> tuple[str, str]:
+    """The kubelet's Created and Started Event messages for this version (labkit.versions.Behaviour
+    says which wording, read at the release tags)."""
+    if behaviour.kubelet_container_events_unnamed:     # the Event's fieldPath names the container
         return "Container created", "Container started"
-    if minor >= 32:
+    if behaviour.kubelet_created_with_colon:
         return f"Created container: {container}", f"Started container {container}"
     return f"Created container {container}", f"Started container {container}"
 
 
-def scaling_message(minor: int, rs: str, before: int, after: int, *, created: bool) -> str:
-    """The deployment controller's ScalingReplicaSet message (pkg/controller/deployment/sync.go,
-    getNewReplicaSet and scaleReplicaSet) at the release tags: up to 1.31 "Scaled up replica
-    set x to 1" for a new ReplicaSet and "Scaled down replica set x to 0 from 1" after; from
-    1.32 "Scaled up replica set x from 0 to 1" for both."""
+def scaling_message(behaviour: Behaviour, rs: str, before: int, after: int, *, created: bool) -> str:
+    """The deployment controller's ScalingReplicaSet message for this version (getNewReplicaSet
+    for a new ReplicaSet, scaleReplicaSet after)."""
     direction = "up" if after > before else "down"
-    if minor >= 32:
+    if behaviour.scaling_from_to:
         return f"Scaled {direction} replica set {rs} from {before} to {after}"
     if created:
         return f"Scaled up replica set {rs} to {after}"
