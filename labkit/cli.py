@@ -118,7 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="simulated seconds per wall-clock second (default: 1)")
     serve.add_argument("--kubeconfig", metavar="PATH",
                        help="where to write the kubeconfig (default: ~/.cache/labkit/serve-kubeconfig.yaml)")
-    serve.add_argument("--address", default="127.0.0.1", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
     node = sub.add_parser("node", help="a real single-node Kubernetes built from upstream source (Linux, root)",
                           description="Build (cached) and run etcd, kube-apiserver, kube-controller-manager, "

@@ -96,6 +96,17 @@ class Behaviour:
     # Aggregated discovery (KEP-3352) the API server answers: v2beta1 from 1.26, v2 from 1.30
     # (kubernetes#122882); labkit serve negotiates it from the Accept header.
     aggregated_discovery: tuple[str, ...] = ("v2beta1",)
+    # The kubelet's Created/Started Event messages (kuberuntime_container.go startContainer, read
+    # at the tags): "Created container x" up to 1.31, "Created container: x" in 1.32-1.34
+    # (kubernetes#130471), "Container created" / "Container started" from 1.35.
+    kubelet_created_with_colon: bool = False
+    kubelet_container_events_unnamed: bool = False
+    # The deployment controller's ScalingReplicaSet message (pkg/controller/deployment/sync.go):
+    # "Scaled up replica set x to 1" / "... to 0 from 1" up to 1.31, "... from 0 to 1" from 1.32.
+    scaling_from_to: bool = False
+    # The kubelet's PodReadyToStartContainers condition (gate PodReadyToStartContainersCondition:
+    # alpha 1.28, beta and on from 1.29, GA 1.37 in kube_features.go).
+    pod_ready_to_start_condition: bool = False
     feature_gates: dict[str, bool] = field(default_factory=dict)
 
 
@@ -200,6 +211,10 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
         sleep_zero_gate_alpha=minor == 32,
         job_status_terminating=minor >= 29,
         aggregated_discovery=("v2", "v2beta1") if minor >= 30 else ("v2beta1",),
+        kubelet_created_with_colon=32 <= minor <= 34,
+        kubelet_container_events_unnamed=minor >= 35,
+        scaling_from_to=minor >= 32,
+        pod_ready_to_start_condition=minor >= 29,
         feature_gates=effective_gates,
     )
 

@@ -186,7 +186,10 @@ def test_malformed_requests_get_4xx_and_change_nothing(tmp_path, caplog):
             body = json.loads(raw) if raw.startswith(b"{") else None
             assert body is not None and body["kind"] == "Status" and body["code"] == code, (method, path, raw)
         lines = [r for r in caplog.records if r.name == "labkit.serve"]
-        assert len(lines) == len(requests), (len(lines), len(requests))
+        # one warning per failed request, except a GET that finds nothing (logged at debug:
+        # kubectl apply asks that way whether to create)
+        logged = [a for a in answers if not (a[1] == "GET" and a[0] == 404)]
+        assert len(lines) == len(logged), (len(lines), len(logged))
         assert all("\n" not in r.getMessage() for r in lines)
         assert snapshot(server) == before
 

@@ -236,10 +236,11 @@ def test_get_pods_watch_shows_the_sidecar_start_before_the_app(server, ns):
     seen = [(r[1], r[2]) for r in rows]
     seen = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
     print("\nkubectl get pods -w:", seen)
-    # kubectl's printPod: Init:0/1 while the sidecar starts (its startup probe not yet passed);
+    # kubectl's printPod: Pending before the kubelet's first status (no container statuses yet);
+    # Init:0/1 while the sidecar starts (its startup probe not yet passed);
     # PodInitializing with the sidecar Ready (1/2) and the app not yet started; the app done
     # while the sidecar still runs reads 1/2 Completed; then the pod is 0/2 Completed
-    assert seen[0] == ("0/2", "Init:0/1")
+    assert seen[:2] == [("0/2", "Pending"), ("0/2", "Init:0/1")]
     assert seen.index(("1/2", "PodInitializing")) < seen.index(("1/2", "Completed")) < len(seen) - 1
     assert seen[-1] == ("0/2", "Completed")
 

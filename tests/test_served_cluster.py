@@ -231,7 +231,7 @@ def test_discovery_answers_the_aggregated_version_this_server_has_or_the_legacy_
     kind, body = _discovery(served, both)
     assert kind == "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
     assert body["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
-    assert [g["metadata"]["name"] for g in body["items"]] == ["apps", "batch", "events.k8s.io"]
+    assert [g["metadata"]["name"] for g in body["items"]] == ["apps", "batch", "events.k8s.io", "authorization.k8s.io"]
     kind, body = _discovery(served, "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
     assert kind == "application/json"
     assert body["kind"] == "APIGroupList" and "batch" in [g["name"] for g in body["groups"]]

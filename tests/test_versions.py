@@ -98,6 +98,9 @@ CUT_OFFS = {
     "container_restart_rules": (34, 35),         # ContainerRestartRules beta
     "requeue_at_backoff_expiry": (34, 35),       # kubernetes#133066
     "probe_worker_keeps_sidecars": (34, 35),     # kubernetes#133072
+    "kubelet_container_events_unnamed": (34, 35),  # kuberuntime_container.go at v1.34.0 / v1.35.0
+    "scaling_from_to": (31, 32),                 # deployment/sync.go at v1.31.0 / v1.32.0
+    "pod_ready_to_start_condition": (28, 29),    # PodReadyToStartContainersCondition beta
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import signal
@@ -66,6 +67,32 @@ def write_kubeconfig(path: Path, url: str, token: str, ca: bytes) -> Path:
     return path
 
 
+def running_server(kubeconfig: Path) -> str | None:
+    """The URL of the served simulator that ``kubeconfig`` points at, if one answers there (a second
+    ``labkit serve`` must not overwrite a running one's kubeconfig); None if the file is absent, not
+    labkit's, or its server is gone."""
+    import base64
+    import json
+    import ssl
+    import urllib.request
+
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(kubeconfig).read_text())
+        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == CONTEXT)
+        url = cluster["server"]
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    except (OSError, ValueError, TypeError, KeyError, StopIteration, AttributeError, yaml.YAMLError, ssl.SSLError):
+        return None
+    try:   # /version answers without the token, as a real API server's does
+        with urllib.request.urlopen(url + "/version", context=context, timeout=2) as response:
+            version = json.load(response).get("gitVersion", "")
+    except (OSError, ValueError):
+        return None
+    return url if is_served_simulator(version) else None
+
+
 NEEDS = ("aiohttp", "jsonpatch", "cryptography")
 
 
@@ -90,7 +117,7 @@ class Server:
 
     def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
                  pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 seed: int = 0, token: str | None = None, history: int | None = None):
+                 seed: int = 0, token: str | None = None, history: int | None = None, names_seed: int | None = None):
         from ..versions import lab_feature_gates
 
         require_extra()
@@ -102,6 +129,7 @@ class Server:
         self.seed = seed
         self.token = token or secrets.token_urlsafe(32)
         self.history = history      # how many writes a watch may resume after (None: the store's default)
+        self.names_seed = names_seed  # generated names: random per server unless a seed is given
         self.kubeconfig = Path(kubeconfig) if kubeconfig is not None else default_kubeconfig()
         self.url = ""
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -110,6 +138,7 @@ class Server:
         self._runner = None
         self._ticker: asyncio.Task | None = None
         self._stopped: asyncio.Event | None = None
+        self.next_wakeup: float | None = None    # wall time the ticker sleeps until (None: until a request)
 
     # -- on the loop ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -119,8 +148,14 @@ class Server:
         from .store import Store
         from .world import World
 
+        running = running_server(self.kubeconfig)
+        if running is not None:
+            raise InvalidInput(f"a served simulator is already running at {running} with this kubeconfig; stop it "
+                               "first (Ctrl-C in its terminal), or give this one its own --kubeconfig PATH",
+                               source=os.fspath(self.kubeconfig))
         self.loop = asyncio.get_running_loop()
-        self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed)
+        self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed,
+                           names_seed=self.names_seed)
         # The first admission imports the kubernetes client's models (about a second): do it now,
         # not inside a learner's first kubectl apply.
         from ..sim.api import admit
@@ -140,9 +175,16 @@ class Server:
 
         cert, key = make_certificate(self.host)
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=server_context(cert, key))
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise InvalidInput(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+                               + (" (another labkit serve, or another server, has it)" if exc.errno == errno.EADDRINUSE
+                                  else ""), field="--port") from None
         self.port = site._server.sockets[0].getsockname()[1]
         self.url = f"https://{self.host}:{self.port}"
+        self.world.put_kubernetes_service(self.port)
         self.ca = cert
         write_kubeconfig(self.kubeconfig, self.url, self.token, cert)
         self._stopped = asyncio.Event()
@@ -154,11 +196,13 @@ class Server:
 
         api = self.api
         while not api.closing:
-            nxt = self.world.advance()
-            delay = 0.5 if nxt is None else min(0.5, max(0.0, nxt - time.time()))
             api.wake.clear()
+            nxt = self.world.advance()
+            self.next_wakeup = nxt
+            # nothing due: sleep until a request changes something (it sets api.wake)
+            delay = None if nxt is None else max(nxt - time.time(), 0.001)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(api.wake.wait(), timeout=max(delay, 0.001))
+                await asyncio.wait_for(api.wake.wait(), timeout=delay)
 
     async def stop(self) -> None:
         if self.api is not None:
@@ -194,9 +238,9 @@ class Server:
 @contextlib.contextmanager
 def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
           pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0,
-          history: int | None = None) -> Iterator[Server]:
+          history: int | None = None, names_seed: int | None = None) -> Iterator[Server]:
     """Run a served simulator in a background thread; stopped (nothing left listening) on exit."""
-    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed,
+    server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed, names_seed=names_seed,
                     history=history)
     ready = threading.Event()
     failure: list[BaseException] = []
@@ -219,6 +263,8 @@ def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool]
     thread.start()
     ready.wait()
     if failure:
+        if isinstance(failure[0], InvalidInput):
+            raise failure[0]
         raise LabkitError(f"labkit serve could not start: {failure[0]}") from failure[0]
     try:
         yield server
@@ -239,14 +285,10 @@ def main(args) -> int:
     if not 0 <= args.port <= 65535:
         raise InvalidInput(f"must be a port number (0-65535), got {args.port}", field="--port")
     logging.basicConfig(level=logging.WARNING, format="labkit serve: %(message)s", stream=sys.stderr)
-    server = Server(args.k8s_version, gates or None, port=args.port, pace=args.pace,
-                    kubeconfig=args.kubeconfig, host=args.address)
+    server = Server(args.k8s_version, gates or None, port=args.port, pace=args.pace, kubeconfig=args.kubeconfig)
 
     async def run() -> None:
         await server.start()
-        if server.host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"labkit serve: WARNING: listening on {server.host}, reachable from other machines "
-                  "(anyone with the token in the kubeconfig can use it)", file=sys.stderr, flush=True)
         print(f"labkit serve: the labkit simulator (Kubernetes v{server.world.version}, simulated, pace "
               f"{server.pace:g}) on {server.url}; Ctrl-C stops it", flush=True)
         print(f"export KUBECONFIG={server.kubeconfig}; kubectl get pods -w", flush=True)

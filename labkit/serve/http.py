@@ -31,7 +31,7 @@ from ..sim.decoding import json_type
 from ..sim.validation import object_meta_errors
 from . import world as W
 from .patch import PATCH_TYPES, PatchError
-from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, VERBS, Resource
+from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, SUBRESOURCES, Resource
 from .store import Gone, Store, get_path
 from .tables import table
 from .world import ApiError, World
@@ -40,7 +40,7 @@ log = logging.getLogger("labkit.serve")
 
 # The API server's limit on a request body (apiserver/pkg/server/config.go MaxRequestBodyBytes)
 MAX_BODY = 3 * 1024 * 1024
-READ_ONLY = {"nodes", "replicasets"}     # the simulator makes these itself
+READ_ONLY = {"nodes", "replicasets", "services"}     # the simulator makes these itself
 
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -94,7 +94,7 @@ class Api:
         started = time.perf_counter()
         try:
             auth = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()):
+            if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()) and not _public(request):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             response = await handler(request)
             if request.method != "GET":
@@ -119,7 +119,9 @@ class Api:
         if self.timings is not None:
             self.timings.append((request.path, time.perf_counter() - started))
         if isinstance(response, web.Response) and response.status >= 400:
-            log.warning("%s %s -> %d %s (%.1f ms)", request.method, request.path_qs, response.status,
+            # a GET of something absent is how kubectl apply asks whether to create: not news
+            quiet = response.status == 404 and request.method == "GET"
+            log.log(logging.DEBUG if quiet else logging.WARNING, "%s %s -> %d %s (%.1f ms)", request.method, request.path_qs, response.status,
                         _reason_of(response), (time.perf_counter() - started) * 1000)
         return response
 
@@ -134,6 +136,11 @@ class Api:
             return web.Response(text="ok")
         if parts == ["version"]:
             return _json(self.version_info)
+        if parts == ["openapi", "v2"]:
+            # kubectl reads v3 and falls back to v2 (protobuf only) for a kind v3 does not list, such
+            # as one no server has: an empty gnostic Document (no bytes) says "none here" and lets
+            # kubectl go on to its own `no matches for kind "Foo" in version "v1"`
+            return web.Response(body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
         if parts[0] == "openapi":
             from .openapi import openapi
 
@@ -173,16 +180,18 @@ class Api:
             if r.group_version != gv:
                 continue
             entry: dict[str, Any] = {"name": r.name, "singularName": r.singular, "namespaced": r.namespaced,
-                                     "kind": r.kind, "verbs": VERBS if r.name != "nodes" else ["get", "list", "watch"]}
+                                     "kind": r.kind, "verbs": list(r.verbs)}
             if r.short:
                 entry["shortNames"] = list(r.short)
             if r.categories:
                 entry["categories"] = list(r.categories)
             resources.append(entry)
             for sub in r.subresources:
-                verbs = ["get"] if sub == "log" else ["get", "patch", "update"]
-                resources.append({"name": f"{r.name}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                                  "kind": "Pod" if sub == "log" else r.kind, "verbs": verbs})
+                verbs, group, version, kind = SUBRESOURCES.get(sub, (("get", "patch", "update"), None, None, r.kind))
+                entry = {"name": f"{r.name}/{sub}", "singularName": "", "namespaced": r.namespaced}
+                if group:
+                    entry.update(group=group, version=version)
+                resources.append({**entry, "kind": kind, "verbs": list(verbs)})
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 
     def _discovery_version(self, request: web.Request) -> str | None:
@@ -212,17 +221,18 @@ class Api:
                 entry: dict[str, Any] = {"resource": r.name, "responseKind": {"group": r.group, "version": gv.split("/")[-1],
                                                                               "kind": r.kind},
                                          "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular,
-                                         "verbs": VERBS if r.name != "nodes" else ["get", "list", "watch"]}
+                                         "verbs": list(r.verbs)}
                 if r.short:
                     entry["shortNames"] = list(r.short)
                 if r.categories:
                     entry["categories"] = list(r.categories)
                 if r.subresources:
-                    entry["subresources"] = [{"subresource": sub, "responseKind": {"group": "" if sub == "log" else r.group,
-                                              "version": "v1" if sub == "log" else gv.split("/")[-1],
-                                              "kind": "Pod" if sub == "log" else r.kind},
-                                              "verbs": ["get"] if sub == "log" else ["get", "patch", "update"]}
-                                             for sub in r.subresources]
+                    entry["subresources"] = []
+                    for sub in r.subresources:
+                        verbs, group, sub_version, kind = SUBRESOURCES.get(
+                            sub, (("get", "patch", "update"), r.group, gv.split("/")[-1], r.kind))
+                        entry["subresources"].append({"subresource": sub, "responseKind": {
+                            "group": group, "version": sub_version, "kind": kind}, "verbs": list(verbs)})
                 resources.append(entry)
             name = gv.split("/")[0] if "/" in gv else ""
             items.append({"metadata": {"name": name, "creationTimestamp": None},
@@ -261,6 +271,16 @@ class Api:
             raise no_route()
         self.world.advance()
         query = request.query
+        if resource.name == "selfsubjectaccessreviews":
+            if method != "POST" or name is not None:
+                raise method_not_allowed()
+            return _json(self_subject_access_review(await self.body(request)), 201)
+        if sub in ("exec", "attach", "portforward"):
+            self._get(resource, namespace or "", name)      # a pod that is not there is a 404 first
+            raise ApiError(400, "BadRequest", f"labkit serve: no container runs on the simulated node {W.NODE}, so "
+                           f"there is nothing to {'port-forward to' if sub == 'portforward' else sub} (kubectl exec, "
+                           "attach, cp and port-forward need a container runtime; labkit's simulator has none)")
+        dry = bool(query.get("dryRun"))
         if name is None:
             if method == "GET":
                 if query.get("watch") in ("true", "1"):
@@ -279,6 +299,8 @@ class Api:
             from .logs import logs
 
             return await logs(self, request, namespace or "", name)
+        if sub == "scale":
+            return await self.scale(request, resource, namespace or "", name, dry)
         if method == "GET":
             obj = self._get(resource, namespace or "", name)
             return self.respond(request, resource, obj)
@@ -287,12 +309,47 @@ class Api:
                            "simulated kubelet and controllers, not by clients")
         if method == "PUT":
             body = await self.body(request)
-            return self.respond(request, resource, self.update(resource, namespace or "", name, body))
+            return self.respond(request, resource, self.update(resource, namespace or "", name, body, dry=dry))
         if method == "PATCH":
-            return self.respond(request, resource, await self.patch(request, resource, namespace or "", name))
+            return self.respond(request, resource, await self.patch(request, resource, namespace or "", name, dry=dry))
         if method == "DELETE":
             return self.delete(resource, namespace or "", name, await self.body(request, optional=True), query)
         raise method_not_allowed()
+
+    async def scale(self, request: web.Request, resource: Resource, namespace: str, name: str, dry: bool):
+        """The ``scale`` subresource (``autoscaling/v1`` Scale), as the registry's ScaleREST for
+        Deployments (pkg/registry/apps/deployment/storage): spec.replicas read and written
+        through the Deployment."""
+        current = self._get(resource, namespace, name)
+        if request.method == "GET":
+            return _json(_scale_of(current))
+        if request.method not in ("PUT", "PATCH"):
+            raise method_not_allowed()
+        if request.method == "PUT":
+            scale = await self.body(request)
+        else:
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+            apply = PATCH_TYPES.get(content_type)
+            if apply is None:
+                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                               f"accepted media types include: {', '.join(PATCH_TYPES)}")
+            try:
+                scale = apply(_scale_of(current), await self.body(request))
+            except PatchError as exc:
+                raise ApiError(exc.code, "BadRequest" if exc.code == 400 else "", str(exc)) from None
+        replicas = ((scale or {}).get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            # ValidateScale: spec.replicas must be a non-negative integer
+            raise W.invalid_object("Scale", "autoscaling", name, [(
+                "spec.replicas", f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0")])
+        asked = ((scale.get("metadata") or {}).get("resourceVersion"))
+        new = copy.deepcopy(current)
+        new["spec"]["replicas"] = replicas
+        if asked and asked != current["metadata"]["resourceVersion"]:
+            new["metadata"]["resourceVersion"] = asked      # a stale precondition: 409 Conflict
+        else:
+            new["metadata"].pop("resourceVersion", None)
+        return _json(_scale_of(self.update(resource, namespace, name, new, dry=dry)))
 
     async def body(self, request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
@@ -452,7 +509,7 @@ class Api:
             raise ApiError(400, "BadRequest", "the name of the object (%s) does not match the name on the URL (%s)"
                            % (meta.get("name"), name))
         if not meta.get("name") and meta.get("generateName") and name is None:
-            meta["name"] = str(meta["generateName"]) + uuid.uuid4().hex[:5]
+            meta["name"] = str(meta["generateName"]) + self.world.suffix()
         if not isinstance(meta.get("name"), str) or not meta.get("name"):
             qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
             raise ApiError(422, "Invalid", f"{qualified} \"\" is invalid: metadata.name: Required value: name or "
@@ -471,6 +528,14 @@ class Api:
         if resource.name in READ_ONLY:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: {resource.name} are made by the simulator")
         if query.get("dryRun"):
+            # validated and defaulted as without it, nothing stored (registry Store.Create with dryRun)
+            if resource.key in W.SIM_KINDS:
+                return _json(W.dry_run(self.world, resource.key, namespace, obj), 201)
+            if self.store.get(resource.key, namespace, name) is not None:
+                raise ApiError(409, "AlreadyExists", f'{resource.name} "{name}" already exists',
+                               details={"name": name, "kind": resource.name})
+            if resource.name != "namespaces" and resource.namespaced:
+                self.world.namespace(namespace)      # 404 or 403 (terminating) as without dry-run
             return _json(obj, 201)
         if resource.key in W.SIM_KINDS:
             return _json(W.create(self.world, resource.key, namespace, obj), 201)
@@ -485,18 +550,22 @@ class Api:
             obj = _old_event(obj)
         return _json(self.convert(resource, self.store.put(resource.key, obj)), 201)
 
-    def update(self, resource: Resource, namespace: str, name: str, obj: Any) -> dict:
+    def update(self, resource: Resource, namespace: str, name: str, obj: Any, *, dry: bool = False) -> dict:
         obj = self._check_body(resource, obj, namespace, name)
         current = self._get(resource, namespace, name)
         if resource.name in READ_ONLY:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: {resource.name} are managed by the simulator")
-        if resource.key in W.SIM_KINDS:
-            return W.replace(self.world, resource.key, namespace, name, obj)
         asked = obj["metadata"].get("resourceVersion")
         if asked and asked != current["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource.name} "{name}": the object '
+            plural = f"{resource.name}.{resource.group}" if resource.group else resource.name
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {plural} "{name}": the object '
                            "has been modified; please apply your changes to the latest version and try again",
-                           details={"name": name, "kind": resource.name})
+                           details={"name": name, **({"group": resource.group} if resource.group else {}),
+                                    "kind": resource.name})
+        if resource.key in W.SIM_KINDS:
+            if dry:
+                return W.dry_run(self.world, resource.key, namespace, obj, current)
+            return W.replace(self.world, resource.key, namespace, name, obj)
         new = copy.deepcopy(obj)
         if resource.group_version == "events.k8s.io/v1":
             new = _old_event(new)
@@ -505,9 +574,13 @@ class Api:
                 new["metadata"][key] = current["metadata"][key]
         if resource.name == "namespaces":
             new["spec"], new["status"] = current.get("spec"), current.get("status")
+        if dry:
+            new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return new
         return self.store.put(resource.key, new)
 
-    async def patch(self, request: web.Request, resource: Resource, namespace: str, name: str) -> dict:
+    async def patch(self, request: web.Request, resource: Resource, namespace: str, name: str, *,
+                    dry: bool = False) -> dict:
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type == "application/apply-patch+yaml":
             raise ApiError(415, "UnsupportedMediaType", "labkit serve does not do server-side apply; use kubectl "
@@ -535,7 +608,7 @@ class Api:
         # registry's Store.Update): only a resourceVersion the patch itself sets is a precondition.
         if new["metadata"].get("resourceVersion") == current["metadata"]["resourceVersion"]:
             del new["metadata"]["resourceVersion"]
-        return self.update(resource, namespace, name, new)
+        return self.update(resource, namespace, name, new, dry=dry)
 
     def delete(self, resource: Resource, namespace: str, name: str, options: Any, query) -> web.Response:
         options = options if isinstance(options, dict) else {}
@@ -551,6 +624,14 @@ class Api:
             raise ApiError(400, "BadRequest", f'propagationPolicy: Unsupported value: "{propagation}"')
         if resource.name in READ_ONLY:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: {resource.name} are managed by the simulator")
+        if query.get("dryRun") or options.get("dryRun"):
+            # what the delete would answer, nothing deleted and no grace period started
+            current = self.convert(resource, self._get(resource, namespace, name))
+            if resource.name == "pods" or resource.name == "namespaces":
+                return _json(current)
+            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                          "details": {"name": name, "group": resource.group, "kind": resource.name,
+                                      "uid": current["metadata"].get("uid")}})
         if resource.key in W.SIM_KINDS:
             obj, staying = W.delete(self.world, resource.key, namespace, name, grace=grace, propagation=propagation)
             if resource.name == "pods" or staying:
@@ -608,6 +689,39 @@ def _check_meta(resource: Resource, meta: dict, namespace: str) -> None:
                                 cluster_scoped_label=resource.name == "namespaces")
     if errors:
         raise W.invalid_object(resource.kind, resource.group, meta.get("name", ""), errors)
+
+
+def _scale_of(obj: dict) -> dict:
+    """A Deployment's ``autoscaling/v1`` Scale (pkg/registry/apps/deployment/storage scaleFromDeployment)."""
+    meta = obj["metadata"]
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, values = expr.get("operator"), ",".join(sorted(expr.get("values") or []))
+        parts.append({"In": f"{expr['key']} in ({values})", "NotIn": f"{expr['key']} notin ({values})",
+                      "Exists": expr["key"], "DoesNotExist": f"!{expr['key']}"}.get(op, expr["key"]))
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                         if k in meta},
+            "spec": {"replicas": int(obj["spec"].get("replicas", 1))},
+            "status": {"replicas": int((obj.get("status") or {}).get("replicas") or 0), "selector": ",".join(sorted(parts))}}
+
+
+def self_subject_access_review(body: Any) -> dict:
+    """``kubectl auth can-i``: the token in the kubeconfig is the served simulator's one user, and it
+    may do everything (as the cluster-admin of a kind cluster's kubeconfig)."""
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+        raise ApiError(400, "BadRequest", "a SelfSubjectAccessReview needs a spec")
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": body["spec"],
+            "status": {"allowed": True, "reason": "labkit serve: the kubeconfig's token may do everything"}}
+
+
+def _public(request: web.Request) -> bool:
+    """What a real API server answers without credentials: the ``system:public-info-viewer``
+    ClusterRole (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go) grants anonymous
+    GETs of exactly these URLs."""
+    return request.method == "GET" and request.path in ("/livez", "/readyz", "/healthz", "/version", "/version/")
 
 
 def _reason_of(response: web.Response) -> str:

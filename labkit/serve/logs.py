@@ -44,8 +44,11 @@ async def logs(api, request: web.Request, namespace: str, name: str) -> web.Stre
         raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
     previous = _bool(query, "previous")
     if previous:
-        inst = c.last_exit if c.last_exit is not None and c.last_exit is not c.inst else None
-        if inst is None:
+        # the run the pod's status shows as lastState.terminated (validateContainerLogStatus reads
+        # the container id from there): the exited run while it waits out CrashLoopBackOff,
+        # otherwise the run before the current one (labkit.sim.lab.pod_json)
+        inst = c.st_inst if c.st_state == "waiting" and c.st_inst is not None else c.st_last
+        if inst is None or inst.end is None:
             raise ApiError(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found')
     else:
         inst = c.inst

@@ -8,17 +8,19 @@ does validate strictly (``labkit.sim.api.admit``: unknown fields are refused), s
 it advertises: the paths and operations of the served resources, with the parameters the
 real server lists for them.
 
-It serves no ``components.schemas`` on purpose. For the strategic merge patch of a second
-``apply`` kubectl then uses the patch metadata compiled into it from ``k8s.io/api``'s Go
-struct tags (``strategicpatch.NewPatchMetaFromStruct``), which are exactly the upstream merge
-keys; a schema made here without ``x-kubernetes-patch-merge-key`` would make kubectl replace
-lists it should merge. ``/openapi/v2`` is absent (404), as kubectl only falls back to it.
+Its ``components.schemas`` are a real kube-apiserver's (``openapi_schemas.json``, taken by
+tools/serve_openapi.py from the Kubernetes repository's recorded ``api/openapi-spec/v3`` at a
+release tag): ``kubectl explain`` reads its fields and descriptions there, and ``kubectl apply``
+the strategic-merge keys (``x-kubernetes-patch-merge-key``), which are the upstream ones.
+``/openapi/v2`` is absent (404), as kubectl only falls back to it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from importlib import resources as package_files
 
 from .resources import GROUP_VERSIONS, RESOURCES
 from .world import ApiError
@@ -60,8 +62,15 @@ def _document(group_version: str) -> dict:
                                delete=op("delete", "dryRun"))
             paths[collection].update(post=op("post", "dryRun", "fieldManager", "fieldValidation"),
                                      delete=op("deletecollection", "dryRun"))
+    recorded = _schemas()
+    schemas = {name: recorded["schemas"][name] for name in recorded["groups"].get(group_version, [])}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes (labkit simulator)", "version": "labkit-sim"},
-            "paths": paths, "components": {}}
+            "paths": paths, "components": {"schemas": schemas}}
+
+
+@functools.lru_cache(maxsize=1)
+def _schemas() -> dict:
+    return json.loads(package_files.files(__package__).joinpath("openapi_schemas.json").read_text())
 
 
 def openapi(parts: list[str], query) -> dict:
@@ -78,5 +87,6 @@ def openapi(parts: list[str], query) -> dict:
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
+@functools.lru_cache(maxsize=None)
 def _hash(group_version: str) -> str:
     return hashlib.sha512(json.dumps(_document(group_version), sort_keys=True).encode()).hexdigest()[:64].upper()

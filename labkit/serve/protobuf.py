@@ -6,7 +6,8 @@
 typeMeta=1 {apiVersion=1, kind=2}, raw=2) whose raw bytes are the object, field 1 its
 ``ObjectMeta`` (``apimachinery/pkg/apis/meta/v1/generated.proto``: name=1, generateName=2,
 namespace=3, labels=11, annotations=12). Only Namespaces and ServiceAccounts are read this way
-(their specs carry nothing the simulator uses); anything else is refused with 415."""
+(their specs carry nothing the simulator uses), and the question of a SelfSubjectAccessReview
+(``kubectl auth can-i``); anything else is refused with 415."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ def decode(body: bytes) -> dict:
         elif number == 2:
             raw = value
     kind = type_meta.get(2, "")
+    if kind == "SelfSubjectAccessReview":
+        return {"apiVersion": type_meta.get(1, ""), "kind": kind, "metadata": {}, "spec": _access_review_spec(raw)}
     if kind not in KINDS:
         raise Unreadable(f"a {kind or 'body'} in protobuf")
     meta: dict = {}
@@ -83,3 +86,23 @@ def decode(body: bytes) -> dict:
                 entry = {k: _text(x) for k, _, x in _fields(v)}
                 meta.setdefault("labels" if n == 11 else "annotations", {})[entry.get(1, "")] = entry.get(2, "")
     return {"apiVersion": type_meta.get(1, "v1"), "kind": kind, "metadata": meta}
+
+
+# k8s.io/api authorization/v1 generated.proto: SelfSubjectAccessReview spec=2; its spec
+# resourceAttributes=1, nonResourceAttributes=2; their string fields by number
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
+_NON_RESOURCE_ATTRIBUTES = {1: "path", 2: "verb"}
+
+
+def _access_review_spec(raw: bytes) -> dict:
+    """What ``kubectl auth can-i`` asks (a SelfSubjectAccessReview's spec)."""
+    spec: dict = {}
+    for number, _, value in _fields(raw):
+        if number != 2:
+            continue
+        for n, _, v in _fields(value):
+            names = {1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
+                     2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES)}.get(n)
+            if names is not None:
+                spec[names[0]] = {names[1][k]: _text(x) for k, _, x in _fields(v) if k in names[1]}
+    return spec

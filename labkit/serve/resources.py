@@ -18,6 +18,7 @@ class Resource:
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     store: str = ""         # the store's key (events.k8s.io events are the core ones, converted)
+    verbs: tuple[str, ...] = tuple(VERBS)
 
     @property
     def group(self) -> str:
@@ -30,14 +31,27 @@ class Resource:
 
 RESOURCES = [
     Resource("v1", "namespaces", "Namespace", False, ("ns",), "namespace", (), ("status",)),
-    Resource("v1", "nodes", "Node", False, ("no",), "node", (), ("status",)),
-    Resource("v1", "pods", "Pod", True, ("po",), "pod", ("all",), ("log", "status")),
+    Resource("v1", "nodes", "Node", False, ("no",), "node", (), ("status",), verbs=("get", "list", "watch")),
+    Resource("v1", "pods", "Pod", True, ("po",), "pod", ("all",), ("attach", "exec", "log", "portforward", "status")),
     Resource("v1", "serviceaccounts", "ServiceAccount", True, ("sa",), "serviceaccount"),
+    # only default/kubernetes, the API server's own Service (nothing routes to anything here)
+    Resource("v1", "services", "Service", True, ("svc",), "service", ("all",), verbs=("get", "list", "watch")),
     Resource("v1", "events", "Event", True, ("ev",), "event"),
-    Resource("apps/v1", "deployments", "Deployment", True, ("deploy",), "deployment", ("all",), ("status",)),
+    Resource("apps/v1", "deployments", "Deployment", True, ("deploy",), "deployment", ("all",), ("scale", "status")),
     Resource("apps/v1", "replicasets", "ReplicaSet", True, ("rs",), "replicaset", ("all",), ("status",)),
     Resource("batch/v1", "jobs", "Job", True, (), "job", ("all",), ("status",)),
     Resource("events.k8s.io/v1", "events", "Event", True, ("ev",), "event", (), (), "events"),
+    # kubectl auth can-i: the one user (the kubeconfig's token) may do everything
+    Resource("authorization.k8s.io/v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+             verbs=("create",)),
 ]
+# pods/exec etc. (the core API's registry, pkg/registry/core/pod/rest): (verbs, response group, version, kind)
+SUBRESOURCES = {
+    "attach": (("create", "get"), "", "v1", "PodAttachOptions"),
+    "exec": (("create", "get"), "", "v1", "PodExecOptions"),
+    "log": (("get",), "", "v1", "Pod"),
+    "portforward": (("create", "get"), "", "v1", "PodPortForwardOptions"),
+    "scale": (("get", "patch", "update"), "autoscaling", "v1", "Scale"),
+}
 BY_PATH = {(r.group_version, r.name): r for r in RESOURCES}
-GROUP_VERSIONS = ["v1", "apps/v1", "batch/v1", "events.k8s.io/v1"]
+GROUP_VERSIONS = ["v1", "apps/v1", "batch/v1", "events.k8s.io/v1", "authorization.k8s.io/v1"]

@@ -32,8 +32,12 @@ COLUMNS = {
     "ReplicaSet": [NAME, _col("Desired", "integer"), _col("Current", "integer"), _col("Ready", "integer"), AGE,
                    _col("Containers", priority=1), _col("Images", priority=1), _col("Selector", priority=1)],
     "Namespace": [NAME, _col("Status"), AGE],
-    "Node": [NAME, _col("Status"), _col("Roles"), AGE, _col("Version")],
+    "Node": [NAME, _col("Status"), _col("Roles"), AGE, _col("Version"), _col("Internal-IP", priority=1),
+             _col("External-IP", priority=1), _col("OS-Image", priority=1), _col("Kernel-Version", priority=1),
+             _col("Container-Runtime", priority=1)],
     "ServiceAccount": [NAME, AGE],
+    "Service": [NAME, _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), AGE,
+                _col("Selector", priority=1)],
     "Event": [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Subobject", priority=1),
               _col("Source", priority=1), _col("Message"), _col("First Seen", priority=1),
               _col("Count", "integer", priority=1), _col("Name", priority=1)],
@@ -83,8 +87,20 @@ def cells(kind: str, obj: dict, now: float) -> list[Any]:
                 age, *_template_cells(spec)]
     if kind == "Namespace":
         return [meta.get("name"), status.get("phase", ""), age]
+    if kind == "Service":   # printService, for a ClusterIP Service
+        ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+        selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items())) or "<none>"
+        return [meta.get("name"), spec.get("type"), spec.get("clusterIP"), "<none>", ports or "<none>", age, selector]
     if kind == "Node":
-        return [meta.get("name"), "Ready", "control-plane", age, (status.get("nodeInfo") or {}).get("kubeletVersion")]
+        # printNode, its wide columns included (the server's tables are generated wide)
+        info = status.get("nodeInfo") or {}
+        addresses = {a.get("type"): a.get("address") for a in reversed(status.get("addresses") or [])}
+        kernel = info.get("kernelVersion") or "<unknown>"
+        if info.get("architecture"):
+            kernel += f" ({info['architecture']})"
+        return [meta.get("name"), "Ready", "control-plane", age, info.get("kubeletVersion"),
+                addresses.get("InternalIP", "<none>"), addresses.get("ExternalIP", "<none>"),
+                info.get("osImage") or "<unknown>", kernel, info.get("containerRuntimeVersion") or "<unknown>"]
     if kind in ("Event", "events.k8s.io"):
         regarding = obj.get("involvedObject") or obj.get("regarding") or {}
         last = obj.get("lastTimestamp") or obj.get("deprecatedLastTimestamp") or obj.get("eventTime")

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
+import random
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -27,16 +30,27 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInput
-from ..sim.cluster import Cluster, Workload, gc_paused
+from ..sim.api import admit
+from ..sim.cluster import POD_UPDATE_FORBIDDEN, Cluster, Workload, gc_paused
 from ..sim.pods import SimPod
 from ..sim.lab import pod_json
-from ..versions import DEFAULT_K8S_VERSION
+from ..versions import DEFAULT_K8S_VERSION, Behaviour
 from .store import Store
+
+log = logging.getLogger("labkit.serve")
 
 NODE = "labkit-sim-node"          # the one node; the name says what it is
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 PACE_ANNOTATION = "labkit.dev/pace"   # on the node: the served simulator's pace
-SWEEP_S = 1.0                     # wall seconds between full re-reads of the pods still running
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # apimachinery/pkg/util/rand alphanums
+SIM_WARNING, SIM_COMPONENT = "SimulatorAssumption", "labkit-simulator"   # the simulator's own Warning Events
+RUNTIME = "labkit-sim"            # containerIDs and containerRuntimeVersion: no container runtime ran them
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+# plugin/pkg/admission/serviceaccount TokenVolumeSource (expirationSeconds: WarnOnlyBoundTokenExpirationSeconds)
+TOKEN_VOLUME = {"defaultMode": 420, "sources": [
+    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}
 
 
 def rfc3339(epoch: float) -> str:
@@ -79,13 +93,18 @@ class Namespace:
         self.wall0 = wall0
         self.pace = pace
         self.seen = 0                     # records already turned into objects and Events
-        self.uids: dict[int, str] = {}    # id(SimPod or Workload) -> uid
-        self.created: dict[int, float] = {}   # id(Workload) -> env time of its creation
+        # SimPod or Workload -> uid, keyed by the object itself: an id() is reused once its
+        # object is gone, and a re-created Job must not inherit the deleted one's uid (and Events)
+        self.uids: dict[Any, str] = {}
+        self.created: dict[Any, float] = {}   # Workload -> env time of its creation (keyed by object, as uids)
         self.times: dict[tuple[str, str], float] = {}   # (ref, record type) -> env time
         self.replicasets: dict[str, dict] = {}   # name -> {deploy, template, revision, uid, created}
-        self.generations: dict[int, int] = {}
-        self.foreground: set[int] = set()  # workloads deleted with propagationPolicy=Foreground
-        self.deleting_at: dict[int, float] = {}
+        self.generations: dict[Any, int] = {}
+        self.foreground: set[Any] = set()  # workloads deleted with propagationPolicy=Foreground
+        self.deleting_at: dict[Any, float] = {}
+        self.scalings_seen: dict[Any, int] = {}   # Deployment -> how many of its scalings became Events
+        self.current_rs: dict[Any, str] = {}
+        self.warnings: dict[Any, list[str]] = {}   # SimPod or Workload -> what the simulator had to assume    # Deployment -> the name of its newest ReplicaSet
         self.terminating = False
 
     def wall(self, t: float) -> float:
@@ -98,17 +117,18 @@ class Namespace:
         return max(0.0, (clock - self.wall0) * self.pace)
 
     def uid(self, thing: Any, given: str | None = None) -> str:
-        key = id(thing)
-        if key not in self.uids:
-            self.uids[key] = given or str(uuid.uuid4())
-        return self.uids[key]
+        uid = self.uids.get(thing)
+        if uid is None:
+            uid = self.uids[thing] = given or str(uuid.uuid4())
+        return uid
 
 
 class World:
     """Namespaces of simulated clusters kept in step with the wall clock, written into a store."""
 
     def __init__(self, store: Store, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None,
-                 pace: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time):
+                 pace: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time,
+                 names_seed: int | None = None):
         if not isinstance(pace, (int, float)) or pace <= 0:
             raise InvalidInput(f"pace must be a positive number of simulated seconds per second, got {pace!r}",
                                field="--pace")
@@ -124,12 +144,38 @@ class World:
         self.version = probe.version
         self.behaviour = probe.behaviour
         self.started = clock()
-        self._last_sweep = 0.0
+        # generated names (pods of Jobs and ReplicaSets, generateName, token volumes): random per
+        # server and per namespace, as the API server's (apiserver storage/names, 5 characters of
+        # apimachinery util/rand's alphabet); reproducible only when a seed is given
+        self.names_seed = names_seed
+        self._names = random.Random(f"labkit-serve/{names_seed}") if names_seed is not None else random.SystemRandom()
+        self._pod_ips: dict[SimPod, str] = {}
+        self._next_ip = 0
+        self._token_volumes: dict[SimPod, str] = {}
         self._event_keys: dict[tuple, str] = {}
         self._event_nanos = 0
         for name in SYSTEM_NAMESPACES:
             self.create_namespace({"metadata": {"name": name}})
         self.store.put("nodes", self._node())
+
+    def suffix(self) -> str:
+        """Five random characters, as ``names.SimpleNameGenerator`` appends to a generateName."""
+        return "".join(self._names.choice(NAME_ALPHABET) for _ in range(5))
+
+    def put_kubernetes_service(self, port: int) -> None:
+        """default/kubernetes, as the API server's controller writes it
+        (pkg/controlplane/controller/kubernetesservice; 10.96.0.1 is the first address of kind's
+        and kubeadm's service CIDR, 10.96.0.0/12); its target is the port this server listens on."""
+        now = rfc3339(self.clock())
+        self.store.put("services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "uid": str(uuid.uuid4()), "creationTimestamp": now,
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"ports": [{"name": "https", "protocol": "TCP", "port": 443, "targetPort": port}],
+                     "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"], "type": "ClusterIP",
+                     "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                     "internalTrafficPolicy": "Cluster"},
+            "status": {"loadBalancer": {}}})
 
     # -- namespaces ----------------------------------------------------------------------------
     def create_namespace(self, obj: dict) -> dict:
@@ -165,7 +211,7 @@ class World:
         return stored
 
     def _finish_namespace(self, name: str) -> None:
-        for resource in ("serviceaccounts", "events", "pods", "jobs", "deployments", "replicasets"):
+        for resource in ("serviceaccounts", "services", "events", "pods", "jobs", "deployments", "replicasets"):
             for obj in self.store.list(resource, name):
                 self.store.remove(resource, name, obj["metadata"]["name"])
         self.store.remove("namespaces", "", name)
@@ -183,7 +229,10 @@ class World:
                            "being terminated", details={"name": name, "kind": "namespaces"})
         ns = self.namespaces.get(name)
         if ns is None:
-            ns = Namespace(name, Cluster(self.k8s_version, self.feature_gates, self.seed), self.clock(), self.pace)
+            cluster = Cluster(self.k8s_version, self.feature_gates, self.seed)
+            cluster.name_rng = (random.Random(f"labkit-serve/{self.names_seed}/{name}") if self.names_seed is not None
+                                else random.Random(secrets.randbits(64)))
+            ns = Namespace(name, cluster, self.clock(), self.pace)
             self.namespaces[name] = ns
         return ns
 
@@ -203,22 +252,20 @@ class World:
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self) -> float | None:
-        """Run every namespace up to now; returns the wall time of the next thing to happen."""
+        """Run every namespace up to now; returns the wall time of the next thing to happen (None:
+        nothing is on any calendar, only a request can change anything)."""
         now = self.clock()
-        sweep = now - self._last_sweep >= SWEEP_S
-        if sweep:
-            self._last_sweep = now
         nxt = None
         with gc_paused():   # as the simulator runs (labkit/sim/cluster.py): no full passes mid-burst
             for ns in list(self.namespaces.values()):
-                self.advance_ns(ns, now, sweep=sweep)
+                self.advance_ns(ns, now)
                 peek = ns.cluster.env.peek()
                 if peek != float("inf"):
                     wall = ns.wall(peek)
                     nxt = wall if nxt is None else min(nxt, wall)
         return nxt
 
-    def advance_ns(self, ns: Namespace, clock: float, *, sweep: bool = False) -> None:
+    def advance_ns(self, ns: Namespace, clock: float) -> None:
         env = ns.cluster.env
         target = ns.now(clock)
         while env.peek() <= target:
@@ -228,10 +275,18 @@ class World:
             self.sync(ns)
         if target > env.now:
             env.run(until=target)
-        self.sync(ns, sweep=sweep)
+            # simpy puts the event that stopped run() back on the calendar at `now` (Environment.step,
+            # on StopSimulation): take it off, or the next thing due would always be "now" and the
+            # ticker would never sleep (anything else due now is processed with it)
+            while env.peek() <= env.now:
+                env.step()
+        self.sync(ns)
 
     # -- writing the simulator's state into the store -----------------------------------------
-    def sync(self, ns: Namespace, *, sweep: bool = False) -> None:
+    def sync(self, ns: Namespace) -> None:
+        """Write what changed in ``ns`` since the last sync: the pods the records name or whose
+        status snapshot changed (``Cluster.status_changed``), every workload, the new Events.
+        Nothing is re-read on a timer: a pod at rest costs nothing (benchmarks/serve_idle.py)."""
         cluster = ns.cluster
         records = cluster.records[ns.seen:]
         ns.seen = len(cluster.records)
@@ -243,10 +298,6 @@ class World:
             ref = fields.get("object")
             if ref is not None:
                 ns.times[(ref, etype)] = t
-        if sweep:
-            for pod in cluster.pods.values():
-                if not pod.settled:
-                    dirty[pod.name] = None
         for name in dirty:
             pod = cluster.pods.get(name)
             if pod is not None:
@@ -280,22 +331,70 @@ class World:
         if owner is not None:
             meta["generateName"] = pod.name[:-5]
             meta["ownerReferences"] = [owner]
-        obj["spec"] = {**pod.spec, "nodeName": NODE}
+        obj["spec"] = self._pod_spec(ns, pod)
         status = obj["status"]
-        status.update(hostIP="127.0.0.1", podIP="10.244.0.1" if pod.phase == "Running" else None,
-                      startTime=ns.ts(pod.created_at), qosClass=_qos(pod.spec))
-        if status["podIP"] is None:
-            del status["podIP"]
+        status.update(hostIP="127.0.0.1", hostIPs=[{"ip": "127.0.0.1"}], startTime=ns.ts(pod.created_at),
+                      qosClass=_qos(pod.spec))
+        if pod.sandbox or pod in self._pod_ips:   # the sandbox's network is set up: the pod has its IP
+            ip = self._pod_ip(pod)
+            status.update(podIP=ip, podIPs=[{"ip": ip}])
+        if pod.reported and self.behaviour.pod_ready_to_start_condition:
+            # generateAPIPodStatus puts it first (status/generate.go GeneratePodReadyToStartContainersCondition)
+            cond = {"type": "PodReadyToStartContainers", "status": "True" if pod.sandbox else "False"}
+            status["conditions"].insert(0, cond)
         for key in ("initContainerStatuses", "containerStatuses"):
             for cs in status[key]:
-                c = pod.by_name[cs["name"]]
-                if c.inst is not None:
-                    cs["containerID"] = f"containerd://{uuid.uuid5(uuid.NAMESPACE_OID, meta['uid'] + c.name + str(c.inst.attempt)).hex}"
+                inst = pod.by_name[cs["name"]].st_inst
+                if inst is not None:   # simulated ids: no runtime made them, and the image was not pulled
+                    cs["containerID"] = f"{RUNTIME}://{uuid.uuid5(uuid.NAMESPACE_OID, meta['uid'] + cs['name'] + str(inst.attempt)).hex}"
                     cs["imageID"] = cs["image"]
             if not status[key]:
                 del status[key]
         self._condition_times(ns, pod, obj)
         return obj
+
+    def _pod_ip(self, pod: SimPod) -> str:
+        """The pod's IP, one per pod from the node's pod CIDR (10.244.0.0/16, as kind's), .1 being the gateway."""
+        ip = self._pod_ips.get(pod)
+        if ip is None:
+            self._next_ip += 1
+            n = 1 + self._next_ip % 65533
+            ip = self._pod_ips[pod] = f"10.244.{n // 256}.{n % 256}"
+        return ip
+
+    def _pod_spec(self, ns: Namespace, pod: SimPod) -> dict:
+        """The spec as admission left it: the scheduler's nodeName, the ServiceAccount plugin's token
+        volume (plugin/pkg/admission/serviceaccount mountServiceAccountToken), DefaultTolerationSeconds'
+        two tolerations and the Priority plugin's priority 0 (no PriorityClass exists)."""
+        spec = {**pod.spec, "nodeName": NODE}
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        if spec.get("automountServiceAccountToken") is not False:
+            volume = self._token_volumes.get(pod)
+            if volume is None:
+                volume = self._token_volumes[pod] = "kube-api-access-" + self.suffix()
+            mount = {"name": volume, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
+            needed = False
+            for key in ("initContainers", "containers"):
+                if spec.get(key):
+                    containers = []
+                    for c in spec[key]:
+                        mounts = c.get("volumeMounts") or []
+                        if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                            c = {**c, "volumeMounts": [*mounts, mount]}
+                            needed = True
+                        containers.append(c)
+                    spec[key] = containers
+            if needed and not any(v.get("name", "").startswith("kube-api-access-") for v in spec.get("volumes") or []):
+                spec["volumes"] = [*(spec.get("volumes") or []), {"name": volume, "projected": TOKEN_VOLUME}]
+        tolerations = list(spec.get("tolerations") or [])
+        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+            if not any(t.get("key") == key and t.get("effect") in (None, "", "NoExecute") for t in tolerations):
+                tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
+        spec["tolerations"] = tolerations
+        spec.setdefault("priority", 0)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        return spec
 
     def _condition_times(self, ns: Namespace, pod: SimPod, obj: dict) -> None:
         """lastTransitionTime of each pod condition: when its status last changed."""
@@ -330,17 +429,17 @@ class World:
     def _workload_meta(self, ns: Namespace, w: Workload) -> dict:
         meta = copy.deepcopy(w.obj["metadata"])
         meta["uid"] = ns.uid(w, meta.get("uid"))
-        meta["creationTimestamp"] = ns.ts(ns.created.setdefault(id(w), ns.cluster.env.now))
-        meta["generation"] = ns.generations.setdefault(id(w), 1)
-        if w.deleting and id(w) in ns.foreground:
-            meta["deletionTimestamp"] = ns.ts(ns.deleting_at.get(id(w), ns.cluster.env.now))
+        meta["creationTimestamp"] = ns.ts(ns.created.setdefault(w, ns.cluster.env.now))
+        meta["generation"] = ns.generations.setdefault(w, 1)
+        if w.deleting and w in ns.foreground:
+            meta["deletionTimestamp"] = ns.ts(ns.deleting_at.get(w, ns.cluster.env.now))
             meta["deletionGracePeriodSeconds"] = 0
             meta["finalizers"] = ["foregroundDeletion"]
         return meta
 
     def _put_workload(self, ns: Namespace, w: Workload) -> None:
         resource = "jobs" if w.kind == "Job" else "deployments"
-        if w.deleted and not (id(w) in ns.foreground and any(not p.deleted for p in w.pods)):
+        if w.deleted and not (w in ns.foreground and any(not p.deleted for p in w.pods)):
             if self.store.get(resource, ns.name, w.name) is not None and \
                     self.store.get(resource, ns.name, w.name)["metadata"]["uid"] == ns.uid(w, w.obj["metadata"].get("uid")):
                 self.store.remove(resource, ns.name, w.name)
@@ -406,19 +505,30 @@ class World:
                 "status": status}
 
     def _replicasets(self, ns: Namespace, w: Workload) -> list[dict]:
-        if w.rs_name is not None and w.rs_name not in ns.replicasets:
-            revision = 1 + sum(1 for rs in ns.replicasets.values() if rs["deploy"] is w)
+        entry = ns.replicasets.get(w.rs_name)
+        if w.rs_name is not None and entry is not None and entry["deploy"] is w and ns.current_rs.get(w) != w.rs_name:
+            # a rollback to an older template: its ReplicaSet becomes the newest revision
+            # (deployment util SetNewReplicaSetAnnotations: max revision of the old ones + 1)
+            entry["revision"] = 1 + max(rs["revision"] for rs in ns.replicasets.values() if rs["deploy"] is w)
+        if w.rs_name is not None and (entry is None or entry["deploy"] is not w):
+            # (a ReplicaSet of a deleted Deployment of the same name is the old one's, not this one's)
+            revision = 1 + max((rs["revision"] for rs in ns.replicasets.values() if rs["deploy"] is w), default=0)
             ns.replicasets[w.rs_name] = {"deploy": w, "template": copy.deepcopy(w.spec["template"]),
                                          "revision": revision, "uid": str(uuid.uuid4()), "created": ns.cluster.env.now}
-            self._event(ns, ns.cluster.env.now, _ref("Deployment", "apps/v1", ns.name, w.name, ns.uid(w, w.obj["metadata"].get("uid"))),
-                        "ScalingReplicaSet", f"Scaled up replica set {w.rs_name} from 0 to {int(w.spec.get('replicas', 1))}",
+        done = ns.scalings_seen.get(w, 0)
+        for i, (t, rs_name, before, after) in enumerate(w.scalings[done:], start=done):
+            first = not any(name == rs_name for _, name, _, _ in w.scalings[:i])
+            self._event(ns, t, _ref("Deployment", "apps/v1", ns.name, w.name, ns.uid(w, w.obj["metadata"].get("uid"))),
+                        "ScalingReplicaSet", scaling_message(self.behaviour, rs_name, before, after, created=first),
                         "deployment-controller")
+        ns.scalings_seen[w] = len(w.scalings)
+        if w.rs_name is not None:
+            ns.current_rs[w] = w.rs_name
         result = []
         replicas = int(w.spec.get("replicas", 1))
         for name, rs in ns.replicasets.items():
             if rs["deploy"] is not w:
                 continue
-            current = name == w.rs_name
             pod_hash = name.rsplit("-", 1)[1]
             mine = [p for p in w.pods if p.owner and p.owner.get("name") == name]
             live = [p for p in mine if p in w.live]
@@ -442,7 +552,7 @@ class World:
                              "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": w.name,
                                                   "uid": ns.uid(w, w.obj["metadata"].get("uid")), "controller": True,
                                                   "blockOwnerDeletion": True}]},
-                "spec": {"replicas": replicas if current and not w.deleting else 0, "selector": selector,
+                "spec": {"replicas": 0 if w.deleting else w.rs_replicas.get(name, 0), "selector": selector,
                          "template": template},
                 "status": status})
         return result
@@ -464,7 +574,7 @@ class World:
                 status["availableReplicas"] = len(ready)
             if len(live) - len(ready) > 0 or replicas - len(ready) > 0:
                 status["unavailableReplicas"] = max(len(live), replicas) - len(ready)
-        created = ns.ts(ns.created.get(id(w), ns.cluster.env.now))
+        created = ns.ts(ns.created.get(w, ns.cluster.env.now))
         conditions = []
         available_at = ns.times.get((w.ref, "DeploymentAvailable"))
         if w.rs_name is not None:
@@ -496,6 +606,9 @@ class World:
         if pod is not None:
             pod_ref = _ref("Pod", "v1", ns.name, pod.name, ns.uid(pod))
             if etype == "PodPhase" and fields.get("phase") == "Pending" and t == pod.created_at:
+                workload = cluster._owner_workload(pod)
+                for text in ns.warnings.get(pod, []) + ns.warnings.get(workload, []):
+                    self._event(ns, t, pod_ref, SIM_WARNING, text, SIM_COMPONENT, warning=True)
                 owner = self._pod_owner(ns, pod)
                 if owner is not None:
                     component = "job-controller" if owner["kind"] == "Job" else "replicaset-controller"
@@ -511,14 +624,15 @@ class World:
             if etype == "Started":
                 image = c.image if c is not None else ""
                 self._event(ns, t, cref, "Pulled", f'Container image "{image}" already present on machine', "kubelet")
-                self._event(ns, t, cref, "Created", f"Created container: {container}", "kubelet")
-                self._event(ns, t, cref, "Started", f"Started container {container}", "kubelet")
+                created, started = kubelet_container_messages(self.behaviour, container)
+                self._event(ns, t, cref, "Created", created, "kubelet")
+                self._event(ns, t, cref, "Started", started, "kubelet")
             elif etype in ("PreStop", "SIGTERM"):
-                if etype == "SIGTERM" and c is not None and c.model.pre_stop is not None and (ns.name, pod.name, container, "PreStop") in self._event_keys:
+                if etype == "SIGTERM" and c is not None and c.model.pre_stop is not None and (ns.uid(pod), container, "PreStop") in self._event_keys:
                     return
                 self._event(ns, t, cref, "Killing", f"Stopping container {container}", "kubelet")
                 if etype == "PreStop":
-                    self._event_keys[(ns.name, pod.name, container, "PreStop")] = "seen"
+                    self._event_keys[(ns.uid(pod), container, "PreStop")] = "seen"
             elif etype == "ImagePullFailed":
                 self._event(ns, t, cref, "Failed", fields.get("message") or "Failed to pull image", "kubelet",
                             warning=True)
@@ -592,9 +706,41 @@ class World:
                            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
                                          {"type": "Hostname", "address": NODE}],
                            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version,
-                                        "containerRuntimeVersion": "labkit-sim://0", "operatingSystem": "linux",
-                                        "architecture": "amd64", "osImage": "labkit simulator", "kernelVersion": "",
+                                        # simulated, and named so: no runtime, OS or kernel runs the pods
+                                        "containerRuntimeVersion": f"{RUNTIME}://{_labkit_version()}",
+                                        "operatingSystem": "linux", "architecture": "amd64",
+                                        "osImage": "labkit simulator (no OS)", "kernelVersion": "none (simulated)",
                                         "machineID": "", "systemUUID": "", "bootID": ""}}}
+
+
+def _labkit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sidecar-lab")
+    except PackageNotFoundError:
+        return "0"
+
+
+def kubelet_container_messages(behaviour: Behaviour, container: str) -> tuple[str, str]:
+    """The kubelet's Created and Started Event messages for this version (labkit.versions.Behaviour
+    says which wording, read at the release tags)."""
+    if behaviour.kubelet_container_events_unnamed:     # the Event's fieldPath names the container
+        return "Container created", "Container started"
+    if behaviour.kubelet_created_with_colon:
+        return f"Created container: {container}", f"Started container {container}"
+    return f"Created container {container}", f"Started container {container}"
+
+
+def scaling_message(behaviour: Behaviour, rs: str, before: int, after: int, *, created: bool) -> str:
+    """The deployment controller's ScalingReplicaSet message for this version (getNewReplicaSet
+    for a new ReplicaSet, scaleReplicaSet after)."""
+    direction = "up" if after > before else "down"
+    if behaviour.scaling_from_to:
+        return f"Scaled {direction} replica set {rs} from {before} to {after}"
+    if created:
+        return f"Scaled up replica set {rs} to {after}"
+    return f"Scaled {direction} replica set {rs} to {after} from {before}"
 
 
 def _ref(kind: str, api_version: str, namespace: str, name: str, uid: str) -> dict:
@@ -688,14 +834,39 @@ def create(world: World, resource: str, namespace: str, obj: dict) -> dict:
         obj["metadata"].pop(key, None)
     obj.pop("status", None)
     try:
-        ns.cluster.apply(obj, source=f"{resource}/{name}")
+        warnings = _warnings_of(ns.cluster, lambda: ns.cluster.apply(obj, source=f"{resource}/{name}"))
     except InvalidInput as exc:
         raise invalid(kind, name, exc) from None
     created = _find(ns, resource, name)
     if created is not None and resource != "pods":
-        ns.created[id(created)] = ns.cluster.env.now
+        ns.created[created] = ns.cluster.env.now
+        # the simulator's admission names a uid after the object (uuid5, for reproducible traces);
+        # an API server gives every object a new one (uuid4), so a re-created Job is another Job
+        ns.uid(created, str(uuid.uuid4()))
+    if created is not None and warnings:
+        # what the simulator had to assume (a program it cannot read): said in the server's log
+        # and as a Warning Event on the object and (for a Job or Deployment) on each of its pods
+        ns.warnings[created] = warnings
+        for text in warnings:
+            log.warning("%s/%s: %s", namespace, name, text)
+            if resource != "pods":
+                ref = _ref(kind, obj.get("apiVersion") or "", namespace, name,
+                           ns.uid(created, created.obj["metadata"].get("uid")))
+                world._event(ns, ns.cluster.env.now, ref, SIM_WARNING, text, SIM_COMPONENT, warning=True)
     world.sync(ns)
     return world.store.get(resource, namespace, name)
+
+
+def _warnings_of(cluster: Cluster, apply: Callable[[], Any]) -> list[str]:
+    """The simulator's warnings about one apply, each said once for it (``Cluster.warnings`` keeps
+    a text only once per cluster, and a re-created pod deserves its warning again); the
+    ``source: kind/name:`` prefix left out."""
+    before, cluster.warnings[:] = list(cluster.warnings), []
+    try:
+        apply()
+        return [text.split(": ", 2)[-1] for text in cluster.warnings]
+    finally:
+        cluster.warnings[:] = before + [w for w in cluster.warnings if w not in before]
 
 
 def replace(world: World, resource: str, namespace: str, name: str, obj: dict) -> dict:
@@ -717,7 +888,7 @@ def replace(world: World, resource: str, namespace: str, name: str, obj: dict) -
     meta = obj.get("metadata") or {}
     spec = copy.deepcopy(obj.get("spec") or {})
     if resource == "pods":
-        spec.pop("nodeName", None)
+        spec = _pod_update(world, ns, target, spec)
     desired = {"apiVersion": current["apiVersion"], "kind": kind,
                "metadata": {"name": name, "namespace": namespace, "labels": meta.get("labels") or {},
                             "annotations": meta.get("annotations") or {}}, "spec": spec}
@@ -741,9 +912,79 @@ def replace(world: World, resource: str, namespace: str, name: str, obj: dict) -
             if not target.obj["metadata"][key]:
                 del target.obj["metadata"][key]
         if target.spec != old_spec:
-            ns.generations[id(target)] = ns.generations.get(id(target), 1) + 1
+            ns.generations[target] = ns.generations.get(target, 1) + 1
     world.sync(ns)
     return world.store.get(resource, namespace, name)
+
+
+def _pod_update(world: World, ns: Namespace, pod: SimPod, spec: dict) -> dict:
+    """The spec to give the simulator for a pod update: the served spec (with what admission and
+    the scheduler added) may change only where ValidatePodUpdate allows, which the simulator
+    models for images; those go onto the pod's own spec."""
+    changed = Cluster._image_only_changes(world._pod_spec(ns, pod), spec)
+    if changed is None:
+        raise invalid("Pod", pod.name, InvalidInput(
+            f'The Pod "{pod.name}" is invalid: spec: {POD_UPDATE_FORBIDDEN}', field="spec"))
+    own = copy.deepcopy(pod.obj["spec"])
+    images = dict(changed)
+    for key in ("initContainers", "containers"):
+        for c in own.get(key) or []:
+            if c["name"] in images:
+                c["image"] = images[c["name"]]
+    return own
+
+
+def dry_run(world: World, resource: str, namespace: str, obj: dict, current: dict | None = None) -> dict:
+    """What a create (``current`` None) or an update would store, validated and defaulted as
+    without dry-run, with nothing stored and nothing handed to the simulator: the apiserver's
+    ``dryRun=All`` (``k8s.io/apiserver/pkg/registry/generic/registry`` Store.Create/Update skip
+    only the storage write)."""
+    kind = SIM_KINDS[resource]
+    name = (obj.get("metadata") or {}).get("name") or ""
+    ns = world.namespace(namespace)
+    if current is None and world.store.get(resource, namespace, name) is not None:
+        raise ApiError(409, "AlreadyExists", f'{_plural(resource)} "{name}" already exists',
+                       details={"name": name, "group": _GROUPS[kind], "kind": resource})
+    request = copy.deepcopy(obj)
+    request.setdefault("metadata", {})["namespace"] = namespace
+    for key in ("uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp",
+                "deletionGracePeriodSeconds", "ownerReferences", "finalizers"):
+        request["metadata"].pop(key, None)
+    request.pop("status", None)
+    if current is not None and resource == "pods":
+        target = _find(ns, resource, name)
+        request["spec"] = _pod_update(world, ns, target, request.get("spec") or {})
+    try:
+        stored = admit(request, world.behaviour, source=f"{resource}/{name}").obj
+    except InvalidInput as exc:
+        raise invalid(kind, name, exc) from None
+    if current is None:
+        stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(world.clock()))
+        if resource != "pods":
+            stored["metadata"]["generation"] = 1
+            stored["status"] = {}
+        else:
+            stored["status"] = {"phase": "Pending", "qosClass": _qos(stored["spec"])}
+        return stored
+    if resource == "jobs" and stored["spec"].get("template") != current["spec"].get("template"):
+        raise invalid(kind, name, InvalidInput(f'The Job "{name}" is invalid: spec.template: Invalid value: ...: '
+                                               "field is immutable", field="spec.template"))
+    result = copy.deepcopy(current)
+    for key in ("labels", "annotations"):
+        result["metadata"].pop(key, None)
+        if stored["metadata"].get(key):
+            result["metadata"][key] = stored["metadata"][key]
+    if resource == "pods":
+        images = {c["name"]: c["image"] for key in ("initContainers", "containers")
+                  for c in stored["spec"].get(key) or []}
+        for key in ("initContainers", "containers"):
+            for c in result["spec"].get(key) or []:
+                c["image"] = images.get(c["name"], c["image"])
+    else:
+        if stored["spec"] != current["spec"]:
+            result["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
+        result["spec"] = stored["spec"]
+    return result
 
 
 def delete(world: World, resource: str, namespace: str, name: str, *, grace: int | None,
@@ -763,8 +1004,8 @@ def delete(world: World, resource: str, namespace: str, name: str, *, grace: int
     else:
         ns.cluster.delete_workload(target, grace)
         if propagation == "Foreground":
-            ns.foreground.add(id(target))
-            ns.deleting_at[id(target)] = ns.cluster.env.now
+            ns.foreground.add(target)
+            ns.deleting_at[target] = ns.cluster.env.now
     world.sync(ns)
     after = world.store.get(resource, namespace, name)
     return (after, True) if after is not None else (current, False)

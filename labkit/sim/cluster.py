@@ -36,6 +36,9 @@ from .process import ProcessModel
 from .validation import selector_matches
 
 GENERATOR = "labkit simulator — a model of the kubelet, not a cluster"
+POD_UPDATE_FORBIDDEN = ("Forbidden: pod updates may not change fields other than `spec.containers[*].image`, "
+                        "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only "
+                        "additions to existing tolerations) or `spec.terminationGracePeriodSeconds`")
 # k8s.io/apimachinery/pkg/util/rand: no vowels, no confusable characters.
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -53,8 +56,20 @@ def _fnv32a(data: bytes) -> int:
 
 
 def template_hash(template: dict) -> str:
-    """A pod-template-hash like the Deployment controller's (fnv32a, safe-encoded)."""
-    return _safe_encode(str(_fnv32a(json.dumps(template, sort_keys=True).encode())))
+    """A pod-template-hash like the Deployment controller's (fnv32a, safe-encoded), of the template
+    with empty objects left out: ``"resources": {}`` and no ``resources`` are the same Go struct, so
+    a rollback (``kubectl rollout undo`` sends the ReplicaSet's template as Go encodes it) finds
+    the old ReplicaSet again, as the controller's EqualIgnoreHash does."""
+    return _safe_encode(str(_fnv32a(json.dumps(_without_empty_objects(template), sort_keys=True).encode())))
+
+
+def _without_empty_objects(value: Any) -> Any:
+    if isinstance(value, dict):
+        kept = {k: _without_empty_objects(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v != {}}
+    if isinstance(value, list):
+        return [_without_empty_objects(v) for v in value]
+    return value
 
 
 @contextmanager
@@ -112,6 +127,9 @@ class Workload:
         # Deployment: pods neither deleting nor finished, and the ready ones among them,
         # kept up to date as the controller sees pod changes (no scans over all pods).
         self.rs_name: str | None = None
+        self.rs_replicas: dict[str, int] = {}    # ReplicaSet name -> its spec.replicas
+        # (sim time, ReplicaSet, from, to) of each scaling, for the ScalingReplicaSet Events
+        self.scalings: list[tuple[float, str, int, int]] = []
         self.available = False
         self.live: dict[SimPod, None] = {}
         self.ready: dict[SimPod, None] = {}
@@ -241,10 +259,8 @@ class Cluster:
         if kind == "Pod":
             changed = self._image_only_changes(old["spec"], stored["spec"])
             if changed is None:
-                raise InvalidInput(f'The Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields '
-                                   "other than `spec.containers[*].image`, `spec.initContainers[*].image`, "
-                                   "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
-                                   "tolerations) or `spec.terminationGracePeriodSeconds`", source=source, field="spec")
+                raise InvalidInput(f'The Pod "{name}" is invalid: spec: {POD_UPDATE_FORBIDDEN}', source=source,
+                                   field="spec")
             for container, image in changed:
                 self.set_image(existing, container, image)
             return f"{label} configured"
@@ -417,28 +433,97 @@ class Cluster:
         return {"kind": "ReplicaSet", "name": deploy.rs_name, "deployment": deploy.name}
 
     def _deployment_scale(self, deploy: Workload) -> None:
+        """One sync of the deployment controller (pkg/controller/deployment): the new ReplicaSet
+        scaled up and the old ones down within maxSurge and maxUnavailable (rolling.go
+        reconcileNewReplicaSet, reconcileOldReplicaSets), or the old ones first to 0 and then
+        the new one up (recreate.go); then each ReplicaSet's pods made to match its replicas."""
         if deploy.deleted or deploy.deleting or deploy.rs_name is None:
             return
-        live = list(deploy.live)
+        new_rs = deploy.rs_name
         replicas = int(deploy.spec.get("replicas", 1))
-        for _ in range(replicas - len(live)):
-            labels = dict((deploy.spec["template"].get("metadata") or {}).get("labels") or {})
-            pod = self._pod_from_template(deploy, self._suffix_name(f"{deploy.rs_name}-"), self._owner_ref(deploy))
-            pod.labels.setdefault("pod-template-hash", deploy.rs_name.rsplit("-", 1)[1])
+        live = list(deploy.live)
+        mine = {name: [p for p in live if p.owner and p.owner.get("name") == name]
+                for name in dict.fromkeys([new_rs, *deploy.rs_replicas])}
+        old = [name for name in mine if name != new_rs]
+        old_count = sum(len(mine[name]) for name in old)
+        strategy = deploy.spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            for name in old:
+                self._scale_rs(deploy, name, 0)
+            going = any(p.owner and p.owner.get("name") != new_rs and not p.deleted for p in deploy.pods)
+            if not going:
+                self._scale_rs(deploy, new_rs, replicas)
+        elif not old_count:
+            self._scale_rs(deploy, new_rs, replicas)
+            for name in old:
+                self._scale_rs(deploy, name, 0)
+        else:
+            surge, unavailable = self._max_surge(deploy, replicas), self._max_unavailable(deploy, replicas)
+            if surge == 0 and unavailable == 0:
+                unavailable = 1      # deployment util ResolveFenceposts
+            # counts of pods are the ReplicaSets' replicas, as the controller's are
+            new_count = deploy.rs_replicas.get(new_rs, 0)
+            want = min(replicas, new_count + max(0, replicas + surge - sum(deploy.rs_replicas.values())))
+            if want > new_count:
+                self._scale_rs(deploy, new_rs, want)
+            # reconcileOldReplicaSets: never below replicas - maxUnavailable available pods,
+            # counting the new ReplicaSet's pods that are not available yet
+            min_available = replicas - unavailable
+            new_unavailable = deploy.rs_replicas.get(new_rs, 0) - sum(1 for p in mine[new_rs] if p in deploy.ready)
+            budget = sum(deploy.rs_replicas.values()) - min_available - new_unavailable
+            ready_now = len([p for p in live if p in deploy.ready])
+            for unready_first in (True, False):
+                for name in old:
+                    for pod in sorted(mine[name], key=lambda p: -p.created_at):
+                        if budget <= 0:
+                            break
+                        if unready_first and pod in deploy.ready:
+                            continue
+                        if not unready_first:
+                            if ready_now - 1 < min_available:
+                                break
+                            ready_now -= 1
+                        budget -= 1
+                        mine[name].remove(pod)
+                        self._scale_rs(deploy, name, len(mine[name]), delete=pod)
+        self._rs_match(deploy, new_rs, mine[new_rs])
+
+    def _scale_rs(self, deploy: Workload, name: str, count: int, *, delete: SimPod | None = None) -> None:
+        before = deploy.rs_replicas.get(name, 0)
+        if count == before and delete is None:
+            return
+        deploy.rs_replicas[name] = count
+        if count != before:
+            deploy.scalings.append((self.env.now, name, before, count))
+        if delete is not None:
+            self.delete_pod(delete)
+        elif name != deploy.rs_name:
+            for pod in [p for p in deploy.live if p.owner and p.owner.get("name") == name][count:]:
+                self.delete_pod(pod)
+
+    def _rs_match(self, deploy: Workload, name: str, pods: list[SimPod]) -> None:
+        """The ReplicaSet controller: create or delete the new ReplicaSet's pods to match its replicas."""
+        want = deploy.rs_replicas.get(name, 0)
+        labels = dict((deploy.spec["template"].get("metadata") or {}).get("labels") or {})
+        for _ in range(want - len(pods)):
+            pod = self._pod_from_template(deploy, self._suffix_name(f"{name}-"), self._owner_ref(deploy))
+            pod.labels.setdefault("pod-template-hash", name.rsplit("-", 1)[1])
             pod.labels.update(labels)
-        for pod in live[replicas:] if len(live) > replicas else ():
-            self.delete_pod(pod)
+        if len(pods) > want:
+            # controller.ActivePods ranking, simplified: not-ready pods first, then the newest
+            for pod in sorted(pods, key=lambda p: (p in deploy.ready, -p.created_at))[:len(pods) - want]:
+                self.delete_pod(pod)
 
     def _deployment_update(self, deploy: Workload, stored: dict) -> None:
         old_template = deploy.spec["template"]
         deploy.obj = stored
         deploy.spec = stored["spec"]
-        if json.dumps(old_template, sort_keys=True) != json.dumps(stored["spec"]["template"], sort_keys=True):
-            # A new template: a new ReplicaSet; the old pods go once it is available.
+        if template_hash(old_template) != template_hash(stored["spec"]["template"]):
+            # A new template: a new ReplicaSet, rolled out within maxSurge/maxUnavailable.
             deploy.models = self._models(stored, "<input>", None)
             deploy.hashes = _hashes(stored["spec"]["template"]["spec"])
-            for pod in list(deploy.live):
-                self.delete_pod(pod)
+            deploy.available = len(deploy.ready) >= int(deploy.spec.get("replicas", 1)) - \
+                self._max_unavailable(deploy, int(deploy.spec.get("replicas", 1)))
             self._deployment_create_rs(deploy)
             return
         self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
@@ -454,6 +539,9 @@ class Cluster:
             if not deploy.deleted:
                 # The ReplicaSet replaces a pod that is going away.
                 self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
+        elif not going and not deploy.deleted and any(n != deploy.rs_name and count for n, count in deploy.rs_replicas.items()):
+            # a pod's readiness changed during a rollout: the controller may go on with it
+            self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
         if deploy.deleted:
             return
         replicas = int(deploy.spec.get("replicas", 1))
@@ -463,6 +551,13 @@ class Cluster:
                 # util); minReadySeconds is 0, so available means ready.
                 deploy.available = True
                 self._emit_object("DeploymentAvailable", deploy.ref)
+
+    @staticmethod
+    def _max_surge(deploy: Workload, replicas: int) -> int:
+        value = ((deploy.spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%")
+        if isinstance(value, str) and value.endswith("%"):
+            return -(-replicas * int(value[:-1]) // 100)     # rounded up, like the controller
+        return int(value)
 
     @staticmethod
     def _max_unavailable(deploy: Workload, replicas: int) -> int:

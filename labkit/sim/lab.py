@@ -493,7 +493,10 @@ def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[f
         # the phase and the conditions of one object belong to the same moment, as in
         # generateAPIPodStatus; the live process may already be further on.
         inst, state = c.st_inst, c.st_state
-        status: dict[str, Any] = {"name": c.name, "image": c.image,
+        # image and imageID are always written (no omitempty in k8s.io/api core/v1
+        # ContainerStatus); imageID is "" until the runtime reports the container
+        # (kubelet_pods.go convertToAPIContainerStatuses, its default waiting status)
+        status: dict[str, Any] = {"name": c.name, "image": c.image, "imageID": "",
                                   "restartCount": inst.attempt if inst is not None else 0,
                                   "ready": c.st_ready, "started": c.st_started}
         if inst is None:
@@ -506,16 +509,23 @@ def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[f
             status["lastState"] = {"terminated": terminated(inst)}
         else:
             status["state"] = {"terminated": terminated(inst)}
-        if state == "running" and c.st_last is not None:
+        if state in ("running", "terminated") and c.st_last is not None:
             status["lastState"] = {"terminated": terminated(c.st_last)}
         key = "containerStatuses" if c.role == "app" else "initContainerStatuses"
         statuses[key].append(status)
-    conditions = [
-        {"type": "Initialized", "status": str(pod.initialized)},
-        {"type": "Ready", "status": str(pod.ready)},
-        {"type": "ContainersReady", "status": str(pod.containers_ready)},
-        {"type": "PodScheduled", "status": "True"},
-    ]
+    if pod.reported:
+        conditions = [
+            {"type": "Initialized", "status": str(pod.initialized)},
+            {"type": "Ready", "status": str(pod.ready)},
+            {"type": "ContainersReady", "status": str(pod.containers_ready)},
+            {"type": "PodScheduled", "status": "True"},
+        ]
+    else:
+        # before the kubelet's first status: what the API server (PrepareForCreate: phase
+        # Pending) and the scheduler (PodScheduled) wrote, no container statuses, so kubectl
+        # prints STATUS Pending before Init:0/1
+        statuses = {"initContainerStatuses": [], "containerStatuses": []}
+        conditions = [{"type": "PodScheduled", "status": "True"}]
     meta = {"name": pod.name, "namespace": pod.namespace, "labels": dict(pod.labels),
             "creationTimestamp": stamp(pod.created_at)}
     if pod.deletion_requested_at is not None:

@@ -86,7 +86,7 @@ class SimPod:
                  "init", "apps", "containers", "by_name", "has_sidecars", "created_at", "phase", "initialized",
                  "containers_ready", "ready", "deletion_grace", "deletion_requested_at",
                  "kill_requested", "deleted", "sandbox", "terminated", "settled", "liveness_stopped",
-                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at")
+                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at", "reported")
 
     def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str], *,
                  owner: dict | None, created_at: float):
@@ -132,6 +132,9 @@ class SimPod:
         self.armed_at: float | None = None         # when its wake-up timer fires
         self.last_sync_end: float | None = None
         self.requeue_at: float | None = None       # the pod's deadline on the kubelet's work queue
+        # whether the kubelet has written a status yet: until then the API object has only what
+        # the API server and the scheduler set (phase Pending, no container statuses)
+        self.reported = False
 
     def any_running(self) -> bool:
         return any(c.running for c in self.containers)

@@ -17,7 +17,8 @@ class StatusManager:
     # -- status ------------------------------------------------------------------------------------------
     def _generate_status(self, pod: SimPod) -> None:
         """generateAPIPodStatus + probeManager.UpdatePodStatus, at the start of a sync."""
-        reported = False
+        reported = not pod.reported
+        pod.reported = True
         for c in pod.containers:
             inst = c.inst
             changed = self._snapshot(c)

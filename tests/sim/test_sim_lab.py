@@ -325,5 +325,6 @@ def test_pod_json_is_one_status_snapshot():
             apps = {next(iter(c["state"])) for c in status["containerStatuses"]}
             seen.add((status["phase"], tuple(sorted(apps))))
             if status["phase"] == "Pending":
-                assert apps == {"waiting"}, status
+                # waiting, or no statuses at all before the kubelet's first one
+                assert apps <= {"waiting"}, status
     assert ("Running", ("terminated",)) in seen and ("Succeeded", ("terminated",)) in seen
