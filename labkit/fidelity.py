@@ -163,19 +163,21 @@ def markdown(rows: list[Row], *, version: str, cluster: str = "kind", title: str
 
 def selection(scenario: dict, version: str) -> tuple[dict | None, str]:
     """The feature gates to run ``scenario`` with on ``version``, or None and why it is skipped."""
-    minor = KubeVersion.parse(version).minor
+    from .versions import behaviour, minor_in_span
+
+    asked = KubeVersion.parse(version)
     needs = [c for c in scenario.get("requires") or [] if c in NODE_ACTIONS]
     if needs:
         return None, f"needs {', '.join(needs)}"
     if _needs_second_image(scenario.get("action")):
         return None, "updates an image but names no second image to pull on a real cluster"
-    if minor == 28:
+    if behaviour(asked, {}).sidecar_gate == "alpha":  # 1.28: sidecars only with the gate on
         if "1.28 with gate" in str(scenario.get("min_version_note", "")):
             return {"SidecarContainers": True}, ""
         return None, "holds from 1.29"
-    wanted = KubeVersion.parse(scenario_version(scenario)).minor
-    if minor < wanted:
-        return None, f"holds from 1.{wanted}"
+    wanted = KubeVersion.parse(scenario_version(scenario))
+    if not minor_in_span(asked.minor, wanted.minor, None):  # the scenario's own minimum
+        return None, f"holds from {wanted.minor_str}"
     return {}, ""
 
 
