@@ -138,11 +138,21 @@ def _first_watch_event(node, namespace: str, resource_version: str) -> dict:
     return json.loads(line) if line else {"type": "NONE"}
 
 
-def test_an_expired_resource_version_is_a_200_watch_with_an_error_event_of_code_410(node, namespace):
+@pytest.fixture(scope="module")
+def expired(node):
+    """A pods resourceVersion the API server has forgotten (made once: it takes 76 s and more)."""
+    name = f"labkit-node-expire-{os.getpid()}"
+    kubectl(node, "create", "namespace", name)
+    try:
+        yield expire_pod_watch_history(node, name)
+    finally:
+        kubectl(node, "delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_an_expired_resource_version_is_a_200_watch_with_an_error_event_of_code_410(node, namespace, expired):
     """How a real kube-apiserver says "too old resource version" to a watch: not an HTTP 410, but
     HTTP 200 and a watch event of type ERROR carrying a Status with code 410 (the recorder must
     handle this shape; its unit tests use it)."""
-    expired = expire_pod_watch_history(node, namespace)
     first = _first_watch_event(node, namespace, expired)  # HTTP 200 is asserted there
     assert first["type"] == "ERROR"
     assert first["object"]["kind"] == "Status" and first["object"]["code"] == 410
@@ -150,7 +160,7 @@ def test_an_expired_resource_version_is_a_200_watch_with_an_error_event_of_code_
     assert "too old resource version" in first["object"]["message"]
 
 
-def test_the_recorder_records_restarts_and_termination_across_an_expired_watch(node, namespace):
+def test_the_recorder_records_restarts_and_termination_across_an_expired_watch(node, namespace, expired):
     """The recorder on the real API server: it resumes watching pods from a resourceVersion the
     server has forgotten (as after a client's absence: a live watch gets bookmarks just before
     each timeout and stays fresh), gets the real server's answer (HTTP 200, an ERROR event of code
@@ -158,7 +168,6 @@ def test_the_recorder_records_restarts_and_termination_across_an_expired_watch(n
     the pod's restarts and termination once each."""
     from labkit.recorder import Recorder, TraceBuilder
 
-    expired = expire_pod_watch_history(node, namespace)  # 76 s + the churn, in this namespace
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "restarts"},
            "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 3, "containers": [
                {"name": "app", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 1; exit 3"]}]}}
