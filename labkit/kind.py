@@ -112,10 +112,10 @@ def validate_cluster_name(name: str, *, field: str = "cluster_name") -> str:
 
 # -- where labkit keeps its files ------------------------------------------------------
 def state_dir(env: dict[str, str] | None = None) -> Path:
-    """labkit's own folder: ``$XDG_CACHE_HOME/labkit`` or ``~/.cache/labkit``."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".cache")
-    return Path(base) / "labkit"
+    """labkit's own folder: ``$XDG_CACHE_HOME/labkit`` or ``~/.cache/labkit`` (:func:`labkit.paths.cache_dir`)."""
+    from .paths import cache_dir
+
+    return cache_dir(env)
 
 
 class KindCluster:

@@ -37,9 +37,9 @@ CONTEXT = "labkit-sim"
 def default_kubeconfig(env: Mapping[str, str] | None = None) -> Path:
     """Where ``labkit serve`` writes its kubeconfig unless told: the user's cache (``env``
     defaults to ``os.environ``; ``labkit doctor`` looks there too)."""
-    env = os.environ if env is None else env
-    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "labkit" / "serve-kubeconfig.yaml"
+    from ..paths import cache_dir
+
+    return cache_dir(env) / "serve-kubeconfig.yaml"
 
 
 def is_served_simulator(git_version: str) -> bool:
