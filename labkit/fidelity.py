@@ -384,7 +384,7 @@ def main(args: argparse.Namespace) -> int:
         node = Node(version)
         node.up()
         what = node.describe()
-        available = {ref for image in node.images()[0] for ref in [image["ref"]]}
+        available = {image["ref"] for image in node.images()[0]}
     else:
         from .versions import DEFAULT_K8S_VERSION
 

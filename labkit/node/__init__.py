@@ -166,6 +166,7 @@ class Node:
         from .images import Registry, busybox_version, images
 
         built = build.build_all(self.minor, self.cache, quiet=self.quiet)
+        pause_tag = build.pause_tag(built.kubernetes_source)
         layout = self.layout
         self._check_ports()
         for directory in (layout.state, layout.etc / "cni", layout.etc / "certs.d", layout.logs, layout.run):
@@ -183,7 +184,7 @@ class Node:
         # certificates, kubeconfigs, configs
         config_files = {
             "cni/10-labkit-node.conflist": config.cni_conflist(),
-            "containerd.toml": config.containerd_config(layout, f"registry.k8s.io/pause:{build.pause_tag(built.kubernetes_source)}",
+            "containerd.toml": config.containerd_config(layout, f"registry.k8s.io/pause:{pause_tag}",
                                                         built.runtime_bin / "runc",
                                                         restrict_oom_score_adj=not host.can_lower_oom_score()),
             "kubelet.yaml": config.kubelet_config(layout, self.feature_gates),
@@ -209,7 +210,7 @@ class Node:
         started("registry", ["docker-registry", "serve", os.fspath(layout.etc / "registry.yml")])
         self._wait(lambda: self._http_ok(f"http://{layout.registry}/v2/"), 30, "the local registry")
         registry = Registry(layout.registry)
-        for image in images(pause=built.pause, pause_tag=build.pause_tag(built.kubernetes_source),
+        for image in images(pause=built.pause, pause_tag=pause_tag,
                             agnhost=built.bin / "agnhost", agnhost_tag=agnhost_tag(built.kubernetes_source),
                             static_web_server=built.static_web_server,
                             static_web_server_version=build.STATIC_WEB_SERVER_VERSION,
@@ -322,7 +323,7 @@ class Node:
         """
         import shutil
 
-        from . import build, host
+        from . import host
 
         state = self._state() or {}
         pids = state.get("pids", {})
@@ -352,7 +353,6 @@ class Node:
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink()
-        del build
         return left
 
     # -- status ----------------------------------------------------------------------------------
