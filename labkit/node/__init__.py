@@ -163,7 +163,7 @@ class Node:
 
     def _start(self, ready_timeout: float) -> None:
         from . import build, config, host
-        from .images import Registry, busybox_version, images
+        from .images import Registry
 
         built = build.build_all(self.minor, self.cache, quiet=self.quiet)
         pause_tag = build.pause_tag(built.kubernetes_source)
@@ -210,11 +210,8 @@ class Node:
         started("registry", ["docker-registry", "serve", os.fspath(layout.etc / "registry.yml")])
         self._wait(lambda: self._http_ok(f"http://{layout.registry}/v2/"), 30, "the local registry")
         registry = Registry(layout.registry)
-        for image in images(pause=built.pause, pause_tag=pause_tag,
-                            agnhost=built.bin / "agnhost", agnhost_tag=agnhost_tag(built.kubernetes_source),
-                            static_web_server=built.static_web_server,
-                            static_web_server_version=build.STATIC_WEB_SERVER_VERSION,
-                            kubernetes=self.pins.kubernetes, busybox_version=busybox_version()):
+        for image in self._images(built.kubernetes_source, pause=built.pause, agnhost=built.bin / "agnhost",
+                                  static_web_server=built.static_web_server):
             registry.push(image)
         self._say("images pushed to the local registry")
 
@@ -373,24 +370,29 @@ class Node:
 
     def images(self) -> tuple[list[dict[str, str]], list[str]]:
         """(images the node builds, with what each is; images the lab names that it cannot build)."""
-        from .images import images as node_images
-
         known = {}
         try:
             from . import build
-            from .images import busybox_version
 
             source = build.module_source("k8s.io/kubernetes", self.pins.kubernetes, self.pins.module_dir)
-            for image in node_images(pause=Path("pause"), pause_tag=build.pause_tag(source), agnhost=Path("agnhost"),
-                                     agnhost_tag=agnhost_tag(source), static_web_server=Path("sws"),
-                                     static_web_server_version=build.STATIC_WEB_SERVER_VERSION,
-                                     kubernetes=self.pins.kubernetes, busybox_version=busybox_version()):
+            for image in self._images(source, pause=Path("pause"), agnhost=Path("agnhost"),
+                                      static_web_server=Path("sws")):
                 for ref in image.refs:
                     known[ref] = image.description
         except LabkitError:
             pass
         return ([{"ref": ref, "what": what} for ref, what in known.items()],
                 sorted(lab_images() - {repository(ref) for ref in known}))
+
+    def _images(self, kubernetes_source: Path, *, pause: Path, agnhost: Path, static_web_server: Path) -> list:
+        """The node's images (labkit.node.images), from these built files, at this kubernetes source's tags."""
+        from . import build
+        from .images import bash_version, busybox_version, images
+
+        return images(pause=pause, pause_tag=build.pause_tag(kubernetes_source), agnhost=agnhost,
+                      agnhost_tag=agnhost_tag(kubernetes_source), static_web_server=static_web_server,
+                      static_web_server_version=build.STATIC_WEB_SERVER_VERSION, kubernetes=self.pins.kubernetes,
+                      busybox_version=busybox_version(), bash_version=bash_version())
 
 
 def why_not_running() -> str | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..errors import BackendUnavailable
 
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
+BASH = Path("/bin/bash-static")  # Debian's bash-static: upstream's agnhost image has bash
 # The applets the stand-ins link (a shell and the tools the lab's scripts use).
 BUSYBOX_APPLETS = ("sh", "ash", "echo", "sleep", "cat", "ls", "date", "tail", "head", "touch", "rm", "mkdir",
                    "wget", "true", "false", "env", "ps", "kill", "grep", "sed", "awk", "printf", "test", "[",
@@ -59,8 +60,16 @@ def busybox_files() -> tuple[dict[str, Path | bytes], dict[str, str]]:
     return files, links
 
 
+def bash_file() -> dict[str, Path | bytes]:
+    if not BASH.is_file():
+        raise BackendUnavailable("bash-static is not installed (apt-get install bash-static): the node's agnhost "
+                                 "image has /bin/bash from it, as upstream's image has bash (the e2e scenarios' "
+                                 "scripts run /bin/bash)")
+    return {"bin/bash": BASH}
+
+
 def images(*, pause: Path, pause_tag: str, agnhost: Path, agnhost_tag: str, static_web_server: Path,
-           static_web_server_version: str, kubernetes: str, busybox_version: str) -> list[Image]:
+           static_web_server_version: str, kubernetes: str, busybox_version: str, bash_version: str) -> list[Image]:
     """Every image the node serves."""
     bb_files, bb_links = busybox_files()
     busybox_tags = ("latest", "1.36", "1.37", "stable")
@@ -72,10 +81,11 @@ def images(*, pause: Path, pause_tag: str, agnhost: Path, agnhost_tag: str, stat
               files={"pause": pause}, entrypoint=["/pause"], user="65535:65535"),
         Image((f"registry.k8s.io/e2e-test-images/agnhost:{agnhost_tag}",),
               f"agnhost {agnhost_tag}: test/images/agnhost of k8s.io/kubernetes {kubernetes} (its VERSION file), "
-              f"built here with CGO_ENABLED=0; upstream's image is Alpine with tools, this one has busybox "
-              f"{busybox_version} (Debian's busybox-static) as its shell; ENTRYPOINT /agnhost, CMD pause, "
+              f"built here with CGO_ENABLED=0; upstream's image is Alpine with tools and bash, this one has busybox "
+              f"{busybox_version} (Debian's busybox-static) as its shell and tools and GNU bash {bash_version} "
+              "(Debian's bash-static) as /bin/bash; ENTRYPOINT /agnhost, CMD pause, "
               "EXPOSE 80 8080 8081 9376 as upstream's Dockerfile",
-              files={"agnhost": agnhost, **bb_files}, links=bb_links, dirs=("tmp",), entrypoint=["/agnhost"],
+              files={"agnhost": agnhost, **bb_files, **bash_file()}, links=bb_links, dirs=("tmp",), entrypoint=["/agnhost"],
               cmd=["pause"], ports=(80, 8080, 8081, 9376)),
         Image(tuple(f"docker.io/library/busybox:{t}" for t in busybox_tags)
               + ("registry.k8s.io/e2e-test-images/busybox:1.37.0-2",),
@@ -241,10 +251,20 @@ class Registry:
 
 
 def busybox_version() -> str:
-    """The installed busybox-static's version, from its own banner."""
+    """The installed busybox-static's version, from its own banner ("BusyBox v1.35.0 (Debian ...)")."""
+    return _banner_word([str(BUSYBOX)], 1)
+
+
+def bash_version() -> str:
+    """The installed bash-static's version ("GNU bash, version 5.2.15(1)-release ...")."""
+    return _banner_word([str(BASH), "--version"], 3)
+
+
+def _banner_word(argv: list[str], index: int) -> str:
     import subprocess
 
-    if shutil.which(str(BUSYBOX)) is None:
+    if shutil.which(argv[0]) is None:
         return "unknown"
-    banner = subprocess.run([str(BUSYBOX)], capture_output=True, text=True).stdout.splitlines()
-    return banner[0].split()[1] if banner and len(banner[0].split()) > 1 else "unknown"
+    banner = subprocess.run(argv, capture_output=True, text=True).stdout.splitlines()
+    words = banner[0].split() if banner else []
+    return words[index] if len(words) > index else "unknown"

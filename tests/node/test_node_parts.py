@@ -127,17 +127,19 @@ def test_an_image_layer_is_deterministic_and_holds_what_it_says(tmp_path):
 
 
 def test_static_web_server_and_pause_images_keep_upstreams_stop_signal_user_and_port(tmp_path):
-    if not images.BUSYBOX.is_file():
-        pytest.skip("busybox-static is not installed")
+    if not (images.BUSYBOX.is_file() and images.BASH.is_file()):
+        pytest.skip("busybox-static or bash-static is not installed (.ci/install-node-deps installs them)")
     made = images.images(pause=tmp_path / "p", pause_tag="3.10.2", agnhost=tmp_path / "a", agnhost_tag="2.66.1",
                          static_web_server=tmp_path / "s", static_web_server_version="2.44.0",
-                         kubernetes="v1.37.2", busybox_version="v1.35.0")
+                         kubernetes="v1.37.2", busybox_version="v1.35.0", bash_version="5.2.15(1)-release")
     by_ref = {ref: image for image in made for ref in image.refs}
     sws = by_ref["docker.io/joseluisq/static-web-server:2.44.0"]
     assert sws.stop_signal == "SIGQUIT" and sws.ports == (80,) and sws.entrypoint == ["/static-web-server"]
     assert by_ref["registry.k8s.io/pause:3.10.2"].user == "65535:65535"
     agnhost = by_ref["registry.k8s.io/e2e-test-images/agnhost:2.66.1"]
     assert agnhost.entrypoint == ["/agnhost"] and agnhost.cmd == ["pause"]
+    # upstream's agnhost has bash (the e2e scripts run /bin/bash -c ...); Debian's static bash is it here
+    assert agnhost.files["bin/bash"] == images.BASH and "bash-static" in agnhost.description
     assert "stand-in" in by_ref["docker.io/library/alpine:3.20"].description  # never claims to be Alpine
 
 
