@@ -3,7 +3,9 @@
 A lane shows each running instance of a container (a :class:`~labkit.trace.Span`) as a bar
 in its role's colour: hatched while it is *starting* (running, postStart hook or startup probe not yet
 passed), solid once *started*, pale while *terminating* (stop signal sent, not yet
-exited). A thin dark strip under the bar shows when the container was ready. Markers show
+exited). A thin dark strip under the bar shows when the container was ready; a pale one after
+the bar's end, how long the API still reported it ready after it exited (a deleted pod's status
+is rewritten only once all its containers have stopped; docs/timing.md). Markers show
 the startup probe passing, SIGTERM, SIGKILL and restarts; a preStop hook is a band on the
 bar's top edge from its start to the stop signal (the kubelet sends it when the hook is
 done or out of time) or, when no signal was seen, to the container's end. The exit code is
@@ -366,6 +368,12 @@ class _Drawing:
                 ax.add_patch(Rectangle((r0, lane + _BAR / 2 + 0.03), r1 - r0, _STRIP, facecolor=READY_COLOUR,
                                        linewidth=0, zorder=2, gid="ready"))
                 self.use("ready")
+        if span.ready_reported_until is not None and span.ready_reported_until > end:
+            # the API's ready flag outlived the process: pale, past the bar's end (docs/timing.md)
+            ax.add_patch(Rectangle((end, lane + _BAR / 2 + 0.03), span.ready_reported_until - end, _STRIP,
+                                   facecolor=_tint(READY_COLOUR, 0.6), linewidth=0, zorder=2,
+                                   gid=f"ready-reported:{span.pod}/{span.container}#{span.attempt}"))
+            self.use("ready-reported")
         hook = prestop_interval(span, end)
         if hook is not None:
             began, ended, signalled = hook
@@ -596,6 +604,8 @@ _LABELS = {
     "state:started": (STATE_LABELS["started"], "started (solid)"),
     "state:terminating": (STATE_LABELS["terminating"], "stopping (pale): stop signal sent"),
     "ready": ("ready (thin strip under the bar)", "ready"),
+    "ready-reported": ("still reported ready after its exit (pale strip: the pod's status not yet rewritten)",
+                       "ready, still reported after exit"),
     "pod-ready": ("pod Ready (strip under the phases)", "pod Ready"),
     "prestop": ("preStop hook: began (square), ran until the stop signal (band)", "preStop hook (until the stop signal)"),
     "prestop:at-most": ("preStop hook, no stop signal seen: ran at most this long", "preStop hook (at most this long)"),
@@ -619,7 +629,8 @@ _LABELS = {
     "marker:StartupProbeFailed": (MARKERS["StartupProbeFailed"][2], "startup probe failed"),
     "marker:LivenessProbeFailed": (MARKERS["LivenessProbeFailed"][2], "liveness probe failed"),
 }
-_ORDER = ([f"role:{r}" for r in ROLE_LABELS] + ["state:starting", "state:started", "state:terminating", "ready"]
+_ORDER = ([f"role:{r}" for r in ROLE_LABELS] + ["state:starting", "state:started", "state:terminating", "ready",
+                                                 "ready-reported"]
           + [f"marker:{k}" for k in MARKERS]
           + ["prestop", "prestop:at-most", "marker:running", "marker:probe-run", "exit:normal", "exit:failed", "phase",
              "pod-ready", "pod-event:DeleteRequested", "pod-event:Deleted", "workload", "observed-until"])
@@ -651,6 +662,7 @@ def _legend_handles(keys: Sequence[str], form: str = "compact") -> tuple[list, l
                for state in STATE_LABELS}
     entries.update({
         "ready": Line2D([], [], color=READY_COLOUR, linewidth=3),
+        "ready-reported": Line2D([], [], color=_tint(READY_COLOUR, 0.6), linewidth=3),
         "pod-ready": Line2D([], [], color=READY_COLOUR, linewidth=3),
         "prestop": Line2D([], [], color=PRESTOP_COLOUR, linewidth=4, marker="s", markersize=7,
                           markerfacecolor=PRESTOP_COLOUR, markeredgecolor="white", markeredgewidth=0.7),

@@ -186,6 +186,10 @@ class Span:
     stop_signal: str | None = None
     marks: list[tuple[float, str]] = field(default_factory=list)
     ready: list[tuple[float, float | None]] = field(default_factory=list)
+    # The API still showed the container ready after it exited, until this time: the kubelet
+    # writes a deleted pod's status before it stops the containers and again once all have
+    # stopped, nothing in between (SyncTerminatingPod; docs/timing.md). None: no such lag seen.
+    ready_reported_until: float | None = None
 
     @property
     def stopped_by_kubelet(self) -> bool:
@@ -390,12 +394,15 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
     # instance is ready from its start (prober_manager.go UpdatePodStatus: a running sidecar
     # without a readiness probe is ready) and no NotReady is ever reported.
     ready_now: dict[str, bool] = {}
+    exited_ready: dict[str, Span] = {}  # an ended span the API still shows ready, until a NotReady or restart
     for event in events:
         name = event.container
         if name is None or name not in roles:
             continue
         if event.type in ("Ready", "NotReady"):
             ready_now[name] = event.type == "Ready"
+        if event.type == "NotReady" and name in exited_ready:
+            exited_ready.pop(name).ready_reported_until = event.t
         span = open_span.get(name)
         # Real backends report one transition from several sources (watch, status, event),
         # each with the instance's attempt: a second report of a start opens no new span, and
@@ -409,6 +416,8 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
         if event.type == "Started":
             if span is not None:  # a start without a seen exit: close the old instance
                 span.end = event.t
+            if name in exited_ready:  # restarted within one sync: no status showed it not ready
+                exited_ready.pop(name).ready_reported_until = event.t
             attempt = event.attempt if event.attempt is not None else len(by_container[name])
             span = Span(pod.name, name, roles[name], attempt, event.t,
                         started_at=None if has_startup[name] else event.t)
@@ -425,6 +434,8 @@ def _pod_spans(pod: Pod, events: list[Event]) -> list[Span]:
             span.exit_code = event.exit_code if event.exit_code is not None else (137 if event.type == "Killed" else None)
             if span.ready and span.ready[-1][1] is None:
                 span.ready[-1] = (span.ready[-1][0], event.t)
+                if ready_now.get(name):
+                    exited_ready[name] = span
             del open_span[name]
         elif event.type in ("StartupProbeSucceeded", "PostStartDone"):
             waiting_for[name].discard("startup" if event.type == "StartupProbeSucceeded" else "postStart")

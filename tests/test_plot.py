@@ -366,6 +366,35 @@ def test_the_pod_ready_condition_is_a_strip_under_the_header(make_trace, data_di
     assert not gids(plot_trace(stuck_in_init(make_trace, 60.0)).axes[0], "pod-ready")
 
 
+def test_a_container_the_api_still_reports_ready_after_its_exit_gets_a_pale_strip_to_that_status(data_dir, make_trace):
+    """Issue 20 point 10: the pod's Ready strip ran on past its containers' bars with nothing to say
+    why. A deleted pod's status is rewritten only once every container has stopped (docs/timing.md):
+    the pale strip shows each container's ready flag as the API kept it, up to the status that
+    cleared it; recorded on labkit's node."""
+    trace = load_trace(data_dir / "traces" / "node-1.37-readiness-false-during-termination.json")
+    fig = plot_trace(trace)
+    ax = fig.axes[0]
+    spans = {s.container: s for s in trace.spans()}
+    (pale,) = gids(ax, "ready-reported:")
+    app = spans["main"]
+    assert pale.get_gid() == f"ready-reported:{app.pod}/main#0"
+    assert (pale.get_x(), pale.get_x() + pale.get_width()) == pytest.approx((app.end, app.ready_reported_until))
+    (app_ready,) = [p for p in gids(ax, "ready") if p.get_gid() == "ready" and p.get_y() == pale.get_y()]
+    assert app_ready.get_x() + app_ready.get_width() == pytest.approx(app.end)  # the dark strip ends with the bar
+    assert "ready, still reported after exit" in legend_entries(fig)
+    # a Job's app that exits by itself is reported at the next sync: no pale strip (notebook 10's case)
+    job = make_trace([("proxy", "sidecar"), ("app", "app")], [
+        (0, "proxy", "Started", {"attempt": 0}), (0.5, "proxy", "Ready"), (1, "app", "Started", {"attempt": 0}),
+        (1.5, "app", "Ready"), (1.5, None, "PodReady"), (5, "app", "Exited", {"exit_code": 0}),
+        (5, "app", "NotReady"), (5, None, "PodNotReady"), (5.1, "proxy", "SIGTERM"),
+        (5.2, "proxy", "Exited", {"exit_code": 0}), (5.3, "proxy", "NotReady")])
+    ax = plot_trace(job).axes[0]
+    (proxy_pale,) = gids(ax, "ready-reported:")
+    assert proxy_pale.get_width() == pytest.approx(0.1)  # the sidecar's exit, reported 0.1 s later
+    assert not gids(plot_trace(load_trace(data_dir / "traces" / "legacy-job-never-completes.json")).axes[0],
+                    "ready-reported:")
+
+
 def test_a_container_still_running_at_the_end_has_no_exit_code(data_dir):
     ax = plot_trace(load_trace(data_dir / "traces" / "legacy-job-never-completes.json")).axes[0]
     assert [t.get_gid() for t in gids(ax, "exit:")] == ["exit:legacy-sidecar-job-q8w4n/sidecar-job#0"]

@@ -285,6 +285,7 @@ def test_ready_intervals(make_trace):
     first, second = trace.spans()
     assert first.ready == [(1.0, 3.0), (4.0, 6.0)]  # closed by the exit; a repeated Ready changes nothing
     assert second.ready == [(7.0, None)]  # no NotReady since 4 s: ready from its start, to the trace's end
+    assert (first.ready_reported_until, second.ready_reported_until) == (7.0, None)  # the API said ready until 7 s
 
 
 def test_ready_flag_carries_over_a_restart_only_while_the_api_kept_it(make_trace):
@@ -299,6 +300,40 @@ def test_ready_flag_carries_over_a_restart_only_while_the_api_kept_it(make_trace
     assert first.ready == [(1.0, 6.0)]
     assert second.ready == [(6.3, 12.0)]
     assert third.ready == [(26.0, None)]
+    # what the API showed after each exit: ready on into the restart; ready until the 12.3 s status
+    assert [s.ready_reported_until for s in (first, second, third)] == [6.3, 12.3, None]
+
+
+def test_a_deleted_pods_containers_read_ready_until_the_kubelets_final_status(data_dir):
+    """Recorded on labkit's node (kubelet v1.37.2): the app exits at its SIGTERM, 15.5 s, but the
+    API shows it ready until the status written once every container has stopped, 47.2 s; the
+    sidecar's failing readiness probe had already made it and the pod NotReady (docs/timing.md)."""
+    trace = load_trace(data_dir / "traces" / "node-1.37-readiness-false-during-termination.json")
+    spans = {s.container: s for s in trace.spans()}
+    app, sidecar = spans["main"], spans["probe-test"]
+    assert app.end == pytest.approx(15.5, abs=0.01) and app.ready[-1][1] == app.end
+    assert app.ready_reported_until == pytest.approx(47.24, abs=0.01)
+    not_ready = [e.t for e in trace.events if e.type == "PodNotReady"]
+    assert sidecar.ready_reported_until is None and sidecar.ready[-1][1] == pytest.approx(23.41, abs=0.01)
+    assert not_ready == [sidecar.ready[-1][1]] and sidecar.end > not_ready[0]  # NotReady by its probe, still running
+
+
+def test_the_simulator_reports_a_deleted_pods_status_as_the_node_did(data_dir):
+    """The same scenario in the simulator: ready on after the exit until the final status, the
+    pod NotReady by the probe before that, each within the node's whole-second status times."""
+    from labkit.sim import simulate
+
+    node = {s.container: s for s in load_trace(data_dir / "traces" /
+                                               "node-1.37-readiness-false-during-termination.json").spans()}
+    scenario = data_dir / "scenarios" / "sidecar-readiness-false-during-termination.yaml"
+    sim = {s.container: s for s in simulate([scenario], k8s_version="1.37").spans()}
+    for spans in (node, sim):
+        app, sidecar = spans["main"], spans["probe-test"]
+        assert app.end < sidecar.ready[-1][1] < app.ready_reported_until
+        assert app.ready_reported_until == pytest.approx(sidecar.end, abs=1.0)  # the final status
+    # the lag agrees within a second plus the node's whole-second finishedAt (resolution_s 1.0)
+    assert (sim["main"].ready_reported_until - sim["main"].end) == pytest.approx(
+        node["main"].ready_reported_until - node["main"].end, abs=2.0)
 
 
 @pytest.mark.parametrize("role, events, failed", [
