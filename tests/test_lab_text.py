@@ -72,3 +72,19 @@ def test_sources_page_is_listed_and_names_a_source_for_each_statement():
     for row in rows:
         statement, source = [cell.strip() for cell in row.strip("|").split(" | ")][:2]
         assert statement and re.search(r"v\d+\.\d+|\.go|#\d+|KEP|e2e|CHANGELOG|pyproject", source), row
+
+
+def test_the_status_lag_of_a_terminating_pod_is_explained_once_where_its_first_figure_is():
+    """Issue 20 point 10: the pod's Ready strip runs on past its containers during a deletion; the
+    notebook that first draws a deleted pod (02) says why, and no later notebook repeats it."""
+    explaining = [p.name for p in NOTEBOOKS
+                  if any("pale strip" in para and "SyncTerminatingPod" in para for para in paragraphs(notebook_text(p)))]
+    assert explaining == ["02-the-problem.ipynb"]
+    cells = [("".join(c["source"]), c["cell_type"]) for c in
+             json.loads((ROOT / "notebooks" / "02-the-problem.ipynb").read_text(encoding="utf-8"))["cells"]]
+    first_figure = next(i for i, (src, kind) in enumerate(cells) if kind == "code" and "figures.timeline(" in src)
+    assert "lab.delete(" in cells[first_figure - 1][0]          # the figure of a deleted pod...
+    explained = next(i for i, (src, _) in enumerate(cells) if "pale strip" in src and "SyncTerminatingPod" in src)
+    assert cells[first_figure + 1][1] == "markdown" and explained == first_figure + 1   # ...explained right under it
+    para = next(p for p in paragraphs(cells[explained][0]) if "SyncTerminatingPod" in p)
+    assert "pale strip" in para and "Ready" in para and "not* deleted" in para   # both cases: deleted, and a Job's exit
