@@ -124,6 +124,7 @@ class Workload:
         self.failures_seen = 0
         self.creating = 0             # pods the controller is about to create
         self.next_create_at = 0.0
+        self.sync_due = False         # a batched sync after a pod change is queued
         # Deployment: pods neither deleting nor finished, and the ready ones among them,
         # kept up to date as the controller sees pod changes (no scans over all pods).
         self.rs_name: str | None = None
@@ -353,9 +354,17 @@ class Cluster:
 
     def _owner_saw_pod(self, workload: Workload, pod: SimPod) -> None:
         if workload.kind == "Job":
-            self._job_sync(workload)
+            # A pod change queues the Job with AddAfter(SyncJobBatchPeriod); one already queued
+            # keeps its earlier time (job_controller.go updatePod -> enqueueSyncJobBatched).
+            if not workload.sync_due:
+                workload.sync_due = True
+                self._at(timing.JOB_SYNC_BATCH_S, self._batched_job_sync, workload)
         else:
             self._deployment_sync(workload, pod)
+
+    def _batched_job_sync(self, job: Workload) -> None:
+        job.sync_due = False
+        self._job_sync(job)
 
     # -- Job controller ---------------------------------------------------------------------------
     def _job_sync(self, job: Workload) -> None:
@@ -392,7 +401,9 @@ class Cluster:
         if failed > job.failures_seen:
             job.failures_seen = failed
             backoff = min(timing.JOB_POD_FAILURE_BACKOFF_S * 2 ** (failed - 1), timing.JOB_POD_FAILURE_BACKOFF_MAX_S)
-            job.next_create_at = self.env.now + backoff
+            # counted from the failed pod's last container exit (backoff_utils.go getFinishedTime)
+            finished = max(_finished_at(p) for p in job.pods if p.phase == "Failed")
+            job.next_create_at = finished + backoff
         delay = max(delay, job.next_create_at - self.env.now)
         job.creating += want
         self._at(delay, self._job_create_pods, job, want)
@@ -655,3 +666,8 @@ class Cluster:
 
 
 __all__ = ["Cluster", "GENERATOR", "TERMINAL", "Workload", "template_hash"]
+
+
+def _finished_at(pod: SimPod) -> float:
+    """When the pod's last container exited: the finishedAt the Job controller's back-off counts from."""
+    return max((c.last_exit.end for c in pod.containers if c.last_exit is not None), default=0.0)

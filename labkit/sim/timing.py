@@ -63,6 +63,7 @@ IMAGE_BACKOFF_INITIAL_S = 10.0     # image pull back-off (same flowcontrol.Backo
 IMAGE_BACKOFF_MAX_S = 300.0
 
 # -- Job controller ------------------------------------------------------------------------
+JOB_SYNC_BATCH_S = 1.0   # SyncJobBatchPeriod: a pod change syncs its Job this much later (1.28-1.37)
 JOB_POD_FAILURE_BACKOFF_S = 10.0   # DefaultJobPodFailureBackOff, doubled per failure
 JOB_POD_FAILURE_BACKOFF_MAX_S = 360.0
 JOB_DEFAULT_BACKOFF_LIMIT = 6

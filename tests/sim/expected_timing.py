@@ -25,3 +25,6 @@ MIN_GRACE_AFTER_SIGTERM_S = 2      # minimumGracePeriodInSeconds, kuberuntime_ma
 MIN_POD_GRACE_S = 1                # a force delete's grace 0 becomes 1, calculateEffectiveGracePeriod
 CRASHLOOP_INITIAL_S = 10.0         # containerBackOffPeriod, kubelet.go (backOffPeriod before)
 CRASHLOOP_MAX_S = 300.0            # MaxContainerBackOff, kubelet.go
+
+# Job controller (pkg/controller/job/job_controller.go, 1.28-1.37).
+JOB_SYNC_BATCH_S = 1.0             # SyncJobBatchPeriod: a pod change syncs its Job 1 s later

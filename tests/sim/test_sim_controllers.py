@@ -42,10 +42,12 @@ def test_backoff_limit_fails_the_job_after_backed_off_replacements():
     assert len(trace.pods) == 3                          # backoffLimit 2: the third failure ends it
     created = [trace.select("PodPhase", pod=p.name)[0].t for p in trace.pods]
     gaps = [b - a for a, b in zip(created, created[1:])]
-    # A replacement waits 10 s, then 20 s after the failure (DefaultJobPodFailureBackOff).
-    failed_at = [e.t for e in trace.select("PodPhase") if e.phase == "Failed"]
-    assert created[1] - failed_at[0] == pytest.approx(10 + T.API_WATCH_S, abs=0.01)
-    assert created[2] - failed_at[1] == pytest.approx(20 + T.API_WATCH_S, abs=0.01)
+    # A replacement waits 10 s, then 20 s (DefaultJobPodFailureBackOff), counted from the failed
+    # pod's last container exit (backoff_utils.go getFinishedTime), not from when the controller
+    # saw it: its syncs come SyncJobBatchPeriod (1 s) after a pod change.
+    exited = [max(e.t for e in trace.select("Exited", pod=p.name)) for p in trace.pods]
+    assert created[1] - exited[0] == pytest.approx(10, abs=0.01)
+    assert created[2] - exited[1] == pytest.approx(20, abs=0.01)
     assert all(g > 10 for g in gaps)
     ended = trace.first("JobFailed")
     assert ended.reason == "BackoffLimitExceeded" and trace.first("JobComplete") is None
@@ -88,7 +90,26 @@ def test_from_1_31_complete_waits_until_no_pod_is_terminating():
     trace, first = _job_with_a_slow_terminating_pod("1.31")
     done = trace.first("JobComplete").t
     first_gone = [e.t for e in trace.select("PodPhase", pod=first) if e.phase in ("Succeeded", "Failed")][0]
-    assert done == pytest.approx(first_gone + T.API_WATCH_S)
+    # the controller sees the pod's terminal phase one watch hop later and syncs the Job
+    # SyncJobBatchPeriod after that (job_controller.go enqueueSyncJobBatched)
+    assert done == pytest.approx(first_gone + T.API_WATCH_S + T.JOB_SYNC_BATCH_S)
+
+
+def test_pod_changes_in_one_batch_period_sync_the_job_once_a_batch_period_after_the_first():
+    """A pod change queues its Job SyncJobBatchPeriod (1 s) ahead, and one already queued keeps
+    its time: a Job whose pod ran 5 s completes 1 s after its Succeeded reached the controller
+    (1.1 s after the phase on labkit's node, kube-controller-manager v1.37.2); the blog's Job,
+    whose pod went Running 1 s before Succeeded, completes at the sync that Running queued."""
+    trace = simulate([job()], k8s_version="1.37")
+    phases = {e.phase: e.t for e in trace.select("PodPhase")}
+    assert phases["Succeeded"] - phases["Running"] > 4
+    assert trace.first("JobComplete").t == pytest.approx(phases["Succeeded"] + T.API_WATCH_S + T.JOB_SYNC_BATCH_S)
+    from pathlib import Path
+
+    blog = simulate([str(Path(__file__).parents[2] / "manifests" / "job-sidecar.yaml")], k8s_version="1.37")
+    phases = {e.phase: e.t for e in blog.select("PodPhase")}
+    assert blog.first("JobComplete").t == pytest.approx(phases["Running"] + T.API_WATCH_S + T.JOB_SYNC_BATCH_S)
+    assert blog.first("JobComplete").t >= phases["Succeeded"]
 
 
 def test_deployment_names_replacement_and_scale():
