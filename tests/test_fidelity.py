@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -216,3 +217,44 @@ def test_a_known_difference_is_reported_with_its_cause_and_does_not_fail_the_run
     assert "a race, kubernetes/kubernetes#1 (fault: upstream)" in table
     known.write_text("known: []\n")
     assert main([*argv, "--out", str(tmp_path / "again")]) == 1
+
+
+def _recorded_blog_job(shift: float = 0.0, late_after_creation: float = 0.0) -> tuple[Trace, Trace]:
+    """The blog's Job in the simulator, and as a recorder would report it: starts and ends at the
+    kubelet's whole-second status times, everything else at its watch arrival 0.2 s later; the
+    whole recording ``shift`` s later on its clock, every event but the pod's creation
+    ``late_after_creation`` s later still."""
+    import math
+
+    sim = simulate([str(ROOT / "manifests" / "job-sidecar.yaml")], k8s_version="1.37")
+    real = Trace("node", sim.kubernetes_version, dict(sim.feature_gates), origin="2026-01-01T00:00:00.300Z")
+    for pod in sim.pods:
+        real.add_pod(copy.deepcopy(pod))
+    events = []
+    for i, e in enumerate(sim.events):
+        t = e.t + shift + (late_after_creation if i else 0.0)
+        if e.type in fidelity.MULTI_SOURCE:
+            events.append(replace(e, t=float(math.floor(t)), source="status", resolution_s=1.0))
+        events.append(replace(e, t=t + (0.2 if i else 0.0), source="watch"))
+    for event in sorted(events, key=lambda e: e.t):
+        real.add(event)
+    return fidelity.one_report_each(real), sim
+
+
+def test_blog_events_are_intervals_from_the_pods_creation_and_a_faithful_recording_agrees():
+    real, sim = _recorded_blog_job(shift=7.0)   # the pod appeared 7 s after the recording began
+    events = fidelity.blog_events(real)
+    low, high = events["sws-init Started"]
+    assert high - low == 1.0 and low == int(low + 7.0) - 7.0          # a whole-second status time
+    assert events["job/sidecar-job JobComplete"][0] == events["job/sidecar-job JobComplete"][1]  # a watch arrival
+    differences = fidelity.blog_differences(real, sim)
+    assert {name for _, name, _, _ in differences} >= {"sws-init Started", "sidecar-job Exited", "pod Succeeded",
+                                                       "job/sidecar-job JobComplete"}
+    assert differences[0][0] == pytest.approx(0.2)                     # only the watch's own delay
+
+
+def test_blog_events_later_than_the_simulator_by_over_a_second_are_named():
+    real, sim = _recorded_blog_job(late_after_creation=2.5)
+    largest, name, (low, high), t = fidelity.blog_differences(real, sim)[0]
+    assert largest == pytest.approx(2.7) and low - t == pytest.approx(largest)
+    assert all(gap > fidelity.BLOG_TOLERANCE_S for gap, *_ in fidelity.blog_differences(real, sim)[:5])
