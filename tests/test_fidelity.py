@@ -258,3 +258,26 @@ def test_blog_events_later_than_the_simulator_by_over_a_second_are_named():
     largest, name, (low, high), t = fidelity.blog_differences(real, sim)[0]
     assert largest == pytest.approx(2.7) and low - t == pytest.approx(largest)
     assert all(gap > fidelity.BLOG_TOLERANCE_S for gap, *_ in fidelity.blog_differences(real, sim)[:5])
+
+
+@pytest.mark.parametrize("trigger, until, holds", [
+    ("pod Running and Ready", 6.7, False),   # Running at 2.8 s, Ready only at 6.8 s
+    ("pod Running and Ready", 7.0, True),
+    ("pod Running", 2.7, False),
+    ("pod is Running", 3.0, True),
+    ("pod Running (all containers started)", 3.0, True),
+    ("pod Running and Ready", 40.0, False),  # NotReady again during termination
+    ("initContainerStatuses[1] (restartable-init-2) is running and not started; pod Pending", 0.0, True),
+])
+def test_an_actions_trigger_is_read_from_the_recorded_pod(trigger, until, holds):
+    """The harness acts once the scenario's trigger holds, as the upstream test waits for it: on a
+    busy node 15 s after the apply may come before the pod is Ready."""
+    path = ROOT / "tests" / "data" / "scenarios" / "sidecar-readiness-false-during-termination.yaml"
+    full = simulate([str(path)], k8s_version="1.37")
+    trace = Trace(full.backend, full.kubernetes_version, dict(full.feature_gates))
+    for pod in full.pods:
+        trace.add_pod(pod)
+    for event in full.events:
+        if event.t <= until:
+            trace.add(event)
+    assert fidelity.trigger_holds(trigger, trace, "probe-test") is holds
