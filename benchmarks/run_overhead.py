@@ -110,6 +110,8 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; the median is reported (default 3)")
+    parser.add_argument("--no-command", action="store_true",
+                        help="skip the run as a command (the peak memory), which takes as long as a repetition")
     args = parser.parse_args()
     lab = lab_notebooks()
     rows: dict[str, list[float]] = {"baseline": [], "labkit-empty": [], "labkit-lab": [], "labkit-lab-1": []}
@@ -129,7 +131,7 @@ def main() -> None:
                     rows[name].append(time_labkit(lab, out))
                 else:
                     rows[name].append(time_labkit(lab, out, jobs=1))
-        cli_s, rss = peak_rss_mib(tmp_path / "out-cli")
+        cli_s, rss = (None, None) if args.no_command else peak_rss_mib(tmp_path / "out-cli")
     median = {name: statistics.median(values) for name, values in rows.items()}
     n = len(lab)
     print(f"machine: {machine()}")
@@ -148,8 +150,9 @@ def main() -> None:
         ratios = [lab / base for lab, base in zip(rows[name], rows["baseline"])]
         print(f"ratio {name} / baseline = {median[name] / median['baseline']:.2f} (per repetition: "
               + ", ".join(f"{r:.2f}" for r in ratios) + ")")
-    print(f"`labkit run --backend sim` over the lab as a command: {cli_s:.1f} s, "
-          f"largest process peak RSS {rss:.0f} MiB")
+    if cli_s is not None:
+        print(f"`labkit run --backend sim` over the lab as a command: {cli_s:.1f} s, "
+              f"largest process peak RSS {rss:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import ssl
 import statistics
 import subprocess
@@ -89,16 +90,20 @@ def populate(client: Client, ns: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def kubectl_get_pods(server, ns: str, repeat: int, cache: str) -> list[float]:
+def kubectl_get_pods(server, ns: str, repeat: int, cache: str) -> tuple[list[float], list[float]]:
+    """Wall and CPU (user + system) seconds of each ``kubectl get pods``."""
     env = {**os.environ, "KUBECONFIG": str(server.kubeconfig), "KUBECACHEDIR": cache}
     subprocess.run([KUBECTL, "get", "pods", "-n", ns], env=env, capture_output=True, check=True)  # discovery cached
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         out = subprocess.run([KUBECTL, "get", "pods", "-n", ns], env=env, capture_output=True, text=True, check=True)
         times.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         assert len(out.stdout.splitlines()) > 1
-    return times
+    return times, cpu
 
 
 def http_list(client: Client, ns: str, repeat: int) -> tuple[list[float], list[float]]:
@@ -176,6 +181,7 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--pace", type=float, default=100.0)
+    parser.add_argument("--no-watch", action="store_true", help="skip the watch of a rollout (part 2)")
     args = parser.parse_args()
     kubectl_version = json.loads(subprocess.run([KUBECTL, "version", "--client", "-o", "json"], capture_output=True,
                                                 text=True, check=True).stdout)["clientVersion"]["gitVersion"]
@@ -190,18 +196,24 @@ def main() -> None:
             for count in (10, args.pods):
                 ns = f"pods-{count}"
                 took = populate(client, ns, count)
-                kubectl_times = kubectl_get_pods(server, ns, args.repeat, str(tmp / "kube-cache"))
+                kubectl_times, kubectl_cpu = kubectl_get_pods(server, ns, args.repeat, str(tmp / "kube-cache"))
                 totals, handler = http_list(client, ns, args.repeat)
-                rows.append((count, took, kubectl_times, totals, handler))
+                rows.append((count, took, kubectl_times, kubectl_cpu, totals, handler))
             name = json.loads(client.request("GET", "/api/v1/namespaces/pods-10/pods")[1])["items"][0]["metadata"]["name"]
             one_total, one_handler = http_get_one(client, "pods-10", name, args.repeat * 20)
-        print(f"\nkubectl get pods (median of {args.repeat}; the list as a Table over HTTPS; the server's handler):")
-        print("| pods | kubectl get pods (ms) | HTTPS list as Table (ms) | in the handler (ms) | set-up (s) |")
-        print("|---|---|---|---|---|")
-        for count, took, kubectl_times, totals, handler in rows:
-            print(f"| {count} | {ms(kubectl_times)} | {ms(totals)} | {ms(handler)} | {took:.1f} |")
+        print(f"\nkubectl get pods (median of {args.repeat}; the list as a Table over HTTPS; the server's handler); "
+              f"load average {os.getloadavg()[0]:.1f}:")
+        print("| pods | kubectl get pods (ms) | its CPU (ms) | × the 10-pod kubectl | HTTPS list as Table (ms) "
+              "| in the handler (ms) | set-up (s) |")
+        print("|---|---|---|---|---|---|---|")
+        for count, took, kubectl_times, kubectl_cpu, totals, handler in rows:
+            ratio = statistics.median(kubectl_times) / statistics.median(rows[0][2])
+            print(f"| {count} | {ms(kubectl_times)} | {ms(kubectl_cpu)} | {ratio:.2f} | {ms(totals)} | {ms(handler)} "
+                  f"| {took:.1f} |")
         print(f"\none pod, GET (median of {len(one_total)}): total {ms(one_total)} ms, in the handler {ms(one_handler)} ms, "
               f"outside it (HTTP, TLS, client) {ms([t - h for t, h in zip(one_total, one_handler)])} ms")
+        if args.no_watch:
+            return
         result = watch_rollout(args.pods, args.pace, tmp)
         print(f"\nwatch: {result['pods']} pods of the blog's Deployment at pace {result['pace']:g}: {result['events']} "
               f"events; every pod Running after {result['wall_s']:.2f} s wall (simulated {result['simulated_s']:.2f} s, "

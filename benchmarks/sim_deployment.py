@@ -13,7 +13,8 @@ growth): the ratio of the largest to the smallest per-pod time must stay below 2
 30`` (the timeline table) and with ``--json`` (the trace), each a fresh process whose output
 goes to /dev/null, start-up and writing included; the sizes of one repetition run in turn,
 and each size's time is also given as a ratio to the smallest size's in the same repetition
-(issue 21: 10,000 pods within 5 s, and ×10 ± 20 % from 1,000).
+(issue 21: 10,000 pods within 5 s, and ×10 ± 20 % from 1,000). Each repetition also times SimPy
+alone over as many events as the largest size makes, the floor of the simulation's cost.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,14 +50,30 @@ def run_once(replicas: int) -> tuple[float, int, float]:
     return wall, len(trace.events), trace.duration
 
 
-def time_cli(manifest: Path, output: list[str]) -> float:
+def time_cli(manifest: Path, output: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one ``labkit sim run``: on a shared machine the CPU
+    time is what the load disturbs least."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "labkit", "sim", "run", str(manifest), "--delete-after", "30", *output],
                    check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
-def main_cli(sizes: list[int], repeat: int) -> int:
+def simpy_floor(pods: int, events_per_pod: int = 45) -> float:
+    """CPU seconds SimPy itself takes for as many events as ``pods`` pods make (processes that only
+    yield timeouts, in a fresh interpreter): what no change to labkit's model code can go below
+    without fewer events per pod."""
+    code = ("import gc, time, simpy\ngc.disable()\nenv = simpy.Environment()\n"
+            "def proc(env, i):\n    for k in range(%d):\n        yield env.timeout(0.05 * ((i + k) %% 7))\n"
+            "for i in range(%d):\n    env.process(proc(env, i))\n"
+            "t = time.process_time(); env.run(); print(time.process_time() - t)\n") % (events_per_pod - 1, pods)
+    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+
+
+def main_cli(sizes: list[int], repeat: int, outputs: list[str]) -> int:
     """Time ``labkit sim run`` as a command for each size, table and JSON, with ratios to the smallest size."""
     with tempfile.TemporaryDirectory() as tmp:
         manifests = {}
@@ -65,17 +83,28 @@ def main_cli(sizes: list[int], repeat: int) -> int:
             manifests[replicas] = Path(tmp) / f"deployment-{replicas}.yaml"
             manifests[replicas].write_text(yaml.safe_dump(doc))
         for label, output in (("table", []), ("--json", ["--json"])):
+            if label not in outputs:
+                continue
             walls: dict[int, list[float]] = {n: [] for n in sizes}
+            cpus: dict[int, list[float]] = {n: [] for n in sizes}
+            floors: list[float] = []
             for _ in range(repeat):
                 for replicas in sizes:
-                    walls[replicas].append(time_cli(manifests[replicas], output))
+                    wall, cpu = time_cli(manifests[replicas], output)
+                    walls[replicas].append(wall)
+                    cpus[replicas].append(cpu)
+                floors.append(simpy_floor(sizes[-1]))
             smallest = sizes[0]
-            print(f"labkit sim run ({label}); load average {os.getloadavg()[0]:.1f}")
+            print(f"labkit sim run ({label}); load average {os.getloadavg()[0]:.1f}; SimPy alone for the events of "
+                  f"{sizes[-1]} pods (45 a pod): median {statistics.median(floors):.2f} s CPU "
+                  f"(runs {', '.join(f'{f:.2f}' for f in floors)})")
             for replicas in sizes:
                 ratios = [w / s for w, s in zip(walls[replicas], walls[smallest])]
                 print(f"  {replicas:>6} replicas: median {statistics.median(walls[replicas]):6.2f} s "
                       f"(runs {', '.join(f'{w:.2f}' for w in walls[replicas])}); / {smallest}: median "
-                      f"x{statistics.median(ratios):.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)})")
+                      f"x{statistics.median(ratios):.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)}); CPU median "
+                      f"{statistics.median(cpus[replicas]):.2f} s (runs {', '.join(f'{c:.2f}' for c in cpus[replicas])}), "
+                      f"/ {smallest}: x{statistics.median(c / s for c, s in zip(cpus[replicas], cpus[smallest])):.2f}")
     return 0
 
 
@@ -84,9 +113,11 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
     parser.add_argument("--cli", action="store_true", help="time the labkit sim run command instead")
+    parser.add_argument("--output", nargs="+", choices=["table", "--json"], default=["table", "--json"],
+                        help="with --cli: which outputs to time (default both)")
     args = parser.parse_args()
     if args.cli:
-        return main_cli(sorted(args.replicas), args.repeat)
+        return main_cli(sorted(args.replicas), args.repeat, args.output)
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"load average before: {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "")
     print(f"{'replicas':>9} {'wall s':>8} {'events':>9} {'events/s':>10} {'ms/pod':>8} {'virtual s':>10}")

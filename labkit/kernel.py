@@ -18,9 +18,19 @@ import importlib
 import sys
 from pathlib import Path
 
-# What nearly every notebook of the lab imports in its first cells.
+# What nearly every notebook of the lab imports in its first cells. The simulator by its modules:
+# ``labkit.sim`` itself loads SimLab and simulate only when first used (a notebook's connect()).
 PRELOAD = ("matplotlib.pyplot", "labkit.checks", "labkit.lab", "labkit.notebook", "labkit.versions",
-           "labkit.sim", "labkit.plot", "labkit.display")
+           "labkit.sim.lab", "labkit.sim.run", "labkit.plot", "labkit.display")
+
+
+def preload() -> None:
+    """Import PRELOAD; a module that fails is left for the notebook's own cell to report."""
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the notebook meets the same error in its own cell
+            pass
 
 
 def main() -> int:
@@ -30,11 +40,7 @@ def main() -> int:
         del sys.path[0]
     from ipykernel import kernelapp
 
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the notebook meets the same error in its own cell
-            pass
+    preload()
     connection_file = sys.stdin.readline().strip()
     if not connection_file:
         return 0

@@ -147,7 +147,29 @@ class PodTable:
 
 def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
     """The ``kubectl get pods`` row of one pod, computed like kubectl's ``printPod``."""
-    now = time.time() if now is None else now
+    return pod_moments(pod).row(time.time() if now is None else now)
+
+
+class PodMoments(NamedTuple):
+    """A pod's row before the clock is read: its ages as the moments they count from (epoch
+    seconds). Everything in it depends only on the pod object, so a server can keep it per
+    resourceVersion (labkit/serve/tables.py) and only compute the ages per request."""
+
+    name: str
+    ready: str
+    status: str
+    restarts: int
+    created: float | None
+    last_restart: float | None
+
+    def row(self, now: float) -> PodRow:
+        age = now - self.created if self.created is not None else 0.0
+        last_restart_age = now - self.last_restart if (self.restarts and self.last_restart is not None) else None
+        return PodRow(self.name, self.ready, self.status, self.restarts, age, last_restart_age)
+
+
+def pod_moments(pod: dict) -> PodMoments:
+    """:class:`PodMoments` of one pod: kubectl's ``printPod`` rules, the one home of them."""
     meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
     conditions = status.get("conditions") or []
     restarts = 0
@@ -231,15 +253,13 @@ def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
     elif meta.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
         reason = "Terminating"
 
-    created = parse_time(meta.get("creationTimestamp"))
-    age = now - created if created is not None else 0.0
-    last_restart_age = now - last_restart if (restarts and last_restart is not None) else None
-    return PodRow(meta.get("name", ""), f"{ready}/{total}", reason, restarts, age, last_restart_age)
+    return PodMoments(meta.get("name", ""), f"{ready}/{total}", reason, restarts,
+                      parse_time(meta.get("creationTimestamp")), last_restart)
 
 
 def pod_status_text(pod: dict) -> str:
     """The STATUS column of ``kubectl get pods`` for one pod (Init:0/1, PodInitializing, Completed, ...)."""
-    return pod_row(pod, now=0.0).status
+    return pod_moments(pod).status
 
 
 # -- explaining a stuck wait -------------------------------------------------------------

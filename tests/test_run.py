@@ -7,7 +7,10 @@ PNG and a trace where the lab's notebooks would, so these tests check labkit run
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -325,6 +328,17 @@ def test_kernels_started_ahead_have_the_lab_imported_and_a_fresh_namespace(tmp_p
     assert [t[0] for t in texts] == ["preloaded False", "preloaded True", "preloaded True"]
     assert texts[0][1:] == texts[1][1:] == texts[2][1:] == [texts[0][1], f"cwd {folder}"]
     assert "LEAKED" not in texts[0][1] and "'grace_period_s'" in texts[0][1]  # the parameters, nothing else
+
+
+def test_a_kernel_started_ahead_has_what_a_notebooks_first_cells_load():
+    """After labkit.kernel's preload, opening the lab on the simulator (the notebooks' first cells)
+    and a simulation load no module of labkit: the kernel started ahead did that work."""
+    code = ("import sys\nfrom labkit import kernel\nkernel.preload()\nbefore = set(sys.modules)\n"
+            "from labkit.lab import connect\nlab = connect('sim', '1.29')\nfrom labkit.sim import simulate\n"
+            "lab.close()\nprint(sorted(m for m in set(sys.modules) - before if m.startswith('labkit')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MPLBACKEND": "agg"})
+    assert out.stdout.strip() == "[]"
 
 
 def test_a_failing_notebook_changes_nothing_for_the_others(books: Path, tmp_path: Path):

@@ -33,7 +33,7 @@ from . import world as W
 from .patch import PATCH_TYPES, PatchError
 from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, SUBRESOURCES, Resource
 from .store import Gone, Store, get_path
-from .tables import table
+from .tables import TableCache, table
 from .world import ApiError, World
 
 log = logging.getLogger("labkit.serve")
@@ -82,6 +82,7 @@ class Api:
         self.wake = asyncio.Event()
         self.closing = False
         self.timings: list[tuple[str, float]] | None = None   # (path, seconds in the handler); benchmarks/serve.py
+        self.tables = TableCache()   # list Tables from parts kept per object version
 
     # -- the app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -413,7 +414,9 @@ class Api:
         rv = str(self.store.rv)
         if "as=Table" in request.headers.get("Accept", ""):
             kind = resource.kind if resource.group_version != "events.k8s.io/v1" else "events.k8s.io"
-            return _json(table(kind, objs, rv, include=request.query.get("includeObject", "Metadata")))
+            return web.Response(body=self.tables.encode(kind, objs, rv, include=request.query.get("includeObject",
+                                                                                                  "Metadata")),
+                                content_type="application/json")
         return _json({"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
                       "metadata": {"resourceVersion": rv}, "items": objs})
 

@@ -5,10 +5,11 @@ pod STATUS rules."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
-from ..printers import human_duration, parse_time, pod_row
+from ..printers import human_duration, parse_time, pod_moments
 
 
 def _col(name: str, kind: str = "string", priority: int = 0, fmt: str = "", description: str = "") -> dict:
@@ -61,12 +62,21 @@ def _template_cells(spec: dict) -> list[str]:
             _selector_text(spec.get("selector"))]
 
 
+def _pod_wide(pod: dict) -> list[str]:
+    """The pod's wide columns (IP, NODE, NOMINATED NODE, READINESS GATES)."""
+    return [(pod.get("status") or {}).get("podIP") or "<none>", (pod.get("spec") or {}).get("nodeName") or "<none>",
+            "<none>", "<none>"]
+
+
+def _pod_cells(moments, wide: list[str], now: float) -> list[Any]:
+    return moments.row(now).cells() + wide
+
+
 def cells(kind: str, obj: dict, now: float) -> list[Any]:
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     age = _age(meta.get("creationTimestamp"), now)
     if kind == "Pod":
-        row = pod_row(obj, now=now).cells()
-        return row + [status.get("podIP") or "<none>", spec.get("nodeName") or "<none>", "<none>", "<none>"]
+        return _pod_cells(pod_moments(obj), _pod_wide(obj), now)
     if kind == "Job":
         types = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
         state = ("Complete" if "Complete" in types else "Failed" if "Failed" in types else
@@ -116,19 +126,87 @@ def cells(kind: str, obj: dict, now: float) -> list[Any]:
     return [meta.get("name"), age]
 
 
+def _row_object(obj: dict, include: str) -> dict | None:
+    if include == "Object":
+        return obj
+    if include != "None":
+        return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
+    return None
+
+
 def table(kind: str, objs: list[dict], rv: Any, *, include: str = "Metadata", headers: bool = True) -> dict:
     """A Table of ``objs``; ``include`` is the request's includeObject (None, Metadata, Object)."""
     now = time.time()
     rows = []
     for obj in objs:
         row: dict[str, Any] = {"cells": cells(kind, obj, now)}
-        if include == "Object":
-            row["object"] = obj
-        elif include != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": obj.get("metadata") or {}}
+        shown = _row_object(obj, include)
+        if shown is not None:
+            row["object"] = shown
         rows.append(row)
     body: dict[str, Any] = {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
                             "metadata": {"resourceVersion": str(rv) if rv is not None else ""}, "rows": rows}
     body["columnDefinitions"] = COLUMNS.get(kind, [NAME, AGE]) if headers else []
     return body
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+_string = json.encoder.encode_basestring_ascii   # json.dumps of one str (ensure_ascii, as _dumps)
+
+
+class TableCache:
+    """List Tables encoded from parts kept per object version.
+
+    ``kubectl get pods`` over 1,000 pods asks for a Table of all of them each time; what a row
+    holds apart from its ages (a pod's STATUS and READY by kubectl's rules, the row's object)
+    changes only when the object does. So each row's JSON is kept per object, keyed by its
+    resourceVersion, around the cells that read the clock; only those are made per request
+    (benchmarks/serve.py). The bytes are those of ``json.dumps(table(...), separators=(",",
+    ":"))`` (tests/test_serve_tables.py).
+    """
+
+    LIMIT = 50_000   # entries; past it the cache starts again (deleted objects' entries go too)
+
+    def __init__(self):
+        # (kind, include, namespace, name) -> (resourceVersion, pod moments or None, JSON before and after
+        # the clock's cells); a pod's clock cells are RESTARTS and AGE, other kinds' rows are made afresh
+        self._rows: dict[tuple[str, str, str, str], tuple[Any, Any, str, str]] = {}
+
+    def _parts(self, kind: str, obj: dict, include: str) -> tuple[Any, Any, str, str]:
+        meta = obj.get("metadata") or {}
+        key = (kind, include, meta.get("namespace") or "", meta.get("name") or "")
+        version = meta.get("resourceVersion")
+        found = self._rows.get(key)
+        if found is not None and version is not None and found[0] == version:
+            return found
+        shown = _row_object(obj, include)
+        after = "}" if shown is None else ',"object":' + _dumps(shown) + "}"
+        if kind == "Pod":
+            moments = pod_moments(obj)
+            before = '{"cells":' + _dumps([moments.name, moments.ready, moments.status])[:-1] + ","
+            after = "," + _dumps(_pod_wide(obj))[1:] + after
+            found = (version, moments, before, after)
+        else:
+            found = (version, None, "", after)
+        if len(self._rows) >= self.LIMIT:
+            self._rows.clear()
+        self._rows[key] = found
+        return found
+
+    def encode(self, kind: str, objs: list[dict], rv: Any, *, include: str = "Metadata") -> bytes:
+        now = time.time()
+        rows = []
+        for obj in objs:
+            _, moments, before, after = self._parts(kind, obj, include)
+            if moments is not None:
+                restarts, age = moments.row(now).cells()[3:]
+                rows.append(f"{before}{_string(restarts)},{_string(age)}{after}")
+            else:
+                rows.append('{"cells":' + _dumps(cells(kind, obj, now)) + after)
+        head = _dumps({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+                       "metadata": {"resourceVersion": str(rv) if rv is not None else ""}})
+        return (head[:-1] + ',"rows":[' + ",".join(rows) + '],"columnDefinitions":'
+                + _dumps(COLUMNS.get(kind, [NAME, AGE])) + "}").encode()

@@ -87,7 +87,8 @@ def format_timeline(trace: Trace, until_seconds: float | None = None) -> str:
             details.append(f"signal={e.extra.get('signal') or 'SIGTERM'}")
         rows.append((f"{e.t:.2f}", e.pod or e.object or "-", e.container or "-", kind, " ".join(details)))
     headers = ("t", "pod", "container", "event", "details")
-    widths = [max(len(headers[i]), max((len(r[i]) for r in rows), default=0)) for i in range(4)]
+    columns = list(zip(*rows))[:4] if rows else [()] * 4
+    widths = [max(len(headers[i]), max(map(len, columns[i]), default=0)) for i in range(4)]
     lines.append("")
     lines.append(f"{headers[0]:>{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:<{widths[2]}}  "
                  f"{headers[3]:<{widths[3]}}  {headers[4]}")
