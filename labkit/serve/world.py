@@ -73,6 +73,8 @@ class ApiError(Exception):
     """An error the API answers with a metav1.Status (see ``labkit.serve.http.status_body``)."""
 
     def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None):
+        if details is not None and details.get("group") == "":
+            details = {k: v for k, v in details.items() if k != "group"}   # StatusDetails: group,omitempty
         self.code, self.reason, self.message, self.details = code, reason, message, details
         super().__init__(message)
 
@@ -322,6 +324,8 @@ class World:
         given = pod.obj.get("metadata") or {}
         meta = obj["metadata"]
         meta["uid"] = ns.uid(pod)
+        if not meta.get("labels"):
+            meta.pop("labels", None)      # ObjectMeta: labels,omitempty
         for key in ("annotations", "generateName"):
             if given.get(key):
                 meta[key] = copy.deepcopy(given[key])
