@@ -341,6 +341,47 @@ def test_scenario(server, scenario):
     run_scenario(server.env, scenario)
 
 
+def _real_control_plane_or_skip() -> str:
+    """The version of the real control plane labkit node's build left here (skips when there is none)."""
+    from labkit.node.build import available_minors
+    from labkit.serve.control_plane import binaries
+
+    for minor in reversed(available_minors()):
+        folder, version = binaries(minor)
+        if folder is not None:
+            return version.lstrip("v")
+    pytest.skip("no control plane is built here (`labkit node up` builds one): labkit serve --control-plane real "
+                "cannot run")
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    """The simulated kubelet under a real control plane (labkit serve --control-plane real)."""
+    from labkit.serve import serve
+
+    version = _real_control_plane_or_skip()
+    from labkit.node import host
+
+    with serve(version, pace=PACE, kubeconfig=tmp_path_factory.mktemp("serve-real") / "kubeconfig",
+               control_plane="real") as srv:
+        started, state = dict(srv.plane.pids), srv.plane.state
+        yield srv
+    # stopped: every process it started has ended and its folder is gone
+    assert sorted(started) == ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    assert [name for name, (pid, began) in started.items() if host.alive(pid, began)] == []
+    assert not state.exists()
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_scenario_under_the_real_control_plane(real_server, name):
+    """The same kubectl scenarios, the simulated kubelet registered as the node of a real etcd,
+    kube-apiserver, controller-manager and scheduler: validation, dry-run, diff, scale, explain,
+    rollouts, UIDs and names are the real API server's and controllers'; what happens in the pods
+    is the simulator's (its Warning Events, its logs, no exec)."""
+    [scenario] = [s for s in scenarios(real_server.k8s_version) if s.name == name]
+    run_scenario(real_server.env, scenario)
+
+
 COMPARE_VERSION = os.environ.get("LABKIT_COMPARE_VERSION", "1.29")
 REAL_SCENARIOS = [s for s in scenarios(COMPARE_VERSION) if not s.only_simulator]
 
