@@ -2,10 +2,13 @@
 
 Each scenario is a list of :class:`Step`: a kubectl command and what a real API server makes
 kubectl do (exit status, a pattern its output must match, or a check of the JSON it printed).
-The steps only talk to a kubeconfig, so the same list can run against another server: set
-``LABKIT_COMPARE_KUBECONFIG`` to a real cluster's kubeconfig and these scenarios run there too
-(``test_scenario_on_another_cluster``), which is how the differential test against a real
-kube-apiserver will reuse them. Ground truth for each expectation is named beside it.
+The steps only talk to a kubeconfig, so the same list runs against other servers: under a real
+control plane with the simulated kubelet (``test_scenario_under_the_real_control_plane``,
+``labkit serve --control-plane real``), against any cluster named by ``LABKIT_COMPARE_KUBECONFIG``
+(``test_scenario_on_another_cluster``), and side by side with labkit's real node in
+tests/test_serve_differential.py. ``scenarios(version)`` words them as that version's
+components do; what means something only on a simulated node says why (``only_simulator``).
+Ground truth for each expectation is named beside it.
 
 What only the served simulator can show (its server log, its ticker) is tested below the
 scenarios, in-process.

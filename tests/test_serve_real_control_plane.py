@@ -81,6 +81,10 @@ def test_the_api_server_is_real_and_the_node_says_it_is_simulated(real_server):
     assert real_server.plane.version in node["metadata"]["annotations"]["labkit.dev/simulated"]
     assert node["status"]["nodeInfo"]["osImage"] == "labkit simulator (no OS)"
     assert node["status"]["nodeInfo"]["kubeletVersion"].endswith("-labkit-sim")
+    from labkit.tools import check_served_simulator
+
+    check = check_served_simulator(real_server.kubeconfig)       # labkit doctor's line
+    assert check.usable and "node: labkit's simulated kubelet (a model, no containers run)" in check.detail, check
     assert "labkit serve --control-plane real" not in real_server.describe()      # it says what, not how
     assert real_server.describe().startswith("labkit's simulated kubelet (a model: no container runs)")
     # what only a real API server has: server-side field management, its own uids
