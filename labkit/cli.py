@@ -110,7 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the simulator behind the Kubernetes API on 127.0.0.1, for kubectl",
                            description="Serve the simulator behind the Kubernetes API (wall-clock time times --pace) "
                                        "with its own kubeconfig and token; Ctrl-C or SIGTERM stops it.")
-    serve.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION, metavar="V", help="Kubernetes version (default: %(default)s)")
+    serve.add_argument("--k8s-version", default=None, metavar="V",
+                       help=f"Kubernetes version (default: {DEFAULT_K8S_VERSION}; with --control-plane real, the "
+                            "newest one whose control plane is built here)")
+    serve.add_argument("--control-plane", choices=("auto", "real", "simulated"), default="auto",
+                       help="real: labkit's simulated kubelet as the node of a real etcd, kube-apiserver, controller "
+                            "manager and scheduler (labkit node's build of that version); simulated: labkit's own API "
+                            "server; auto (default): real when that build is here (docs/serve.md)")
     serve.add_argument("--feature-gate", dest="feature_gates", action="append", default=[], metavar="NAME=BOOL",
                        help="set a feature gate (repeatable)")
     serve.add_argument("--port", type=int, default=0, metavar="P", help="port on 127.0.0.1 (default: a free one)")

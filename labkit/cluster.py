@@ -125,20 +125,40 @@ class ClusterLab:
 
     def _server_version(self) -> str:
         from .kubectl import parse_server_version
-        from .serve import is_served_simulator
+        from .served import CONTEXT, is_served_simulator
 
         try:
             git_version = self.kubectl.server_git_version()
         except ToolError as exc:
             raise BackendUnavailable(f"cannot reach the cluster of context {self.context!r}:\n{exc}") from None
-        if is_served_simulator(git_version):
+        # labkit serve --control-plane real: a real /version, its node says what is simulated
+        simulated_node = self._simulated_node() if self.context == CONTEXT and not is_served_simulator(git_version) \
+            else None
+        if is_served_simulator(git_version) or simulated_node:
             self.pace = self._served_pace()
             self.served_simulator = {"server_version": git_version, "pace": self.pace}
+            if simulated_node:   # labkit serve --control-plane real: a real API server, a simulated kubelet
+                self.served_simulator["node"] = simulated_node
         return parse_server_version(git_version)
 
+    def _simulated_node(self) -> str | None:
+        """What a node annotated ``labkit.dev/simulated`` (labkit.served) says it is (labkit serve's simulated kubelet
+        under a real control plane: the API server's version is a real one, the pods' lives are not)."""
+        try:
+            nodes = self.kubectl.json(["get", "nodes"], namespaced=False) or {}
+        except ToolError:
+            return None
+        from .served import SIMULATED_ANNOTATION
+
+        for node in nodes.get("items") or []:
+            said = ((node.get("metadata") or {}).get("annotations") or {}).get(SIMULATED_ANNOTATION)
+            if said:
+                return str(said)
+        return None
+
     def _served_pace(self) -> float:
-        """The served simulator's pace, from its node's annotation (labkit.serve.world.PACE_ANNOTATION)."""
-        from .serve.world import PACE_ANNOTATION
+        """The served simulator's pace, from its node's annotation (labkit.served.PACE_ANNOTATION)."""
+        from .served import PACE_ANNOTATION
 
         nodes = self.kubectl.json(["get", "nodes"], namespaced=False) or {}
         for node in nodes.get("items") or []:

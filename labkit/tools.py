@@ -134,7 +134,7 @@ def check_served_simulator(kubeconfig: str | os.PathLike, *, timeout: float = 2.
 
     import yaml
 
-    from .serve import is_served_simulator
+    from .served import is_served_simulator
 
     fix = "start one in a terminal: `labkit serve` (then `export KUBECONFIG=...` as it prints)"
     path = Path(kubeconfig)
@@ -155,8 +155,28 @@ def check_served_simulator(kubeconfig: str | os.PathLike, *, timeout: float = 2.
         reason = getattr(exc, "reason", exc)
         return ToolCheck("serve", True, False, detail=f"{url} (from {path}) does not answer: {reason}", fix=fix)
     if not is_served_simulator(version):
-        return ToolCheck("serve", True, False, detail=f"{url} (from {path}) is {version}, not labkit's simulator")
+        simulated = _simulated_node(url, token, context, timeout)    # labkit serve --control-plane real
+        if simulated is None:
+            return ToolCheck("serve", True, False, detail=f"{url} (from {path}) is {version}, not labkit's simulator")
+        return ToolCheck("serve", True, True, version, f"{url}; KUBECONFIG={path}; node: {simulated}")
     return ToolCheck("serve", True, True, version, f"{url}; KUBECONFIG={path}")
+
+
+def _simulated_node(url: str, token: str, context, timeout: float) -> str | None:
+    """What a node annotated ``labkit.dev/simulated`` says (a real API server, labkit's simulated kubelet)."""
+    import urllib.error
+    import urllib.request
+
+    from .served import SIMULATED_ANNOTATION
+
+    request = urllib.request.Request(url + "/api/v1/nodes", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+            nodes = json.loads(response.read()).get("items") or []
+    except (OSError, urllib.error.URLError, ValueError, AttributeError):
+        return None
+    said = [((n.get("metadata") or {}).get("annotations") or {}).get(SIMULATED_ANNOTATION) for n in nodes]
+    return next((s for s in said if s), None)
 
 
 def pick_backend(runner: Runner | None = None, k8s_version: str | None = None) -> tuple[str, str]:

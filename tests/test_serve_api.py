@@ -164,11 +164,9 @@ def test_unknown_patch_type_is_415_and_a_body_neither_json_nor_yaml_is_400(api, 
     api("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "robot"}})
     code, body = api("PATCH", f"/api/v1/namespaces/{ns}/serviceaccounts/robot", {"metadata": {}},
                      content_type="application/xml")
-    # negotiation.NewUnsupportedMediaTypeError with the patch types patch.go accepts
-    assert (code, body) == (415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
-                                        "- accepted media types include: application/json-patch+json, "
-                                        "application/merge-patch+json, application/strategic-merge-patch+json, "
-                                        "application/apply-patch+yaml"))
+    # go-restful refuses a Content-Type no PATCH route consumes before patch.go runs: its own
+    # message, as kube-apiserver v1.37.2 answers (tests/test_serve_differential.py records it)
+    assert (code, body) == (415, status(415, "UnsupportedMediaType", "415: Unsupported Media Type"))
     code, raw = api.raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", b"{not json: [", "application/json")
     body = json.loads(raw)
     assert (code, body["reason"], body["code"]) == (400, "BadRequest", 400)

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, LabkitError
+from ..served import CONTEXT, SIM_SUFFIX, is_served_simulator
 from ..versions import DEFAULT_K8S_VERSION
 
-SIM_SUFFIX = "-labkit-sim"
-CONTEXT = "labkit-sim"
 
 
 def default_kubeconfig(env: Mapping[str, str] | None = None) -> Path:
@@ -40,11 +39,6 @@ def default_kubeconfig(env: Mapping[str, str] | None = None) -> Path:
     from ..paths import cache_dir
 
     return cache_dir(env) / "serve-kubeconfig.yaml"
-
-
-def is_served_simulator(git_version: str) -> bool:
-    """Whether a server's ``/version`` gitVersion says it is labkit's served simulator."""
-    return str(git_version).endswith(SIM_SUFFIX)
 
 
 def write_kubeconfig(path: Path, url: str, token: str, ca: bytes) -> Path:
@@ -90,10 +84,12 @@ def running_server(kubeconfig: Path) -> str | None:
             version = json.load(response).get("gitVersion", "")
     except (OSError, ValueError):
         return None
-    return url if is_served_simulator(version) else None
+    # labkit's own context answering: the served simulator, or a real control plane labkit serve runs
+    return url if version else None
 
 
 NEEDS = ("aiohttp", "jsonpatch", "cryptography")
+CONTROL_PLANES = ("simulated", "real")
 
 
 def require_extra() -> None:
@@ -117,7 +113,8 @@ class Server:
 
     def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
                  pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
-                 seed: int = 0, token: str | None = None, history: int | None = None, names_seed: int | None = None):
+                 seed: int = 0, token: str | None = None, history: int | None = None, names_seed: int | None = None,
+                 control_plane: str = "simulated"):
         from ..versions import lab_feature_gates
 
         require_extra()
@@ -139,6 +136,11 @@ class Server:
         self._ticker: asyncio.Task | None = None
         self._stopped: asyncio.Event | None = None
         self.next_wakeup: float | None = None    # wall time the ticker sleeps until (None: until a request)
+        if control_plane not in CONTROL_PLANES:
+            raise InvalidInput(f"must be one of {', '.join(CONTROL_PLANES)}, got {control_plane!r}", field="--control-plane")
+        self.control_plane = control_plane        # "simulated": labkit's API server; "real": docs/serve.md
+        self.plane = None                          # the real control plane's processes (control_plane.ControlPlane)
+        self.kubelet = None                        # the simulated kubelet under it (kubelet.SimulatedKubelet)
 
     # -- on the loop ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,6 +156,13 @@ class Server:
                                "first (Ctrl-C in its terminal), or give this one its own --kubeconfig PATH",
                                source=os.fspath(self.kubeconfig))
         self.loop = asyncio.get_running_loop()
+        if self.control_plane == "real":
+            try:
+                await self._start_under_real_control_plane()
+            except BaseException:
+                await self.stop()
+                raise
+            return
         self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed,
                            names_seed=self.names_seed)
         # The first admission imports the kubernetes client's models (about a second): do it now,
@@ -190,6 +199,44 @@ class Server:
         self._stopped = asyncio.Event()
         self._ticker = asyncio.create_task(self._tick())
 
+    async def _start_under_real_control_plane(self) -> None:
+        """etcd, kube-apiserver, the controllers and the scheduler (labkit node's builds), and the
+        simulated kubelet registered as their node; the kubeconfig is the API server's."""
+        from ..versions import KubeVersion
+        from .control_plane import ControlPlane
+        from .kubelet import SimulatedKubelet
+        from .store import Store
+        from .world import NODE, World
+
+        self.plane = ControlPlane(KubeVersion.parse(self.k8s_version).minor_str, node_name=NODE,
+                                  feature_gates=self.feature_gates, port=self.port)
+        starting = self.loop.run_in_executor(None, self.plane.start)
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:   # Ctrl-C while it starts: let the start stop what it started
+            self.plane.stopping = True
+            with contextlib.suppress(BaseException):
+                await starting
+            raise
+        except OSError as exc:
+            raise LabkitError(f"the control plane could not start: {exc}") from None
+        self.world = World(Store(), self.plane.version.lstrip("v"), self.feature_gates, pace=self.pace, seed=self.seed,
+                           names_seed=self.names_seed)
+        self.kubelet = SimulatedKubelet(self.world, self.plane.url, self.plane.client_ssl(), self.plane.ca,
+                                        self.plane.version)
+        await self.kubelet.start()
+        self.url, self.port, self.ca, self.token = (self.plane.url, self.plane.layout.ports.apiserver, self.plane.ca,
+                                                    self.plane.token)
+        write_kubeconfig(self.kubeconfig, self.url, self.token, self.ca)
+
+    def describe(self) -> str:
+        """What this server is, in one line (printed at start; truthful about what is simulated)."""
+        if self.control_plane == "real":
+            return (f"labkit's simulated kubelet (a model: no container runs) as node labkit-sim-node under a real "
+                    f"control plane {self.plane.version} (etcd, kube-apiserver, kube-controller-manager, "
+                    f"kube-scheduler, built by labkit node), pace {self.pace:g}")
+        return f"the labkit simulator (Kubernetes v{self.world.version}, simulated, pace {self.pace:g})"
+
     async def _tick(self) -> None:
         """Advance the simulator to the wall clock; sleep until its next event or a request wakes it."""
         import time
@@ -205,6 +252,12 @@ class Server:
                 await asyncio.wait_for(api.wake.wait(), timeout=delay)
 
     async def stop(self) -> None:
+        if self.kubelet is not None:
+            await self.kubelet.stop()
+            self.kubelet = None
+        if self.plane is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.plane.stop)
+            self.plane = None
         if self.api is not None:
             self.api.closing = True
             self.api.wake.set()
@@ -238,10 +291,13 @@ class Server:
 @contextlib.contextmanager
 def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
           pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0,
-          history: int | None = None, names_seed: int | None = None) -> Iterator[Server]:
-    """Run a served simulator in a background thread; stopped (nothing left listening) on exit."""
+          history: int | None = None, names_seed: int | None = None,
+          control_plane: str = "simulated") -> Iterator[Server]:
+    """Run a served simulator in a background thread; stopped (nothing left listening, no process
+    left running) on exit. ``control_plane="real"``: the simulated kubelet under a real control
+    plane (docs/serve.md)."""
     server = Server(k8s_version, feature_gates, port=port, pace=pace, kubeconfig=kubeconfig, seed=seed, names_seed=names_seed,
-                    history=history)
+                    history=history, control_plane=control_plane)
     ready = threading.Event()
     failure: list[BaseException] = []
     loop = asyncio.new_event_loop()
@@ -274,7 +330,7 @@ def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool]
 
 
 def main(args) -> int:
-    """``labkit serve``: serve until Ctrl-C or SIGTERM."""
+    """``labkit serve``: serve until Ctrl-C or SIGTERM (also while it starts), then stop all it started."""
     import logging
 
     from ..sim.cli import parse_gate
@@ -285,23 +341,55 @@ def main(args) -> int:
     if not 0 <= args.port <= 65535:
         raise InvalidInput(f"must be a port number (0-65535), got {args.port}", field="--port")
     logging.basicConfig(level=logging.WARNING, format="labkit serve: %(message)s", stream=sys.stderr)
-    server = Server(args.k8s_version, gates or None, port=args.port, pace=args.pace, kubeconfig=args.kubeconfig)
+    version, control_plane, why = choose_control_plane(args.control_plane, args.k8s_version)
+    server = Server(version, gates or None, port=args.port, pace=args.pace, kubeconfig=args.kubeconfig,
+                    control_plane=control_plane)
 
     async def run() -> None:
-        await server.start()
-        print(f"labkit serve: the labkit simulator (Kubernetes v{server.world.version}, simulated, pace "
-              f"{server.pace:g}) on {server.url}; Ctrl-C stops it", flush=True)
-        print(f"export KUBECONFIG={server.kubeconfig}; kubectl get pods -w", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        starting = asyncio.create_task(server.start())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            print("labkit serve: stopped while starting", flush=True)
+            return
+        starting.result()        # a failed start has stopped what it started; its error is the message
+        print(f"labkit serve: {server.describe()} on {server.url}; Ctrl-C stops it" + (f" ({why})" if why else ""),
+              flush=True)
+        print(f"export KUBECONFIG={server.kubeconfig}; kubectl get pods -w", flush=True)
+        await stopped
         await server.stop()
         print("labkit serve: stopped", flush=True)
 
     asyncio.run(run())
     return 0
+
+
+def choose_control_plane(asked: str, k8s_version: str | None) -> tuple[str, str, str]:
+    """(version, "real" or "simulated", why not real) for ``--control-plane auto|real|simulated``:
+    auto takes the real control plane when labkit node's build of that version is here."""
+    from ..node.build import available_minors
+    from ..versions import KubeVersion
+    from .control_plane import binaries
+
+    if asked == "simulated":
+        return k8s_version or DEFAULT_K8S_VERSION, "simulated", ""
+    if k8s_version is None and asked == "real":     # the newest version whose binaries are here
+        built = [m for m in reversed(available_minors()) if binaries(m)[0] is not None]
+        k8s_version = built[0] if built else (available_minors() or [DEFAULT_K8S_VERSION])[-1]
+    version = k8s_version or DEFAULT_K8S_VERSION
+    folder, why = binaries(KubeVersion.parse(version).minor_str)
+    if folder is not None:
+        return version, "real", ""
+    if asked == "real":
+        raise InvalidInput(why, field="--control-plane real")
+    return version, "simulated", f"no real control plane: {why}"
 
 
 __all__ = ["Server", "serve", "is_served_simulator", "write_kubeconfig", "SIM_SUFFIX"]

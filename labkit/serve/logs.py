@@ -23,14 +23,16 @@ def _stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
-async def logs(api, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+async def logs(api, request: web.Request, namespace: str, name: str, container: str | None = None) -> web.StreamResponse:
+    """The log of one container (``container``, else the query's); ``api`` has the ``world`` and
+    says when it is ``closing`` (the served API, or the simulated kubelet's log endpoint)."""
     world = api.world
     query = request.query
     ns = world.namespaces.get(namespace)
     pod = ns.cluster.pods.get(name) if ns is not None else None
     if pod is None or pod.deleted:
         raise not_found("pods", name)
-    container = query.get("container")
+    container = container or query.get("container")
     if not container:
         if len(pod.containers) == 1:
             container = pod.containers[0].name

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInput
+from ..served import PACE_ANNOTATION, SIMULATED_ANNOTATION
 from ..sim.api import admit
 from ..sim.cluster import POD_UPDATE_FORBIDDEN, Cluster, Workload, gc_paused
 from ..sim.pods import SimPod
@@ -41,7 +42,6 @@ log = logging.getLogger("labkit.serve")
 
 NODE = "labkit-sim-node"          # the one node; the name says what it is
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-PACE_ANNOTATION = "labkit.dev/pace"   # on the node: the served simulator's pace
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # apimachinery/pkg/util/rand alphanums
 SIM_WARNING, SIM_COMPONENT = "SimulatorAssumption", "labkit-simulator"   # the simulator's own Warning Events
 RUNTIME = "labkit-sim"            # containerIDs and containerRuntimeVersion: no container runtime ran them
@@ -73,6 +73,8 @@ class ApiError(Exception):
     """An error the API answers with a metav1.Status (see ``labkit.serve.http.status_body``)."""
 
     def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None):
+        if details is not None and details.get("group") == "":
+            details = {k: v for k, v in details.items() if k != "group"}   # StatusDetails: group,omitempty
         self.code, self.reason, self.message, self.details = code, reason, message, details
         super().__init__(message)
 
@@ -322,6 +324,8 @@ class World:
         given = pod.obj.get("metadata") or {}
         meta = obj["metadata"]
         meta["uid"] = ns.uid(pod)
+        if not meta.get("labels"):
+            meta.pop("labels", None)      # ObjectMeta: labels,omitempty
         for key in ("annotations", "generateName"):
             if given.get(key):
                 meta[key] = copy.deepcopy(given[key])
@@ -695,7 +699,7 @@ class World:
                 "metadata": {"name": NODE, "uid": str(uuid.uuid4()), "creationTimestamp": now,
                              "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux",
                                         "node-role.kubernetes.io/control-plane": ""},
-                             "annotations": {"labkit.dev/simulated": "labkit's model of the kubelet, not a real node",
+                             "annotations": {SIMULATED_ANNOTATION: "labkit's model of the kubelet, not a real node",
                                              # simulated seconds per wall-clock second: a recorder
                                              # turns wall-clock times into the simulation's
                                              PACE_ANNOTATION: f"{self.pace:g}"}},
