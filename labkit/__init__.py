@@ -7,8 +7,8 @@ Kubernetes client, matplotlib and papermill are imported only when used.
 
 import sys
 
-from .errors import (BackendUnavailable, CheckFailed, InvalidInput, LabkitError, ToolError,
-                     TraceError, WaitTimeout)
+from .errors import (BackendUnavailable, CheckFailed, Invalid, InvalidInput, LabkitError, NotFound, ToolError,
+                     TraceError, WaitTimeout, WillNeverHappen)
 from .lab import connect
 from .trace import Event, Pod, Span, Trace, load_trace
 
@@ -48,7 +48,7 @@ def _trace_pretty(trace: Trace, printer, cycle: bool) -> None:
 register_notebook_views()
 
 __all__ = [
-    "BackendUnavailable", "CheckFailed", "Event", "InvalidInput", "LabkitError", "Pod", "Span",
-    "ToolError", "Trace", "TraceError", "WaitTimeout", "connect", "load_trace", "register_notebook_views",
+    "BackendUnavailable", "CheckFailed", "Event", "Invalid", "InvalidInput", "LabkitError", "NotFound", "Pod",
+    "Span", "ToolError", "Trace", "TraceError", "WaitTimeout", "WillNeverHappen", "connect", "load_trace", "register_notebook_views",
     "__version__",
 ]
