@@ -31,10 +31,11 @@ from .contract import LabBody
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
 from .kubectl import Kubectl, Runner, api_error
 from .names import dns1123_label_errors
+from .objects import PACE_ANNOTATION
 from .printers import describe_pods
 from .refs import Ref
 from .trace import Trace
-from .versions import KubeVersion, behaviour
+from .versions import KubeVersion, behaviour, is_served_simulator
 
 _APPLIED = re.compile(r"^(\S+/\S+) (created|configured|unchanged|serverside-applied)\b")
 NAMESPACE_PREFIX = "labkit-"
@@ -122,7 +123,6 @@ class ClusterLab(LabBody):
 
     def _server_version(self) -> str:
         from .kubectl import parse_server_version
-        from .serve import is_served_simulator
 
         try:
             git_version = self.kubectl.server_git_version()
@@ -134,9 +134,7 @@ class ClusterLab(LabBody):
         return parse_server_version(git_version)
 
     def _served_pace(self) -> float:
-        """The served simulator's pace, from its node's annotation (labkit.serve.world.PACE_ANNOTATION)."""
-        from .serve.world import PACE_ANNOTATION
-
+        """The served simulator's pace, from its node's annotation (labkit.objects.PACE_ANNOTATION)."""
         nodes = self.kubectl.json(["get", "nodes"], namespaced=False) or {}
         for node in nodes.get("items") or []:
             value = ((node.get("metadata") or {}).get("annotations") or {}).get(PACE_ANNOTATION)

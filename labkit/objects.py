@@ -26,6 +26,10 @@ from typing import Any
 
 from .errors import InvalidInput
 
+# On the served simulator's node (labkit serve): its pace, simulated seconds per wall second, so a
+# client (the cluster backend) counts in the server's seconds (docs/serve.md).
+PACE_ANNOTATION = "labkit.dev/pace"
+
 # -- containers ------------------------------------------------------------------------------
 
 

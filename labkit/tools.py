@@ -134,7 +134,7 @@ def check_served_simulator(kubeconfig: str | os.PathLike, *, timeout: float = 2.
 
     import yaml
 
-    from .serve import is_served_simulator
+    from .versions import is_served_simulator
 
     fix = "start one in a terminal: `labkit serve` (then `export KUBECONFIG=...` as it prints)"
     path = Path(kubeconfig)

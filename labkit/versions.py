@@ -18,6 +18,19 @@ SIDECAR_GATE = "SidecarContainers"
 OLDEST_MINOR = 27
 NEWEST_MINOR = 37
 
+# What labkit's served simulator (labkit serve) adds to its /version gitVersion (v1.29.0-labkit-sim),
+# so that no client takes it for a Kubernetes cluster (docs/serve.md).
+SERVED_SIMULATOR_SUFFIX = "-labkit-sim"
+
+
+def is_served_simulator(git_version: str) -> bool:
+    """Whether a server's ``/version`` gitVersion says it is labkit's served simulator.
+
+    >>> is_served_simulator("v1.29.0-labkit-sim"), is_served_simulator("v1.29.14")
+    (True, False)
+    """
+    return str(git_version).endswith(SERVED_SIMULATOR_SUFFIX)
+
 
 @dataclass(frozen=True, order=True)
 class KubeVersion:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, LabkitError
-from ..versions import DEFAULT_K8S_VERSION
+from ..versions import DEFAULT_K8S_VERSION, is_served_simulator
+from ..versions import SERVED_SIMULATOR_SUFFIX as SIM_SUFFIX
 
-SIM_SUFFIX = "-labkit-sim"
 CONTEXT = "labkit-sim"
 
 
@@ -40,11 +40,6 @@ def default_kubeconfig(env: Mapping[str, str] | None = None) -> Path:
     from ..paths import cache_dir
 
     return cache_dir(env) / "serve-kubeconfig.yaml"
-
-
-def is_served_simulator(git_version: str) -> bool:
-    """Whether a server's ``/version`` gitVersion says it is labkit's served simulator."""
-    return str(git_version).endswith(SIM_SUFFIX)
 
 
 def write_kubeconfig(path: Path, url: str, token: str, ca: bytes) -> Path:

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInput
+from ..objects import PACE_ANNOTATION  # on the node: the served simulator's pace
 from ..sim.api import admit
 from ..sim.cluster import POD_UPDATE_FORBIDDEN, Cluster, Workload, gc_paused
 from ..sim.pods import SimPod
@@ -41,7 +42,6 @@ log = logging.getLogger("labkit.serve")
 
 NODE = "labkit-sim-node"          # the one node; the name says what it is
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-PACE_ANNOTATION = "labkit.dev/pace"   # on the node: the served simulator's pace
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # apimachinery/pkg/util/rand alphanums
 SIM_WARNING, SIM_COMPONENT = "SimulatorAssumption", "labkit-simulator"   # the simulator's own Warning Events
 RUNTIME = "labkit-sim"            # containerIDs and containerRuntimeVersion: no container runtime ran them
