@@ -6,11 +6,12 @@ notebook that waits 30 s for a grace period runs in milliseconds. With ``pace=1.
 advances with the wall clock instead, so a learner can watch a timeline grow (listeners
 registered with ``add_listener`` are called as it does).
 
+>>> from labkit.notebook import repo_path
 >>> lab = SimLab("1.29", quiet=True)
->>> lab.apply("manifests/job-sidecar.yaml")                          # doctest: +SKIP
+>>> lab.apply(repo_path("manifests/job-sidecar.yaml"))
 ['job.batch/sidecar-job created']
->>> round(lab.wait("job/sidecar-job", "Complete"), 1)                # doctest: +SKIP
-12.6
+>>> round(lab.wait("job/sidecar-job", "Complete"), 1)                # virtual seconds, at once
+11.8
 """
 
 from __future__ import annotations
