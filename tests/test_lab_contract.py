@@ -169,6 +169,9 @@ def test_delete_by_label_waits_until_the_pods_are_gone(lab):
     with pytest.raises(WaitTimeout) as info:
         lab.wait("pod/sleeper", "Succeeded", timeout=2)
     assert str(info.value).splitlines()[0] == "timed out after 2s waiting for condition Succeeded on pod/sleeper"
+    with pytest.raises(InvalidInput) as info:
+        lab.logs("sleeper", previous=True)
+    assert str(info.value) == 'Error from server (BadRequest): previous terminated container "main" in pod "sleeper" not found'
     assert lab.delete("pods -l app=contract", timeout=60) == ['pod "sleeper" deleted']
     assert [row.name for row in lab.pods()] == []
     assert lab.delete("pods -l app=contract") == []

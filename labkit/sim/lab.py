@@ -284,8 +284,10 @@ class SimLab(LabBody):
             if inst is None and c.waiting_reason == "CrashLoopBackOff":
                 inst = c.inst
             if inst is None:
-                raise InvalidInput(f'previous terminated container "{c.name}" in pod "{target.name}" not found',
-                                   field="previous")
+                # the kubelet's answer (pkg/kubelet/kubelet_pods.go validateContainerLogStatus),
+                # as kubectl prints the API server's 400
+                raise InvalidInput(f'Error from server (BadRequest): previous terminated container "{c.name}" '
+                                   f'in pod "{target.name}" not found')
         if inst is None:
             return f'(container "{c.name}" in pod "{target.name}" is waiting to start: no logs yet)'
         end = (inst.end if inst.end is not None else self.cluster.env.now) - inst.start
