@@ -148,8 +148,9 @@ class ClusterLab(LabBody):
 
     def _gates(self, k8s_version: str | None, feature_gates: dict[str, bool] | None) -> dict[str, bool]:
         server = KubeVersion.parse(self.kubernetes_version)
-        if k8s_version is not None and KubeVersion.parse(k8s_version).minor != server.minor:
-            self._say(f"# note: Kubernetes {KubeVersion.parse(k8s_version).minor_str} was asked for, but context "
+        asked = None if k8s_version is None else KubeVersion.parse(k8s_version)
+        if asked is not None and asked.minor != server.minor:
+            self._say(f"# note: Kubernetes {asked.minor_str} was asked for, but context "
                       f"{self.context} runs {self.kubernetes_version}; the lab uses the cluster's version")
         gates = dict(feature_gates or {})
         try:
