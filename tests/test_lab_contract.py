@@ -231,3 +231,16 @@ def test_a_closed_lab_refuses_every_call_but_keeps_its_trace(lab):
             call()
         assert (type(info.value), str(info.value)) == (LabkitError, CLOSED)
     assert isinstance(lab.trace(), Trace)
+
+
+CRASHER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crasher"},
+           "spec": {"terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "main", "image": "alpine:3.20", "command": ["sh", "-c", "echo ran; exit 1"]}]}}
+
+
+def test_logs_previous_reads_the_run_the_status_shows_as_last_state(lab):
+    lab.apply([CRASHER])
+    lab.sleep(8)                         # the first exit, then CrashLoopBackOff
+    [row] = lab.pods()
+    assert row.restarts >= 1 or row.status in ("Error", "CrashLoopBackOff"), row
+    assert lab.logs("crasher", previous=True).splitlines() == ["ran"]

@@ -277,12 +277,8 @@ class SimLab(LabBody):
         if c is None:
             raise InvalidInput(f"container {container!r} is not valid for pod {target.name} "
                                f"(containers: {', '.join(target.container_names())})", field="container")
-        inst = c.inst
+        inst = c.previous_run() if previous else c.inst
         if previous:
-            # The run before the current one: what the status shows as lastState.
-            inst = c.last_exit if c.last_exit is not None and c.last_exit is not c.inst else None
-            if inst is None and c.waiting_reason == "CrashLoopBackOff":
-                inst = c.inst
             if inst is None:
                 # the kubelet's answer (pkg/kubelet/kubelet_pods.go validateContainerLogStatus),
                 # as kubectl prints the API server's 400
@@ -354,8 +350,7 @@ def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[f
                                   "restartCount": inst.attempt if inst is not None else 0,
                                   "ready": c.st_ready, "started": c.st_started}
         if inst is None:
-            reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
-            status["state"] = {"waiting": {"reason": reason}}
+            status["state"] = {"waiting": {"reason": pod.waiting_reason_of(c)}}
         elif state == "running":
             status["state"] = {"running": {"startedAt": stamp(inst.start)}}
         elif state == "waiting" and not pod.terminated:   # exited, waiting out its back-off
