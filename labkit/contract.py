@@ -388,3 +388,10 @@ class LabBody:
     def _say_lines(self, lines: list[str]) -> None:
         for line in lines:
             self._say(line)
+
+
+# help(lab.wait) on every backend reads the contract's own words: one text per method, in Lab.
+for _name in ("apply", "delete", "wait", "sleep", "pods", "logs", "set_image", "add_listener", "remove_listener",
+              "reset", "close"):
+    getattr(LabBody, _name).__doc__ = getattr(Lab, _name).__doc__
+del _name
