@@ -7,18 +7,19 @@ Kubernetes client, matplotlib and papermill are imported only when used.
 
 import sys
 
-from .errors import (BackendUnavailable, CheckFailed, InvalidInput, LabkitError, ToolError,
-                     TraceError, WaitTimeout)
+from .errors import (BackendUnavailable, CheckFailed, Invalid, InvalidInput, LabkitError, NotFound, ToolError,
+                     TraceError, WaitTimeout, WillNeverHappen)
 from .lab import connect
+from .printers import PodTable
 from .trace import Event, Pod, Span, Trace, load_trace
 
 __version__ = "0.1.0"
 
 
 def register_notebook_views(shell=None) -> bool:
-    """Show traces in IPython and Jupyter the way ``labkit.display`` draws them.
+    """Show traces and pod tables in IPython and Jupyter the way ``labkit.display`` draws them.
 
-    The trace is data and imports no view; the package registers the view with the running
+    The trace and ``labkit.printers.PodTable`` are data and import no view; the package registers the view with the running
     IPython shell instead (done on import; ``labkit.display`` itself loads only when a trace
     is shown). Returns whether a shell was found.
     """
@@ -30,7 +31,14 @@ def register_notebook_views(shell=None) -> bool:
     formatters = shell.display_formatter.formatters
     formatters["text/html"].for_type(Trace, _trace_html)
     formatters["text/plain"].for_type(Trace, _trace_pretty)
+    formatters["text/html"].for_type(PodTable, _pods_html)
     return True
+
+
+def _pods_html(table: PodTable) -> str:
+    from .display import pods_html
+
+    return pods_html(table)
 
 
 def _trace_html(trace: Trace) -> str:
@@ -48,7 +56,7 @@ def _trace_pretty(trace: Trace, printer, cycle: bool) -> None:
 register_notebook_views()
 
 __all__ = [
-    "BackendUnavailable", "CheckFailed", "Event", "InvalidInput", "LabkitError", "Pod", "Span",
-    "ToolError", "Trace", "TraceError", "WaitTimeout", "connect", "load_trace", "register_notebook_views",
+    "BackendUnavailable", "CheckFailed", "Event", "Invalid", "InvalidInput", "LabkitError", "NotFound", "Pod",
+    "Span", "ToolError", "Trace", "TraceError", "WaitTimeout", "WillNeverHappen", "connect", "load_trace", "register_notebook_views",
     "__version__",
 ]

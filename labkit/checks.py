@@ -257,8 +257,11 @@ def never(trace: Trace, event_type: str, container: str | None = None, *, pod: s
 def gap(trace: Trace, from_event: str, to_event: str, *, pod: str | None = None) -> Passed:
     """Seconds from the first ``from_event`` to the first ``to_event`` after it.
 
-    >>> gap(trace, "sidecar-job Exited", "JobComplete")    # doctest: +SKIP
-    ✓ 'sidecar-job Exited' (10.68 s) → 'JobComplete' (12.91 s): 2.23 s
+    >>> from labkit.notebook import repo_path
+    >>> from labkit.sim import simulate
+    >>> trace = simulate([repo_path("manifests/job-sidecar.yaml")], k8s_version="1.29")
+    >>> gap(trace, "sidecar-job Exited", "JobComplete")
+    ✓ 'sidecar-job Exited' (10.36 s) → 'JobComplete' (11.75 s): 1.39 s
     """
     start, end = _EventSpec.parse(from_event), _EventSpec.parse(to_event)
 

@@ -190,7 +190,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_sim_run(args: argparse.Namespace) -> int:
     from .sim.cli import main as sim_run_main
 
-    return sim_run_main(args)
+    trace = sim_run_main(args)
+    if args.plot:
+        from .plot import plot_trace, save_figure
+
+        path = save_figure(plot_trace(trace), args.plot)
+        if not args.json:
+            print(f"\nTimeline drawn to {path}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -22,19 +22,17 @@ import re
 import secrets
 import string
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
+from .contract import LabBody
 from .errors import BackendUnavailable, InvalidInput, LabkitError, ToolError, WaitTimeout
-from .kubectl import Kubectl, Runner
+from .kubectl import Kubectl, Runner, api_error
 from .names import dns1123_label_errors
-from .objects import wait_state
-from .printers import PodTable, describe_pods
-from .refs import Ref, check_condition, parse_ref, wait_args
+from .printers import describe_pods
+from .refs import Ref
 from .trace import Trace
 from .versions import KubeVersion, behaviour
 
@@ -47,7 +45,7 @@ def random_namespace() -> str:
     return NAMESPACE_PREFIX + "".join(secrets.choice(alphabet) for _ in range(5))
 
 
-class ClusterLab:
+class ClusterLab(LabBody):
     """The lab contract (:class:`labkit.contract.Lab`) against an existing kubeconfig context.
 
     ``k8s_version`` is what the notebook expects; the cluster's own version wins and a
@@ -76,12 +74,11 @@ class ClusterLab:
         # seed and pace are the simulator's options: a real cluster runs once, at wall-clock pace
         # (a served simulator says its own). ignored_options: other backends' options
         # (cluster_name, keep_cluster), so that one connect() call opens any backend.
+        self._init_body()
         self.why = f"backend={self.backend!r} was asked for"  # connect() says why it picked it
         self.closed = False
         self.quiet = quiet
         self.sleep_fn, self.clock, self.wall_clock = sleep, clock, wall_clock
-        self._listeners: list[Callable[[Trace], Any]] = []
-        self._listener_lock = threading.Lock()
         self._applied: list[str] = []
         self._owns_namespace = False
         self._recorder = None
@@ -173,8 +170,9 @@ class ClusterLab:
 
     def _gates(self, k8s_version: str | None, feature_gates: dict[str, bool] | None) -> dict[str, bool]:
         server = KubeVersion.parse(self.kubernetes_version)
-        if k8s_version is not None and KubeVersion.parse(k8s_version).minor != server.minor:
-            self._say(f"# note: Kubernetes {KubeVersion.parse(k8s_version).minor_str} was asked for, but context "
+        asked = None if k8s_version is None else KubeVersion.parse(k8s_version)
+        if asked is not None and asked.minor != server.minor:
+            self._say(f"# note: Kubernetes {asked.minor_str} was asked for, but context "
                       f"{self.context} runs {self.kubernetes_version}; the lab uses the cluster's version")
         gates = dict(feature_gates or {})
         try:
@@ -245,136 +243,85 @@ class ClusterLab:
                 print(f"labkit: the recorder had trouble: {self._recorder.errors[-1]}", file=sys.stderr)
             self._recorder = None
 
-    def _notify(self) -> None:
-        with self._listener_lock:
-            listeners = list(self._listeners)
-        if not listeners:
-            return
-        trace = self.trace()
-        for listener in listeners:
-            try:
-                listener(trace)
-            except Exception as exc:  # a broken display must not stop the recording
-                print(f"labkit: a trace listener failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    # -- the transport under labkit.contract.LabBody -----------------------------------------
+    def _show(self, argv: list[str]) -> None:
+        self.kubectl.show(argv[1:])
 
-    def add_listener(self, fn: Listener) -> Callable[[], None]:
-        """Call ``fn(trace)`` (from the recorder's thread) whenever new events arrive; returns an unsubscribe."""
-        with self._listener_lock:
-            self._listeners.append(fn)
-        return lambda: self.remove_listener(fn)
+    def _run(self, args: list[str], **options: Any):
+        """One kubectl call the lab makes for the learner (shown as the body's line, not this
+        one); an API error becomes labkit's typed error (:func:`labkit.kubectl.api_error`)."""
+        try:
+            return self.kubectl.run(args, show=False, **options)
+        except ToolError as exc:
+            raise api_error(exc) from exc
 
-    def remove_listener(self, fn: Listener) -> None:
-        with self._listener_lock:
-            if fn in self._listeners:
-                self._listeners.remove(fn)
-
-    # -- the lab API ------------------------------------------------------------------
-    def apply(self, source: Any) -> list[str]:
-        """``kubectl apply -f``: a path, YAML text, or objects; returns kubectl's lines."""
-        self._check_open()
-        lines = self.kubectl.apply(source)
+    def _apply(self, source: Any) -> list[str]:
+        try:
+            lines = self.kubectl.apply(source, show=False)
+        except ToolError as exc:
+            raise api_error(exc) from exc
         for line in lines:
             match = _APPLIED.match(line.strip())
             if match and match.group(1) not in self._applied:
                 self._applied.append(match.group(1))
         return lines
 
-    def delete(self, ref: str, grace_period: int | None = None, wait: bool = True,
-               timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
-        """``kubectl delete``; a workload is deleted in the foreground, so waiting covers its pods.
+    def _get(self, ref: Ref) -> dict | None:
+        return self.kubectl.get(ref.args[0])
 
-        ``grace_period`` for a workload is given to its pods (deleting the pods themselves
-        with ``--grace-period``, as a Deployment or Job does not pass it on).
-        """
-        self._check_open()
-        target = parse_ref(ref)
+    def _select(self, ref: Ref) -> list[str]:
+        found = self.kubectl.json(["get", "pods", "-l", ref.selector_text]) or {}
+        return [pod["metadata"]["name"] for pod in found.get("items") or []]
+
+    def _delete(self, ref: Ref, grace_period: int | None) -> list[str]:
+        """A workload is deleted in the foreground, so waiting for it covers its pods;
+        ``grace_period`` for a workload is given to its pods (deleting the pods themselves with
+        ``--grace-period``, as a Deployment or Job does not pass it on)."""
         grace = [] if grace_period is None else [f"--grace-period={grace_period}"] + (["--force"] if grace_period == 0 else [])
-        selector = target.selector_text
-        if grace_period is not None and target.kind != "Pod":
-            obj = self.kubectl.get(target.args[0]) or {}
+        selector = ref.selector_text
+        if grace_period is not None and ref.kind != "Pod":
+            obj = self.kubectl.get(ref.args[0]) or {}
             labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
             selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or None
-        args = ["delete", *target.args, "--wait=false"]
-        if target.kind != "Pod":
+        args = ["delete", *ref.args, "--wait=false"]
+        if ref.kind != "Pod":
             args.append("--cascade=foreground")
         else:
             args += grace
-        lines = self.kubectl.run(args).stdout.splitlines()
-        if selector and target.kind != "Pod":
-            lines += self.kubectl.run(["delete", "pods", "-l", selector, *grace, "--wait=false"]).stdout.splitlines()
-        if wait:
-            self._wait(target, "Deleted", timeout)
+        lines = self._run(args).stdout.splitlines()
+        if selector and ref.kind != "Pod":
+            lines += self._run(["delete", "pods", "-l", selector, *grace, "--wait=false"]).stdout.splitlines()
         return lines
 
-    def wait(self, ref: str, condition: str, timeout: float = DEFAULT_TIMEOUT_S) -> float:
-        """Wait until ``ref`` meets ``condition`` (``labkit.objects.wait_state``); returns the seconds
-        waited. WaitTimeout (with the pods' story) if it does not."""
-        self._check_open()
-        target = parse_ref(ref)
-        check_condition(target, condition)
-        return self._wait(target, condition, timeout)
+    def _now(self) -> float:
+        return self.clock() * self.pace
 
-    def _wait(self, target: Ref, condition: str, timeout: float, *, show: bool = True) -> float:
-        if show:
-            self.kubectl.show(wait_args(target, condition, timeout))
-        start, first = self.clock(), True
-        while True:
-            objects = self._objects(target)
-            if condition != "Deleted":
-                if objects == [None] and first:
-                    raise InvalidInput(f"Error from server (NotFound): {target.args[0]} not found", field="ref")
-                if not objects and self.clock() - start >= min(SELECTOR_GRACE_S, timeout / self.pace):
-                    raise InvalidInput(f"no matching resources found for {' '.join(target.args)!r}", field="ref")
-            states = [wait_state(target.kind, condition, obj) for obj in objects] or [(False, None)]
-            waited = (self.clock() - start) * self.pace
-            never = next((why for _, why in states if why), None)
-            if never:
-                raise LabkitError(f"{' '.join(target.args)} will not become {condition}: {never}\n{self._diagnose()}")
-            if all(done for done, _ in states):  # held at the first look: nothing was waited for
-                return 0.0 if first else round(waited, 3)
-            if waited >= timeout:
-                missing = " (it does not exist)" if objects == [None] else ""
-                raise WaitTimeout(f"{' '.join(target.args)} not {condition} after {timeout:g}s{missing}\n"
-                                  f"{self._diagnose()}")
-            first = False
-            self.sleep_fn(self.POLL_S)
+    def _pass(self, seconds: float, until: Callable[[], bool] | None) -> bool:
+        """Sleep (in polls of POLL_S while ``until`` is given, the caller having just looked)."""
+        end = self.clock() + seconds / self.pace
+        while (left := end - self.clock()) > 0:
+            self.sleep_fn(left if until is None else min(self.POLL_S, left))
+            if until is not None and until():
+                return True
+        return until is None
 
-    def _objects(self, target: Ref) -> list[dict | None]:
-        """The object ``target`` names (None if it does not exist), or the pods its selector matches."""
-        if target.selector is None:
-            return [self.kubectl.get(target.args[0])]
-        found = self.kubectl.json(["get", "pods", "-l", target.selector_text]) or {}
-        return list(found.get("items") or [])
-
-    def _diagnose(self) -> str:
+    def _story(self, ref: Ref) -> str:
         try:
             return describe_pods(self.kubectl.get_pods(), self.kubectl.events())
         except LabkitError as exc:
             return f"(could not read the pods: {exc})"
 
-    def sleep(self, seconds: float) -> None:
-        """Let time pass while the recorder keeps watching (simulated seconds on a served simulator)."""
-        self.sleep_fn(seconds / self.pace)
+    def _pod_list(self) -> tuple[list[dict], float]:
+        return self.kubectl.get_pods(), self.wall_clock()
 
-    def pods(self) -> PodTable:
-        """The pods as ``kubectl get pods`` shows them."""
-        self._check_open()
-        self.kubectl.show(["get", "pods"])
-        return PodTable.from_pods(self.kubectl.get_pods(), now=self.wall_clock(), namespace=self.namespace)
+    def _logs(self, ref: Ref, container: str | None, previous: bool) -> str:
+        try:
+            return self.kubectl.logs(ref.args[0], container, previous=previous, show=False)
+        except ToolError as exc:
+            raise api_error(exc) from exc
 
-    def logs(self, pod: str, container: str | None = None, *, previous: bool = False) -> str:
-        """``kubectl logs POD [-c CONTAINER]``; ``pod`` may also be ``job/NAME`` or ``deployment/NAME``."""
-        self._check_open()
-        return self.kubectl.logs(pod, container, previous=previous)
-
-    def set_image(self, ref: str, container: str, image: str) -> list[str]:
-        """``kubectl set image pod/NAME|deployment/NAME CONTAINER=IMAGE``."""
-        self._check_open()
-        target = parse_ref(ref)
-        if target.selector is not None or target.kind == "Job":
-            raise InvalidInput(f"set image takes pod/NAME or deployment/NAME, not {ref!r} (a Job's template "
-                               "cannot change)", field="ref")
-        return self.kubectl.run(["set", "image", *target.args, f"{container}={image}"]).stdout.splitlines()
+    def _set_image(self, ref: Ref, container: str, image: str) -> list[str]:
+        return self._run(["set", "image", *ref.args, f"{container}={image}"]).stdout.splitlines()
 
     def trace(self) -> Trace:
         """What was recorded since the lab started (or since ``reset()``)."""
@@ -383,9 +330,8 @@ class ClusterLab:
             return Trace(self.backend, self.kubernetes_version, dict(self.feature_gates), extra=extra)
         return self._builder.trace()
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         """Delete everything the lab made and start a new trace (a fresh namespace when labkit owns it)."""
-        self._check_open()
         self._stop_recording()
         if self._owns_namespace:
             self.kubectl.run(["delete", "namespace", self.namespace, "--wait=false"], namespaced=False)
@@ -397,11 +343,8 @@ class ClusterLab:
         self._applied = []
         self._start_recording()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Stop recording and delete what labkit made here (its namespace, or what it applied)."""
-        if self.closed:
-            return
-        self.closed = True
         atexit.unregister(self._atexit)
         self._stop_recording()
         if self.namespace is None:
@@ -420,25 +363,6 @@ class ClusterLab:
             self.close()
         except Exception:  # the interpreter is going away; nothing left to report to
             pass
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise LabkitError("this lab is closed; open a new one with labkit.connect()")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            self.close()
-        except Exception as cleanup:
-            if exc[0] is None:
-                raise
-            print(f"labkit: cleaning up after the error failed too: {cleanup}", file=sys.stderr)
-
-    def _say(self, message: str) -> None:
-        if not self.quiet:
-            print(message, flush=True)
 
     def __repr__(self) -> str:
         served = " (labkit's served simulator)" if self.served_simulator else ""

@@ -32,6 +32,7 @@ from typing import Any
 
 from .objects import normal_stop_exit
 from .plot import backend_name, trace_note  # labkit.plot imports matplotlib only when it draws
+from .progress import interactive_frontend
 
 # Pods listed in a summary; a trace of a big Deployment says how many more there are.
 MAX_PODS = 20
@@ -297,30 +298,6 @@ class TimelineFigure:
 
 
 # -- live view ------------------------------------------------------------------------
-def interactive_frontend() -> tuple[bool, str]:
-    """Whether a person is watching this kernel's output, and why (not).
-
-    Yes only in an IPython kernel whose current request came from an interactive
-    frontend: JupyterLab, Notebook and VS Code send ``allow_stdin: true`` with each
-    execution, while nbclient (and so papermill and ``labkit run``) sends false.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False, "IPython is not installed"
-    kernel = getattr(get_ipython(), "kernel", None)
-    if kernel is None:
-        return False, "not running in a Jupyter kernel"
-    try:
-        parent = kernel.get_parent()
-    except Exception:  # an older or foreign kernel without get_parent()
-        parent = getattr(kernel, "_parent_header", None) or {}
-    content = (parent or {}).get("content") or {}
-    if not content.get("allow_stdin", False):
-        return False, "executed headless (nbclient/papermill): no one is watching"
-    return True, "interactive Jupyter frontend"
-
-
 def live_updates_supported(env: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """Whether to redraw in place: an interactive frontend, unless ``LABKIT_LIVE=0`` in ``env`` (``os.environ``)."""
     env = os.environ if env is None else env

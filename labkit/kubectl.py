@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import BackendUnavailable, ToolError
+from .errors import BackendUnavailable, Invalid, InvalidInput, LabkitError, NotFound, ToolError
 from .manifests import manifest_input
 from .refs import show_command
 
@@ -136,13 +137,13 @@ class Kubectl:
                             f"not JSON: {exc.msg}") from None
 
     # -- the calls a lab makes -------------------------------------------------------
-    def apply(self, source: Any) -> list[str]:
+    def apply(self, source: Any, *, show: bool = True) -> list[str]:
         """Apply a manifest path, YAML text or objects; returns kubectl's lines ("job.batch/x created")."""
         path, text = manifest_input(source)
         if path is not None:
-            result = self.run(["apply", "-f", path])
+            result = self.run(["apply", "-f", path], show=show)
         else:
-            result = self.run(["apply", "-f", "-"], input=text)
+            result = self.run(["apply", "-f", "-"], input=text, show=show)
         return result.stdout.splitlines()
 
     def get_pods(self) -> list[dict]:
@@ -157,13 +158,13 @@ class Kubectl:
         data = self.json(["get", "events"])
         return list((data or {}).get("items", []))
 
-    def logs(self, pod: str, container: str | None = None, *, previous: bool = False) -> str:
+    def logs(self, pod: str, container: str | None = None, *, previous: bool = False, show: bool = True) -> str:
         args = ["logs", pod]
         if container:
             args += ["-c", container]
         if previous:
             args.append("--previous")
-        return self.run(args).stdout
+        return self.run(args, show=show).stdout
 
     def server_version(self) -> str:
         """The API server's version, e.g. ``1.29.14`` (``kubectl version -o json``)."""
@@ -177,6 +178,39 @@ class Kubectl:
             raise ToolError(self.argv(["version", "-o", "json"], namespaced=False), 0, json.dumps(data),
                             "no serverVersion in the answer: is the cluster reachable?")
         return git
+
+
+# How kubectl prints an API error (k8s.io/kubectl v0.37.2 pkg/cmd/util/helpers.go): a 422
+# Invalid as ``The <Kind> "<name>" is invalid: <field>: <message>`` (several causes: one
+# ``* <field>: <message>`` line each, after the first line), any other Status as ``Error from
+# server (<Reason>): <message>`` (``StandardErrorMessage``).
+_INVALID = re.compile(r'^(?:error: )?The (?P<kind>\S+) "(?P<name>[^"]*)" is invalid: ?(?P<rest>.*)$')
+_FROM_SERVER = re.compile(r"^Error from server \((?P<reason>\w+)\): (?P<message>.*)$")
+
+
+def api_error(exc: ToolError) -> LabkitError:
+    """The typed error for a kubectl call the API server refused, read from kubectl's stderr in
+    the forms above: Invalid (with its causes), NotFound, or InvalidInput for another refusal
+    (BadRequest, AlreadyExists, ...); ``exc`` itself when kubectl printed something else."""
+    lines = [line for line in exc.stderr.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        invalid = _INVALID.match(line.strip())
+        if invalid:
+            rest = invalid["rest"].strip()
+            texts = [rest] if rest else [ln.strip()[2:] for ln in lines[i + 1:] if ln.strip().startswith("* ")]
+            causes = [tuple(text.split(": ", 1)) if ": " in text else ("", text) for text in texts]
+            if not causes:
+                break
+            field, message = causes[0]
+            more = len(causes) - 1
+            if more:
+                message += f" (and {more} more error{'s' if more > 1 else ''})"
+            return Invalid(message, field=field or None, causes=causes)
+        server = _FROM_SERVER.match(line.strip())
+        if server:
+            cls = NotFound if server["reason"] == "NotFound" else InvalidInput
+            return cls(line.strip(), field="ref" if cls is NotFound else None)
+    return exc
 
 
 def parse_server_version(git_version: str) -> str:

@@ -139,11 +139,6 @@ class PodTable:
 
     __repr__ = __str__
 
-    def _repr_html_(self) -> str:
-        from .display import pods_html
-
-        return pods_html(self)
-
 
 def pod_row(pod: dict, *, now: float | None = None) -> PodRow:
     """The ``kubectl get pods`` row of one pod, computed like kubectl's ``printPod``."""

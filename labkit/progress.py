@@ -28,7 +28,7 @@ def is_interactive(env: Mapping[str, str] | None = None, stream: Any = None) -> 
     """True when a person is watching: a live Jupyter frontend or a terminal, and not CI.
 
     In a kernel, a cell run from JupyterLab/Notebook/VS Code is interactive and one run by
-    nbclient (papermill, ``labkit run``) is not: see :func:`labkit.display.interactive_frontend`.
+    nbclient (papermill, ``labkit run``) is not: see :func:`interactive_frontend`.
     ``LABKIT_PROGRESS=0``/``1`` wins over every guess; ``CI`` means nobody is watching.
     """
     env = os.environ if env is None else env
@@ -40,11 +40,33 @@ def is_interactive(env: Mapping[str, str] | None = None, stream: Any = None) -> 
     if any(env.get(name, "").strip().lower() not in ("", "0", "false") for name in _CI_VARIABLES):
         return False
     if _in_jupyter_kernel():
-        from .display import interactive_frontend  # JupyterLab asks with allow_stdin, nbclient does not
-
-        return interactive_frontend()[0]
+        return interactive_frontend()[0]  # JupyterLab asks with allow_stdin, nbclient does not
     stream = sys.stderr if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def interactive_frontend() -> tuple[bool, str]:
+    """Whether a person is watching this kernel's output, and why (not).
+
+    Yes only in an IPython kernel whose current request came from an interactive
+    frontend: JupyterLab, Notebook and VS Code send ``allow_stdin: true`` with each
+    execution, while nbclient (and so papermill and ``labkit run``) sends false.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False, "IPython is not installed"
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None:
+        return False, "not running in a Jupyter kernel"
+    try:
+        parent = kernel.get_parent()
+    except Exception:  # an older or foreign kernel without get_parent()
+        parent = getattr(kernel, "_parent_header", None) or {}
+    content = (parent or {}).get("content") or {}
+    if not content.get("allow_stdin", False):
+        return False, "executed headless (nbclient/papermill): no one is watching"
+    return True, "interactive Jupyter frontend"
 
 
 def _in_jupyter_kernel() -> bool:

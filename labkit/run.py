@@ -14,9 +14,10 @@ A notebook can ask for parameters of its own when it runs headless, in its metad
 ``labkit run`` passes them (09-exercises would otherwise stop at the first exercise the
 learner has not solved); a ``-p`` of the same name wins over them.
 
->>> report = run_notebooks(["notebooks/04-native-sidecar-job.ipynb"], backend="sim")  # doctest: +SKIP
->>> report.failed  # doctest: +SKIP
-[]
+From Python (a kernel per notebook: seconds, so not a doctest; ``tests/test_run.py`` runs it)::
+
+    report = run_notebooks(["notebooks/04-native-sidecar-job.ipynb"], backend="sim")
+    report.failed   # []
 """
 
 from __future__ import annotations

@@ -14,5 +14,9 @@ CONTEXT = "labkit-sim"                      # the context of the kubeconfig labk
 
 
 def is_served_simulator(git_version: str) -> bool:
-    """Whether a server's ``/version`` gitVersion says it is labkit's served simulator."""
+    """Whether a server's ``/version`` gitVersion says it is labkit's served simulator.
+
+    >>> is_served_simulator("v1.29.0-labkit-sim"), is_served_simulator("v1.29.14")
+    (True, False)
+    """
     return str(git_version).endswith(SIM_SUFFIX)

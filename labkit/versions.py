@@ -19,6 +19,7 @@ OLDEST_MINOR = 27
 NEWEST_MINOR = 37
 
 
+
 @dataclass(frozen=True, order=True)
 class KubeVersion:
     """A Kubernetes version given as ``1.29`` or ``1.29.3`` (a leading ``v`` is accepted)."""

@@ -29,6 +29,7 @@ def _make_trace(containers, events, *, pod="web", backend="sim", version="1.29.0
     """A one-pod trace. ``containers``: (name, role[, probes]); ``events``: (t, container|None, type[, extras]).
 
     >>> _make_trace([("proxy", "sidecar")], [(0, "proxy", "Started"), (1, "proxy", "Exited", {"exit_code": 0})])
+    <Trace sim k8s 1.29.0: 1 pod(s) [web=?], 2 events over 1.0s>
     """
     trace = Trace(backend=backend, kubernetes_version=version, feature_gates={"SidecarContainers": True})
     trace.add_pod(Pod(pod, owner=owner, containers=[ContainerInfo(c[0], c[1], tuple(c[2]) if len(c) > 2 else ())

@@ -271,11 +271,12 @@ def test_a_trace_without_events_shows_its_summary_and_no_image():
 
 
 def test_pod_tables_render_like_kubectl_get_pods_in_html_and_text():
+    from labkit.display import pods_html
     from labkit.printers import PodRow, PodTable
 
     table = PodTable([PodRow("sidecar-job-x7k2p", "0/2", "Completed", 0, 75),
                       PodRow("web-<1>", "1/2", "CrashLoopBackOff", 4, 300, last_restart_age=130)])
-    markup = table._repr_html_()
+    markup = pods_html(table)
     parsed = parse(markup)
     assert texts(parsed.rows[0]) == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert texts(parsed.rows[1]) == ["sidecar-job-x7k2p", "0/2", "Completed", "0", "75s"]
@@ -287,7 +288,15 @@ def test_pod_tables_render_like_kubectl_get_pods_in_html_and_text():
     assert repr(table).splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert repr(table).splitlines()[2].split() == ["web-<1>", "1/2", "CrashLoopBackOff", "4", "(2m10s", "ago)", "5m"]
     empty = PodTable([], namespace="default")
-    assert "No resources found in default namespace." in empty._repr_html_()
+    assert "No resources found in default namespace." in pods_html(empty)
+    # a notebook shows the table as this HTML: labkit registers the view, the table imports none
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import labkit
+
+    shell = InteractiveShell.instance()
+    assert labkit.register_notebook_views(shell)
+    assert shell.display_formatter.format(table)[0]["text/html"] == markup
 
 
 def test_importing_labkit_and_its_display_stays_light():

@@ -44,4 +44,5 @@ def test_one_simulator_module_loads_only_what_it_needs():
     modules = loaded_after("import labkit.sim.timing")
     labkit_modules = sorted(m for m in modules if m.startswith("labkit"))
     assert labkit_modules == ["labkit", "labkit.contract", "labkit.errors", "labkit.lab", "labkit.objects",
-                              "labkit.sim", "labkit.sim.timing", "labkit.trace", "labkit.versions"]
+                              "labkit.printers", "labkit.refs", "labkit.sim", "labkit.sim.timing", "labkit.trace",
+                              "labkit.versions"]

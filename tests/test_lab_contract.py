@@ -2,7 +2,9 @@
 
 The signatures are checked on every backend class; the behaviour on each backend that runs
 here: the simulator always, the cluster backend on a served simulator where one can be
-started, kind where Docker and kind exist (LABKIT_KIND_TESTS=1).
+started, labkit's real node when it runs, kind where Docker and kind exist (LABKIT_KIND_TESTS=1).
+Error cases are asserted by class and whole message, the same constants for every backend, so
+a backend whose wording or class drifts fails here.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from labkit.cluster import ClusterLab
-from labkit.contract import DEFAULT_TIMEOUT_S, Lab
-from labkit.errors import InvalidInput, LabkitError
+from labkit.contract import CLOSED, DEFAULT_TIMEOUT_S, Lab
+from labkit.errors import InvalidInput, LabkitError, NotFound, WaitTimeout, WillNeverHappen
 from labkit.kind import KindLab
 from labkit.printers import PodTable
 from labkit.sim import SimLab
@@ -118,9 +120,17 @@ def test_wait_refuses_what_it_cannot_mean(lab):
         lab.wait("job/no-such-job", "Complete", timeout=5)
     with pytest.raises(InvalidInput, match="not 'service'"):
         lab.wait("service/x", "Ready")
-    with pytest.raises(LabkitError, match="will not become Failed: the Job is Complete"):
-        lab.wait("job/sidecar-job", "Complete", timeout=180)
+    lab.wait("job/sidecar-job", "Complete", timeout=180)
+    with pytest.raises(WillNeverHappen) as info:
         lab.wait("job/sidecar-job", "Failed", timeout=30)
+    assert str(info.value).startswith("job/sidecar-job will not become Failed: the Job is Complete")
+    [pod] = [row.name for row in lab.pods()]
+    assert lab.wait(f"pod/{pod}", "Succeeded", timeout=5) == 0.0      # held at the first look
+    with pytest.raises(WillNeverHappen) as info:
+        lab.wait(f"pod/{pod}", "Ready", timeout=30)
+    assert str(info.value).splitlines()[0] == (
+        f"pod/{pod} will not become Ready: the pod already finished (phase Succeeded) without being Ready; "
+        "a fast Job pod can skip Ready entirely, so wait for job/NAME Complete instead")
 
 
 def test_listeners_and_logs(lab):
@@ -145,3 +155,92 @@ def test_set_image_rolls_a_deployment(lab):
         ["deployment.apps/sidecar-deploy image updated"]
     with pytest.raises(InvalidInput, match="a Job's template cannot change"):
         lab.set_image("job/x", "c", "i")
+
+
+# -- error cases and edge paths: the same class and message on every backend -------------------
+SLEEPER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper", "labels": {"app": "contract"}},
+           "spec": {"terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "main", "image": "alpine:3.20", "command": ["sleep", "3600"]}]}}
+
+
+def test_delete_by_label_waits_until_the_pods_are_gone(lab):
+    assert lab.apply([SLEEPER]) == ["pod/sleeper created"]
+    assert lab.wait("pods -l app=contract", "Ready", timeout=120) >= 0
+    with pytest.raises(WaitTimeout) as info:
+        lab.wait("pod/sleeper", "Succeeded", timeout=2)
+    assert str(info.value).splitlines()[0] == "timed out after 2s waiting for condition Succeeded on pod/sleeper"
+    with pytest.raises(InvalidInput) as info:
+        lab.logs("sleeper", previous=True)
+    assert str(info.value) == 'Error from server (BadRequest): previous terminated container "main" in pod "sleeper" not found'
+    assert lab.delete("pods -l app=contract", timeout=60) == ['pod "sleeper" deleted']
+    assert [row.name for row in lab.pods()] == []
+    assert lab.delete("pods -l app=contract") == []
+    assert lab.wait("pods -l app=contract", "Deleted", timeout=5) >= 0
+    with pytest.raises(NotFound) as info:
+        lab.wait("pods -l app=contract", "Ready", timeout=5)
+    assert str(info.value) == "ref: no matching resources found for 'pods -l app=contract'"
+
+
+def test_a_missing_object_is_not_found_on_every_call(lab):
+    calls = [(lambda: lab.wait("job/nope", "Complete", timeout=5), 'jobs.batch "nope"'),
+             (lambda: lab.delete("job/nope", timeout=5), 'jobs.batch "nope"'),
+             (lambda: lab.delete("deploy/nope", grace_period=0, wait=False), 'deployments.apps "nope"'),
+             (lambda: lab.logs("nope"), 'pods "nope"'),
+             (lambda: lab.logs("job/nope"), 'jobs.batch "nope"'),
+             (lambda: lab.set_image("pod/nope", "c", "alpine:3.21"), 'pods "nope"')]
+    for call, named in calls:
+        with pytest.raises(NotFound) as info:
+            call()
+        assert str(info.value) == f"ref: Error from server (NotFound): {named} not found"
+        assert info.value.status["reason"] == "NotFound" and info.value.status["code"] == 404
+    assert lab.wait("job/nope", "Deleted", timeout=5) == 0.0
+
+
+BAD_ARGUMENTS = [
+    ("sleep", (-1,), {}, "seconds: expected a number of seconds >= 0, got -1"),
+    ("sleep", ("2",), {}, "seconds: expected a number of seconds >= 0, got '2'"),
+    ("delete", ("job/x",), {"grace_period": -3}, "grace_period: expected a whole number of seconds >= 0, got -3"),
+    ("delete", ("job/x",), {"grace_period": 1.5}, "grace_period: expected a whole number of seconds >= 0, got 1.5"),
+    ("delete", ("job/x",), {"timeout": -1}, "timeout: expected a number of seconds >= 0, got -1"),
+    ("wait", ("job/x", "Complete"), {"timeout": float("nan")}, "timeout: expected a number of seconds >= 0, got nan"),
+    ("wait", ("job/x", "Available"), {},
+     "condition: cannot wait for 'Available' on a job (choose one of Complete, Failed, Deleted)"),
+    ("wait", ("service/x", "Ready"), {}, "ref: labkit handles pods, Jobs and Deployments, not 'service' (in 'service/x')"),
+    ("wait", ("",), {"condition": "Ready"}, "ref: expected a reference like job/sidecar-job or 'pods -l app=x', got ''"),
+    ("logs", ("pods -l app=x",), {}, "pod: logs takes one pod, job/NAME or deployment/NAME, not a selector ('pods -l app=x')"),
+    ("set_image", ("job/x", "c", "i"), {},
+     "ref: set image takes pod/NAME or deployment/NAME, not 'job/x' (a Job's template cannot change)"),
+]
+
+
+def test_invalid_arguments_are_refused_before_anything_is_sent(lab):
+    for method, args, kwargs, message in BAD_ARGUMENTS:
+        with pytest.raises(InvalidInput) as info:
+            getattr(lab, method)(*args, **kwargs)
+        assert (type(info.value), str(info.value)) == (InvalidInput, message), (method, args, kwargs)
+
+
+def test_a_closed_lab_refuses_every_call_but_keeps_its_trace(lab):
+    lab.close()
+    lab.close()                          # idempotent
+    calls = [lambda: lab.apply([SLEEPER]), lambda: lab.wait("job/x", "Complete"), lambda: lab.delete("job/x"),
+             lambda: lab.sleep(1), lab.pods, lambda: lab.logs("x"), lambda: lab.set_image("pod/x", "c", "i"),
+             lab.reset]
+    for call in calls:
+        with pytest.raises(LabkitError) as info:
+            call()
+        assert (type(info.value), str(info.value)) == (LabkitError, CLOSED)
+    assert isinstance(lab.trace(), Trace)
+
+
+CRASHER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crasher"},
+           "spec": {"terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "main", "image": "alpine:3.20", "command": ["sh", "-c", "echo ran; exit 1"]}]}}
+
+
+def test_logs_previous_reads_the_run_the_status_shows_as_last_state(lab):
+    lab.apply([CRASHER])
+    lab.sleep(8)                         # the first exit, then CrashLoopBackOff
+    [row] = lab.pods()
+    assert row.restarts >= 1 or row.status in ("Error", "CrashLoopBackOff"), row
+    assert lab.logs("crasher", previous=True).splitlines() == ["ran"]

@@ -361,17 +361,18 @@ def test_watch_from_a_resource_version_too_old_is_410_gone(api, ns):
 
 
 def test_admission_keeps_every_error_and_prints_the_first():
-    from labkit.sim.api import InvalidObject, admit
+    from labkit.errors import Invalid
+    from labkit.sim.api import admit
     from labkit.versions import behaviour
 
     bad = pod("twice", initContainers=[{"name": "side", "image": "envoy:1", "restartPolicy": "OnFailure",
                                         "startupProbe": {"exec": {"command": ["true"]}}}])
-    with pytest.raises(InvalidObject) as err:
+    with pytest.raises(Invalid) as err:
         admit(bad, behaviour("1.29"), source="pod.yaml")
     # what the CLI prints is unchanged: the first error and a count
     assert str(err.value) == ('pod.yaml: spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": '
                               'supported values: "Always" (and 1 more error)')
-    assert err.value.errors == [
+    assert err.value.causes == [
         ("spec.initContainers[0].restartPolicy", 'Unsupported value: "OnFailure": supported values: "Always"'),
         ("spec.initContainers[0].startupProbe", "Forbidden: may not be set for init containers without "
                                                 "restartPolicy=Always")]

@@ -46,17 +46,14 @@ async def logs(api, request: web.Request, namespace: str, name: str, container: 
         raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
     previous = _bool(query, "previous")
     if previous:
-        # the run the pod's status shows as lastState.terminated (validateContainerLogStatus reads
-        # the container id from there): the exited run while it waits out CrashLoopBackOff,
-        # otherwise the run before the current one (labkit.sim.lab.pod_json)
-        inst = c.st_inst if c.st_state == "waiting" and c.st_inst is not None else c.st_last
-        if inst is None or inst.end is None:
+        inst = c.previous_run()
+        if inst is None:
             raise ApiError(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found')
     else:
         inst = c.inst
         if inst is None:
-            reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
-            raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+            raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
+                           f"{pod.waiting_reason_of(c)}")
     timestamps = _bool(query, "timestamps")
     try:
         tail = int(query["tailLines"]) if "tailLines" in query else None

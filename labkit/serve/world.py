@@ -794,7 +794,7 @@ def invalid(kind: str, name: str, exc: InvalidInput) -> ApiError:
     if "(AlreadyExists)" in message:
         return ApiError(409, "AlreadyExists", message.split("): ", 1)[-1],
                         details={"name": name, "group": _GROUPS[kind], "kind": kind.lower() + "s"})
-    errors = getattr(exc, "errors", None)
+    errors = getattr(exc, "causes", None)
     if not errors:
         if " is invalid: " in message and field and f"{field}: " in message:
             message = message.split(f"{field}: ", 1)[1]

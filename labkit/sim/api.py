@@ -42,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidInput
+from ..errors import Invalid, InvalidInput
 from ..objects import pod_spec_of
 from ..versions import Behaviour
 from .decoding import _Decoder
@@ -54,15 +54,6 @@ from .validation import _validate, _warnings_for_pod_spec
 # kind -> (apiVersion, model name in api_fields.json, which keeps the kubernetes client's names)
 KINDS = {"Pod": ("v1", "V1Pod"), "Job": ("batch/v1", "V1Job"), "Deployment": ("apps/v1", "V1Deployment")}
 
-
-class InvalidObject(InvalidInput):
-    """An object the API server refuses with several field errors: the message (what the CLI
-    prints) is the first one and a count; ``errors`` keeps every (path, message), in the
-    server's order, for the ``422 Invalid`` causes of ``labkit serve`` (labkit/serve/world.py)."""
-
-    def __init__(self, message: str, *, source: str, field: str, errors: list[tuple[str, str]]):
-        super().__init__(message, source=source, field=field)
-        self.errors = errors
 
 
 @dataclass
@@ -107,7 +98,7 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
     something the real server does silently. Raises InvalidInput, naming ``source`` and the
     field path, where the real API server (or kubectl) would refuse the object; with several
     errors the message is the first one in the server's order plus "(and N more errors)", and
-    the exception (an InvalidObject) keeps them all.
+    the exception (``labkit.errors.Invalid``) keeps them all as ``causes``.
     """
     kind = _check_kind(obj, source)
     decoder = _Decoder(behaviour.minor)
@@ -136,6 +127,6 @@ def admit(obj: dict, behaviour: Behaviour, *, source: str = "<input>") -> Admitt
         path, message = noted[0]
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
-        raise InvalidObject(message, source=source, field=path, errors=noted)
+        raise Invalid(message, source=source, field=path, causes=noted)
     spec, _ = pod_spec_of(stored)
     return Admitted(stored, _warnings_for_pod_spec(spec, kind) + warnings)

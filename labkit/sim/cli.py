@@ -130,8 +130,9 @@ FLAGS = {"k8s_version": "--k8s-version", "feature_gates": "--feature-gate", "del
          "until_seconds": "--until-seconds"}
 
 
-def main(args) -> int:
-    """``labkit sim run``: simulate, then print the timeline (or the JSON trace) and plot."""
+def main(args) -> Trace:
+    """``labkit sim run``: simulate, then print the timeline (or the JSON trace); returns the trace
+    (``labkit.cli`` draws it with ``--plot``: the simulator imports no view)."""
     gates: dict[str, bool] = {}
     for text in args.feature_gates:
         name, value = parse_gate(text)
@@ -145,10 +146,4 @@ def main(args) -> int:
                 raise InvalidInput(exc.message, field=FLAGS[exc.field]) from None
             raise
         print(trace.to_json() if args.json else format_timeline(trace, args.until_seconds))
-    if args.plot:
-        from ..plot import plot_trace, save_figure
-
-        path = save_figure(plot_trace(trace), args.plot)
-        if not args.json:
-            print(f"\nTimeline drawn to {path}")
-    return 0
+    return trace

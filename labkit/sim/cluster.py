@@ -653,8 +653,7 @@ class Cluster:
             inst = c.inst
             restarts = max(0, c.starts - 1)
             if inst is None:
-                reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
-                containers[c.name] = ContainerFinal("waiting", restarts, None, reason)
+                containers[c.name] = ContainerFinal("waiting", restarts, None, pod.waiting_reason_of(c))
             elif inst.end is None:
                 containers[c.name] = ContainerFinal("running", restarts)
             elif c.waiting_reason == "CrashLoopBackOff" and not pod.terminated and pod.deletion_requested_at is None:

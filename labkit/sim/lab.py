@@ -6,28 +6,27 @@ notebook that waits 30 s for a grace period runs in milliseconds. With ``pace=1.
 advances with the wall clock instead, so a learner can watch a timeline grow (listeners
 registered with ``add_listener`` are called as it does).
 
+>>> from labkit.notebook import repo_path
 >>> lab = SimLab("1.29", quiet=True)
->>> lab.apply("manifests/job-sidecar.yaml")                          # doctest: +SKIP
+>>> lab.apply(repo_path("manifests/job-sidecar.yaml"))
 ['job.batch/sidecar-job created']
->>> round(lab.wait("job/sidecar-job", "Complete"), 1)                # doctest: +SKIP
-12.6
+>>> round(lab.wait("job/sidecar-job", "Complete"), 1)                # virtual seconds, at once
+11.8
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..contract import DEFAULT_TIMEOUT_S, SELECTOR_GRACE_S, Listener
-from ..errors import InvalidInput, LabkitError, WaitTimeout
-from ..manifests import load_documents, manifest_input
-from ..objects import wait_state
-from ..printers import PodTable, describe_pods, format_time, pod_row
-from ..refs import KIND_PLURALS, Ref, check_condition, parse_ref, show_command, wait_args
+from ..contract import LabBody
+from ..errors import InvalidInput
+from ..manifests import load_documents
+from ..printers import describe_pods, format_time
+from ..refs import KIND_PLURALS, Ref, show_command
 from ..trace import Trace
 from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
 from . import timing
@@ -42,14 +41,16 @@ SIM_EPOCH = 0.0
 
 
 
-class SimLab:
+class SimLab(LabBody):
     """A lab on the embedded simulator; same methods as the kind and cluster labs.
 
     ``k8s_version`` is a minor (``"1.29"``) or full version; ``feature_gates`` e.g.
     ``{"SidecarContainers": True}`` on 1.28; ``seed`` fixes every random choice (pod
     names, the kubelet's jitter); ``pace`` = virtual seconds per wall second (None: as
     fast as possible). Options of other backends (``cluster_name``, ``keep_cluster``, ...)
-    are accepted and ignored so that a notebook runs unchanged.
+    are accepted and ignored so that a notebook runs unchanged. The contract's methods are
+    :class:`labkit.contract.LabBody`'s; this class is the transport: the simulated cluster,
+    and virtual time that runs until a wait's condition holds.
     """
 
     backend = "sim"
@@ -60,13 +61,13 @@ class SimLab:
             raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")
         if feature_gates is None:  # a labkit cluster: 1.28 has the blog's gate on, as on kind
             feature_gates = lab_feature_gates(k8s_version)
+        self._init_body()
         self._k8s_version = k8s_version
         self._feature_gates = dict(feature_gates)
         self.seed = seed
         self.pace = pace
         self.quiet = quiet
         self.why = "backend='sim' was asked for"
-        self._listeners: list[Callable[[Trace], None]] = []
         self.cluster = Cluster(k8s_version, feature_gates, seed)
 
     # -- properties ------------------------------------------------------------------------
@@ -90,26 +91,16 @@ class SimLab:
         return self.cluster.env.now - self.cluster.trace_origin
 
     def __repr__(self) -> str:
-        return f"<SimLab Kubernetes {self.kubernetes_version} (simulated), t={self.trace_now:.2f} s>"
+        return f"<SimLab Kubernetes {self.kubernetes_version} (simulated), t={self.trace_now:.2f} s" \
+               f"{' (closed)' if self.closed else ''}>"
 
-    # -- printing ----------------------------------------------------------------------------
+    # -- the transport: showing, applying --------------------------------------------------------
     def _show(self, argv: list[str]) -> None:
         if not self.quiet:
             show_command(argv)
 
-    def _say(self, text: str) -> None:
-        if not self.quiet:
-            print(text, flush=True)
-
-    # -- apply -------------------------------------------------------------------------------
-    def apply(self, source: Any) -> list[str]:
-        """``kubectl apply -f``: a path, YAML text, a dict or a list of them; scenario files too.
-
-        Returns kubectl's lines (``job.batch/sidecar-job created``); warnings are printed
-        and also kept in the trace's ``warnings``.
-        """
-        path = manifest_input(source)[0] if isinstance(source, (str, os.PathLike)) else None
-        self._show(["kubectl", "apply", "-f", path or "-"])
+    def _apply(self, source: Any) -> list[str]:
+        """Objects and scenario files; warnings are printed and also kept in the trace's ``warnings``."""
         docs = load_documents(source)
         before = len(self.cluster.warnings)
         lines = []
@@ -120,18 +111,16 @@ class SimLab:
                 lines.extend(apply_scenario(self.cluster, doc))
             else:
                 lines.append(self.cluster.apply(doc.obj, source=doc.where))
-        for line in lines:
-            self._say(line)
         for warning in self.cluster.warnings[before:]:
             self._say(f"Warning: {warning}")
         return lines
 
     # -- time ----------------------------------------------------------------------------------
-    def sleep(self, seconds: float) -> None:
-        """Let ``seconds`` of (virtual) time pass."""
-        if seconds < 0:
-            raise InvalidInput(f"cannot sleep a negative time ({seconds})", field="seconds")
-        self._advance(self.cluster.env.now + seconds, None)
+    def _now(self) -> float:
+        return self.cluster.env.now
+
+    def _pass(self, seconds: float, until: Callable[[], bool] | None) -> bool:
+        return self._advance(self.cluster.env.now + seconds, until)
 
     def _advance(self, until: float, predicate: Callable[[], bool] | None) -> bool:
         """Run the simulation up to ``until`` (absolute env time) or until ``predicate`` holds."""
@@ -173,45 +162,31 @@ class SimLab:
             if self._listeners and t < target:
                 self._notify()
 
-    def _notify(self) -> None:
-        if not self._listeners:
-            return
-        trace = self.trace()
-        for fn in list(self._listeners):
-            fn(trace)
+    # -- the transport: reading ------------------------------------------------------------------
+    def _find(self, ref: Ref) -> SimPod | Workload | None:
+        """The pod or workload ``ref`` names while it exists: a workload until its pods are gone
+        too (deleted in the foreground, as the cluster backend deletes it)."""
+        if ref.kind == "Pod":
+            pod = self.cluster.pods.get(ref.name)
+            return None if pod is None or pod.deleted else pod
+        workload = self.cluster.workloads.get((ref.kind, ref.name))
+        if workload is None or workload.deleted and all(p.deleted for p in workload.pods):
+            return None
+        return workload
 
-    def add_listener(self, fn: Listener) -> Callable[[], None]:
-        """Call ``fn(trace)`` as virtual time advances (each batch of events, and every 0.5 s when
-        paced); returns a function that removes it."""
-        self._listeners.append(fn)
-        return lambda: self.remove_listener(fn)
+    def _get(self, ref: Ref) -> dict | None:
+        found = self._find(ref)
+        return None if found is None else self.object_json(ref.kind, found)
 
-    def remove_listener(self, fn: Listener) -> None:
-        if fn in self._listeners:
-            self._listeners.remove(fn)
-
-    # -- references ------------------------------------------------------------------------------
-    def _workload(self, kind: str, name: str) -> Workload | None:
-        workload = self.cluster.workloads.get((kind, name))
-        return None if workload is None or workload.deleted else workload
-
-    def _pod(self, name: str) -> SimPod | None:
-        pod = self.cluster.pods.get(name)
-        return None if pod is None or pod.deleted else pod
-
-    def _require(self, kind: str, name: str) -> Any:
-        found = self._pod(name) if kind == "Pod" else self._workload(kind, name)
-        if found is None:
-            plural = KIND_PLURALS[kind]
-            raise InvalidInput(f'Error from server (NotFound): {plural.split(".")[0]}s "{name}" not found', field="ref")
-        return found
+    def _select(self, ref: Ref) -> list[str]:
+        return [p.name for p in self.cluster.select_pods(ref.selector)]
 
     def object_json(self, kind: str, target: SimPod | Workload | None) -> dict | None:
         """The object as the API server would return it (the part wait conditions read); None if gone."""
-        if target is None or target.deleted:
+        if target is None:
             return None
         if kind == "Pod":
-            return self.pod_json(target)
+            return None if target.deleted else self.pod_json(target)
         conditions = []
         if kind == "Job":
             conditions = [{"type": "Complete", "status": str(target.complete)},
@@ -222,138 +197,17 @@ class SimLab:
             conditions = [{"type": "Available", "status": str(target.available)}]
         return {"kind": kind, "metadata": {"name": target.name}, "status": {"conditions": conditions}}
 
-    # -- delete ------------------------------------------------------------------------------------
-    def delete(self, ref: str, grace_period: int | None = None, wait: bool = True,
-               timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
-        """``kubectl delete``; with ``wait``, virtual time runs until the object and the pods it
-        owns are gone (kubectl itself returns once the named object is gone). Returns kubectl's
-        lines. ``grace_period=0`` is a force delete (the object goes at once, the kubelet still
-        gives the containers 1 s)."""
-        target_ref = parse_ref(ref)
-        argv = ["kubectl", "delete", *target_ref.args]
-        if grace_period is not None:
-            if not isinstance(grace_period, int) or grace_period < 0:
-                raise InvalidInput(f"grace_period must be a whole number of seconds >= 0, got {grace_period!r}",
-                                   field="grace_period")
-            argv.append(f"--grace-period={grace_period}")
-            if grace_period == 0:
-                argv.append("--force")
-        self._show(argv)
-        if target_ref.selector is not None:
-            targets: list[Any] = self.cluster.select_pods(target_ref.selector)
-            if not targets:
-                self._say("No resources found")
-                return []
+    def _story(self, ref: Ref) -> str:
+        """The involved pods and recent events for an error message, with times as the trace's t."""
+        if ref.selector is not None:
+            pods = self.cluster.select_pods(ref.selector)
+        elif ref.kind == "Pod":
+            pods = [p for p in [self.cluster.pods.get(ref.name)] if p is not None]
         else:
-            targets = [self._require(target_ref.kind, target_ref.name)]
-        lines = []
-        pods: list[SimPod] = []
-        for target in targets:
-            if isinstance(target, SimPod):
-                self.cluster.delete_pod(target, grace_period, force=grace_period == 0)
-                lines.append(f'pod "{target.name}" {"force deleted" if grace_period == 0 else "deleted"}')
-                pods.append(target)
-            else:
-                self.cluster.delete_workload(target, grace_period)
-                lines.append(f'{KIND_PLURALS[target.kind]} "{target.name}" deleted')
-        for line in lines:
-            self._say(line)
-        if not wait:
-            return lines
-        start = self.cluster.env.now
-
-        def gone() -> bool:
-            if any(not p.deleted and not (p.finalizers and p.terminated) for p in pods):
-                return False
-            for target in targets:
-                if isinstance(target, Workload):
-                    if not target.deleted or any(not p.deleted for p in target.pods):
-                        return False
-            return True
-
-        if not self._advance(start + timeout, gone):
-            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {ref} to be deleted "
-                              f"(virtual time t={self.trace_now:.2f} s of the trace)\n"
-                              + self._describe([p for t in targets for p in (t.pods if isinstance(t, Workload) else [t])]))
-        return lines
-
-    # -- wait ---------------------------------------------------------------------------------------
-    def wait(self, ref: str, condition: str, timeout: float = DEFAULT_TIMEOUT_S) -> float:
-        """``kubectl wait``: run virtual time until ``condition`` holds; returns the seconds waited.
-
-        The conditions and what they mean are ``labkit.objects`` (``WAIT_CONDITIONS``,
-        ``wait_state``), read from the same pod JSON the API would return. Raises WaitTimeout
-        with the pods' conditions, container states and recent events when the time runs out.
-        """
-        target = parse_ref(ref)
-        check_condition(target, condition)
-        self._show(["kubectl", *wait_args(target, condition, timeout)])
-        env = self.cluster.env
-        start = env.now
-        if target.selector is not None:
-            # kubectl needs a moment to start; pods created by a controller just now exist by then.
-            self._advance(start + min(SELECTOR_GRACE_S, timeout),
-                          lambda: bool(self.cluster.select_pods(target.selector)))
-            involved = self.cluster.select_pods(target.selector)
-            if not involved:
-                if condition == "Deleted":
-                    return round(env.now - start, 6)
-                raise InvalidInput(f"no matching resources found for {ref!r}", field="ref")
-            objects: list[tuple[str, Any]] = [("Pod", p) for p in involved]
-        elif target.kind == "Pod":
-            pod = self.cluster.pods.get(target.name)
-            if pod is None or (pod.deleted and condition != "Deleted"):
-                if condition == "Deleted" and pod is None:
-                    return 0.0
-                raise InvalidInput(f'Error from server (NotFound): pods "{target.name}" not found', field="ref")
-            objects, involved = [("Pod", pod)], [pod]
-        else:
-            workload = self.cluster.workloads.get((target.kind, target.name))
-            if workload is None or (workload.deleted and condition != "Deleted"):
-                if condition == "Deleted" and workload is None:
-                    return 0.0
-                raise InvalidInput(f'Error from server (NotFound): {KIND_PLURALS[target.kind].split(".")[0]}s '
-                                   f'"{target.name}" not found', field="ref")
-            objects, involved = [(target.kind, workload)], workload.pods
-        never: list[str] = []
-        waiting = iter(objects)
-        current = next(waiting)
-
-        def met() -> bool:
-            # kubectl wait takes the objects one after another, each until it meets the condition;
-            # so does this, which keeps a wait on many pods linear in the pods.
-            nonlocal current
-            while current is not None:
-                kind, obj = current
-                done, impossible = wait_state(kind, condition, self.object_json(kind, obj))
-                if impossible:
-                    never.append(impossible)
-                    return True
-                if not done:
-                    return False
-                current = next(waiting, None)
-            return True
-
-        if not self._advance(start + timeout, met):
-            raise WaitTimeout(f"timed out after {timeout:g}s waiting for condition {condition} on {ref} "
-                              f"(virtual time t={self.trace_now:.2f} s of the trace)\n" + self._describe(involved))
-        if never:
-            raise LabkitError(f"{ref} will not become {condition}: {never[0]} "
-                              f"(virtual time t={self.trace_now:.2f} s of the trace)\n" + self._describe(involved))
-        waited = round(env.now - start, 6)
-        self._say(self._wait_line(target, condition, involved))
-        return waited
-
-    @staticmethod
-    def _wait_line(target: Ref, condition: str, pods: list[SimPod]) -> str:
-        met = "deleted" if condition == "Deleted" else "condition met"
-        if target.selector is not None:
-            return "\n".join(f"pod/{p.name} {met}" for p in pods)
-        return f"{KIND_PLURALS[target.kind]}/{target.name} {met}"
-
-    def _describe(self, pods: list[SimPod]) -> str:
-        """Pods and recent events for a timeout message, with times as the trace's t."""
-        return describe_pods([self.pod_json(p) for p in pods[:5]], self._k8s_events(), origin=SIM_EPOCH)
+            workload = self.cluster.workloads.get((ref.kind, ref.name))
+            pods = workload.pods if workload is not None else []
+        return (f"(virtual time t={self.trace_now:.2f} s of the trace)\n"
+                + describe_pods([self.pod_json(p) for p in pods[:5]], self._k8s_events(), origin=SIM_EPOCH))
 
     def _k8s_events(self) -> list[dict]:
         """The last few trace events, shaped like Kubernetes Events for describe_pods."""
@@ -371,13 +225,13 @@ class SimLab:
                            "lastTimestamp": format_time(SIM_EPOCH + t - origin)})
         return events
 
-    # -- reading ---------------------------------------------------------------------------------------
-    def pods(self) -> PodTable:
-        """``kubectl get pods``: a table (prints like kubectl) that is also a list of rows."""
-        self._show(["kubectl", "get", "pods"])
-        now = SIM_EPOCH + self.trace_now
-        return PodTable([pod_row(self.pod_json(p), now=now) for p in self.cluster.pods.values() if not p.deleted],
-                        namespace="default")
+    def _pod_list(self) -> tuple[list[dict], float]:
+        return ([self.pod_json(p) for p in self.cluster.pods.values() if not p.deleted],
+                SIM_EPOCH + self.trace_now)
+
+    @property
+    def namespace(self) -> str:
+        return "default"
 
     def pod_json(self, pod: SimPod) -> dict:
         """The pod as the API server would return it, built from what the kubelet last reported.
@@ -386,21 +240,35 @@ class SimLab:
         origin = self.cluster.trace_origin
         return pod_json(pod, lambda t: format_time(SIM_EPOCH + t - origin))
 
-    def logs(self, pod: str, container: str | None = None, *, previous: bool = False) -> str:
-        """``kubectl logs [--previous]``: the lines the process model can honestly produce (echo
-        output); otherwise a line that says what the simulator cannot show."""
-        ref = parse_ref(pod)
+    # -- the transport: changing -----------------------------------------------------------------
+    def _delete(self, ref: Ref, grace_period: int | None) -> list[str]:
+        """``grace_period=0`` is a force delete (the object goes at once, the kubelet still gives
+        the containers 1 s)."""
         if ref.selector is not None:
-            raise InvalidInput(f"logs takes one pod, job/NAME or deployment/NAME, not a selector ({pod!r})",
-                               field="pod")
-        if ref.kind != "Pod":
-            workload = self._require(ref.kind, ref.name)
-            live = [p for p in workload.pods if not p.deleted]
+            targets: list[Any] = self.cluster.select_pods(ref.selector)
+        else:
+            targets = [self._find(ref)]
+        lines = []
+        for target in targets:
+            if isinstance(target, SimPod):
+                self.cluster.delete_pod(target, grace_period, force=grace_period == 0)
+                lines.append(f'pod "{target.name}" {"force deleted" if grace_period == 0 else "deleted"}')
+            else:
+                self.cluster.delete_workload(target, grace_period)
+                lines.append(f'{KIND_PLURALS[target.kind]} "{target.name}" deleted')
+        return lines
+
+    def _logs(self, ref: Ref, container: str | None, previous: bool) -> str:
+        """The lines the process model can honestly produce (echo output); otherwise a line that
+        says what the simulator cannot show."""
+        found = self._find(ref)
+        if isinstance(found, Workload):
+            live = [p for p in found.pods if not p.deleted]
             if not live:
-                raise InvalidInput(f"{pod} has no pods", field="pod")
+                raise InvalidInput(f"{' '.join(ref.args)} has no pods", field="pod")
             target = live[0]
         else:
-            target = self._require("Pod", ref.name)
+            target = found
         names = [c.name for c in target.apps] or target.container_names()
         if container is None:
             if len(names) > 1 or target.init:
@@ -409,17 +277,13 @@ class SimLab:
         if c is None:
             raise InvalidInput(f"container {container!r} is not valid for pod {target.name} "
                                f"(containers: {', '.join(target.container_names())})", field="container")
-        self._show(["kubectl", "logs", target.name] + (["-c", c.name] if container else [])
-                   + (["--previous"] if previous else []))
-        inst = c.inst
+        inst = c.previous_run() if previous else c.inst
         if previous:
-            # The run before the current one: what the status shows as lastState.
-            inst = c.last_exit if c.last_exit is not None and c.last_exit is not c.inst else None
-            if inst is None and c.waiting_reason == "CrashLoopBackOff":
-                inst = c.inst
             if inst is None:
-                raise InvalidInput(f'previous terminated container "{c.name}" in pod "{target.name}" not found',
-                                   field="previous")
+                # the kubelet's answer (pkg/kubelet/kubelet_pods.go validateContainerLogStatus),
+                # as kubectl prints the API server's 400
+                raise InvalidInput(f'Error from server (BadRequest): previous terminated container "{c.name}" '
+                                   f'in pod "{target.name}" not found')
         if inst is None:
             return f'(container "{c.name}" in pod "{target.name}" is waiting to start: no logs yet)'
         end = (inst.end if inst.end is not None else self.cluster.env.now) - inst.start
@@ -431,48 +295,34 @@ class SimLab:
         return (f"(labkit simulator: the output of {c.name} ({c.model.description}) is not modelled; "
                 "a real cluster shows the program's own log lines here)")
 
-    def set_image(self, ref: str, container: str, image: str) -> list[str]:
-        """``kubectl set image``: a pod's container in place (the kubelet restarts that container
-        only; a sidecar gets a fresh back-off; never during termination), or a Deployment's
-        template (a new ReplicaSet replaces the old pods)."""
-        target = parse_ref(ref)
-        if target.selector is not None or target.kind == "Job":
-            raise InvalidInput(f"set image takes pod/NAME or deployment/NAME, not {ref!r} (a Job's template "
-                               "cannot change)", field="ref")
-        self._show(["kubectl", "set", "image", *target.args, f"{container}={image}"])
-        found = self._require(target.kind, target.name)
-        if target.kind == "Pod":
+    def _set_image(self, ref: Ref, container: str, image: str) -> list[str]:
+        """A pod's container in place (the kubelet restarts that container only; a sidecar gets a
+        fresh back-off; never during termination), or a Deployment's template (a new ReplicaSet
+        replaces the old pods)."""
+        found = self._find(ref)
+        if ref.kind == "Pod":
             self.cluster.set_image(found, container, image)
         else:
             obj = copy.deepcopy(found.obj)
             spec = obj["spec"]["template"]["spec"]
             matches = [c for c in (spec.get("initContainers") or []) + spec["containers"] if c["name"] == container]
             if not matches:
-                raise InvalidInput(f"deployment {target.name} has no container {container!r}", field="container")
+                raise InvalidInput(f"deployment {ref.name} has no container {container!r}", field="container")
             matches[0]["image"] = image
-            self.cluster.apply(obj, source=ref)
-        line = f"{KIND_PLURALS[target.kind]}/{target.name} image updated"
-        self._say(line)
-        return [line]
+            self.cluster.apply(obj, source=" ".join(ref.args))
+        return [f"{KIND_PLURALS[ref.kind]}/{ref.name} image updated"]
 
     def trace(self) -> Trace:
         """Everything since the last reset, as a ``labkit.trace/v1`` trace."""
         return self.cluster.trace()
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def reset(self) -> None:
+    def _reset(self) -> None:
         """Start over on a fresh simulated cluster (same version, gates and seed)."""
         self.cluster = Cluster(self._k8s_version, self._feature_gates or None, self.seed)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Nothing to clean up: the simulated cluster lives in memory."""
-        self._listeners.clear()
-
-    def __enter__(self) -> "SimLab":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[float], str]) -> dict:
@@ -500,8 +350,7 @@ def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[f
                                   "restartCount": inst.attempt if inst is not None else 0,
                                   "ready": c.st_ready, "started": c.st_started}
         if inst is None:
-            reason = c.waiting_reason or ("PodInitializing" if pod.init else "ContainerCreating")
-            status["state"] = {"waiting": {"reason": reason}}
+            status["state"] = {"waiting": {"reason": pod.waiting_reason_of(c)}}
         elif state == "running":
             status["state"] = {"running": {"startedAt": stamp(inst.start)}}
         elif state == "waiting" and not pod.terminated:   # exited, waiting out its back-off

@@ -78,6 +78,14 @@ class Container:
     def running(self) -> bool:
         return self.inst is not None and self.inst.end is None
 
+    def previous_run(self) -> Instance | None:
+        """The run ``kubectl logs --previous`` reads: the one the pod's status shows as
+        ``lastState.terminated`` (the kubelet's validateContainerLogStatus reads the container id
+        from there) -- the exited run while it waits out CrashLoopBackOff, else the run before the
+        current one; None when there is none. SimLab and the served simulator both ask here."""
+        inst = self.st_inst if self.st_state == "waiting" and self.st_inst is not None else self.st_last
+        return inst if inst is not None and inst.end is not None else None
+
 
 class SimPod:
     """A pod as the API server and the kubelet see it."""
@@ -145,3 +153,9 @@ class SimPod:
 
     def container_names(self) -> list[str]:
         return [c.name for c in self.containers]
+
+    def waiting_reason_of(self, c: Container) -> str:
+        """Why ``c`` has not started yet, as its status says: the kubelet's cached reason, else
+        PodInitializing in a pod with init containers and ContainerCreating in one without (the
+        one rule for the pod JSON, the served logs and the trace's final state)."""
+        return c.waiting_reason or ("PodInitializing" if self.init else "ContainerCreating")

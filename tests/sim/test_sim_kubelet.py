@@ -106,6 +106,18 @@ def test_backoff_before_1_35_waits_for_the_jittered_resync():
     assert any(d != b for b, d in zip([10, 20, 40], delays[1:4]))
 
 
+@pytest.mark.parametrize(("version", "late"), [("1.29", lambda backoff: 15), ("1.35", _late_1_35)], ids=["1.29", "1.35"])
+def test_backoff_doubles_up_to_the_five_minute_cap_and_stays_there(version, late):
+    """MaxContainerBackOff (kubelet.go, 300 s): the waits double 10, 20, 40, 80, 160 s, then every
+    later restart waits the cap, never more; 3000 virtual seconds reach it and stay on it."""
+    doc = pod([("side", "sidecar")], behaviour={"side": helper(run=1, code=1), "app": helper(run=4000)})
+    delays = _restart_delays(simulate([doc], k8s_version=version, until_seconds=3000), "side")
+    assert len(delays) >= 12
+    backoffs = [10, 20, 40, 80, 160] + [T.CRASHLOOP_MAX_S] * (len(delays) - 6)
+    for backoff, delay in zip(backoffs, delays[1:]):
+        assert backoff <= delay <= backoff + late(backoff), (backoff, delay)
+
+
 def test_the_jittered_requeue_is_deterministic_for_a_seed():
     a, b, c = (_crashing_sidecar("1.29", seed=s, until=120) for s in (7, 7, 8))
     assert a.to_json() == b.to_json()

@@ -86,7 +86,8 @@ def test_wait_timeout_shows_trace_times_and_no_invented_date():
     text = str(err.value)
     trace = lab.trace()
     assert not re.search(r"\b(19|20)\d\d-\d\d-\d\d", text), text          # no date, made up or not
-    assert f"(virtual time t={trace.observed_until:.2f} s of the trace)" in text.splitlines()[0]
+    assert text.splitlines()[:2] == ["timed out after 60s waiting for condition Complete on job/legacy-sidecar-job",
+                                     f"(virtual time t={trace.observed_until:.2f} s of the trace)"]
     started = trace.first("Started", container="sws").t
     assert f"sws (app): running since t={started:.2f} s, started=true" in text
     # every recent event is shown at the trace's time of that event
