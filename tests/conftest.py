@@ -14,17 +14,6 @@ from labkit.trace import ContainerInfo, Event, Pod, Trace, load_trace
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """The README's command runs the tests in parallel (pytest-xdist, ``--dist loadgroup``): the
-    tests of one file run in one worker, so a file's module fixtures (a served simulator, the real
-    node's expired watch, a kernel) are made once, and files never share one. A test marked with
-    its own ``xdist_group`` keeps it (the notebook runs: one group per Kubernetes version)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
-
 @pytest.fixture
 def data_dir() -> Path:
     return DATA

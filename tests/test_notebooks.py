@@ -29,12 +29,6 @@ SHARED_PARAMETERS = {"backend": '"auto"', "k8s_version": '"1.36"', "cluster_name
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def on_version(version: str):
-    """``version`` as a test parameter, in the xdist group of that version's one ``labkit run``
-    (``lab_run``): the tests of one version share the worker that ran it."""
-    return pytest.param(version, marks=pytest.mark.xdist_group(f"lab-run-{version}"))
-
-
 def ids(path: Path) -> str:
     return path.stem
 
@@ -103,7 +97,7 @@ def lab_run(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("version", [on_version(v) for v in VERSIONS])
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_notebook_runs_clean_on_the_simulator(lab_run, path: Path, version: str):
     report = lab_run(version)
@@ -135,7 +129,6 @@ def executed_output(lab_run, version: str, stem: str) -> str:
                      for c in executed.cells if c.cell_type == "code" for o in c.outputs)
 
 
-@pytest.mark.xdist_group(f"lab-run-{VERSIONS[0]}")
 def test_notebook_04_shows_what_kubectl_prints_apart_from_labkit(lab_run):
     """kubectl waits out --timeout and prints its own one line; labkit's reason is labelled as labkit's."""
     text = executed_output(lab_run, VERSIONS[0], "04-native-sidecar-job")
@@ -145,7 +138,7 @@ def test_notebook_04_shows_what_kubectl_prints_apart_from_labkit(lab_run):
     assert any(line.startswith("labkit stops at once instead, and says why: pod/") for line in after[:3])
 
 
-@pytest.mark.parametrize("version", [on_version("1.28"), on_version("1.36")])
+@pytest.mark.parametrize("version", ["1.28", "1.36"])
 def test_notebook_06_describes_the_shutdown_its_version_shows(lab_run, version: str):
     """Issue 20 point 8: on 1.28 the text must not describe the 1.29+ order its figure does not show."""
     text = executed_output(lab_run, version, "06-termination-in-depth")
