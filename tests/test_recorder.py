@@ -11,6 +11,7 @@ import copy
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -585,15 +586,23 @@ def _kubeconfig(tmp_path: Path, server: str) -> Path:
     return path
 
 
+def _until(condition, timeout: float = 120.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` wall seconds pass (False): generous,
+    so that a busy machine makes a test slow, never wrong."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.02)
+    return True
+
+
 def _record(api: _ApiServer, kubeconfig: Path, done, builder: TraceBuilder | None = None):
-    """Run a Recorder against ``api`` until ``done(trace)`` (or 10 s), stop it; the builder and recorder."""
+    """Run a Recorder against ``api`` until ``done(trace)`` (or 120 s), stop it; the builder and recorder."""
     builder = builder or TraceBuilder("cluster", "1.29.14", {})
     recorder = Recorder(builder, namespace="ns1", kubeconfig=str(kubeconfig)).start()
     try:
-        for _ in range(500):
-            if done(builder.trace()):
-                break
-            threading.Event().wait(0.02)
+        _until(lambda: done(builder.trace()))
     finally:
         recorder.stop(timeout=20)
     return builder, recorder
@@ -641,14 +650,18 @@ def test_recorder_reads_raw_json_resumes_never_writes_the_kubeconfig_and_stops_i
                             watch_log=lambda arrival, kind, event: saved.append((kind, event["type"])))
         recorder.start()
         client = recorder._api
-        for _ in range(500):
-            trace = builder.trace()
-            if trace.select("JobComplete") and trace.select("SIGTERM") and len(trace.select("PodPhase")) == 3:
-                break
-            threading.Event().wait(0.02)
+
+        def everything_arrived(trace) -> bool:  # every event the server sends, not just the phases
+            return (saved.count(("Pod", "MODIFIED")) == len(pods) - 1 and ("Event", "ADDED") in saved
+                    and len([e for e in trace.events if e.source == "event"]) == 3
+                    and bool(trace.select("JobComplete")) and bool(trace.select("SIGTERM"))
+                    and len(trace.select("PodPhase")) == 3)
+
+        assert _until(lambda: everything_arrived(builder.trace())), (saved, recorder.errors)
         assert client.rest_client.pool_manager.pools  # connections are open while it records
         recorder.stop(timeout=20)
-        assert not recorder.running  # every watch thread has ended, although the server held them open
+        # every watch thread has ended, although the server held them open
+        assert not recorder.running, recorder.errors
         assert len(client.rest_client.pool_manager.pools) == 0  # and the client's connections are closed
     assert kubeconfig.read_bytes() == before  # the refreshed token was not saved into the user's file
     assert {auth for _, _, auth in api.requests} == {"Bearer fresh-token"}  # ... although it was refreshed

@@ -56,7 +56,7 @@ def test_tests_workflow_runs_the_suite_on_every_push_and_pull_request():
     assert job["strategy"]["matrix"]["python-version"] == ["3.10", "3.11", "3.12"]
     runs = [s.get("run", "") for s in steps(job)]
     assert 'python -m pip install -e ".[test]"' in runs
-    assert 'python -m pytest -m "not kind"' in runs
+    assert 'python -m pytest -m "not kind" -n 4 --dist loadfile' in runs
 
 
 def kind_jobs() -> dict:
