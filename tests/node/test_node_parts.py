@@ -18,28 +18,46 @@ from labkit.node import build, config, images, repository
 from labkit.node.config import Layout, Ports
 
 
-def test_pins_are_read_from_the_wrapper_modules_go_mod():
-    pins = build.pins("1.37")
-    go_mod = (build.MODULES / "kubernetes-1.37" / "go.mod").read_text()
-    assert f"k8s.io/kubernetes {pins.kubernetes}" in go_mod and pins.kubernetes.startswith("v1.37.")
+PINNED = build.available_minors()
+
+
+def test_the_newest_two_minors_are_pinned_each_at_its_newest_patch_the_proxy_had():
+    """1.37 (what CI runs) and 1.36 (the lab's default version); v1.37.2 and v1.36.3 were the newest
+    patches the module proxy served on 2026-12-05."""
+    assert PINNED[-2:] == ["1.36", "1.37"]
+    assert [build.pins(minor).kubernetes for minor in ("1.36", "1.37")] == ["v1.36.3", "v1.37.2"]
+
+
+@pytest.mark.parametrize("minor", PINNED)
+def test_pins_are_read_from_the_wrapper_modules_go_mod(minor):
+    pins = build.pins(minor)
+    go_mod = (build.MODULES / f"kubernetes-{minor}" / "go.mod").read_text()
+    assert f"k8s.io/kubernetes {pins.kubernetes}" in go_mod and pins.kubernetes.startswith(f"v{minor}.")
     assert f"go.etcd.io/etcd/server/v3 {pins.etcd}" in go_mod
     runtime = (build.MODULES / "runtime" / "go.mod").read_text()
     assert f"github.com/containerd/containerd/v2 {pins.containerd}" in runtime
     assert f"github.com/opencontainers/runc {pins.runc}" in runtime
-    with pytest.raises(Exception, match="no node is pinned for Kubernetes 1.30; pinned: 1.37"):
+    with pytest.raises(Exception, match=f"no node is pinned for Kubernetes 1.30; pinned: {', '.join(PINNED)}"):
         build.pins("1.30")
 
 
-def test_every_staging_module_is_replaced_by_its_published_tag_of_the_same_release():
+@pytest.mark.parametrize("minor", PINNED)
+def test_every_staging_module_is_replaced_by_its_published_tag_of_the_same_release(minor):
     """Upstream's go.mod maps each k8s.io staging module to ./staging/src; the wrapper must map every
-    one to the tag of the same release, or the build mixes releases."""
-    go_mod = (build.MODULES / "kubernetes-1.37" / "go.mod").read_text()
-    release = build.pins("1.37").kubernetes  # v1.37.N
+    one to the tag of the same release, or the build mixes releases; and etcd is the one that
+    release's own go.mod pins (read from the module cache when the tag is there)."""
+    go_mod = (build.MODULES / f"kubernetes-{minor}" / "go.mod").read_text()
+    release = build.pins(minor).kubernetes  # v1.3x.N
     staging_tag = "v0." + release.removeprefix("v1.")
     replaced = [line.split() for line in go_mod.splitlines() if "=>" in line]
     assert len(replaced) >= 30
     for name, _, target, tag in replaced:
         assert name == target and name.startswith("k8s.io/") and tag == staging_tag, (name, tag)
+    upstream = Path.home() / "go" / "pkg" / "mod" / f"k8s.io/kubernetes@{release}" / "go.mod"
+    if upstream.is_file():
+        text = upstream.read_text()
+        assert {line.split()[0] for line in text.splitlines() if "=> ./staging" in line} == {r[0] for r in replaced}
+        assert f"go.etcd.io/etcd/server/v3 {build.pins(minor).etcd}" in text
 
 
 def test_version_ldflags_are_those_of_hack_lib_version_sh():
