@@ -248,31 +248,18 @@ class Node:
     def _wait(self, ready, timeout: float, what: str) -> None:
         from . import host
 
-        deadline = time.monotonic() + timeout
-        start = time.monotonic()
-        while time.monotonic() < deadline:
-            if ready():
-                self._say(f"{what}: ok ({time.monotonic() - start:.1f} s)")
-                return
-            for name, (pid, began) in (self._state() or {}).get("pids", {}).items():
-                if not host.alive(pid, began):
-                    raise LabkitError(f"{name} exited while waiting for {what}; its log: "
-                                      f"{self.layout.logs / (name + '.log')}\n{self._log_tail(name)}")
-            time.sleep(0.25)
-        raise LabkitError(f"timed out after {timeout:g} s waiting for {what}")
-
-    def _log_tail(self, name: str, lines: int = 15) -> str:
-        try:
-            return "\n".join((self.layout.logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        took = host.wait_until(ready, what, timeout=timeout, logs=self.layout.logs,
+                               pids=lambda: (self._state() or {}).get("pids", {}))
+        self._say(f"{what}: ok ({took:.1f} s)")
 
     def _print_logs_tail(self) -> None:
+        from . import host
+
         if self.quiet:
             return
         for name in START_ORDER:
             if (self.layout.logs / f"{name}.log").exists():
-                print(f"--- {name} (last lines)\n{self._log_tail(name, 8)}", file=sys.stderr)
+                print(f"--- {name} (last lines)\n{host.log_tail(self.layout.logs, name, 8)}", file=sys.stderr)
 
     # -- talking to it --------------------------------------------------------------------------
     def _ssl(self) -> ssl.SSLContext:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BackendUnavailable
@@ -73,6 +74,34 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def log_tail(logs: Path, name: str, lines: int = 15) -> str:
+    """The last lines of a started process's log (``start`` writes ``<logs>/<name>.log``)."""
+    try:
+        return "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_until(ready: Callable[[], bool], what: str, *, timeout: float, pids: Callable[[], dict],
+               logs: Path, stopping: Callable[[], bool] = lambda: False) -> float:
+    """Poll ``ready`` until it holds; returns the seconds it took. Fails at once, with the tail of its
+    log, when one of ``pids()`` (name -> (pid, start time)) has exited: waiting on would only time out."""
+    from ..errors import LabkitError
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if stopping():
+            raise LabkitError(f"stopped while waiting for {what}")
+        if ready():
+            return time.monotonic() - start
+        for name, (pid, began) in pids().items():
+            if not alive(pid, began):
+                raise LabkitError(f"{name} exited while waiting for {what}; its log: {logs / (name + '.log')}\n"
+                                  f"{log_tail(logs, name)}")
+        time.sleep(0.2)
+    raise LabkitError(f"timed out after {timeout:g} s waiting for {what}; logs in {logs}")
 
 
 def stop(pid: int, started: int, grace: float = 10.0) -> None:

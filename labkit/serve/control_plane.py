@@ -17,7 +17,6 @@ import shutil
 import socket
 import ssl
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -137,24 +136,8 @@ class ControlPlane:
     def _wait(self, ready, what: str) -> None:
         from ..node import host
 
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.stopping:
-                raise LabkitError(f"stopped while waiting for {what}")
-            if ready():
-                return
-            for name, (pid, began) in self.pids.items():
-                if not host.alive(pid, began):
-                    raise LabkitError(f"{name} exited while waiting for {what}; its log: {self.layout.logs / (name + '.log')}"
-                                      f"\n{self.log_tail(name)}")
-            time.sleep(0.2)
-        raise LabkitError(f"timed out after {READY_TIMEOUT_S:g} s waiting for {what}; logs in {self.layout.logs}")
-
-    def log_tail(self, name: str, lines: int = 10) -> str:
-        try:
-            return "\n".join((self.layout.logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        host.wait_until(ready, what, timeout=READY_TIMEOUT_S, pids=lambda: self.pids, logs=self.layout.logs,
+                        stopping=lambda: self.stopping)
 
     def alive(self) -> dict[str, bool]:
         from ..node import host
