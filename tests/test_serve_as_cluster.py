@@ -157,10 +157,12 @@ def scenarios(version: str) -> list[Scenario]:
         Step(["get", "pod", "good"], rc=1, stderr=r'pods "good" not found'),
     ]),
     # 4. logs --previous while the container waits out CrashLoopBackOff: the run lastState shows;
-    # RESTARTS "N (Xs ago)" needs that lastState (kubectl printPod)
+    # RESTARTS "N (Xs ago)" needs that lastState (kubectl printPod). Each run lasts 20 s: the
+    # kubelet deletes a run's container when the next run dies (cleanUpContainersInPod), and then
+    # --previous cannot read it; 20 s keeps that moment away from these steps, at pace 10 too.
     Scenario("crashloop-previous-logs", [
-        Step(["apply", "-f", "-"], input=pod("crashy", "echo run; sleep 1; exit 1")),
-        Step(["get", "pod", "crashy", "-o", "json"], until=60, check=_status_of(
+        Step(["apply", "-f", "-"], input=pod("crashy", "echo run; sleep 20; exit 1")),
+        Step(["get", "pod", "crashy", "-o", "json"], until=120, check=_status_of(
             "app", lambda s: s["restartCount"] >= 1 and s["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff")),
         Step(["logs", "crashy", "--previous"], stdout=r"^run\n$"),
         # the pod may be Running its next try by now: any STATUS, RESTARTS with its "ago"
@@ -498,8 +500,12 @@ def test_the_skew_warning_is_kubectl_version_only(server):
 LABKIT = [sys.executable, "-m", "labkit"]
 
 
-def test_port_clash_is_one_line_and_exit_2(server, tmp_path):
-    result = subprocess.run([*LABKIT, "serve", "--port", str(server.port), "--kubeconfig", str(tmp_path / "kc")],
+@pytest.mark.parametrize("plane", ["simulated", "real"])
+def test_port_clash_is_one_line_and_exit_2(server, tmp_path, plane):
+    """Also under the real control plane, whose API server would otherwise fail on the port itself."""
+    version = _real_control_plane_or_skip() if plane == "real" else "1.36"
+    result = subprocess.run([*LABKIT, "serve", "--port", str(server.port), "--kubeconfig", str(tmp_path / "kc"),
+                             "--control-plane", plane, "--k8s-version", version],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -188,9 +188,7 @@ class Server:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise InvalidInput(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
-                               + (" (another labkit serve, or another server, has it)" if exc.errno == errno.EADDRINUSE
-                                  else ""), field="--port") from None
+            raise self._cannot_listen(exc) from None
         self.port = site._server.sockets[0].getsockname()[1]
         self.url = f"https://{self.host}:{self.port}"
         self.world.put_kubernetes_service(self.port)
@@ -199,15 +197,28 @@ class Server:
         self._stopped = asyncio.Event()
         self._ticker = asyncio.create_task(self._tick())
 
+    def _cannot_listen(self, exc: OSError) -> InvalidInput:
+        return InvalidInput(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+                            + (" (another labkit serve, or another server, has it)" if exc.errno == errno.EADDRINUSE
+                               else ""), field="--port")
+
     async def _start_under_real_control_plane(self) -> None:
         """etcd, kube-apiserver, the controllers and the scheduler (labkit node's builds), and the
         simulated kubelet registered as their node; the kubeconfig is the API server's."""
+        import socket
+
         from ..versions import KubeVersion
         from .control_plane import ControlPlane
         from .kubelet import SimulatedKubelet
         from .store import Store
         from .world import NODE, World
 
+        if self.port:   # the API server would take it: a taken --port is the same one line as without it
+            with socket.socket() as probe:
+                try:
+                    probe.bind((self.host, self.port))
+                except OSError as exc:
+                    raise self._cannot_listen(exc) from None
         self.plane = ControlPlane(KubeVersion.parse(self.k8s_version).minor_str, node_name=NODE,
                                   feature_gates=self.feature_gates, port=self.port)
         starting = self.loop.run_in_executor(None, self.plane.start)

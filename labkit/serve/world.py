@@ -350,12 +350,17 @@ class World:
             for cs in status[key]:
                 inst = pod.by_name[cs["name"]].st_inst
                 if inst is not None:   # simulated ids: no runtime made them, and the image was not pulled
-                    cs["containerID"] = f"{RUNTIME}://{uuid.uuid5(uuid.NAMESPACE_OID, meta['uid'] + cs['name'] + str(inst.attempt)).hex}"
+                    cs["containerID"] = self.container_id(ns, pod, pod.by_name[cs["name"]], inst)
                     cs["imageID"] = cs["image"]
             if not status[key]:
                 del status[key]
         self._condition_times(ns, pod, obj)
         return obj
+
+    @staticmethod
+    def container_id(ns: Namespace, pod: SimPod, c, inst) -> str:
+        """A run's containerID: simulated (no runtime made it), stable per pod, container and attempt."""
+        return f"{RUNTIME}://{uuid.uuid5(uuid.NAMESPACE_OID, ns.uid(pod) + c.name + str(inst.attempt)).hex}"
 
     def _pod_ip(self, pod: SimPod) -> str:
         """The pod's IP, one per pod from the node's pod CIDR (10.244.0.0/16, as kind's), .1 being the gateway."""

@@ -284,6 +284,8 @@ class SimLab(LabBody):
                 # as kubectl prints the API server's 400
                 raise InvalidInput(f'Error from server (BadRequest): previous terminated container "{c.name}" '
                                    f'in pod "{target.name}" not found')
+            if c.previous_run_removed():   # the kubelet's answer, printed by kubectl as the log
+                return f"unable to retrieve container logs for labkit-sim://{target.name}/{c.name}/{inst.attempt}"
         if inst is None:
             return f'(container "{c.name}" in pod "{target.name}" is waiting to start: no logs yet)'
         end = (inst.end if inst.end is not None else self.cluster.env.now) - inst.start

@@ -86,6 +86,16 @@ class Container:
         inst = self.st_inst if self.st_state == "waiting" and self.st_inst is not None else self.st_last
         return inst if inst is not None and inst.end is not None else None
 
+    def previous_run_removed(self) -> bool:
+        """Whether the kubelet has already deleted the container of :meth:`previous_run`. On each
+        container death it keeps only the newest exited container of that name (kubelet.go
+        cleanUpContainersInPod, podContainerDeletor with minDeadContainerInPod = 1), so from a run's
+        death until the status shows it as lastState, the run the status still names is gone and the
+        kubelet answers ``unable to retrieve container logs for <id>`` (recorded on labkit's node,
+        kubelet v1.37.2)."""
+        previous = self.previous_run()
+        return previous is not None and self.last_exit is not None and self.last_exit is not previous
+
 
 class SimPod:
     """A pod as the API server and the kubelet see it."""
