@@ -183,11 +183,11 @@ def test_ctrl_c_while_it_starts_stops_what_it_started(tmp_path):
 
 
 def test_a_failed_start_stops_what_it_started_and_says_why(tmp_path):
-    """The API server's port is taken: it exits; etcd, already started, is stopped; one clear error."""
+    """The API server's port is taken (bound, nobody answering, so `labkit serve`'s own check for a
+    server on --port lets it through): it exits; etcd, already started, is stopped; one clear error."""
     _real_control_plane_or_skip()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
-        taken.listen()
         port = taken.getsockname()[1]
         process = launch(tmp_path, "--port", str(port))
         started = components_of(process, count=2, timeout=30)

@@ -213,12 +213,11 @@ class Server:
         from .store import Store
         from .world import NODE, World
 
-        if self.port:   # the API server would take it: a taken --port is the same one line as without it
+        if self.port:   # a server already answers on --port: the same one line as without the real control plane
             with socket.socket() as probe:
-                try:
-                    probe.bind((self.host, self.port))
-                except OSError as exc:
-                    raise self._cannot_listen(exc) from None
+                probe.settimeout(1.0)
+                if probe.connect_ex((self.host, self.port)) == 0:
+                    raise self._cannot_listen(OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)))
         self.plane = ControlPlane(KubeVersion.parse(self.k8s_version).minor_str, node_name=NODE,
                                   feature_gates=self.feature_gates, port=self.port)
         starting = self.loop.run_in_executor(None, self.plane.start)
