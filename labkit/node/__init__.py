@@ -208,7 +208,7 @@ class Node:
 
         # the registry and the images
         started("registry", ["docker-registry", "serve", os.fspath(layout.etc / "registry.yml")])
-        self._wait(lambda: self._http_ok(f"http://{layout.registry}/v2/"), 30, "the local registry")
+        self._wait(lambda: host.http_ok(f"http://{layout.registry}/v2/"), 30, "the local registry")
         registry = Registry(layout.registry)
         for image in self._images(built.kubernetes_source, pause=built.pause, agnhost=built.bin / "agnhost",
                                   static_web_server=built.static_web_server):
@@ -226,7 +226,7 @@ class Node:
         self._wait(lambda: layout.containerd_socket.exists(), 30, "containerd's socket")
         commands = config.commands(layout, self.feature_gates)
         started("etcd", commands["etcd"])
-        self._wait(lambda: self._http_ok(f"http://127.0.0.1:{layout.ports.etcd}/health"), 60, "etcd")
+        self._wait(lambda: host.http_ok(f"http://127.0.0.1:{layout.ports.etcd}/health"), 60, "etcd")
         started("kube-apiserver", commands["kube-apiserver"])
         self._wait(self._api_ready, 120, "kube-apiserver /readyz")
         started("kube-controller-manager", commands["kube-controller-manager"])
@@ -280,14 +280,6 @@ class Node:
             with urllib.request.urlopen(self.layout.server + "/readyz", context=self._ssl(), timeout=5) as answer:
                 return answer.status == 200
         except (urllib.error.URLError, OSError, ssl.SSLError):
-            return False
-
-    @staticmethod
-    def _http_ok(url: str) -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                return answer.status == 200
-        except (urllib.error.URLError, OSError):
             return False
 
     def _node_ready(self) -> bool:

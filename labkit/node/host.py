@@ -76,6 +76,18 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 now (a started component's health endpoint)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def log_tail(logs: Path, name: str, lines: int = 15) -> str:
     """The last lines of a started process's log (``start`` writes ``<logs>/<name>.log``)."""
     try:

@@ -120,7 +120,7 @@ class ControlPlane:
                 raise LabkitError("stopped while starting")
             self.pids[name] = host.start(name, argv[name], layout.logs)
             if name == "etcd":
-                self._wait(lambda: _ok(f"http://127.0.0.1:{ports.etcd}/health"), "etcd")
+                self._wait(lambda: host.http_ok(f"http://127.0.0.1:{ports.etcd}/health"), "etcd")
             elif name == "kube-apiserver":
                 self._wait(self._readyz, "kube-apiserver /readyz")
         say(f"control plane {self.version} up (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) "
@@ -154,10 +154,3 @@ class ControlPlane:
                 host.stop(*started, grace=5)
         shutil.rmtree(self.state, ignore_errors=True)
 
-
-def _ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
