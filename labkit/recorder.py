@@ -509,8 +509,9 @@ class TraceBuilder:
 
     def _event_starts(self) -> list[_Raw]:
         """Started (and Restarted) from the kubelet's Started Events, each tied to the run whose status
-        start is within _START_EVENT_WINDOW_S of it. Without one, a plain Event's count counts the starts
-        (its recorder counts also the ones it dropped); a combined Event's count does not: left out."""
+        start is within _START_EVENT_WINDOW_S of it. A plain Event's count counts the starts (its recorder
+        counts also the ones it dropped): it picks among several runs started that near, and stands in
+        when none did. A combined Event's count does not count starts: without a near run, left out."""
         result = []
         low, high = _START_EVENT_WINDOW_S
         for report in self._start_reports:
@@ -519,12 +520,15 @@ class TraceBuilder:
             near = [(abs(report.when - r.when), -r.attempt, r.attempt) for r in self._raw
                     if r.pod == report.pod and r.container == report.container and r.type == "Started"
                     and r.source == "status" and r.when + low <= report.when <= r.when + high]
-            if near:
+            counted = report.count - 1   # a plain Event's count counts the starts
+            if near and not report.combined and counted in {n[2] for n in near}:
+                attempt = counted            # several starts in its second: the count says which
+            elif near:
                 attempt = min(near)[2]
             elif report.combined:
                 continue
             else:
-                attempt = report.count - 1
+                attempt = counted
             fields = {**report.fields, "attempt": attempt}
             result.append(_Raw(report.when, "Started", report.pod, report.container, "event", fields, attempt,
                                report.seq))

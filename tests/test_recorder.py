@@ -723,3 +723,25 @@ def test_a_pod_listed_at_start_is_taken_as_it_is(tmp_path):
         builder, _ = _record(api, _kubeconfig(tmp_path, api.url), lambda trace: trace.select("Started"))
     assert api.queries("Pod")[:2] == [("list", None), ("watch", "1060")]
     assert one(builder.trace(), "Started", "sws-init", "status").attempt == 0
+
+
+def test_two_runs_started_in_one_second_take_their_started_events_in_count_order():
+    """A sidecar that crashes at once restarts within the second of its first start: both status
+    starts are equally near both Started Events, whose counts (1, 2) say which run each is about."""
+    def one_second(stream):
+        first, second = (next(i["event"]["object"]["status"]["initContainerStatuses"][0] for i in stream
+                              if i["event"]["object"]["kind"] == "Pod" and any(
+                                  cs.get("restartCount") == n and "running" in cs["state"]
+                                  for cs in i["event"]["object"]["status"].get("initContainerStatuses") or []))
+                         for n in (0, 1))
+        start = first["state"]["running"]["startedAt"]
+        text = json.dumps(stream)
+        for later in (second["state"]["running"]["startedAt"], second["lastState"]["terminated"]["finishedAt"]):
+            text = text.replace(f'"{later}"', f'"{start}"')
+        return json.loads(text)
+
+    trace = build_restarts(one_second)
+    status = [e for e in trace.select("Started", container="proxy") if e.source == "status"]
+    assert status[0].t == status[1].t   # the edit did what it says
+    events = [e.attempt for e in trace.select("Started", container="proxy") if e.source == "event"]
+    assert events == [0, 1, 2, 3, 4]
