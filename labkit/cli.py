@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     fidelity.add_argument("--out", default="build/fidelity", metavar="DIR",
                           help="where to write fidelity.json, fidelity.md and the traces (default: build/fidelity)")
     fidelity.add_argument("--scenario", dest="scenarios", action="append", metavar="NAME",
-                          help="run only this scenario (its id; repeatable; the blog's workloads then do not run)")
+                          help="run only this scenario (its id, or blog-job / blog-deployment for the blog's "
+                               "workloads; repeatable)")
     fidelity.add_argument("--observe-s", type=float, default=90.0, metavar="S",
                           help="the longest one scenario is watched (default: 90)")
     fidelity.add_argument("--jobs", type=int, default=4, metavar="N",

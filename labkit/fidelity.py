@@ -450,6 +450,13 @@ def main(args: argparse.Namespace) -> int:
     backend = args.backend
     if backend == "cluster" and not args.kubeconfig:
         raise InvalidInput("--backend cluster needs --kubeconfig", field="--kubeconfig")
+    if not SCENARIOS.is_dir():
+        raise InvalidInput(f"no scenarios at {SCENARIOS}: labkit fidelity runs from a clone of the repository")
+    scenarios = [yaml.safe_load(path.read_text()) | {"_path": path} for path in sorted(SCENARIOS.glob("*.yaml"))]
+    unknown = sorted(set(args.scenarios or ()) - {s["id"] for s in scenarios} - set(BLOG))
+    if unknown:   # before any backend starts
+        raise InvalidInput(f"no scenario {', '.join(unknown)} in {SCENARIOS} (nor {' or '.join(BLOG)})",
+                           field="--scenario")
     if backend == "node":
         from .node import Node, default_minor
 
@@ -465,12 +472,10 @@ def main(args: argparse.Namespace) -> int:
         what = "a kind cluster" if backend == "kind" else f"the cluster of {args.kubeconfig}"
         available = None
     out = Path(args.out)
-    if not SCENARIOS.is_dir():
-        raise InvalidInput(f"no scenarios at {SCENARIOS}: labkit fidelity runs from a clone of the repository")
     chosen = []
     rows: dict[str, Row] = {}
-    for path in sorted(SCENARIOS.glob("*.yaml")):
-        scenario = yaml.safe_load(path.read_text())
+    for scenario in scenarios:
+        path = scenario.pop("_path")
         if args.scenarios and scenario["id"] not in args.scenarios:
             continue
         gates, why = selection(scenario, version)
@@ -500,11 +505,11 @@ def main(args: argparse.Namespace) -> int:
         for row in pool.map(one, chosen):
             rows[row.scenario] = row
     ordered = [rows[key] for key in sorted(rows)]
-    if not args.scenarios:
-        for name in BLOG:
+    for name in BLOG:
+        if not args.scenarios or name in args.scenarios:
             try:
                 ordered.append(blog_row(name, backend=backend, kubeconfig=args.kubeconfig, version=version, out=out))
-            except Exception as exc:
+            except Exception as exc:   # as for a scenario: one failure must not hide the others
                 ordered.append(Row(name, on_cluster=[f"could not run: {type(exc).__name__}: {exc}"], on_sim=[]))
     for row in ordered:
         row.known = known_differences(backend).get(row.scenario, "")
