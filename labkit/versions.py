@@ -108,6 +108,10 @@ class Behaviour:
     # The kubelet's PodReadyToStartContainers condition (gate PodReadyToStartContainersCondition:
     # alpha 1.28, beta and on from 1.29, GA 1.37 in kube_features.go).
     pod_ready_to_start_condition: bool = False
+    # After a SyncPod that ran runtime actions without error, the kubelet relists that pod at once
+    # (PLEGOnDemandRelist: beta and on in kube_features.go at v1.36.3, GA in 1.37; kubelet.go
+    # SyncPod's postSync): what the actions changed is synced right away, not at the next relist.
+    on_demand_relist: bool = False
     feature_gates: dict[str, bool] = field(default_factory=dict)
 
 
@@ -216,6 +220,7 @@ def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None 
         kubelet_container_events_unnamed=minor >= 35,
         scaling_from_to=minor >= 32,
         pod_ready_to_start_condition=minor >= 29,
+        on_demand_relist=minor >= 36,
         feature_gates=effective_gates,
     )
 

@@ -94,6 +94,8 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             return None
         if pod.last_sync_end is None:
             return pod.trigger_time
+        if pod.relisted_at is not None and pod.relisted_at >= pod.last_sync_end:
+            return max(pod.trigger_time, pod.relisted_at)      # an on-demand relist after that sync
         return max(pod.trigger_time, self.next_relist(pod.last_sync_end))
 
     def _arm(self, pod: SimPod) -> None:
@@ -181,9 +183,18 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             if pod.kill_requested:
                 yield from self._terminate(pod, self._effective_grace(pod))
                 return
+            pod.relist_requested = False
             terminal = yield from self._sync(pod)
             pod.last_sync_end = env.now
+            if pod.relist_requested:
+                # PLEGOnDemandRelist (1.36+): SyncPod's postSync relists the pod right away, and
+                # the changes its actions made (a start, a kill) wake the worker at once.
+                pod.relisted_at = env.now
+                self.kick(pod)
             if terminal:
+                # The pod worker moves on to SyncTerminatingPod, which, like every sync, waits
+                # for a pod cache newer than the last one (podCache.GetNewerThan): the next relist.
+                yield env.timeout(self.next_relist(env.now) - env.now)
                 yield from self._terminate(pod, None)
                 return
 
@@ -206,7 +217,7 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         hashes = {c.name: c.hash for c in pod.containers}
         actions = self._compute_actions(pod)
         if actions.create_sandbox:
-            yield self.env.timeout(timing.SANDBOX_S)
+            yield self.env.timeout(timing.SANDBOX_S + timing.throttled(timing.SANDBOX_CPU_S, pod.cpu_limit))
             pod.sandbox = True
         if actions.kill_pod:
             # All regular containers are done and none will restart (Never/OnFailure
@@ -214,6 +225,7 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             # pod's grace and, from 1.29, the sidecar ordering.
             yield from self._kill_pod(pod, None)
             self._complete_work(pod, [], False)
+            pod.relist_requested = self.behaviour.on_demand_relist
             return False
         for c, reason in actions.kill:
             yield from self._kill_container(pod, c, self._grace_for(pod, c, reason), None)
@@ -229,7 +241,10 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             ok = yield from self._start(pod, c, finished[c.name], hashes[c.name], failed_backoff)
             if not ok:
                 image_error = image_error or c.waiting_reason in ("ErrImagePull", "ImagePullBackOff")
-        self._complete_work(pod, failed_backoff, bool(failed_backoff) or image_error)
+        failed = bool(failed_backoff) or image_error
+        self._complete_work(pod, failed_backoff, failed)
+        acted = actions.create_sandbox or bool(actions.kill or actions.init_start or actions.start)
+        pod.relist_requested = self.behaviour.on_demand_relist and acted and not failed
         return False
 
     def _complete_work(self, pod: SimPod, expiries: list[float], failed: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import simpy
 
@@ -44,12 +45,55 @@ class Instance:
         self.hash = hash_
 
 
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(?:[eE]([+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)")
+_SCALE = {None: 1.0, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+          "E": 1e18, "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40, "Pi": 2.0 ** 50,
+          "Ei": 2.0 ** 60}
+
+
+def cpu_limit(spec: dict) -> float | None:
+    """A container's CPU limit in cores (None without one): a resource.Quantity, already validated.
+
+    >>> cpu_limit({"resources": {"limits": {"cpu": "10m"}}}), cpu_limit({"resources": {"limits": {"cpu": 2}}})
+    (0.01, 2.0)
+    >>> cpu_limit({"resources": {"limits": {"memory": "10Mi"}}}) is None
+    True
+    """
+    quantity = ((spec.get("resources") or {}).get("limits") or {}).get("cpu")
+    if quantity is None:
+        return None
+    number, exponent, suffix = _QUANTITY.fullmatch(str(quantity).strip()).groups()
+    cores = float(number) * (10.0 ** int(exponent) if exponent else _SCALE[suffix])
+    return cores or None
+
+
+def pod_cpu_limit(init: list[dict], apps: list[dict]) -> float | None:
+    """The pod cgroup's CPU limit: the larger of what the regular containers and sidecars use
+    together and what each init container uses beside the sidecars declared before it; None unless
+    every container declares one (pkg/kubelet/cm ResourceConfigForPod, component-helpers
+    resource.PodLimits at v0.37.2)."""
+    limits = [cpu_limit(c) for c in init + apps]
+    if not limits or any(limit is None for limit in limits):
+        return None
+    total = sum(limits[len(init):])
+    sidecars = 0.0
+    highest_init = 0.0
+    for c, limit in zip(init, limits):
+        if container_role("initContainers", c) == "sidecar":
+            sidecars += limit
+            total += limit
+            highest_init = max(highest_init, sidecars)
+        else:
+            highest_init = max(highest_init, limit + sidecars)
+    return max(total, highest_init)
+
+
 class Container:
     """A declared container and its runtime state on the node."""
 
     __slots__ = ("name", "role", "spec", "model", "probes", "image", "hash", "inst", "starts", "last_exit",
                  "backoff", "waiting_reason", "st_inst", "st_state", "st_last", "st_started", "st_ready", "st_event",
-                 "ready_trigger")
+                 "ready_trigger", "cpu_limit")
 
     def __init__(self, name: str, role: str, spec: dict, model: ProcessModel, hash_: str, env: simpy.Environment):
         self.name = name
@@ -59,6 +103,7 @@ class Container:
         self.probes = {ptype: spec[f"{ptype}Probe"] for ptype in ("startup", "readiness", "liveness")
                        if spec.get(f"{ptype}Probe") and role != "init"}
         self.image = spec.get("image", "")
+        self.cpu_limit = cpu_limit(spec)       # cores; its start runs under this quota
         self.hash = hash_
         self.inst: Instance | None = None
         self.starts = 0
@@ -104,8 +149,9 @@ class SimPod:
     __slots__ = ("obj", "name", "namespace", "labels", "finalizers", "owner", "spec", "restart_policy", "tgps",
                  "init", "apps", "containers", "by_name", "has_sidecars", "created_at", "phase", "initialized",
                  "containers_ready", "ready", "deletion_grace", "deletion_requested_at",
-                 "kill_requested", "deleted", "sandbox", "terminated", "settled", "liveness_stopped",
-                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at", "reported")
+                 "kill_requested", "deleted", "sandbox", "cpu_limit", "terminated", "settled", "liveness_stopped",
+                 "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at", "reported",
+                 "relist_requested", "relisted_at")
 
     def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str], *,
                  owner: dict | None, created_at: float):
@@ -129,6 +175,7 @@ class SimPod:
         self.containers = self.init + self.apps
         self.by_name = {c.name: c for c in self.containers}
         self.has_sidecars = any(c.role == "sidecar" for c in self.init)
+        self.cpu_limit = pod_cpu_limit(spec.get("initContainers") or [], spec.get("containers") or [])
         self.created_at = created_at
         # API status
         self.phase = "Pending"
@@ -150,6 +197,8 @@ class SimPod:
         self.wake: simpy.Event | None = None       # set while the pod worker waits
         self.armed_at: float | None = None         # when its wake-up timer fires
         self.last_sync_end: float | None = None
+        self.relist_requested = False              # the sync asks for an on-demand relist (1.36+)
+        self.relisted_at: float | None = None      # when the last on-demand relist ran
         self.requeue_at: float | None = None       # the pod's deadline on the kubelet's work queue
         # whether the kubelet has written a status yet: until then the API object has only what
         # the API server and the scheduler set (phase Pending, no container statuses)

@@ -86,7 +86,7 @@ class RuntimeManager:
                               min(entry[0] * 2, timing.IMAGE_BACKOFF_MAX_S), env.now)
             return False
         c.waiting_reason = None
-        yield env.timeout(timing.CONTAINER_START_S)
+        yield env.timeout(timing.CONTAINER_START_S + timing.throttled(timing.CONTAINER_CPU_S, c.cpu_limit))
         inst = self._run_instance(pod, c, spec_hash_)
         hook = c.model.post_start
         if hook is not None:
@@ -227,6 +227,11 @@ class RuntimeManager:
         early in the grace period keeps showing running and ready until the end
         (kubernetes/kubernetes#106896, #128820). Only readiness probe results
         (SetContainerReadiness) change readiness meanwhile.
+
+        The status manager sends a terminal phase only once the pod worker has finished
+        terminating (mergePodStatus holds it while CouldHaveRunningContainers), and only with a
+        status that changed: with the final container states when killPod stopped something,
+        else with syncTerminatedPod's status at the next relist (docs/timing.md).
         """
         if pod.sandbox:
             self._generate_status(pod)
@@ -235,8 +240,9 @@ class RuntimeManager:
             if c.probes:
                 self._fire(c)
         yield from self._kill_pod(pod, override)
+        changed = False
         for c in pod.containers:     # the status written once every container has stopped
-            self._snapshot(c)
+            changed |= self._snapshot(c)
         phase = self._get_phase(pod, terminal=True)
         if phase not in TERMINAL:
             phase = "Failed"     # status manager TerminatePod: a terminal pod is at least Failed
@@ -247,8 +253,11 @@ class RuntimeManager:
                 self._fire(c)
             if c.st_ready:
                 c.st_ready = False
+                changed = True
                 if c.role != "init":
                     self.emit("NotReady", pod, c.name)
+        if not changed:      # nothing new to send: the phase waits for syncTerminatedPod
+            yield self.env.timeout(self.next_relist(self.env.now) - self.env.now)
         self._publish_phase(pod, phase)
         self._set_conditions(pod)
         pod.trigger_time = None

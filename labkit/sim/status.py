@@ -118,11 +118,12 @@ class StatusManager:
         return "Pending"
 
     def _publish_phase(self, pod: SimPod, phase: str) -> None:
-        # The status manager holds back a terminal phase while containers may still run
-        # (mergePodStatus, PR #108366), and no pod leaves a terminal phase.
+        # The status manager holds back a terminal phase until the pod worker has finished
+        # terminating (mergePodStatus: CouldHaveRunningContainers, PR #108366), and no pod
+        # leaves a terminal phase.
         if pod.terminal or phase == pod.phase:
             return
-        if phase in TERMINAL and pod.any_running():
+        if phase in TERMINAL and not pod.terminated:
             return
         pod.phase = phase
         self.emit("PodPhase", pod, None, phase=phase)

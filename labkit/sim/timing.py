@@ -41,6 +41,29 @@ RESYNC_INTERVAL_S = 60.0           # kubelet syncFrequency default (pod_workers 
 SANDBOX_S = 0.6
 # Create + start one container with the image already cached.
 CONTAINER_START_S = 0.3
+# CPU time a start spends inside a cgroup with a CFS quota: runc's init runs in the new
+# container's cgroup, the pause container's in the pod's, whose quota is the pod's CPU limit
+# (pkg/kubelet/cm ResourceConfigForPod). Under a limit of L cores that work takes about
+# cpu / L less the first period's share: with the blog's 10m limits, seconds (fitted to
+# containerd's event times on labkit's node, docs/timing.md "CPU limits").
+SANDBOX_CPU_S = 0.045
+CONTAINER_CPU_S = 0.015
+# The kubelet's CFS period (cpuCFSQuotaPeriod default) and its smallest quota, 1 ms per period,
+# i.e. 10m (MinQuotaPeriod in pkg/kubelet/cm).
+CFS_PERIOD_S = 0.1
+MIN_CPU_LIMIT = 0.01
+
+
+def throttled(cpu_s: float, limit: float | None) -> float:
+    """How much longer ``cpu_s`` seconds of CPU work take under a CFS quota of ``limit`` cores
+    than unthrottled: each period grants ``limit`` x period of CPU, the first at once.
+
+    >>> round(throttled(0.015, 0.01), 3), throttled(0.015, None), throttled(0.015, 2.0)
+    (1.4, 0.0, 0.0)
+    """
+    if limit is None:
+        return 0.0
+    return max(0.0, cpu_s / max(limit, MIN_CPU_LIMIT) - CFS_PERIOD_S)
 # A pull of an image that cannot be pulled fails after this long (ErrImagePull).
 IMAGE_PULL_FAIL_S = 1.0
 # A command that does no waiting (echo, touch, exit N) still takes a moment to run.

@@ -6,12 +6,13 @@ Where the numbers come from (labkit/sim/timing.py and the kubelet):
   (``CONTROLLER_S`` each) — the trace's first event, so its t = 0 —, the kubelet gets it ``SCHEDULE_S`` later and creates the probe
   workers right then, at its first sync (prober_manager AddPod; docs/timing.md);
 - the first sync sets up the sandbox (``SANDBOX_S``) and starts sws-init
-  (``CONTAINER_START_S``);
+  (``CONTAINER_START_S``), each stretched by the blog's 10m CPU limits (20m for the pod's
+  cgroup, where the pause container starts): runc's init runs under that quota;
 - the startup probe's ticker is anchored at worker creation, so its first run is one full
   period (10 s) after the worker was created, not after the container started; the
   static-web-server listens long before that, so that first probe succeeds;
 - the probe result wakes the pod worker at once (its cache is newer than its last sync),
-  which starts the app one ``CONTAINER_START_S`` later;
+  which starts the app one (throttled) container start later;
 - on deletion the app (a ``sh -c`` loop, no trap, PID 1) ignores SIGTERM and is SIGKILLed
   exactly 30 s (the default grace) after it; from 1.29 the sidecar waits for it, then gets
   the 2 s minimum grace and static-web-server exits 0 at once.
@@ -39,9 +40,10 @@ GATE_OFF = {"SidecarContainers": False}   # 1.28's own default; labkit's 1.28 ha
 # POD_CREATED after the apply. Times below are trace times.
 POD_CREATED = 2 * T.CONTROLLER_S
 PROBE_WORKERS = T.SCHEDULE_S
-SIDECAR_STARTED = PROBE_WORKERS + T.SANDBOX_S + T.CONTAINER_START_S
+# every container of the blog's pods has a 10m CPU limit, which stretches each start
+SIDECAR_STARTED = PROBE_WORKERS + T.BLOG_SANDBOX_S + T.BLOG_CONTAINER_START_S
 STARTUP_PROBE = PROBE_WORKERS + 10          # default periodSeconds, ticker anchored at the worker
-APP_STARTED = STARTUP_PROBE + T.CONTAINER_START_S
+APP_STARTED = STARTUP_PROBE + T.BLOG_CONTAINER_START_S
 
 
 def one(trace: Trace, type_: str, container: str | None = None):
@@ -79,9 +81,10 @@ def test_a_longer_probe_period_moves_the_app_start_with_it():
     doc = yaml.safe_load(JOB.read_text())
     doc["spec"]["template"]["spec"]["initContainers"][0]["startupProbe"]["periodSeconds"] = 3
     trace = simulate([doc], k8s_version="1.29")
-    # The ticker still starts at the worker; its first tick after the container is seen
-    # running (about 1.7 s after the worker) is the one at worker + 3 s.
-    assert one(trace, "StartupProbeSucceeded", "sws-init").t == pytest.approx(PROBE_WORKERS + 3)
+    # The ticker still starts at the worker; its tick at worker + 3 s finds the container not
+    # running yet (it starts 4.45 s after the worker, under its CPU limit), the next one probes.
+    assert SIDECAR_STARTED - PROBE_WORKERS == pytest.approx(4.45)
+    assert one(trace, "StartupProbeSucceeded", "sws-init").t == pytest.approx(PROBE_WORKERS + 6)
 
 
 # -- the Job -----------------------------------------------------------------------------------
@@ -99,13 +102,23 @@ def test_job_completes_although_the_sidecar_never_exits_by_itself(version, gates
     sidecar_exit = one(trace, "Exited", "sws-init")
     assert sidecar_exit.exit_code == 0
     assert sidecar_exit.t == pytest.approx(sigterm.t + T.SERVER_SHUTDOWN_S)
-    # The terminal phase is written once nothing runs any more (next relist), never before.
+    # The next sync finds nothing running and the pod terminal: at the next relist, or from 1.36
+    # at once (the kill's on-demand relist, PLEGOnDemandRelist). The pod worker then runs
+    # syncTerminatingPod and syncTerminatedPod, each at the relist after the one before (a sync
+    # waits for a newer pod cache), and the status manager sends the terminal phase, held back
+    # until the worker has terminated, with the last one's status.
     phases = [e for e in trace.events if e.type == "PodPhase"]
     assert [p.phase for p in phases] == ["Pending", "Running", "Succeeded"]
-    assert 0 < phases[-1].t - sidecar_exit.t <= T.RELIST_PERIOD_S
+    not_ready = one(trace, "NotReady", "sws-init")   # written by the sync that found it exited
+    if version >= "1.36":
+        assert not_ready.t == pytest.approx(sidecar_exit.t)
+        assert T.RELIST_PERIOD_S < phases[-1].t - not_ready.t <= 2 * T.RELIST_PERIOD_S
+    else:
+        assert 0 < not_ready.t - sidecar_exit.t <= T.RELIST_PERIOD_S
+        assert phases[-1].t == pytest.approx(not_ready.t + 2 * T.RELIST_PERIOD_S)
     complete = one(trace, "JobComplete")
     assert complete.object == "job/sidecar-job"
-    assert complete.t == pytest.approx(phases[-1].t + T.API_WATCH_S)
+    assert complete.t == pytest.approx(phases[-1].t + T.API_WATCH_S + T.JOB_SYNC_BATCH_S)   # the pod change, batched
     final = trace.pods[0].final
     assert final.phase == "Succeeded" and not final.deleted
     assert {n: (c.state, c.exit_code) for n, c in final.containers.items()} == {

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cli import main
+from labkit.versions import DEFAULT_K8S_VERSION
 from labkit.sim import simulate
 from labkit.sim.cli import closing_line
 from labkit.trace import ContainerInfo, Event, Pod, PodFinal, Trace
@@ -168,7 +169,7 @@ def test_a_run_cut_off_by_until_seconds_says_what_was_unfinished(capsys):
 def test_a_run_that_finished_says_when(capsys):
     assert main(["sim", "run", JOB]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
-    trace = simulate([JOB], k8s_version="1.29")
+    trace = simulate([JOB], k8s_version=DEFAULT_K8S_VERSION)   # what `sim run` runs without --k8s-version
     assert trace.events[-1].type == "JobComplete" and trace.observed_until == trace.events[-1].t
     assert last == f"Everything finished at t={trace.events[-1].t:.2f} s."
 
@@ -176,7 +177,7 @@ def test_a_run_that_finished_says_when(capsys):
 def test_watching_on_after_everything_finished_says_why_it_stopped(capsys):
     assert main(["sim", "run", JOB, "--delete-after", "100", "--until-seconds", "50"]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
-    assert last.startswith("Everything finished at t=11.75 s; stopped watching at t=49.9 s (--until-seconds 50).")
+    assert last.startswith("Everything finished at t=15.75 s; stopped watching at t=49.9 s (--until-seconds 50).")
 
 
 def test_closing_line_groups_pods_by_phase_and_names_at_most_three():

@@ -555,3 +555,22 @@ def test_an_exited_app_waits_for_a_crashlooping_last_sidecar():
     app_restart = [t for t in times(trace, "Started", "app") if t > app_exit][0]
     back = [t for t in side_starts if t > app_exit][0]
     assert app_restart > back      # the app came back only after the sidecar did
+
+
+def test_the_pods_cpu_limit_follows_the_kubelets_pod_limits():
+    """The pod cgroup's quota (ResourceConfigForPod, PodLimits): regular containers and sidecars
+    add up; an init container counts with the sidecars before it; no quota unless every container
+    declares a CPU limit (then the pause container starts unthrottled)."""
+    from labkit.sim.pods import pod_cpu_limit
+
+    def c(name, cpu=None, sidecar=False):
+        spec = {"name": name, **({"restartPolicy": "Always"} if sidecar else {})}
+        if cpu is not None:
+            spec["resources"] = {"limits": {"cpu": cpu, "memory": "10Mi"}}
+        return spec
+
+    assert pod_cpu_limit([c("sws", "10m", True)], [c("app", "10m")]) == pytest.approx(0.02)  # the blog
+    assert pod_cpu_limit([c("sws", "100m", True), c("init", "1")], [c("app", "200m")]) == pytest.approx(1.1)
+    assert pod_cpu_limit([c("init", "50m")], [c("app", "0.2"), c("b", "300m")]) == pytest.approx(0.5)
+    assert pod_cpu_limit([c("sws", "10m", True)], [c("app")]) is None
+    assert pod_cpu_limit([], [c("app", "2")]) == 2.0

@@ -319,7 +319,7 @@ def test_pod_json_is_one_status_snapshot():
     lab = SimLab("1.29", quiet=True)
     lab.apply(JOB)
     seen = set()
-    for _ in range(300):
+    for _ in range(400):
         lab.sleep(0.05)
         for pod in lab.cluster.pods.values():
             status = lab.pod_json(pod)["status"]
