@@ -713,11 +713,32 @@ def _legend(owner, keys: Sequence[str], form: str = "compact", **options: Any) -
                  **options)
 
 
+# About how many characters of legend text fit across the figure at the legend's font, handles and
+# column gaps included (9 inches at 8 pt).
+_LEGEND_CHARS = 140
+
+
+def _legend_columns(labels: Sequence[str], most: int) -> int:
+    """The most columns (up to ``most``) whose widest labels fit across the figure: matplotlib fills
+    a legend column by column, so each column is as wide as its longest label.
+
+    >>> _legend_columns(["a" * 50, "b" * 30, "c" * 30, "d" * 30], 4), _legend_columns(["a" * 20] * 8, 4)
+    (3, 4)
+    """
+    for ncols in range(most, 1, -1):
+        rows = -(-len(labels) // ncols)
+        columns = [labels[i:i + rows] for i in range(0, len(labels), rows)]
+        if sum(max(len(label) for label in column) + 5 for column in columns) <= _LEGEND_CHARS:
+            return ncols
+    return 1
+
+
 def _figure_legend(fig, keys: Sequence[str], form: str = "compact") -> None:
     if form == "full":
         _legend(fig, keys, form, loc="outside lower center", ncols=2, handlelength=1.8, columnspacing=1.5)
     else:
-        _legend(fig, keys, form, loc="outside lower center", ncols=4, handlelength=1.5, columnspacing=1.2,
+        ncols = _legend_columns(_legend_handles(keys, form)[1], 4)
+        _legend(fig, keys, form, loc="outside lower center", ncols=ncols, handlelength=1.5, columnspacing=1.2,
                 labelspacing=0.3)
 
 

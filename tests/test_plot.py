@@ -625,3 +625,15 @@ def test_the_key_tells_every_encoding_apart_and_fits(blog_trace):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     row = next(line for line in readme.splitlines() if line.startswith("| ▲ ▼ ✖"))
     assert MARKERS["Restarted"][0] == "o" and "●" in row and "○" not in row      # drawn filled
+
+
+@pytest.mark.parametrize("version", ["1.29", "1.37"])
+def test_the_compact_legend_fits_inside_the_figure(version):
+    """On 1.36+ the blog's app is reported ready for a moment after it exits, which adds the
+    pale-strip key: four columns of those labels were wider than the figure and got cut off."""
+    from labkit.sim import simulate
+
+    fig = plot_trace(simulate([str(Path(__file__).parents[1] / "manifests" / "job-sidecar.yaml")], k8s_version=version))
+    fig.canvas.draw()
+    box, legend = fig.bbox, fig.legends[0].get_window_extent()
+    assert box.x0 <= legend.x0 and legend.x1 <= box.x1
