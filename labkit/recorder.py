@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .images import stop_signal as image_stop_signal
 from .printers import format_time, parse_time
 from .objects import condition_true, container_role
 from .trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
@@ -307,10 +308,13 @@ class TraceBuilder:
                      + (pod.get("spec", {}).get("containers") or [])}
             containers = {}
             for c in infos:
-                lifecycle = (specs.get(c.name) or {}).get("lifecycle") or {}
-                # lifecycle.stopSignal (1.33+, gate ContainerStopSignals; the API server drops it without)
+                spec = specs.get(c.name) or {}
+                lifecycle = spec.get("lifecycle") or {}
+                # lifecycle.stopSignal (1.33+, gate ContainerStopSignals; the API server drops it without),
+                # else the image's STOPSIGNAL, which the runtime uses and the status reports only with that gate
                 containers[c.name] = _Container(c.name, c.role, "startup" in c.probes, bool(lifecycle.get("preStop")),
-                                                stop_signal=lifecycle.get("stopSignal"))
+                                                stop_signal=lifecycle.get("stopSignal")
+                                                or image_stop_signal(spec.get("image") or ""))
             if state is None:
                 self._order.append(name)
             state = _PodState(info, meta.get("uid"), containers)

@@ -262,7 +262,7 @@ def test_an_app_that_ended_seconds_before_the_killing_event_does_not_hold_the_si
 
     trace = build("job-sidecar-1.29.json", edit=later_kill)
     sigterm = one(trace, "SIGTERM", "sws-init", "event")
-    assert sigterm.extra == {"ordered": True}
+    assert sigterm.extra == {"ordered": True, "signal": "SIGQUIT"}   # static-web-server's STOPSIGNAL
     assert wall(trace, sigterm) == parse_time("2025-06-01T10:00:16Z")
     assert wall(trace, one(trace, "Exited", "sidecar-job", "status")) == parse_time("2025-06-01T10:00:13Z")
 
@@ -745,3 +745,11 @@ def test_two_runs_started_in_one_second_take_their_started_events_in_count_order
     assert status[0].t == status[1].t   # the edit did what it says
     events = [e.attempt for e in trace.select("Started", container="proxy") if e.source == "event"]
     assert events == [0, 1, 2, 3, 4]
+
+
+def test_a_sidecars_stop_signal_is_its_images_stopsignal_when_the_api_names_none():
+    """A 1.29 kubelet reports no stopSignal (ContainerStopSignals, alpha and off through 1.37): the
+    runtime stops static-web-server with its image's STOPSIGNAL, SIGQUIT, and so says the trace."""
+    trace = build("job-sidecar-1.29.json")
+    sigterm = one(trace, "SIGTERM", "sws-init", "event")
+    assert sigterm.extra.get("signal") == "SIGQUIT"

@@ -1,9 +1,6 @@
-"""The table of images the simulator knows (``labkit/data/images.yaml``), read once when first used.
-
-An image reference names a row through its repository path: the registry host, a
-``library/`` prefix, the tag and the digest do not matter (``docker.io/library/nginx:1.27``,
-``mirror.gcr.io/library/nginx`` and ``nginx@sha256:...`` are one row). See
-``docs/images.md`` for what a row says and how the simulator uses it.
+"""The image table (``labkit/data/images.yaml``) as the simulator reads it: each row's programs,
+signal handling, ports and whether it exits by itself (docs/images.md). Which row an image names
+and the STOPSIGNAL column live in :mod:`labkit.images`, which the recorder reads too.
 """
 
 from __future__ import annotations
@@ -13,34 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInput
-
-DATA = "data/images.yaml"
-DEFAULT_STOP_SIGNAL = "SIGTERM"   # containerd's and CRI-O's default when the image declares none
-
-# Linux signal numbers (x86/arm; signal(7)), for exit codes 128 + n and the default actions.
-SIGNAL_NUMBERS = {
-    "SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGIOT": 6, "SIGBUS": 7,
-    "SIGFPE": 8, "SIGKILL": 9, "SIGUSR1": 10, "SIGSEGV": 11, "SIGUSR2": 12, "SIGPIPE": 13, "SIGALRM": 14,
-    "SIGTERM": 15, "SIGSTKFLT": 16, "SIGCHLD": 17, "SIGCLD": 17, "SIGCONT": 18, "SIGSTOP": 19, "SIGTSTP": 20,
-    "SIGTTIN": 21, "SIGTTOU": 22, "SIGURG": 23, "SIGXCPU": 24, "SIGXFSZ": 25, "SIGVTALRM": 26, "SIGPROF": 27,
-    "SIGWINCH": 28, "SIGIO": 29, "SIGPOLL": 29, "SIGPWR": 30, "SIGSYS": 31,
-    # The real-time signals by the names Kubernetes' API uses (core.SIGRTMINPLUS1, ...).
-    "SIGRTMIN": 34, **{f"SIGRTMINPLUS{i}": 34 + i for i in range(1, 16)},
-    **{f"SIGRTMAXMINUS{i}": 64 - i for i in range(1, 15)}, "SIGRTMAX": 64,
-}
-# Signals whose default action is not to end the process (signal(7): Ign, Cont, Stop).
-NON_TERMINATING = frozenset({"SIGCHLD", "SIGCLD", "SIGCONT", "SIGURG", "SIGWINCH", "SIGSTOP", "SIGTSTP", "SIGTTIN",
-                             "SIGTTOU"})
-
-
-def signal_name(value: Any) -> str | None:
-    """``TERM``, ``sigterm``, ``15`` -> ``SIGTERM``; None when it is no signal labkit knows."""
-    text = str(value).strip().upper()
-    if text.isdigit():
-        return next((name for name, number in SIGNAL_NUMBERS.items() if number == int(text)), None)
-    name = text if text.startswith("SIG") else "SIG" + text
-    return name if name in SIGNAL_NUMBERS else None
-
+from ..images import (DATA, DEFAULT_STOP_SIGNAL, NON_TERMINATING, SIGNAL_NUMBERS, entries, repository,  # noqa: F401
+                      row_index, signal_name)
 
 @dataclass(frozen=True)
 class Reaction:
@@ -127,64 +98,21 @@ def _row(entry: dict, i: int) -> ImageRow:
 
 @functools.cache
 def table() -> tuple[ImageRow, ...]:
-    """Every row, parsed once (the YAML file is read at the first lookup, not at import)."""
-    from importlib.resources import files
-
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(files("labkit").joinpath(DATA).read_text(encoding="utf-8"), Loader=loader)
-    return tuple(_row(entry, i) for i, entry in enumerate(data["images"]))
+    """Every row, parsed once."""
+    return tuple(_row(entry, i) for i, entry in enumerate(entries()))
 
 
 @functools.cache
-def _index() -> tuple[dict[str, ImageRow], dict[str, ImageRow]]:
-    by_name: dict[str, ImageRow] = {}
-    by_program: dict[str, ImageRow] = {}
-    for row in table():
-        for name in row.names:
-            by_name[name] = row
-        for program in row.programs:
-            by_program[program] = row
-    return by_name, by_program
-
-
-def repository(image: str) -> tuple[str, str]:
-    """``ghcr.io/x/y:2.1@sha256:..`` -> ("x/y", "2.1"): the path without registry host,
-    ``library/`` prefix, tag or digest; the tag is ``latest`` when none is given."""
-    ref = image.strip().split("@", 1)[0]
-    path, tag = ref, "latest"
-    if ":" in ref.rsplit("/", 1)[-1]:
-        path, tag = ref.rsplit(":", 1)
-    parts = path.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        parts = parts[1:]
-    path = "/".join(parts)
-    for prefix in ("docker/library/", "library/"):
-        if path.startswith(prefix):
-            path = path[len(prefix):]
-    return path, tag
+def _by_program() -> dict[str, ImageRow]:
+    return {program: row for row in table() for program in row.programs}
 
 
 def lookup(image: str) -> ImageRow | None:
-    """The row of an image reference, or None. A name with a "/" also matches at the end of
-    a longer path (a pull-through cache), and ``.../library/NAME`` matches NAME."""
-    path, _ = repository(image)
-    by_name, _ = _index()
-    if path in by_name:
-        return by_name[path]
-    if "/library/" in path:
-        rest = path.rsplit("/library/", 1)[1]
-        if rest in by_name:
-            return by_name[rest]
-    parts = path.split("/")
-    for start in range(1, len(parts) - 1):
-        suffix = "/".join(parts[start:])
-        if suffix in by_name:
-            return by_name[suffix]
-    return None
+    """The row of an image reference, or None (:func:`labkit.images.row_index`)."""
+    i = row_index(image)
+    return None if i is None else table()[i]
 
 
 def for_program(program: str) -> ImageRow | None:
     """The row whose image ships ``program`` (``/usr/sbin/nginx`` -> the nginx row)."""
-    return _index()[1].get(program.rsplit("/", 1)[-1])
+    return _by_program().get(program.rsplit("/", 1)[-1])
