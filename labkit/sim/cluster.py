@@ -120,7 +120,8 @@ class Workload:
         # Job
         self.complete = False
         self.failed = False
-        self.condition_detail: dict[str, str] = {}   # reason and message of Complete/Failed
+        self.created_at = 0.0           # env time of the create (set by the apply step)
+        self.finished_at: float | None = None    # when the Job controller set Complete or Failed
         self.failures_seen = 0
         self.creating = 0             # pods the controller is about to create
         self.next_create_at = 0.0
@@ -129,6 +130,10 @@ class Workload:
         # kept up to date as the controller sees pod changes (no scans over all pods).
         self.rs_name: str | None = None
         self.rs_replicas: dict[str, int] = {}    # ReplicaSet name -> its spec.replicas
+        # ReplicaSet name -> {template, revision, created}: the revision annotation the controller
+        # writes (SetNewReplicaSetAnnotations: a rollback makes an old ReplicaSet the newest)
+        self.replicasets: dict[str, dict] = {}
+        self.available_at: float | None = None   # when the Deployment became Available
         # (sim time, ReplicaSet, from, to) of each scaling, for the ScalingReplicaSet Events
         self.scalings: list[tuple[float, str, int, int]] = []
         self.available = False
@@ -213,6 +218,7 @@ class Cluster:
             self._create_pod(stored, models, _hashes(stored["spec"]), owner=None)
         else:
             workload = Workload(kind, stored, models)
+            workload.created_at = self.env.now
             self.workloads[(kind, name)] = workload
             self.open_workloads += 1
             if kind == "Job":
@@ -422,7 +428,7 @@ class Cluster:
             job.complete = True
         else:
             job.failed = True
-        job.condition_detail = {key: fields[key] for key in ("reason", "message") if key in fields}
+        job.finished_at = self.env.now
         self.open_workloads -= 1
         self._emit_object(event, job.ref, **fields)
 
@@ -437,7 +443,13 @@ class Cluster:
     def _deployment_create_rs(self, deploy: Workload) -> None:
         if deploy.deleted:
             return
-        deploy.rs_name = f"{deploy.name}-{template_hash(deploy.spec['template'])}"
+        deploy.rs_name = name = f"{deploy.name}-{template_hash(deploy.spec['template'])}"
+        revision = 1 + max((rs["revision"] for rs in deploy.replicasets.values()), default=0)
+        if name in deploy.replicasets:
+            deploy.replicasets[name]["revision"] = revision
+        else:
+            deploy.replicasets[name] = {"template": copy.deepcopy(deploy.spec["template"]), "revision": revision,
+                                        "created": self.env.now}
         self._at(timing.CONTROLLER_S, self._deployment_scale, deploy)
 
     def _owner_ref(self, deploy: Workload) -> dict:
@@ -561,6 +573,7 @@ class Cluster:
                 # Available = availableReplicas >= replicas - maxUnavailable (deployment
                 # util); minReadySeconds is 0, so available means ready.
                 deploy.available = True
+                deploy.available_at = self.env.now
                 self._emit_object("DeploymentAvailable", deploy.ref)
 
     @staticmethod

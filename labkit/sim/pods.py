@@ -92,8 +92,7 @@ class Container:
         cleanUpContainersInPod, podContainerDeletor with minDeadContainerInPod = 1), so from a run's
         death until the status shows it as lastState, the run the status still names is gone and the
         kubelet answers ``unable to retrieve container logs for <id>`` (recorded on labkit's node,
-        kubelet v1.37.2). SimLab answers so; the served simulator does not yet: its tests at pace 10
-        cannot hit that window reliably, so it still serves the logs of the run the status names."""
+        kubelet v1.37.2). ``labkit.sim.view.removed_answer`` answers so for SimLab and the served simulator."""
         previous = self.previous_run()
         return previous is not None and self.last_exit is not None and self.last_exit is not previous
 
