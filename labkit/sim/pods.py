@@ -24,6 +24,11 @@ def spec_hash(container_spec: dict) -> str:
     return hashlib.sha1(json.dumps(container_spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def spec_hashes(pod_spec: dict) -> dict[str, str]:
+    """Each container's spec hash, computed once per template (its pods share the specs)."""
+    return {c["name"]: spec_hash(c) for c in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or [])}
+
+
 class Instance:
     """One run of a container (one container ID)."""
 

@@ -18,19 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..versions import Behaviour
+from .deployments import max_surge
+from .jobs import JOB_CONDITIONS
 from .pods import TERMINAL, Container, Instance, SimPod
 
 Stamp = Callable[[float], str]
 RUNTIME = "labkit-sim"     # containerIDs: no container runtime made them
 NODE = "labkit-sim-node"   # the one node; the name says what it is
-
-# The Job controller's terminal conditions: (event, condition, the condition 1.31+ writes first,
-# reason, message) -- job_controller.go (JobReasonBackoffLimitExceeded, JobReasonCompletionsReached)
-JOB_CONDITIONS = (
-    ("JobComplete", "Complete", "SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
-    ("JobFailed", "Failed", "FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
-)
-
 
 # -- pods -------------------------------------------------------------------------------------
 def pod_json(pod: SimPod, ts: Stamp) -> dict:
@@ -128,17 +122,6 @@ def job_json(job: Any, ts: Stamp, behaviour: Behaviour, metadata: dict) -> dict:
         status["conditions"] = conditions
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": copy.deepcopy(job.spec),
             "status": status}
-
-
-def max_surge(spec: dict, replicas: int) -> int:
-    """The Deployment's maxSurge as a number of pods (rounded up, like the controller; 0 for Recreate)."""
-    strategy = spec.get("strategy") or {}
-    if strategy.get("type") == "Recreate":
-        return 0
-    value = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
-    if isinstance(value, str) and value.endswith("%"):
-        return -(-replicas * int(value[:-1]) // 100)
-    return int(value)
 
 
 def replicasets_json(deploy: Any, ts: Stamp, namespace: str, owner: dict, uid: Callable[[str], str]) -> list[dict]:
@@ -369,4 +352,4 @@ def log_lines(c: Container, run: Instance, now: float, start: float = 0.0) -> li
 
 __all__ = ["pod_json", "job_json", "replicasets_json", "deployment_json", "events_of", "scaling_events",
            "EventView", "LogUnavailable", "log_run", "log_lines", "removed_answer", "container_id",
-           "kubelet_container_messages", "scaling_message", "max_surge", "JOB_CONDITIONS", "RUNTIME", "NODE"]
+           "kubelet_container_messages", "scaling_message", "RUNTIME", "NODE"]
