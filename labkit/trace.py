@@ -3,7 +3,8 @@
 Every backend produces a :class:`Trace`; plots, self-checks and reports only read one.
 This module loads and saves the JSON form, rejects malformed files with a message that
 names the file and the field, and derives per-container :class:`Span` s, the one place
-where timelines are computed.
+where timelines are computed. It stays one module (~630 lines) on purpose: it is the format
+every backend writes and every view reads, its types, JSON, checks and spans together.
 
 >>> trace = Trace(backend="sim", kubernetes_version="1.29.0")
 >>> _ = trace.add_pod(Pod("web", containers=[ContainerInfo("proxy", "sidecar"), ContainerInfo("app", "app")]))

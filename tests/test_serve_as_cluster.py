@@ -121,7 +121,7 @@ BAD_POD = pod("bad", "true", image='""')
 def scenarios(version: str) -> list[Scenario]:
     """The scenarios as a server of Kubernetes ``version`` answers them: the Event wording is that
     version's (labkit.versions.Behaviour, read at the release tags; tested per minor below)."""
-    from labkit.serve.world import kubelet_container_messages, scaling_message
+    from labkit.sim.view import kubelet_container_messages, scaling_message
     from labkit.versions import behaviour
 
     wording = behaviour(version)
@@ -537,7 +537,7 @@ def test_there_is_no_address_option(tmp_path):
     (37, "Container created", "Container started"),                # v1.37.2
 ])
 def test_kubelet_event_wording_per_minor(minor, created, started):
-    from labkit.serve.world import kubelet_container_messages
+    from labkit.sim.view import kubelet_container_messages
     from labkit.versions import behaviour
 
     assert kubelet_container_messages(behaviour(f"1.{minor}"), "app") == (created, started)
@@ -550,7 +550,7 @@ def test_kubelet_event_wording_per_minor(minor, created, started):
     (37, ("web-1", 2, 1, False), "Scaled down replica set web-1 from 2 to 1"),   # v1.37.2
 ])
 def test_deployment_controller_wording_per_minor(minor, args, message):
-    from labkit.serve.world import scaling_message
+    from labkit.sim.view import scaling_message
     from labkit.versions import behaviour
 
     rs, before, after, created = args

@@ -255,15 +255,18 @@ spec:
   - name: sidecar
     image: busybox:1.36
     restartPolicy: Always
-    command: ["sh", "-c", "echo sidecar up; sleep 2; echo sidecar giving up; exit 1"]
+    command: ["sh", "-c", "echo sidecar up; sleep 30; echo sidecar giving up; exit 1"]
   containers:
   - name: app
     image: busybox:1.36
     command: ["sh", "-c", "echo app up; sleep 3600"]
 """
+    # Each run lasts 30 s: while the second runs, --previous reads the first (six wall seconds at
+    # pace 5); once the second has died the kubelet has deleted the first run's container
+    # (cleanUpContainersInPod) and cannot return its log (tests/test_lab_contract.py checks that).
     kubectl(server, "apply", "-n", ns, "-f", "-", input=pod)
     kubectl(server, "wait", "-n", ns, "--for=jsonpath={.status.initContainerStatuses[0].restartCount}=1",
-            "pod/crashy", "--timeout=40s")
+            "pod/crashy", "--timeout=60s")
     previous = kubectl(server, "logs", "-n", ns, "crashy", "-c", "sidecar", "--previous")
     assert previous.stdout.splitlines() == ["sidecar up", "sidecar giving up"]
     status = json.loads(kubectl(server, "get", "-n", ns, "pod/crashy", "-o", "json").stdout)["status"]

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from ..sim.decoding import json_type
 from ..sim.validation import object_meta_errors
+from . import writes as R
 from . import world as W
 from .patch import PATCH_TYPES, PatchError
 from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, SUBRESOURCES, Resource
@@ -340,7 +341,7 @@ class Api:
         replicas = ((scale or {}).get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             # ValidateScale: spec.replicas must be a non-negative integer
-            raise W.invalid_object("Scale", "autoscaling", name, [(
+            raise R.invalid_object("Scale", "autoscaling", name, [(
                 "spec.replicas", f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0")])
         asked = ((scale.get("metadata") or {}).get("resourceVersion"))
         new = copy.deepcopy(current)
@@ -520,7 +521,7 @@ class Api:
                                "required", "field": "metadata.name"}]})
         obj.setdefault("apiVersion", resource.group_version)
         obj.setdefault("kind", resource.kind)
-        if resource.key not in W.SIM_KINDS:   # the simulator's admission checks its own kinds
+        if resource.key not in R.SIM_KINDS:   # the simulator's admission checks its own kinds
             _check_meta(resource, meta, namespace)
         return obj
 
@@ -531,16 +532,16 @@ class Api:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: {resource.name} are made by the simulator")
         if query.get("dryRun"):
             # validated and defaulted as without it, nothing stored (registry Store.Create with dryRun)
-            if resource.key in W.SIM_KINDS:
-                return _json(W.dry_run(self.world, resource.key, namespace, obj), 201)
+            if resource.key in R.SIM_KINDS:
+                return _json(R.dry_run(self.world, resource.key, namespace, obj), 201)
             if self.store.get(resource.key, namespace, name) is not None:
                 raise ApiError(409, "AlreadyExists", f'{resource.name} "{name}" already exists',
                                details={"name": name, "kind": resource.name})
             if resource.name != "namespaces" and resource.namespaced:
                 self.world.namespace(namespace)      # 404 or 403 (terminating) as without dry-run
             return _json(obj, 201)
-        if resource.key in W.SIM_KINDS:
-            return _json(W.create(self.world, resource.key, namespace, obj), 201)
+        if resource.key in R.SIM_KINDS:
+            return _json(R.create(self.world, resource.key, namespace, obj), 201)
         if self.store.get(resource.key, namespace, name) is not None:
             raise ApiError(409, "AlreadyExists", f'{resource.name} "{name}" already exists',
                            details={"name": name, "kind": resource.name})
@@ -564,10 +565,10 @@ class Api:
                            "has been modified; please apply your changes to the latest version and try again",
                            details={"name": name, **({"group": resource.group} if resource.group else {}),
                                     "kind": resource.name})
-        if resource.key in W.SIM_KINDS:
+        if resource.key in R.SIM_KINDS:
             if dry:
-                return W.dry_run(self.world, resource.key, namespace, obj, current)
-            return W.replace(self.world, resource.key, namespace, name, obj)
+                return R.dry_run(self.world, resource.key, namespace, obj, current)
+            return R.replace(self.world, resource.key, namespace, name, obj)
         new = copy.deepcopy(obj)
         if resource.group_version == "events.k8s.io/v1":
             new = _old_event(new)
@@ -632,8 +633,8 @@ class Api:
             return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "details": {"name": name, "group": resource.group, "kind": resource.name,
                                       "uid": current["metadata"].get("uid")}})
-        if resource.key in W.SIM_KINDS:
-            obj, staying = W.delete(self.world, resource.key, namespace, name, grace=grace, propagation=propagation)
+        if resource.key in R.SIM_KINDS:
+            obj, staying = R.delete(self.world, resource.key, namespace, name, grace=grace, propagation=propagation)
             if resource.name == "pods" or staying:
                 return _json(obj, 200 if staying or resource.name == "pods" else 200)
             return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -688,7 +689,7 @@ def _check_meta(resource: Resource, meta: dict, namespace: str) -> None:
     errors = object_meta_errors({**meta, "namespace": namespace} if resource.namespaced else meta,
                                 cluster_scoped_label=resource.name == "namespaces")
     if errors:
-        raise W.invalid_object(resource.kind, resource.group, meta.get("name", ""), errors)
+        raise R.invalid_object(resource.kind, resource.group, meta.get("name", ""), errors)
 
 
 def _scale_of(obj: dict) -> dict:

@@ -27,7 +27,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..served import SIMULATED_ANNOTATION
-from .world import NODE, SIM_COMPONENT, ApiError, World, create, delete, micro_time, rfc3339
+from .writes import create, delete
+from .world import NODE, SIM_COMPONENT, ApiError, World, micro_time, rfc3339
 
 log = logging.getLogger("labkit.serve")
 

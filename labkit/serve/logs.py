@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
+from ..sim import view
 from .world import ApiError, not_found
 
 
@@ -45,15 +46,17 @@ async def logs(api, request: web.Request, namespace: str, name: str, container: 
     if c is None:
         raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
     previous = _bool(query, "previous")
-    if previous:
-        inst = c.previous_run()
-        if inst is None:
-            raise ApiError(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found')
-    else:
-        inst = c.inst
-        if inst is None:
-            raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
-                           f"{pod.waiting_reason_of(c)}")
+    try:
+        inst = view.log_run(pod, c, previous=previous)
+    except view.LogUnavailable as exc:
+        raise ApiError(400, "BadRequest", str(exc)) from None
+    removed = view.removed_answer(ns.uid(pod), c, inst)
+    if removed is not None:   # the kubelet writes its error into the stream it already answered 200
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        await response.write(removed.encode())
+        await response.write_eof()
+        return response
     timestamps = _bool(query, "timestamps")
     try:
         tail = int(query["tailLines"]) if "tailLines" in query else None
@@ -62,8 +65,8 @@ async def logs(api, request: web.Request, namespace: str, name: str, container: 
         raise ApiError(400, "BadRequest", "tailLines and sinceSeconds must be numbers") from None
     follow = _bool(query, "follow") and not previous
 
-    def lines(start: float, end: float) -> list[tuple[float, str]]:
-        return c.model.stdout_lines(start, end)
+    def lines(end: float) -> list[tuple[float, str]]:
+        return view.log_lines(c, inst, inst.start + end)
 
     def now_offset() -> float:
         return (inst.end if inst.end is not None else ns.cluster.env.now) - inst.start
@@ -75,7 +78,7 @@ async def logs(api, request: web.Request, namespace: str, name: str, container: 
             out.append((_stamp(wall) + " " if timestamps else "") + text + "\n")
         return "".join(out).encode()
 
-    first = lines(0.0, now_offset())
+    first = lines(now_offset())
     if since is not None:
         cutoff = (world.clock() - since - ns.wall(inst.start)) * ns.pace
         first = [item for item in first if item[0] >= cutoff]
@@ -90,13 +93,13 @@ async def logs(api, request: web.Request, namespace: str, name: str, container: 
             await asyncio.sleep(0.2)
             world.advance()
             upto = now_offset()
-            new = [item for item in lines(0.0, upto) if item[0] > sent_until]
+            new = [item for item in lines(upto) if item[0] > sent_until]
             sent_until = upto
             if new:
                 await response.write(render(new))
         if follow and inst.end is not None:
             upto = now_offset()
-            new = [item for item in lines(0.0, upto) if item[0] > sent_until]
+            new = [item for item in lines(upto) if item[0] > sent_until]
             if new:
                 await response.write(render(new))
         await response.write_eof()

@@ -1,19 +1,18 @@
-"""The simulator seen as API objects: what the served simulator stores and how it changes.
+"""The simulator behind an API server: what the served simulator stores and how it changes.
 
 One :class:`labkit.sim.cluster.Cluster` per namespace that has workloads: the simulator's
 objects have names unique in one cluster, and namespaces share nothing the simulator models
 (one node, no quotas), so a namespace is a cluster of its own, all advanced to the same
 wall-clock time. ``World.advance`` runs every namespace up to now (times ``pace``) and writes
-what changed into the :class:`~labkit.serve.store.Store`: pods as the kubelet last reported
-them (``labkit.sim.lab.pod_json``), Jobs, Deployments and their ReplicaSets with the status
-the controllers write, and the kubelet's and controllers' Events.
+what changed into the :class:`~labkit.serve.store.Store`. How a pod, a Job, a Deployment, its
+ReplicaSets and the Events look is ``labkit.sim.view``'s, the one view SimLab reads too; this
+module adds what an API server adds: uids, generations, resourceVersions (through the store),
+the admission plugins' defaults (the token volume, tolerations, priority), the pod IP, condition
+transition times, Event names and counts, the node. Requests that change objects are
+``labkit.serve.writes``'s.
 
 Times are wall-clock dates at whole seconds, as the API server serialises ``metav1.Time``
 (RFC 3339, ``time.RFC3339`` in ``apimachinery/pkg/apis/meta/v1/time.go``).
-
-It is long (~770 lines) because it is one translation, object kind by object kind, from the
-simulator's state to API objects and Events; the parts share the namespace's clock, uids and
-resource versions, and split apart they would pass them all around.
 """
 
 from __future__ import annotations
@@ -31,20 +30,18 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..served import PACE_ANNOTATION, SIMULATED_ANNOTATION
-from ..sim.api import admit
-from ..sim.cluster import POD_UPDATE_FORBIDDEN, Cluster, Workload, gc_paused
+from ..sim import view
+from ..sim.cluster import Cluster, Workload, gc_paused
 from ..sim.pods import SimPod
-from ..sim.lab import pod_json
-from ..versions import DEFAULT_K8S_VERSION, Behaviour
+from ..sim.view import NODE, RUNTIME
+from ..versions import DEFAULT_K8S_VERSION
 from .store import Store
 
 log = logging.getLogger("labkit.serve")
 
-NODE = "labkit-sim-node"          # the one node; the name says what it is
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # apimachinery/pkg/util/rand alphanums
 SIM_WARNING, SIM_COMPONENT = "SimulatorAssumption", "labkit-simulator"   # the simulator's own Warning Events
-RUNTIME = "labkit-sim"            # containerIDs and containerRuntimeVersion: no container runtime ran them
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 # plugin/pkg/admission/serviceaccount TokenVolumeSource (expirationSeconds: WarnOnlyBoundTokenExpirationSeconds)
 TOKEN_VOLUME = {"defaultMode": 420, "sources": [
@@ -98,15 +95,12 @@ class Namespace:
         # SimPod or Workload -> uid, keyed by the object itself: an id() is reused once its
         # object is gone, and a re-created Job must not inherit the deleted one's uid (and Events)
         self.uids: dict[Any, str] = {}
-        self.created: dict[Any, float] = {}   # Workload -> env time of its creation (keyed by object, as uids)
-        self.times: dict[tuple[str, str], float] = {}   # (ref, record type) -> env time
-        self.replicasets: dict[str, dict] = {}   # name -> {deploy, template, revision, uid, created}
         self.generations: dict[Any, int] = {}
         self.foreground: set[Any] = set()  # workloads deleted with propagationPolicy=Foreground
         self.deleting_at: dict[Any, float] = {}
         self.scalings_seen: dict[Any, int] = {}   # Deployment -> how many of its scalings became Events
-        self.current_rs: dict[Any, str] = {}
-        self.warnings: dict[Any, list[str]] = {}   # SimPod or Workload -> what the simulator had to assume    # Deployment -> the name of its newest ReplicaSet
+        self.warnings: dict[Any, list[str]] = {}   # SimPod or Workload -> what the simulator had to assume
+        self.stopping: set = set()        # (pod, container) whose preStop hook gave its Killing Event
         self.terminating = False
 
     def wall(self, t: float) -> float:
@@ -119,8 +113,12 @@ class Namespace:
         return max(0.0, (clock - self.wall0) * self.pace)
 
     def uid(self, thing: Any, given: str | None = None) -> str:
+        """The uid of a SimPod, a Workload (its own, if the simulator's admission named one) or a
+        ReplicaSet (``(deployment, name)``)."""
         uid = self.uids.get(thing)
         if uid is None:
+            if given is None and isinstance(thing, Workload):
+                given = thing.obj["metadata"].get("uid")
             uid = self.uids[thing] = given or str(uuid.uuid4())
         return uid
 
@@ -294,12 +292,9 @@ class World:
         ns.seen = len(cluster.records)
         dirty: dict[str, None] = dict(cluster.status_changed)
         cluster.status_changed.clear()
-        for t, etype, pod, container, fields in records:
+        for _, _, pod, _, _ in records:
             if pod is not None:
                 dirty[pod] = None
-            ref = fields.get("object")
-            if ref is not None:
-                ns.times[(ref, etype)] = t
         for name in dirty:
             pod = cluster.pods.get(name)
             if pod is not None:
@@ -320,7 +315,7 @@ class World:
         return obj != old
 
     def pod_object(self, ns: Namespace, pod: SimPod) -> dict:
-        obj = pod_json(pod, ns.ts)
+        obj = view.pod_json(pod, ns.ts)
         given = pod.obj.get("metadata") or {}
         meta = obj["metadata"]
         meta["uid"] = ns.uid(pod)
@@ -359,8 +354,7 @@ class World:
 
     @staticmethod
     def container_id(ns: Namespace, pod: SimPod, c, inst) -> str:
-        """A run's containerID: simulated (no runtime made it), stable per pod, container and attempt."""
-        return f"{RUNTIME}://{uuid.uuid5(uuid.NAMESPACE_OID, ns.uid(pod) + c.name + str(inst.attempt)).hex}"
+        return view.container_id(ns.uid(pod), c, inst)
 
     def _pod_ip(self, pod: SimPod) -> str:
         """The pod's IP, one per pod from the node's pod CIDR (10.244.0.0/16, as kind's), .1 being the gateway."""
@@ -418,14 +412,13 @@ class World:
     def _pod_owner(self, ns: Namespace, pod: SimPod) -> dict | None:
         if pod.owner is None:
             return None
+        workload = ns.cluster._owner_workload(pod)
         if pod.owner["kind"] == "Job":
-            workload = ns.cluster.workloads.get(("Job", pod.owner["name"]))
-            uid = ns.uid(workload, workload.obj["metadata"].get("uid")) if workload else ""
-            return {"apiVersion": "batch/v1", "kind": "Job", "name": pod.owner["name"], "uid": uid,
-                    "controller": True, "blockOwnerDeletion": True}
-        rs = ns.replicasets.get(pod.owner["name"])
+            return {"apiVersion": "batch/v1", "kind": "Job", "name": pod.owner["name"],
+                    "uid": ns.uid(workload) if workload else "", "controller": True, "blockOwnerDeletion": True}
         return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": pod.owner["name"],
-                "uid": rs["uid"] if rs else "", "controller": True, "blockOwnerDeletion": True}
+                "uid": ns.uid((workload, pod.owner["name"])) if workload else "", "controller": True,
+                "blockOwnerDeletion": True}
 
     def _put_pod(self, ns: Namespace, pod: SimPod) -> None:
         if pod.deleted:
@@ -437,8 +430,8 @@ class World:
 
     def _workload_meta(self, ns: Namespace, w: Workload) -> dict:
         meta = copy.deepcopy(w.obj["metadata"])
-        meta["uid"] = ns.uid(w, meta.get("uid"))
-        meta["creationTimestamp"] = ns.ts(ns.created.setdefault(w, ns.cluster.env.now))
+        meta["uid"] = ns.uid(w)
+        meta["creationTimestamp"] = ns.ts(w.created_at)
         meta["generation"] = ns.generations.setdefault(w, 1)
         if w.deleting and w in ns.foreground:
             meta["deletionTimestamp"] = ns.ts(ns.deleting_at.get(w, ns.cluster.env.now))
@@ -450,219 +443,45 @@ class World:
         resource = "jobs" if w.kind == "Job" else "deployments"
         if w.deleted and not (w in ns.foreground and any(not p.deleted for p in w.pods)):
             if self.store.get(resource, ns.name, w.name) is not None and \
-                    self.store.get(resource, ns.name, w.name)["metadata"]["uid"] == ns.uid(w, w.obj["metadata"].get("uid")):
+                    self.store.get(resource, ns.name, w.name)["metadata"]["uid"] == ns.uid(w):
                 self.store.remove(resource, ns.name, w.name)
-                if w.kind == "Deployment":
-                    for rs_name, rs in list(ns.replicasets.items()):
-                        if rs["deploy"] is w:
-                            self.store.remove("replicasets", ns.name, rs_name)
+                for rs_name in w.replicasets:
+                    self.store.remove("replicasets", ns.name, rs_name)
             return
         if w.kind == "Job":
-            obj = self._job(ns, w)
+            obj = view.job_json(w, ns.ts, self.behaviour, self._workload_meta(ns, w))
         else:
-            for rs in self._replicasets(ns, w):
+            for event in view.scaling_events(w, self.behaviour, ns.scalings_seen.get(w, 0), ns.uid(w)):
+                self._put_event(ns, event)
+            ns.scalings_seen[w] = len(w.scalings)
+            owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.name, "uid": ns.uid(w),
+                     "controller": True, "blockOwnerDeletion": True}
+            for rs in view.replicasets_json(w, ns.ts, ns.name, owner, lambda name: ns.uid((w, name))):
                 if self._changed("replicasets", rs):
                     self.store.put("replicasets", rs)
-            obj = self._deployment(ns, w)
+            obj = view.deployment_json(w, ns.ts, self._workload_meta(ns, w))
         if self._changed(resource, obj):
             self.store.put(resource, obj)
 
-    def _job(self, ns: Namespace, w: Workload) -> dict:
-        meta = self._workload_meta(ns, w)
-        pods = [p for p in w.pods if not p.deleted or p.phase in ("Succeeded", "Failed")]
-        active = [p for p in w.pods if p.phase not in ("Succeeded", "Failed") and p.deletion_requested_at is None]
-        status: dict[str, Any] = {}
-        if w.pods:
-            status["startTime"] = ns.ts(min(p.created_at for p in w.pods))
-        if active:
-            status["active"] = len(active)
-        status["ready"] = sum(1 for p in active if p.ready)
-        if self.behaviour.job_status_terminating:   # JobPodReplacementPolicy (beta in 1.29) adds status.terminating
-            status["terminating"] = sum(1 for p in w.pods if p.deletion_requested_at is not None and not p.deleted
-                                        and p.phase not in ("Succeeded", "Failed"))
-        succeeded = sum(1 for p in pods if p.phase == "Succeeded")
-        failed = sum(1 for p in pods if p.phase == "Failed")
-        if succeeded:
-            status["succeeded"] = succeeded
-        if failed:
-            status["failed"] = failed
-        status["uncountedTerminatedPods"] = {}
-        conditions = []
-        for done, record, kind, pre, reason, message in (
-                (w.complete, "JobComplete", "Complete", "SuccessCriteriaMet", "CompletionsReached",
-                 "Reached expected number of succeeded pods"),
-                (w.failed, "JobFailed", "Failed", "FailureTarget", "BackoffLimitExceeded",
-                 "Job has reached the specified backoff limit")):
-            if not done:
-                continue
-            when = ns.ts(ns.times.get((w.ref, record), ns.cluster.env.now))
-            if self.behaviour.job_success_criteria_met:   # delayTerminalCondition (kubernetes#125510)
-                conditions.append({"type": pre, "status": "True", "reason": reason, "message": message,
-                                   "lastProbeTime": when, "lastTransitionTime": when})
-            detailed = self.behaviour.job_success_criteria_met or kind == "Failed"
-            conditions.append({"type": kind, "status": "True", "reason": reason if detailed else None,
-                               "message": message if detailed else None, "lastProbeTime": when, "lastTransitionTime": when})
-            if kind == "Complete":
-                status["completionTime"] = when
-        for cond in conditions:
-            for key in ("reason", "message"):
-                if cond[key] is None:
-                    del cond[key]
-        if conditions:
-            status["conditions"] = conditions
-        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": copy.deepcopy(w.spec),
-                "status": status}
-
-    def _replicasets(self, ns: Namespace, w: Workload) -> list[dict]:
-        entry = ns.replicasets.get(w.rs_name)
-        if w.rs_name is not None and entry is not None and entry["deploy"] is w and ns.current_rs.get(w) != w.rs_name:
-            # a rollback to an older template: its ReplicaSet becomes the newest revision
-            # (deployment util SetNewReplicaSetAnnotations: max revision of the old ones + 1)
-            entry["revision"] = 1 + max(rs["revision"] for rs in ns.replicasets.values() if rs["deploy"] is w)
-        if w.rs_name is not None and (entry is None or entry["deploy"] is not w):
-            # (a ReplicaSet of a deleted Deployment of the same name is the old one's, not this one's)
-            revision = 1 + max((rs["revision"] for rs in ns.replicasets.values() if rs["deploy"] is w), default=0)
-            ns.replicasets[w.rs_name] = {"deploy": w, "template": copy.deepcopy(w.spec["template"]),
-                                         "revision": revision, "uid": str(uuid.uuid4()), "created": ns.cluster.env.now}
-        done = ns.scalings_seen.get(w, 0)
-        for i, (t, rs_name, before, after) in enumerate(w.scalings[done:], start=done):
-            first = not any(name == rs_name for _, name, _, _ in w.scalings[:i])
-            self._event(ns, t, _ref("Deployment", "apps/v1", ns.name, w.name, ns.uid(w, w.obj["metadata"].get("uid"))),
-                        "ScalingReplicaSet", scaling_message(self.behaviour, rs_name, before, after, created=first),
-                        "deployment-controller")
-        ns.scalings_seen[w] = len(w.scalings)
-        if w.rs_name is not None:
-            ns.current_rs[w] = w.rs_name
-        result = []
-        replicas = int(w.spec.get("replicas", 1))
-        for name, rs in ns.replicasets.items():
-            if rs["deploy"] is not w:
-                continue
-            pod_hash = name.rsplit("-", 1)[1]
-            mine = [p for p in w.pods if p.owner and p.owner.get("name") == name]
-            live = [p for p in mine if p in w.live]
-            ready = [p for p in live if p.ready]
-            template = copy.deepcopy(rs["template"])
-            template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = pod_hash
-            labels = dict(template["metadata"]["labels"])
-            selector = copy.deepcopy(w.spec.get("selector") or {})
-            selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
-            status: dict[str, Any] = {"replicas": len(live), "fullyLabeledReplicas": len(live),
-                                      "observedGeneration": 1}
-            if ready:
-                status.update(readyReplicas=len(ready), availableReplicas=len(ready))
-            result.append({
-                "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": name, "namespace": ns.name, "uid": rs["uid"], "generation": 1,
-                             "creationTimestamp": ns.ts(rs["created"]), "labels": labels,
-                             "annotations": {"deployment.kubernetes.io/desired-replicas": str(replicas),
-                                             "deployment.kubernetes.io/max-replicas": str(replicas + _surge(w.spec, replicas)),
-                                             "deployment.kubernetes.io/revision": str(rs["revision"])},
-                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": w.name,
-                                                  "uid": ns.uid(w, w.obj["metadata"].get("uid")), "controller": True,
-                                                  "blockOwnerDeletion": True}]},
-                "spec": {"replicas": 0 if w.deleting else w.rs_replicas.get(name, 0), "selector": selector,
-                         "template": template},
-                "status": status})
-        return result
-
-    def _deployment(self, ns: Namespace, w: Workload) -> dict:
-        meta = self._workload_meta(ns, w)
-        revision = ns.replicasets[w.rs_name]["revision"] if w.rs_name in ns.replicasets else 1
-        meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = str(revision)
-        replicas = int(w.spec.get("replicas", 1))
-        live = list(w.live)
-        updated = [p for p in live if p.owner and p.owner.get("name") == w.rs_name]
-        ready = [p for p in live if p.ready]
-        status: dict[str, Any] = {"observedGeneration": meta["generation"]}
-        if w.rs_name is not None:
-            status["replicas"] = len(live)
-            status["updatedReplicas"] = len(updated)
-            if ready:
-                status["readyReplicas"] = len(ready)
-                status["availableReplicas"] = len(ready)
-            if len(live) - len(ready) > 0 or replicas - len(ready) > 0:
-                status["unavailableReplicas"] = max(len(live), replicas) - len(ready)
-        created = ns.ts(ns.created.get(w, ns.cluster.env.now))
-        conditions = []
-        available_at = ns.times.get((w.ref, "DeploymentAvailable"))
-        if w.rs_name is not None:
-            if w.available:
-                when = ns.ts(available_at) if available_at is not None else created
-                conditions.append({"type": "Available", "status": "True", "lastUpdateTime": when,
-                                   "lastTransitionTime": when, "reason": "MinimumReplicasAvailable",
-                                   "message": "Deployment has minimum availability."})
-            else:
-                conditions.append({"type": "Available", "status": "False", "lastUpdateTime": created,
-                                   "lastTransitionTime": created, "reason": "MinimumReplicasUnavailable",
-                                   "message": "Deployment does not have minimum availability."})
-            done = len(updated) == replicas and len(ready) >= replicas and len(live) == replicas
-            conditions.append({"type": "Progressing", "status": "True", "lastUpdateTime": created,
-                               "lastTransitionTime": created,
-                               "reason": "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
-                               "message": (f'ReplicaSet "{w.rs_name}" has successfully progressed.' if done else
-                                           f'ReplicaSet "{w.rs_name}" is progressing.')})
-            status["conditions"] = conditions
-        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": copy.deepcopy(w.spec),
-                "status": status}
-
     # -- Events -----------------------------------------------------------------------------------
     def _events_of(self, ns: Namespace, record: tuple) -> None:
-        """The Kubernetes Events the kubelet and the controllers record for one simulator event."""
-        t, etype, pod_name, container, fields = record
-        cluster = ns.cluster
-        pod = cluster.pods.get(pod_name) if pod_name else None
-        if pod is not None:
-            pod_ref = _ref("Pod", "v1", ns.name, pod.name, ns.uid(pod))
-            if etype == "PodPhase" and fields.get("phase") == "Pending" and t == pod.created_at:
-                workload = cluster._owner_workload(pod)
-                for text in ns.warnings.get(pod, []) + ns.warnings.get(workload, []):
-                    self._event(ns, t, pod_ref, SIM_WARNING, text, SIM_COMPONENT, warning=True)
-                owner = self._pod_owner(ns, pod)
-                if owner is not None:
-                    component = "job-controller" if owner["kind"] == "Job" else "replicaset-controller"
-                    self._event(ns, t, _ref(owner["kind"], owner["apiVersion"], ns.name, owner["name"], owner["uid"]),
-                                "SuccessfulCreate", f"Created pod: {pod.name}", component)
-                self._event(ns, t, pod_ref, "Scheduled", f"Successfully assigned {ns.name}/{pod.name} to {NODE}",
-                            "default-scheduler")
-            if container is None:
-                return
-            c = pod.by_name.get(container)
-            where = "initContainers" if c is not None and c.role != "app" else "containers"
-            cref = {**pod_ref, "fieldPath": f"spec.{where}{{{container}}}"}
-            if etype == "Started":
-                image = c.image if c is not None else ""
-                self._event(ns, t, cref, "Pulled", f'Container image "{image}" already present on machine', "kubelet")
-                created, started = kubelet_container_messages(self.behaviour, container)
-                self._event(ns, t, cref, "Created", created, "kubelet")
-                self._event(ns, t, cref, "Started", started, "kubelet")
-            elif etype in ("PreStop", "SIGTERM"):
-                if etype == "SIGTERM" and c is not None and c.model.pre_stop is not None and (ns.uid(pod), container, "PreStop") in self._event_keys:
-                    return
-                self._event(ns, t, cref, "Killing", f"Stopping container {container}", "kubelet")
-                if etype == "PreStop":
-                    self._event_keys[(ns.uid(pod), container, "PreStop")] = "seen"
-            elif etype == "ImagePullFailed":
-                self._event(ns, t, cref, "Failed", fields.get("message") or "Failed to pull image", "kubelet",
-                            warning=True)
-            elif etype == "Restarted" and c is not None:
-                self._event(ns, t, cref, "BackOff", f"Back-off restarting failed container {container} in pod "
-                            f"{pod.name}_{ns.name}({ns.uid(pod)})", "kubelet", warning=True)
-            return
-        ref = fields.get("object")
-        if not ref:
-            return
-        kind, _, name = ref.partition("/")
-        workload = cluster.workloads.get(("Job" if kind == "job" else "Deployment", name))
-        if workload is None:
-            return
-        if etype == "JobComplete":
-            self._event(ns, t, _ref("Job", "batch/v1", ns.name, name, ns.uid(workload, workload.obj["metadata"].get("uid"))),
-                        "Completed", "Job completed", "job-controller")
-        elif etype == "JobFailed":
-            self._event(ns, t, _ref("Job", "batch/v1", ns.name, name, ns.uid(workload, workload.obj["metadata"].get("uid"))),
-                        "BackoffLimitExceeded", "Job has reached the specified backoff limit", "job-controller",
-                        warning=True)
+        """The Kubernetes Events of one simulator record (``labkit.sim.view``), and the simulator's
+        own Warning Events on a new pod (what it had to assume about its program)."""
+        t, etype, pod_name, _, fields = record
+        pod = ns.cluster.pods.get(pod_name) if pod_name else None
+        if pod is not None and etype == "PodPhase" and fields.get("phase") == "Pending" and t == pod.created_at:
+            workload = ns.cluster._owner_workload(pod)
+            for text in ns.warnings.get(pod, []) + ns.warnings.get(workload, []):
+                self._event(ns, t, _ref("Pod", "v1", ns.name, pod.name, ns.uid(pod)), SIM_WARNING, text,
+                            SIM_COMPONENT, warning=True)
+        for event in view.events_of(ns.cluster, record, self.behaviour, NODE, ns.stopping, ns.uid):
+            self._put_event(ns, event)
+
+    def _put_event(self, ns: Namespace, event: view.EventView) -> None:
+        involved = _ref(event.kind, event.api_version, ns.name, event.name, event.uid)
+        if event.field_path:
+            involved["fieldPath"] = event.field_path
+        self._event(ns, event.t, involved, event.reason, event.message, event.component, warning=event.warning)
 
     def _event(self, ns: Namespace, t: float, involved: dict, reason: str, message: str, component: str,
                *, warning: bool = False) -> None:
@@ -731,39 +550,8 @@ def _labkit_version() -> str:
         return "0"
 
 
-def kubelet_container_messages(behaviour: Behaviour, container: str) -> tuple[str, str]:
-    """The kubelet's Created and Started Event messages for this version (labkit.versions.Behaviour
-    says which wording, read at the release tags)."""
-    if behaviour.kubelet_container_events_unnamed:     # the Event's fieldPath names the container
-        return "Container created", "Container started"
-    if behaviour.kubelet_created_with_colon:
-        return f"Created container: {container}", f"Started container {container}"
-    return f"Created container {container}", f"Started container {container}"
-
-
-def scaling_message(behaviour: Behaviour, rs: str, before: int, after: int, *, created: bool) -> str:
-    """The deployment controller's ScalingReplicaSet message for this version (getNewReplicaSet
-    for a new ReplicaSet, scaleReplicaSet after)."""
-    direction = "up" if after > before else "down"
-    if behaviour.scaling_from_to:
-        return f"Scaled {direction} replica set {rs} from {before} to {after}"
-    if created:
-        return f"Scaled up replica set {rs} to {after}"
-    return f"Scaled {direction} replica set {rs} to {after} from {before}"
-
-
 def _ref(kind: str, api_version: str, namespace: str, name: str, uid: str) -> dict:
     return {"kind": kind, "namespace": namespace, "name": name, "uid": uid, "apiVersion": api_version}
-
-
-def _surge(spec: dict, replicas: int) -> int:
-    strategy = spec.get("strategy") or {}
-    if strategy.get("type") == "Recreate":
-        return 0
-    value = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
-    if isinstance(value, str) and value.endswith("%"):
-        return -(-replicas * int(value[:-1]) // 100)   # rounded up, like the controller
-    return int(value)
 
 
 def _qos(spec: dict) -> str:
@@ -776,250 +564,3 @@ def _qos(spec: dict) -> str:
     if all(lim.get("cpu") and lim.get("memory") and (req == lim or not req) for req, lim in zip(requests, limits)):
         return "Guaranteed"
     return "Burstable"
-
-
-# -- requests that change the simulated objects -----------------------------------------------
-SIM_KINDS = {"pods": "Pod", "jobs": "Job", "deployments": "Deployment"}
-_CAUSES = {"Required value": "FieldValueRequired", "Invalid value": "FieldValueInvalid",
-           "Unsupported value": "FieldValueNotSupported", "Duplicate value": "FieldValueDuplicate",
-           "Forbidden": "FieldValueForbidden", "Not found": "FieldValueNotFound", "Too many": "FieldValueTooMany"}
-_GROUPS = {"Pod": "", "Job": "batch", "Deployment": "apps"}
-
-
-def invalid(kind: str, name: str, exc: InvalidInput) -> ApiError:
-    """The simulator's validation error as the API server's Status: 400 for a body that does not
-    decode (``... cannot be handled as a Pod: strict decoding error``), else 422 Invalid with
-    every field error as a cause, as ``apimachinery/pkg/api/errors.NewInvalid`` builds it: the
-    message is ``<Kind>.<group> "<name>" is invalid: <aggregate>`` where the aggregate
-    (``util/errors.aggregate.Error``) is the one error, or ``[a, b, ...]`` without duplicates;
-    each cause is ``{reason: field.Error.Type, message: ErrorBody(), field}``."""
-    message, field = exc.message, exc.field
-    if "cannot be handled as a" in message:
-        return ApiError(400, "BadRequest", message)
-    if "(AlreadyExists)" in message:
-        return ApiError(409, "AlreadyExists", message.split("): ", 1)[-1],
-                        details={"name": name, "group": _GROUPS[kind], "kind": kind.lower() + "s"})
-    errors = getattr(exc, "causes", None)
-    if not errors:
-        if " is invalid: " in message and field and f"{field}: " in message:
-            message = message.split(f"{field}: ", 1)[1]
-        errors = [(field or "", message)]
-    return invalid_object(kind, _GROUPS[kind], name, errors)
-
-
-def invalid_object(kind: str, group: str, name: str, errors: list[tuple[str, str]]) -> ApiError:
-    """``errors.NewInvalid(GroupKind, name, field.ErrorList)``: 422 with one cause per error."""
-    causes = [{"reason": next((r for prefix, r in _CAUSES.items() if body.startswith(prefix)), "FieldValueInvalid"),
-               "message": body, "field": path} for path, body in errors]
-    texts = list(dict.fromkeys(f"{path}: {body}" if path else body for path, body in errors))
-    aggregate = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    details = {"name": name, "group": group, "kind": kind, "causes": causes}
-    if not group:
-        del details["group"]
-    qualified = f"{kind}.{group}" if group else kind
-    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {aggregate}', details=details)
-
-
-def _find(ns: Namespace, resource: str, name: str) -> Any:
-    if resource == "pods":
-        pod = ns.cluster.pods.get(name)
-        return None if pod is None or pod.deleted else pod
-    w = ns.cluster.workloads.get((SIM_KINDS[resource], name))
-    return None if w is None or w.deleted else w
-
-
-def create(world: World, resource: str, namespace: str, obj: dict) -> dict:
-    """POST of a Pod, Job or Deployment: admitted by the simulator's API server, then simulated."""
-    kind = SIM_KINDS[resource]
-    ns = world.namespace(namespace)
-    world.advance_ns(ns, world.clock())
-    name = (obj.get("metadata") or {}).get("name") or ""
-    if world.store.get(resource, namespace, name) is not None:
-        raise ApiError(409, "AlreadyExists", f'{_plural(resource)} "{name}" already exists',
-                       details={"name": name, "group": _GROUPS[kind], "kind": resource})
-    obj = copy.deepcopy(obj)
-    obj.setdefault("metadata", {})["namespace"] = namespace
-    for key in ("uid", "resourceVersion", "creationTimestamp", "generation"):
-        obj["metadata"].pop(key, None)
-    obj.pop("status", None)
-    try:
-        warnings = _warnings_of(ns.cluster, lambda: ns.cluster.apply(obj, source=f"{resource}/{name}"))
-    except InvalidInput as exc:
-        raise invalid(kind, name, exc) from None
-    created = _find(ns, resource, name)
-    if created is not None and resource != "pods":
-        ns.created[created] = ns.cluster.env.now
-        # the simulator's admission names a uid after the object (uuid5, for reproducible traces);
-        # an API server gives every object a new one (uuid4), so a re-created Job is another Job
-        ns.uid(created, str(uuid.uuid4()))
-    if created is not None and warnings:
-        # what the simulator had to assume (a program it cannot read): said in the server's log
-        # and as a Warning Event on the object and (for a Job or Deployment) on each of its pods
-        ns.warnings[created] = warnings
-        for text in warnings:
-            log.warning("%s/%s: %s", namespace, name, text)
-            if resource != "pods":
-                ref = _ref(kind, obj.get("apiVersion") or "", namespace, name,
-                           ns.uid(created, created.obj["metadata"].get("uid")))
-                world._event(ns, ns.cluster.env.now, ref, SIM_WARNING, text, SIM_COMPONENT, warning=True)
-    world.sync(ns)
-    return world.store.get(resource, namespace, name)
-
-
-def _warnings_of(cluster: Cluster, apply: Callable[[], Any]) -> list[str]:
-    """The simulator's warnings about one apply, each said once for it (``Cluster.warnings`` keeps
-    a text only once per cluster, and a re-created pod deserves its warning again); the
-    ``source: kind/name:`` prefix left out."""
-    before, cluster.warnings[:] = list(cluster.warnings), []
-    try:
-        apply()
-        return [text.split(": ", 2)[-1] for text in cluster.warnings]
-    finally:
-        cluster.warnings[:] = before + [w for w in cluster.warnings if w not in before]
-
-
-def replace(world: World, resource: str, namespace: str, name: str, obj: dict) -> dict:
-    """PUT (or the result of a PATCH): labels and annotations change in place; a new spec goes
-    through the simulator (an image of a pod, a Deployment's template or replicas; a Job's
-    template is immutable), as ``kubectl apply`` of a changed manifest does."""
-    kind = SIM_KINDS[resource]
-    ns = world.namespace(namespace)
-    world.advance_ns(ns, world.clock())
-    current = world.store.get(resource, namespace, name)
-    target = _find(ns, resource, name)
-    if current is None or target is None:
-        raise not_found(resource, name, _GROUPS[kind])
-    asked = (obj.get("metadata") or {}).get("resourceVersion")
-    if asked and asked != current["metadata"]["resourceVersion"]:
-        raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_plural(resource)} "{name}": the object '
-                       "has been modified; please apply your changes to the latest version and try again",
-                       details={"name": name, "group": _GROUPS[kind], "kind": resource})
-    meta = obj.get("metadata") or {}
-    spec = copy.deepcopy(obj.get("spec") or {})
-    if resource == "pods":
-        spec = _pod_update(world, ns, target, spec)
-    desired = {"apiVersion": current["apiVersion"], "kind": kind,
-               "metadata": {"name": name, "namespace": namespace, "labels": meta.get("labels") or {},
-                            "annotations": meta.get("annotations") or {}}, "spec": spec}
-    if not desired["metadata"]["labels"]:
-        del desired["metadata"]["labels"]
-    if not desired["metadata"]["annotations"]:
-        del desired["metadata"]["annotations"]
-    old_spec = copy.deepcopy(target.spec)
-    try:
-        ns.cluster.apply(desired, source=f"{resource}/{name}")
-    except InvalidInput as exc:
-        raise invalid(kind, name, exc) from None
-    if resource == "pods":
-        target.labels.clear()
-        target.labels.update(meta.get("labels") or {})
-        target.obj.setdefault("metadata", {})["annotations"] = dict(meta.get("annotations") or {})
-    else:
-        target.obj["metadata"]["labels"] = dict(meta.get("labels") or {})
-        target.obj["metadata"]["annotations"] = dict(meta.get("annotations") or {})
-        for key in ("labels", "annotations"):
-            if not target.obj["metadata"][key]:
-                del target.obj["metadata"][key]
-        if target.spec != old_spec:
-            ns.generations[target] = ns.generations.get(target, 1) + 1
-    world.sync(ns)
-    return world.store.get(resource, namespace, name)
-
-
-def _pod_update(world: World, ns: Namespace, pod: SimPod, spec: dict) -> dict:
-    """The spec to give the simulator for a pod update: the served spec (with what admission and
-    the scheduler added) may change only where ValidatePodUpdate allows, which the simulator
-    models for images; those go onto the pod's own spec."""
-    changed = Cluster._image_only_changes(world._pod_spec(ns, pod), spec)
-    if changed is None:
-        raise invalid("Pod", pod.name, InvalidInput(
-            f'The Pod "{pod.name}" is invalid: spec: {POD_UPDATE_FORBIDDEN}', field="spec"))
-    own = copy.deepcopy(pod.obj["spec"])
-    images = dict(changed)
-    for key in ("initContainers", "containers"):
-        for c in own.get(key) or []:
-            if c["name"] in images:
-                c["image"] = images[c["name"]]
-    return own
-
-
-def dry_run(world: World, resource: str, namespace: str, obj: dict, current: dict | None = None) -> dict:
-    """What a create (``current`` None) or an update would store, validated and defaulted as
-    without dry-run, with nothing stored and nothing handed to the simulator: the apiserver's
-    ``dryRun=All`` (``k8s.io/apiserver/pkg/registry/generic/registry`` Store.Create/Update skip
-    only the storage write)."""
-    kind = SIM_KINDS[resource]
-    name = (obj.get("metadata") or {}).get("name") or ""
-    ns = world.namespace(namespace)
-    if current is None and world.store.get(resource, namespace, name) is not None:
-        raise ApiError(409, "AlreadyExists", f'{_plural(resource)} "{name}" already exists',
-                       details={"name": name, "group": _GROUPS[kind], "kind": resource})
-    request = copy.deepcopy(obj)
-    request.setdefault("metadata", {})["namespace"] = namespace
-    for key in ("uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp",
-                "deletionGracePeriodSeconds", "ownerReferences", "finalizers"):
-        request["metadata"].pop(key, None)
-    request.pop("status", None)
-    if current is not None and resource == "pods":
-        target = _find(ns, resource, name)
-        request["spec"] = _pod_update(world, ns, target, request.get("spec") or {})
-    try:
-        stored = admit(request, world.behaviour, source=f"{resource}/{name}").obj
-    except InvalidInput as exc:
-        raise invalid(kind, name, exc) from None
-    if current is None:
-        stored["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(world.clock()))
-        if resource != "pods":
-            stored["metadata"]["generation"] = 1
-            stored["status"] = {}
-        else:
-            stored["status"] = {"phase": "Pending", "qosClass": _qos(stored["spec"])}
-        return stored
-    if resource == "jobs" and stored["spec"].get("template") != current["spec"].get("template"):
-        raise invalid(kind, name, InvalidInput(f'The Job "{name}" is invalid: spec.template: Invalid value: ...: '
-                                               "field is immutable", field="spec.template"))
-    result = copy.deepcopy(current)
-    for key in ("labels", "annotations"):
-        result["metadata"].pop(key, None)
-        if stored["metadata"].get(key):
-            result["metadata"][key] = stored["metadata"][key]
-    if resource == "pods":
-        images = {c["name"]: c["image"] for key in ("initContainers", "containers")
-                  for c in stored["spec"].get(key) or []}
-        for key in ("initContainers", "containers"):
-            for c in result["spec"].get(key) or []:
-                c["image"] = images.get(c["name"], c["image"])
-    else:
-        if stored["spec"] != current["spec"]:
-            result["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
-        result["spec"] = stored["spec"]
-    return result
-
-
-def delete(world: World, resource: str, namespace: str, name: str, *, grace: int | None,
-           propagation: str | None) -> tuple[dict, bool]:
-    """DELETE: (the object, whether it is still there while it terminates)."""
-    kind = SIM_KINDS[resource]
-    ns = world.namespace(namespace) if namespace in world.namespaces else None
-    current = world.store.get(resource, namespace, name)
-    if ns is None or current is None:
-        raise not_found(resource, name, _GROUPS[kind])
-    world.advance_ns(ns, world.clock())
-    target = _find(ns, resource, name)
-    if target is None:
-        raise not_found(resource, name, _GROUPS[kind])
-    if resource == "pods":
-        ns.cluster.delete_pod(target, grace, force=grace == 0)
-    else:
-        ns.cluster.delete_workload(target, grace)
-        if propagation == "Foreground":
-            ns.foreground.add(target)
-            ns.deleting_at[target] = ns.cluster.env.now
-    world.sync(ns)
-    after = world.store.get(resource, namespace, name)
-    return (after, True) if after is not None else (current, False)
-
-
-def _plural(resource: str) -> str:
-    return {"jobs": "jobs.batch", "deployments": "deployments.apps", "replicasets": "replicasets.apps"}.get(resource,
-                                                                                                          resource)

@@ -29,7 +29,7 @@ from ..printers import describe_pods, format_time
 from ..refs import KIND_PLURALS, Ref, show_command
 from ..trace import Trace
 from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
-from . import timing
+from . import timing, view
 from .behaviour import BEHAVIOUR_ANNOTATION
 from .cluster import Cluster, Workload, gc_paused
 from .pods import SimPod
@@ -182,20 +182,16 @@ class SimLab(LabBody):
         return [p.name for p in self.cluster.select_pods(ref.selector)]
 
     def object_json(self, kind: str, target: SimPod | Workload | None) -> dict | None:
-        """The object as the API server would return it (the part wait conditions read); None if gone."""
+        """The object as the API server would return it (``labkit.sim.view``); None if gone."""
         if target is None:
             return None
         if kind == "Pod":
             return None if target.deleted else self.pod_json(target)
-        conditions = []
+        meta = {"name": target.name, "namespace": target.obj["metadata"].get("namespace", "default"),
+                "creationTimestamp": self._ts(target.created_at)}
         if kind == "Job":
-            conditions = [{"type": "Complete", "status": str(target.complete)},
-                          {"type": "Failed", "status": str(target.failed)}]
-            if target.finished:
-                conditions[0 if target.complete else 1].update(target.condition_detail)
-        else:
-            conditions = [{"type": "Available", "status": str(target.available)}]
-        return {"kind": kind, "metadata": {"name": target.name}, "status": {"conditions": conditions}}
+            return view.job_json(target, self._ts, self.cluster.behaviour, meta)
+        return view.deployment_json(target, self._ts, meta)
 
     def _story(self, ref: Ref) -> str:
         """The involved pods and recent events for an error message, with times as the trace's t."""
@@ -210,9 +206,10 @@ class SimLab(LabBody):
                 + describe_pods([self.pod_json(p) for p in pods[:5]], self._k8s_events(), origin=SIM_EPOCH))
 
     def _k8s_events(self) -> list[dict]:
-        """The last few trace events, shaped like Kubernetes Events for describe_pods."""
+        """The last few trace events, shaped like Kubernetes Events for describe_pods. These are the
+        trace's records (StartupProbeSucceeded, Exited, ...), not the Events a cluster records
+        (``labkit.sim.view.events_of``): a story names what the trace will show."""
         events = []
-        origin = self.cluster.trace_origin
         for t, etype, pod, container, fields in self.cluster.records[-12:]:
             obj = {"kind": "Pod", "name": pod or fields.get("object", "")}
             if container:
@@ -222,7 +219,7 @@ class SimLab(LabBody):
                 obj["fieldPath"] = f"spec.{where}{{{container}}}"
             events.append({"type": "Normal", "reason": etype, "involvedObject": obj,
                            "message": ", ".join(f"{k}={v}" for k, v in fields.items()),
-                           "lastTimestamp": format_time(SIM_EPOCH + t - origin)})
+                           "lastTimestamp": self._ts(t)})
         return events
 
     def _pod_list(self) -> tuple[list[dict], float]:
@@ -234,11 +231,14 @@ class SimLab(LabBody):
         return "default"
 
     def pod_json(self, pod: SimPod) -> dict:
-        """The pod as the API server would return it, built from what the kubelet last reported.
+        """The pod as the API server would return it, built from what the kubelet last reported
+        (``labkit.sim.view``)."""
+        return view.pod_json(pod, self._ts)
 
-        Timestamps count from ``SIM_EPOCH`` (1970-01-01) at the trace's t = 0: the simulator has no date."""
-        origin = self.cluster.trace_origin
-        return pod_json(pod, lambda t: format_time(SIM_EPOCH + t - origin))
+    def _ts(self, t: float) -> str:
+        """A simulator time as a timestamp: counting from ``SIM_EPOCH`` (1970-01-01) at the trace's
+        t = 0, since the simulator has no date."""
+        return format_time(SIM_EPOCH + t - self.cluster.trace_origin)
 
     # -- the transport: changing -----------------------------------------------------------------
     def _delete(self, ref: Ref, grace_period: int | None) -> list[str]:
@@ -277,19 +277,16 @@ class SimLab(LabBody):
         if c is None:
             raise InvalidInput(f"container {container!r} is not valid for pod {target.name} "
                                f"(containers: {', '.join(target.container_names())})", field="container")
-        inst = c.previous_run() if previous else c.inst
-        if previous:
-            if inst is None:
-                # the kubelet's answer (pkg/kubelet/kubelet_pods.go validateContainerLogStatus),
-                # as kubectl prints the API server's 400
-                raise InvalidInput(f'Error from server (BadRequest): previous terminated container "{c.name}" '
-                                   f'in pod "{target.name}" not found')
-            if c.previous_run_removed():   # the kubelet's answer, printed by kubectl as the log
-                return f"unable to retrieve container logs for labkit-sim://{target.name}/{c.name}/{inst.attempt}"
-        if inst is None:
-            return f'(container "{c.name}" in pod "{target.name}" is waiting to start: no logs yet)'
-        end = (inst.end if inst.end is not None else self.cluster.env.now) - inst.start
-        lines = [text for _, text in c.model.stdout_lines(0.0, end)]
+        try:
+            run = view.log_run(target, c, previous=previous)
+        except view.LogUnavailable as exc:
+            if not previous:   # the API's 400; a notebook gets a line that says why instead
+                return f'(container "{c.name}" in pod "{target.name}" is waiting to start: no logs yet)'
+            raise InvalidInput(f"Error from server (BadRequest): {exc}") from None
+        removed = view.removed_answer(target.name, c, run)
+        if removed is not None:       # the kubelet's answer, printed by kubectl as the log
+            return removed
+        lines = [text for _, text in view.log_lines(c, run, self.cluster.env.now)]
         if lines:
             return "\n".join(lines)
         if c.model.kind in ("shell-script", "sleep") and not c.model.stdout and not c.model.loop_stdout:
@@ -327,63 +324,4 @@ class SimLab(LabBody):
         """Nothing to clean up: the simulated cluster lives in memory."""
 
 
-def pod_json(pod: SimPod, ts: Callable[[float | None], str | None] | Callable[[float], str]) -> dict:
-    """The pod as the API server would return it, built from what the kubelet last reported.
-
-    ``ts`` turns a simulator time (``env.now``) into an RFC 3339 timestamp: the lab counts from
-    1970-01-01 at the trace's t = 0, the served simulator (``labkit.serve``) from the wall clock."""
-    def stamp(t: float | None) -> str | None:
-        return None if t is None else ts(t)
-
-    def terminated(run) -> dict:
-        return {"exitCode": run.exit_code, "reason": "Completed" if run.exit_code == 0 else "Error",
-                "startedAt": stamp(run.start), "finishedAt": stamp(run.end)}
-
-    statuses = {"initContainerStatuses": [], "containerStatuses": []}
-    for c in pod.containers:
-        # The container as the kubelet last reported it (its status snapshot), so the states,
-        # the phase and the conditions of one object belong to the same moment, as in
-        # generateAPIPodStatus; the live process may already be further on.
-        inst, state = c.st_inst, c.st_state
-        # image and imageID are always written (no omitempty in k8s.io/api core/v1
-        # ContainerStatus); imageID is "" until the runtime reports the container
-        # (kubelet_pods.go convertToAPIContainerStatuses, its default waiting status)
-        status: dict[str, Any] = {"name": c.name, "image": c.image, "imageID": "",
-                                  "restartCount": inst.attempt if inst is not None else 0,
-                                  "ready": c.st_ready, "started": c.st_started}
-        if inst is None:
-            status["state"] = {"waiting": {"reason": pod.waiting_reason_of(c)}}
-        elif state == "running":
-            status["state"] = {"running": {"startedAt": stamp(inst.start)}}
-        elif state == "waiting" and not pod.terminated:   # exited, waiting out its back-off
-            status["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
-            status["lastState"] = {"terminated": terminated(inst)}
-        else:
-            status["state"] = {"terminated": terminated(inst)}
-        if state in ("running", "terminated") and c.st_last is not None:
-            status["lastState"] = {"terminated": terminated(c.st_last)}
-        key = "containerStatuses" if c.role == "app" else "initContainerStatuses"
-        statuses[key].append(status)
-    if pod.reported:
-        conditions = [
-            {"type": "Initialized", "status": str(pod.initialized)},
-            {"type": "Ready", "status": str(pod.ready)},
-            {"type": "ContainersReady", "status": str(pod.containers_ready)},
-            {"type": "PodScheduled", "status": "True"},
-        ]
-    else:
-        # before the kubelet's first status: what the API server (PrepareForCreate: phase
-        # Pending) and the scheduler (PodScheduled) wrote, no container statuses, so kubectl
-        # prints STATUS Pending before Init:0/1
-        statuses = {"initContainerStatuses": [], "containerStatuses": []}
-        conditions = [{"type": "PodScheduled", "status": "True"}]
-    meta = {"name": pod.name, "namespace": pod.namespace, "labels": dict(pod.labels),
-            "creationTimestamp": stamp(pod.created_at)}
-    if pod.deletion_requested_at is not None:
-        meta["deletionTimestamp"] = stamp(pod.deletion_requested_at + (pod.deletion_grace or 0))
-        meta["deletionGracePeriodSeconds"] = pod.deletion_grace
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod.spec,
-            "status": {"phase": pod.phase, "conditions": conditions, **statuses}}
-
-
-__all__ = ["SimLab", "BEHAVIOUR_ANNOTATION", "pod_json"]
+__all__ = ["SimLab", "BEHAVIOUR_ANNOTATION"]

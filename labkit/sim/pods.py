@@ -25,6 +25,11 @@ def spec_hash(container_spec: dict) -> str:
     return hashlib.sha1(json.dumps(container_spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def spec_hashes(pod_spec: dict) -> dict[str, str]:
+    """Each container's spec hash, computed once per template (its pods share the specs)."""
+    return {c["name"]: spec_hash(c) for c in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or [])}
+
+
 class Instance:
     """One run of a container (one container ID)."""
 
@@ -137,8 +142,7 @@ class Container:
         cleanUpContainersInPod, podContainerDeletor with minDeadContainerInPod = 1), so from a run's
         death until the status shows it as lastState, the run the status still names is gone and the
         kubelet answers ``unable to retrieve container logs for <id>`` (recorded on labkit's node,
-        kubelet v1.37.2). SimLab answers so; the served simulator does not yet: its tests at pace 10
-        cannot hit that window reliably, so it still serves the logs of the run the status names."""
+        kubelet v1.37.2). ``labkit.sim.view.removed_answer`` answers so for SimLab and the served simulator."""
         previous = self.previous_run()
         return previous is not None and self.last_exit is not None and self.last_exit is not previous
 

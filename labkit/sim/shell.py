@@ -15,6 +15,9 @@ shown where the manifest was applied (the notebook, ``sim run``).
 Simplifications, all on the side of what the kubelet cannot tell apart: ``[``/``test``
 succeed; the members of a pipeline run one after another and only the last one's output
 reaches the log; a variable nobody set expands to the container's ``env`` value or to "".
+
+One module (~600 lines) on purpose: one walk over one syntax tree, each node kind's case
+beside the others, sharing the walk's state (variables, traps, the clock).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 from labkit.sim import SimLab, simulate
 import expected_timing as T  # written out, not read from labkit.sim.timing
-from labkit.sim.cluster import _fnv32a, template_hash
+from labkit.sim.deployments import _fnv32a, template_hash
 from labkit.sim.behaviour import BEHAVIOUR_ANNOTATION
 
 
