@@ -11,7 +11,7 @@ registered with ``add_listener`` are called as it does).
 >>> lab.apply(repo_path("manifests/job-sidecar.yaml"))
 ['job.batch/sidecar-job created']
 >>> round(lab.wait("job/sidecar-job", "Complete"), 1)                # virtual seconds, at once
-11.8
+16.9
 """
 
 from __future__ import annotations
