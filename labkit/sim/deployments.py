@@ -49,26 +49,26 @@ def _without_empty_objects(value: Any) -> Any:
     return value
 
 
-def max_surge(spec: dict, replicas: int) -> int:
-    """The Deployment's maxSurge as a number of pods (rounded up, like the controller; 0 for Recreate)."""
+def _rolling_update(spec: dict, replicas: int, field: str, *, round_up: bool) -> int:
+    """A rollingUpdate field (an int or a percentage of ``replicas``) as a number of pods; 0 for Recreate."""
     strategy = spec.get("strategy") or {}
     if strategy.get("type") == "Recreate":
         return 0
-    value = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    value = (strategy.get("rollingUpdate") or {}).get(field, "25%")
     if isinstance(value, str) and value.endswith("%"):
-        return -(-replicas * int(value[:-1]) // 100)
+        share = replicas * int(value[:-1])
+        return -(-share // 100) if round_up else share // 100
     return int(value)
+
+
+def max_surge(spec: dict, replicas: int) -> int:
+    """The Deployment's maxSurge as a number of pods (rounded up, like the controller)."""
+    return _rolling_update(spec, replicas, "maxSurge", round_up=True)
 
 
 def max_unavailable(spec: dict, replicas: int) -> int:
-    """The Deployment's maxUnavailable as a number of pods (rounded down, like the controller; 0 for Recreate)."""
-    strategy = spec.get("strategy") or {}
-    if strategy.get("type") == "Recreate":
-        return 0
-    value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
-    if isinstance(value, str) and value.endswith("%"):
-        return (replicas * int(value[:-1])) // 100
-    return int(value)
+    """The Deployment's maxUnavailable as a number of pods (rounded down, like the controller)."""
+    return _rolling_update(spec, replicas, "maxUnavailable", round_up=False)
 
 
 class DeploymentController:
