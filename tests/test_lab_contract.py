@@ -239,16 +239,28 @@ CRASHER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crasher"},
                                     "command": ["sh", "-c", "echo ran; sleep 40; exit 1"]}]}}
 
 
-def test_logs_previous_reads_the_run_the_status_shows_as_last_state(lab):
-    """While the second run runs (about 41-81 s), --previous reads the first: 3.5 wall seconds are
-    left after the look at 45 s even on the served simulator at pace 10. Once a later run has died,
-    the kubelet has already deleted the container the status still names as lastState (it keeps
-    only the newest exited one, cleanUpContainersInPod), and answers that it cannot retrieve its
-    logs, until the status shows CrashLoopBackOff (recorded so on labkit's node, kubelet v1.37.2).
-    That window is about 14 simulated seconds, a wall second and a half at pace 10, shorter than
-    a busy machine may take for three kubectl calls: --previous is read between two looks at the
+def test_logs_previous_reads_the_run_the_status_shows_as_last_state(lab, tmp_path):
+    """While the second run runs (about 41-81 s), --previous reads the first. Once a later run has
+    died, the kubelet has already deleted the container the status still names as lastState (it
+    keeps only the newest exited one, cleanUpContainersInPod), and answers that it cannot retrieve
+    its logs, until the status shows CrashLoopBackOff (recorded so on labkit's node, kubelet
+    v1.37.2). That window is about 14 simulated seconds: at the session's pace 10 a wall second
+    and a half, less than a busy CI machine took for two kubectl calls, so the served simulator
+    runs this test at pace 2 (seven wall seconds). --previous is read between two looks at the
     status, and the answer counts when both looks show the window (STATUS Error, the same
     restarts); else the next death's window is taken. No sleep decides it."""
+    if lab.backend == "cluster":
+        from labkit.serve import serve
+
+        lab.close()
+        with serve("1.29", pace=2.0, kubeconfig=tmp_path / "kubeconfig") as server, \
+                ClusterLab("1.29", kubeconfig=server.kubeconfig, quiet=True) as slower:
+            _previous_logs(slower)
+        return
+    _previous_logs(lab)
+
+
+def _previous_logs(lab) -> None:
     lab.apply([CRASHER])
     lab.sleep(45)
     [row] = lab.pods()
