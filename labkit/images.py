@@ -41,7 +41,6 @@ def signal_name(value: Any) -> str | None:
     return name if name in SIGNAL_NUMBERS else None
 
 
-
 @functools.cache
 def entries() -> tuple[dict, ...]:
     """The table's rows as written (the YAML file is read at the first use, not at import)."""

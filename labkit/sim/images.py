@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInput
-from ..images import (DATA, DEFAULT_STOP_SIGNAL, NON_TERMINATING, SIGNAL_NUMBERS, entries, repository,  # noqa: F401
-                      row_index, signal_name)
+from ..images import DATA, entries, row_index, signal_name
+
 
 @dataclass(frozen=True)
 class Reaction:

@@ -27,10 +27,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import replace
 
+from ..images import DEFAULT_STOP_SIGNAL, repository
 from . import images, timing
 from .behaviour import (BEHAVIOUR_ANNOTATION, LIFECYCLE_FIELDS, PROBE_TYPES, apply_block, hook_from_block,
                         probe_from_block)
-from .images import DEFAULT_STOP_SIGNAL, ImageRow, Reaction
+from .images import ImageRow, Reaction
 from .process import Hook, ProbeModel, ProcessModel, Run
 from .shell import UnreadableScript, first_command, program_at_end, read_script, sleep_seconds
 
@@ -39,7 +40,7 @@ _SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
 
 def image_name(image: str) -> tuple[str, str]:
     """``ghcr.io/x/y:2.1@sha256:..`` -> ("x/y", "2.1"); registry host and ``library/`` dropped."""
-    return images.repository(image)
+    return repository(image)
 
 
 def _flag_value(words: list[str], *flags: str) -> str | None:
@@ -118,7 +119,7 @@ def _image_model(image: str, command: list[str] | None, args: list[str] | None, 
     row = images.lookup(image)
     if row is None:
         return None
-    return _from_row(row, images.repository(image)[1], list(args or []), env, how="")
+    return _from_row(row, repository(image)[1], list(args or []), env, how="")
 
 
 def _hint(name: str, block: str, purpose: str) -> str:
@@ -154,7 +155,7 @@ def infer(spec: dict) -> tuple[ProcessModel, list[str]]:
     ignore_hint = _hint(name, "{handles_sigterm: true, sigterm_exit_after_seconds: 1}",
                         "for one that exits 1 s after its stop signal")
     program = argv[0].rsplit("/", 1)[-1]
-    tag = images.repository(image)[1]
+    tag = repository(image)[1]
     row = images.for_program(program)
     if row is not None and not (program in _SHELLS):
         model = _from_row(row, tag, argv[1:], env, how=f", started as {program}")

@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .images import DEFAULT_STOP_SIGNAL, NON_TERMINATING, Reaction
+from ..images import DEFAULT_STOP_SIGNAL, NON_TERMINATING
+from .images import Reaction
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Generator
 import simpy
 
 from . import timing
-from .images import SIGNAL_NUMBERS
+from ..images import SIGNAL_NUMBERS
 
 from .pods import TERMINAL, Container, Instance, SimPod
 

@@ -27,6 +27,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ..images import signal_name
 from . import images, timing
 from .images import ImageRow
 from .process import ProcessModel, Run, Segment
@@ -375,7 +376,7 @@ def _run_command(node: tuple, state: _Script) -> None:
         if len(words) < 3:
             return
         handler = words[1]
-        signals = {images.signal_name(w) for w in words[2:]} - {None}
+        signals = {signal_name(w) for w in words[2:]} - {None}
         if handler in ("-", ""):
             state.trapped -= signals        # default action / ignored: no handler either way
         else:

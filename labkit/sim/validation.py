@@ -16,7 +16,7 @@ from ..names import (dns1123_label_errors, dns1123_subdomain_errors, label_value
 from ..versions import Behaviour
 from .defaults import MAX_INT32
 from .field_errors import _Errors, duplicate, forbidden, invalid, not_found, not_supported, required, too_many
-from .images import SIGNAL_NUMBERS
+from ..images import SIGNAL_NUMBERS
 
 
 def _port_number_errors(value: int) -> list[str]:
