@@ -183,10 +183,9 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             if pod.kill_requested:
                 yield from self._terminate(pod, self._effective_grace(pod))
                 return
-            pod.relist_requested = False
-            terminal = yield from self._sync(pod)
+            terminal, relist = yield from self._sync(pod)
             pod.last_sync_end = env.now
-            if pod.relist_requested:
+            if relist:
                 # PLEGOnDemandRelist (1.36+): SyncPod's postSync relists the pod right away, and
                 # the changes its actions made (a start, a kill) wake the worker at once.
                 pod.relisted_at = env.now
@@ -204,10 +203,11 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         return max(timing.MIN_POD_GRACE_S, int(grace))
 
     def _sync(self, pod: SimPod) -> Generator:
-        """One SyncPod. Returns True when the generated phase is terminal."""
+        """One SyncPod. Returns (whether the generated phase is terminal, whether its postSync asks
+        for an on-demand relist: 1.36+, after runtime actions without error)."""
         self._generate_status(pod)
         if self._get_phase(pod, terminal=False) in TERMINAL:
-            return True
+            return True, False
         # doBackOff reads FinishedAt from the pod status taken at the start of the sync,
         # so a container killed and restarted within one sync is judged by the instance
         # before it.
@@ -225,8 +225,7 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             # pod's grace and, from 1.29, the sidecar ordering.
             yield from self._kill_pod(pod, None)
             self._complete_work(pod, [], False)
-            pod.relist_requested = self.behaviour.on_demand_relist
-            return False
+            return False, self.behaviour.on_demand_relist
         for c, reason in actions.kill:
             yield from self._kill_container(pod, c, self._grace_for(pod, c, reason), None)
         failed_backoff: list[float] = []
@@ -244,8 +243,7 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         failed = bool(failed_backoff) or image_error
         self._complete_work(pod, failed_backoff, failed)
         acted = actions.create_sandbox or bool(actions.kill or actions.init_start or actions.start)
-        pod.relist_requested = self.behaviour.on_demand_relist and acted and not failed
-        return False
+        return False, self.behaviour.on_demand_relist and acted and not failed
 
     def _complete_work(self, pod: SimPod, expiries: list[float], failed: bool) -> None:
         """pod_workers.go completeWork: set the pod's deadline on the work queue.

@@ -72,24 +72,23 @@ def cpu_limit(spec: dict) -> float | None:
     return cores or None
 
 
-def pod_cpu_limit(init: list[dict], apps: list[dict]) -> float | None:
+def pod_cpu_limit(init: list[Container], apps: list[Container]) -> float | None:
     """The pod cgroup's CPU limit: the larger of what the regular containers and sidecars use
     together and what each init container uses beside the sidecars declared before it; None unless
     every container declares one (pkg/kubelet/cm ResourceConfigForPod, component-helpers
     resource.PodLimits at v0.37.2)."""
-    limits = [cpu_limit(c) for c in init + apps]
-    if not limits or any(limit is None for limit in limits):
+    if not init + apps or any(c.cpu_limit is None for c in init + apps):
         return None
-    total = sum(limits[len(init):])
+    total = sum(c.cpu_limit for c in apps)
     sidecars = 0.0
     highest_init = 0.0
-    for c, limit in zip(init, limits):
-        if container_role("initContainers", c) == "sidecar":
-            sidecars += limit
-            total += limit
+    for c in init:
+        if c.role == "sidecar":
+            sidecars += c.cpu_limit
+            total += c.cpu_limit
             highest_init = max(highest_init, sidecars)
         else:
-            highest_init = max(highest_init, limit + sidecars)
+            highest_init = max(highest_init, c.cpu_limit + sidecars)
     return max(total, highest_init)
 
 
@@ -155,7 +154,7 @@ class SimPod:
                  "containers_ready", "ready", "deletion_grace", "deletion_requested_at",
                  "kill_requested", "deleted", "sandbox", "cpu_limit", "terminated", "settled", "liveness_stopped",
                  "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at", "reported",
-                 "relist_requested", "relisted_at")
+                 "relisted_at")
 
     def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str], *,
                  owner: dict | None, created_at: float):
@@ -179,7 +178,7 @@ class SimPod:
         self.containers = self.init + self.apps
         self.by_name = {c.name: c for c in self.containers}
         self.has_sidecars = any(c.role == "sidecar" for c in self.init)
-        self.cpu_limit = pod_cpu_limit(spec.get("initContainers") or [], spec.get("containers") or [])
+        self.cpu_limit = pod_cpu_limit(self.init, self.apps)
         self.created_at = created_at
         # API status
         self.phase = "Pending"
@@ -201,7 +200,6 @@ class SimPod:
         self.wake: simpy.Event | None = None       # set while the pod worker waits
         self.armed_at: float | None = None         # when its wake-up timer fires
         self.last_sync_end: float | None = None
-        self.relist_requested = False              # the sync asks for an on-demand relist (1.36+)
         self.relisted_at: float | None = None      # when the last on-demand relist ran
         self.requeue_at: float | None = None       # the pod's deadline on the kubelet's work queue
         # whether the kubelet has written a status yet: until then the API object has only what

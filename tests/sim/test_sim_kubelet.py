@@ -561,13 +561,16 @@ def test_the_pods_cpu_limit_follows_the_kubelets_pod_limits():
     """The pod cgroup's quota (ResourceConfigForPod, PodLimits): regular containers and sidecars
     add up; an init container counts with the sidecars before it; no quota unless every container
     declares a CPU limit (then the pause container starts unthrottled)."""
-    from labkit.sim.pods import pod_cpu_limit
+    from types import SimpleNamespace
 
-    def c(name, cpu=None, sidecar=False):
+    from labkit.sim.pods import cpu_limit, pod_cpu_limit
+
+    def c(name, cpu=None, sidecar=False):   # what pod_cpu_limit reads of a Container
         spec = {"name": name, **({"restartPolicy": "Always"} if sidecar else {})}
         if cpu is not None:
             spec["resources"] = {"limits": {"cpu": cpu, "memory": "10Mi"}}
-        return spec
+        role = "sidecar" if sidecar else ("app" if name in ("app", "b") else "init")
+        return SimpleNamespace(name=name, role=role, cpu_limit=cpu_limit(spec))
 
     assert pod_cpu_limit([c("sws", "10m", True)], [c("app", "10m")]) == pytest.approx(0.02)  # the blog
     assert pod_cpu_limit([c("sws", "100m", True), c("init", "1")], [c("app", "200m")]) == pytest.approx(1.1)
