@@ -452,8 +452,8 @@ def main(args: argparse.Namespace) -> int:
         raise InvalidInput("--backend cluster needs --kubeconfig", field="--kubeconfig")
     if not SCENARIOS.is_dir():
         raise InvalidInput(f"no scenarios at {SCENARIOS}: labkit fidelity runs from a clone of the repository")
-    scenarios = [yaml.safe_load(path.read_text()) | {"_path": path} for path in sorted(SCENARIOS.glob("*.yaml"))]
-    unknown = sorted(set(args.scenarios or ()) - {s["id"] for s in scenarios} - set(BLOG))
+    scenarios = [(path, yaml.safe_load(path.read_text())) for path in sorted(SCENARIOS.glob("*.yaml"))]
+    unknown = sorted(set(args.scenarios or ()) - {scenario["id"] for _, scenario in scenarios} - set(BLOG))
     if unknown:   # before any backend starts
         raise InvalidInput(f"no scenario {', '.join(unknown)} in {SCENARIOS} (nor {' or '.join(BLOG)})",
                            field="--scenario")
@@ -474,8 +474,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     chosen = []
     rows: dict[str, Row] = {}
-    for scenario in scenarios:
-        path = scenario.pop("_path")
+    for path, scenario in scenarios:
         if args.scenarios and scenario["id"] not in args.scenarios:
             continue
         gates, why = selection(scenario, version)

@@ -52,18 +52,6 @@ CONTAINER_CPU_S = 0.015
 # i.e. 10m (MinQuotaPeriod in pkg/kubelet/cm).
 CFS_PERIOD_S = 0.1
 MIN_CPU_LIMIT = 0.01
-
-
-def throttled(cpu_s: float, limit: float | None) -> float:
-    """How much longer ``cpu_s`` seconds of CPU work take under a CFS quota of ``limit`` cores
-    than unthrottled: each period grants ``limit`` x period of CPU, the first at once.
-
-    >>> round(throttled(0.015, 0.01), 3), throttled(0.015, None), throttled(0.015, 2.0)
-    (1.4, 0.0, 0.0)
-    """
-    if limit is None:
-        return 0.0
-    return max(0.0, cpu_s / max(limit, MIN_CPU_LIMIT) - CFS_PERIOD_S)
 # A pull of an image that cannot be pulled fails after this long (ErrImagePull).
 IMAGE_PULL_FAIL_S = 1.0
 # A command that does no waiting (echo, touch, exit N) still takes a moment to run.
@@ -94,3 +82,15 @@ JOB_DEFAULT_BACKOFF_LIMIT = 6
 # -- SimLab --------------------------------------------------------------------------------
 # Listeners are called at least this often (virtual seconds) while time advances.
 LISTENER_INTERVAL_S = 0.5
+
+
+def throttled(cpu_s: float, limit: float | None) -> float:
+    """How much longer ``cpu_s`` seconds of CPU work take under a CFS quota of ``limit`` cores
+    than unthrottled: each period grants ``limit`` x period of CPU, the first at once.
+
+    >>> round(throttled(0.015, 0.01), 3), throttled(0.015, None), throttled(0.015, 2.0)
+    (1.4, 0.0, 0.0)
+    """
+    if limit is None:
+        return 0.0
+    return max(0.0, cpu_s / max(limit, MIN_CPU_LIMIT) - CFS_PERIOD_S)
