@@ -235,8 +235,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(print_config(args.k8s_version, args.name, image=args.image), end="")
         return 0
     validate_cluster_name(args.name, field="--name")
-    KubeVersion.parse(args.k8s_version, field="--k8s-version")
-    cluster = KindCluster(args.name, args.k8s_version, image=args.image, keep_failed=args.keep)
+    version = KubeVersion.parse(args.k8s_version, field="--k8s-version")
+    cluster = KindCluster(args.name, version, image=args.image, keep_failed=args.keep)
     created = cluster.ensure()
     print(f"kind cluster {cluster.name!r} is {'up' if created else 'already up'} (Kubernetes "
           f"{cluster.version.minor_str}, {cluster.image}).\nUse it with:\n  export KUBECONFIG={cluster.kubeconfig}\n"

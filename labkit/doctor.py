@@ -19,7 +19,7 @@ from .tools import (check_docker, check_kind, check_kubectl, check_python, check
 from .versions import DEFAULT_K8S_VERSION, KubeVersion, release_minors
 
 
-def _auto_choice(runner: Runner | None, env: Mapping[str, str], k8s_version: str | None = None) -> tuple[str, str]:
+def _auto_choice(runner: Runner | None, env: Mapping[str, str], k8s_version: KubeVersion | None = None) -> tuple[str, str]:
     """What ``backend="auto"`` does: LABKIT_BACKEND first (Binder sets it), else :func:`pick_backend`."""
     if env.get("LABKIT_BACKEND", "").strip():
         try:
@@ -35,9 +35,10 @@ def report(runner: Runner | None = None, *, system: str | None = None, env: Mapp
     where ``LABKIT_BACKEND`` is read."""
     system = system or platform.system()
     env = os.environ if env is None else env
-    minor = KubeVersion.parse(k8s_version or DEFAULT_K8S_VERSION, field="--k8s-version").minor_str
+    version = KubeVersion.parse(k8s_version or DEFAULT_K8S_VERSION, field="--k8s-version")
+    minor = version.minor_str
     checks = [check_python(), check_docker(runner, system=system),
-              check_kind(runner, system=system, k8s_version=minor), check_kubectl(runner, system=system)]
+              check_kind(runner, system=system, k8s_version=version), check_kubectl(runner, system=system)]
     lines = [f"labkit doctor (for Kubernetes {minor}; --k8s-version to ask about another)", ""]
     lines += ["  " + check.line() for check in checks]
     kind = next(c for c in checks if c.name == "kind")
@@ -49,7 +50,7 @@ def report(runner: Runner | None = None, *, system: str | None = None, env: Mapp
 
     lines += ["  " + check_served_simulator(default_kubeconfig(env)).line()]
     lines += ["  " + node_line()]
-    backend, why = _auto_choice(runner, env, minor)
+    backend, why = _auto_choice(runner, env, version)
     lines += ["", f"backend=\"auto\" would pick: {backend} ({why})"]
     fixes = [f"  - {check.name}: {check.fix}" for check in checks if check.fix and not check.usable]
     if fixes:

@@ -161,22 +161,21 @@ def markdown(rows: list[Row], *, version: str, cluster: str = "kind", title: str
     return "\n".join(lines) + "\n"
 
 
-def selection(scenario: dict, version: str) -> tuple[dict | None, str]:
+def selection(scenario: dict, version: KubeVersion) -> tuple[dict | None, str]:
     """The feature gates to run ``scenario`` with on ``version``, or None and why it is skipped."""
     from .versions import behaviour, minor_in_span
 
-    asked = KubeVersion.parse(version)
     needs = [c for c in scenario.get("requires") or [] if c in NODE_ACTIONS]
     if needs:
         return None, f"needs {', '.join(needs)}"
     if _needs_second_image(scenario.get("action")):
         return None, "updates an image but names no second image to pull on a real cluster"
-    if behaviour(asked, {}).sidecar_gate == "alpha":  # 1.28: sidecars only with the gate on
+    if behaviour(version, {}).sidecar_gate == "alpha":  # 1.28: sidecars only with the gate on
         if "1.28 with gate" in str(scenario.get("min_version_note", "")):
             return {"SidecarContainers": True}, ""
         return None, "holds from 1.29"
     wanted = KubeVersion.parse(scenario_version(scenario))
-    if not minor_in_span(asked.minor, wanted.minor, None):  # the scenario's own minimum
+    if not minor_in_span(version.minor, wanted.minor, None):  # the scenario's own minimum
         return None, f"holds from {wanted.minor_str}"
     return {}, ""
 
@@ -208,7 +207,7 @@ def image_pull_failure(trace: Trace) -> str | None:
     return None
 
 
-def open_lab(backend: str, version: str, *, kubeconfig: str | None, gates: dict | None, watch_log=None):
+def open_lab(backend: str, version: KubeVersion, *, kubeconfig: str | None, gates: dict | None, watch_log=None):
     """A lab on the real backend, in a namespace of its own; the node and kind ones are left running."""
     from .lab import connect
 
@@ -220,7 +219,7 @@ def open_lab(backend: str, version: str, *, kubeconfig: str | None, gates: dict 
     return connect(backend, version, **options)
 
 
-def run_on_backend(scenario: dict, *, backend: str, kubeconfig: str | None, version: str,
+def run_on_backend(scenario: dict, *, backend: str, kubeconfig: str | None, version: KubeVersion,
                    observe_s: float) -> tuple[Trace, list[dict]]:
     """Apply the scenario's pod, do its action, record until the pod is done; the trace and the raw stream."""
     from .printers import format_time
@@ -360,7 +359,7 @@ def blog_differences(real: Trace, sim: Trace) -> list[tuple[float, str, tuple[fl
     return sorted(rows, key=lambda row: -row[0])
 
 
-def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: str, out: Path) -> Row:
+def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: KubeVersion, out: Path) -> Row:
     """Run one of the blog's workloads (then delete it) on the real backend and in the simulator;
     every event of its pod must agree within BLOG_TOLERANCE_S (:func:`blog_differences`)."""
     from .sim import SimLab
@@ -418,7 +417,7 @@ def write_results(rows: list[Row], out: Path, *, version: str, backend: str, wha
     return table
 
 
-def run_scenario(path: Path, scenario: dict, *, backend: str, kubeconfig: str | None, version: str,
+def run_scenario(path: Path, scenario: dict, *, backend: str, kubeconfig: str | None, version: KubeVersion,
                  out: Path, observe_s: float, what: str) -> Row:
     from .sim import simulate
 
@@ -460,7 +459,7 @@ def main(args: argparse.Namespace) -> int:
     if backend == "node":
         from .node import Node, default_minor
 
-        version = KubeVersion.parse(args.k8s_version or default_minor(), field="--k8s-version").minor_str
+        version = KubeVersion.parse(args.k8s_version or default_minor(), field="--k8s-version")
         node = Node(version)
         node.up()
         what = node.describe()
@@ -468,7 +467,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         from .versions import DEFAULT_K8S_VERSION
 
-        version = KubeVersion.parse(args.k8s_version or DEFAULT_K8S_VERSION, field="--k8s-version").minor_str
+        version = KubeVersion.parse(args.k8s_version or DEFAULT_K8S_VERSION, field="--k8s-version")
         what = "a kind cluster" if backend == "kind" else f"the cluster of {args.kubeconfig}"
         available = None
     out = Path(args.out)
@@ -512,7 +511,7 @@ def main(args: argparse.Namespace) -> int:
                 ordered.append(Row(name, on_cluster=[f"could not run: {type(exc).__name__}: {exc}"], on_sim=[]))
     for row in ordered:
         row.known = known_differences(backend).get(row.scenario, "")
-    table = write_results(ordered, out, version=version, backend=backend, what=what)
+    table = write_results(ordered, out, version=version.minor_str, backend=backend, what=what)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

@@ -12,7 +12,7 @@ labkit deletes only clusters it created: a marker file next to the kubeconfig sa
 a kind cluster of the same name without it is left alone. A half-made cluster is deleted
 on error and on Ctrl-C; kind's known transient start failures are retried once.
 
->>> print(render_config("1.28", kind_release="v0.20.0"), end="")
+>>> print(render_config(KubeVersion.parse("1.28"), kind_release="v0.20.0"), end="")
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 featureGates:
@@ -58,7 +58,7 @@ CREATE_TIMEOUT_S = 900.0
 MARKER = "cluster.json"
 
 
-def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, bool] | None = None) -> dict[str, bool]:
+def kind_feature_gates(version: KubeVersion, feature_gates: dict[str, bool] | None = None) -> dict[str, bool]:
     """The gates to write into the kind config: SidecarContainers only where it changes something.
 
     It is written when its value differs from the version's default and the minor is below
@@ -66,8 +66,7 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
     the gate is locked on (setting it only adds a deprecation warning) and 1.37 removed it.
     ``feature_gates=None`` means labkit's default for the version (on in 1.28).
     """
-    version = KubeVersion.parse(k8s_version)
-    gates = lab_feature_gates(version) if feature_gates is None else dict(feature_gates)
+    gates = lab_feature_gates(version, feature_gates)
     stage = behaviour(version, gates).sidecar_gate  # unknown gates, a removed gate, false on GA: InvalidInput
     result = {}
     if SIDECAR_GATE in gates and stage in ("alpha", "beta") and gates[SIDECAR_GATE] != gate_default(version.minor):
@@ -78,12 +77,11 @@ def kind_feature_gates(k8s_version: str | KubeVersion, feature_gates: dict[str, 
     return result
 
 
-def render_config(k8s_version: str | KubeVersion, *, kind_release: str | None = None, image: str | None = None,
+def render_config(version: KubeVersion, *, kind_release: str | None = None, image: str | None = None,
                   feature_gates: dict[str, bool] | None = None) -> str:
     """The kind cluster config (YAML) for a version: one control-plane node, image pinned, gates as needed."""
     import yaml
 
-    version = KubeVersion.parse(k8s_version)
     if image is None:
         release = kind_release or recommended_kind_release(version)
         if release is None:
@@ -125,14 +123,14 @@ class KindCluster:
     between retries and polls, ``state`` is labkit's folder (default :func:`state_dir`).
     """
 
-    def __init__(self, name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = DEFAULT_K8S_VERSION, *,
+    def __init__(self, name: str = DEFAULT_CLUSTER_NAME, k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, *,
                  feature_gates: dict[str, bool] | None = None, image: str | None = None,
                  runner: Runner | None = None, quiet: bool = False, state: str | os.PathLike | None = None,
                  keep_failed: bool = False, ready_timeout: float = 300.0, retry_delay: float = 10.0,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
         self.name = validate_cluster_name(name)
         self.version = KubeVersion.parse(k8s_version)
-        self.feature_gates = lab_feature_gates(self.version) if feature_gates is None else dict(feature_gates)
+        self.feature_gates = lab_feature_gates(self.version, feature_gates)
         behaviour(self.version, self.feature_gates)
         self.image = image
         self.runner = runner
@@ -395,7 +393,7 @@ def print_config(k8s_version: str, name: str = DEFAULT_CLUSTER_NAME, *, image: s
 
 
 
-def create_cluster(name: str = DEFAULT_CLUSTER_NAME, k8s_version: str = DEFAULT_K8S_VERSION, **options: Any) -> bool:
+def create_cluster(name: str = DEFAULT_CLUSTER_NAME, k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, **options: Any) -> bool:
     """Create (or reuse) a labkit kind cluster and leave it running; True if it was created now."""
     return KindCluster(name, k8s_version, **options).ensure()
 
@@ -432,7 +430,7 @@ class KindLab(ClusterLab):
 
     backend = "kind"
 
-    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, cluster_name: str = DEFAULT_CLUSTER_NAME,
+    def __init__(self, k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, cluster_name: str = DEFAULT_CLUSTER_NAME,
                  keep_cluster: bool = False, feature_gates: dict[str, bool] | None = None, quiet: bool = False,
                  *, image: str | None = None, namespace: str | None = None, runner: Runner | None = None,
                  state: str | os.PathLike | None = None, ready_timeout: float = 300.0,

@@ -18,12 +18,12 @@ from typing import Any
 
 from .contract import Lab
 from .errors import InvalidInput
-from .versions import DEFAULT_K8S_VERSION, lab_feature_gates
+from .versions import DEFAULT_K8S_VERSION, KubeVersion, lab_feature_gates
 
 BACKEND_CHOICES = ("auto", "sim", "kind", "cluster", "node")
 
 
-def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
+def resolve_backend(backend: str = "auto", k8s_version: KubeVersion | None = None, *,
                     env: Mapping[str, str] | None = None) -> tuple[str, str]:
     """The backend to use and why: ``auto`` honours ``LABKIT_BACKEND`` (Binder sets ``sim``), then probes.
 
@@ -44,31 +44,31 @@ def resolve_backend(backend: str = "auto", k8s_version: str | None = None, *,
     return pick_backend(k8s_version=k8s_version)
 
 
-def connect(backend: str = "auto", k8s_version: str = DEFAULT_K8S_VERSION, **options: Any) -> Lab:
+def connect(backend: str = "auto", k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, **options: Any) -> Lab:
     """Open a lab on ``backend``; ``auto`` picks kind when Docker and kind work, else the simulator.
 
     Options are passed to the backend: ``feature_gates``, ``seed`` and ``pace`` (simulator),
     ``cluster_name`` and ``keep_cluster`` (kind), ``context`` and ``namespace`` (cluster),
     ``keep_cluster`` (node: labkit's real node, docs/node.md; ``auto`` never picks it).
     """
-    backend, why = resolve_backend(backend, k8s_version)
-    if options.get("feature_gates") is None:
-        options["feature_gates"] = lab_feature_gates(k8s_version)
+    version = KubeVersion.parse(k8s_version)   # once, here: the backends take it parsed
+    backend, why = resolve_backend(backend, version)
+    options["feature_gates"] = lab_feature_gates(version, options.get("feature_gates"))
     if backend == "sim":
         from .sim import SimLab
 
-        lab = SimLab(k8s_version=k8s_version, **options)
+        lab = SimLab(k8s_version=version, **options)
     elif backend == "kind":
         from .kind import KindLab
 
-        lab = KindLab(k8s_version=k8s_version, **options)
+        lab = KindLab(k8s_version=version, **options)
     elif backend == "node":
         from .node.lab import NodeLab
 
-        lab = NodeLab(k8s_version=k8s_version, **options)
+        lab = NodeLab(k8s_version=version, **options)
     else:
         from .cluster import ClusterLab
 
-        lab = ClusterLab(k8s_version=k8s_version, **options)
+        lab = ClusterLab(k8s_version=version, **options)
     lab.why = why
     return lab

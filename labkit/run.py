@@ -34,7 +34,7 @@ from typing import Any
 
 from .errors import InvalidInput
 from .lab import BACKEND_CHOICES, resolve_backend
-from .versions import DEFAULT_K8S_VERSION
+from .versions import DEFAULT_K8S_VERSION, KubeVersion
 
 KERNEL_NAME = "python3"
 # Parameters labkit run sets from its own flags (-p may not set them), and the flag for each.
@@ -242,8 +242,6 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
     get it as ``KUBECONFIG`` (default: the ``KUBECONFIG`` of this process, else ``~/.kube/config``).
     ``k8s_version=None`` is the lab's default version, or on labkit's node the newest minor it pins.
     """
-    from .versions import KubeVersion
-
     started = time.monotonic()
     out = Path(out)
     if k8s_version is None:
@@ -253,7 +251,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
             k8s_version = default_minor()
         else:
             k8s_version = DEFAULT_K8S_VERSION
-    KubeVersion.parse(k8s_version, field="--k8s-version")
+    version = KubeVersion.parse(k8s_version, field="--k8s-version")
     if backend not in BACKEND_CHOICES:
         raise InvalidInput(f"unknown backend {backend!r} (choose one of {', '.join(BACKEND_CHOICES)})", field="--backend")
     if jobs != "auto" and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -275,13 +273,13 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
         for path in owners:  # typed by each notebook's own default
             typed[path][name] = parse_parameter(name, value, declared[path][name]["default"])
 
-    backend, why = resolve_backend(backend, k8s_version)
+    backend, why = resolve_backend(backend, version)
     if jobs == "auto":
         jobs = auto_jobs(backend, len(paths))
     out.mkdir(parents=True, exist_ok=True)
     from .kind import DEFAULT_CLUSTER_NAME
 
-    cluster = _SharedCluster(backend, k8s_version, user.get("cluster_name", DEFAULT_CLUSTER_NAME), keep_cluster)
+    cluster = _SharedCluster(backend, version, user.get("cluster_name", DEFAULT_CLUSTER_NAME), keep_cluster)
     base = {"backend": backend, "k8s_version": k8s_version, "cluster_name": cluster.name,
             "keep_cluster": True if backend in ("kind", "node") else keep_cluster, "output_dir": str(out.resolve())}
     results = [NotebookResult(path, out / path.name,
@@ -516,9 +514,9 @@ class _SharedCluster:
     """On kind (and labkit's node): one cluster for the whole run, made before the first notebook and
     removed after (unless kept); a labkit cluster (node) that was already running is reused and left running."""
 
-    def __init__(self, backend: str, k8s_version: str, name: str, keep: bool):
+    def __init__(self, backend: str, version: KubeVersion, name: str, keep: bool):
         self.backend = backend
-        self.k8s_version = k8s_version
+        self.version = version
         self.name = name
         self.keep = keep
         self.created = False
@@ -527,11 +525,11 @@ class _SharedCluster:
         if self.backend == "node":
             from .node import Node
 
-            self.created = Node(self.k8s_version).up()  # False: reused one that was running
+            self.created = Node(self.version).up()  # False: reused one that was running
         elif self.backend == "kind":
             from .kind import create_cluster
 
-            self.created = create_cluster(self.name, self.k8s_version)  # False: reused one that was running
+            self.created = create_cluster(self.name, self.version)  # False: reused one that was running
 
     def down(self) -> None:
         if not self.created or self.keep:
@@ -539,7 +537,7 @@ class _SharedCluster:
         if self.backend == "node":
             from .node import Node
 
-            Node(self.k8s_version).down()
+            Node(self.version).down()
             return
         from .kind import delete_cluster
 

@@ -86,10 +86,10 @@ def _why(exc: LabkitError) -> str:
 
 
 def check_kind(runner: Runner | None = None, *, system: str | None = None,
-               k8s_version: str | None = None) -> ToolCheck:
-    """kind on PATH and its release; the fix names the release that can run ``k8s_version`` (default 1.29)."""
+               k8s_version: KubeVersion | None = None) -> ToolCheck:
+    """kind on PATH and its release; the fix names the release that can run ``k8s_version`` (default: the lab's)."""
     system = system or platform.system()
-    fix = kind_advice(system, k8s_version or DEFAULT_K8S_VERSION)
+    fix = kind_advice(system, k8s_version.minor_str if k8s_version else DEFAULT_K8S_VERSION)
     if not _which("kind", runner):
         return ToolCheck("kind", False, False, detail="kind not found on PATH", fix=fix)
     try:
@@ -179,7 +179,7 @@ def _simulated_node(url: str, token: str, context, timeout: float) -> str | None
     return next((s for s in said if s), None)
 
 
-def pick_backend(runner: Runner | None = None, k8s_version: str | None = None) -> tuple[str, str]:
+def pick_backend(runner: Runner | None = None, k8s_version: KubeVersion | None = None) -> tuple[str, str]:
     """``("kind", why)`` when a Docker engine, kind and kubectl all work, else ``("sim", why)``.
 
     With ``k8s_version`` it also checks that the installed kind lists a node image for it.
@@ -203,9 +203,8 @@ def pick_backend(runner: Runner | None = None, k8s_version: str | None = None) -
     return "kind", f"Docker engine and kind {kind.version} are usable ({docker.version})"
 
 
-def node_image(k8s_version: str | KubeVersion, kind_release: str) -> str:
-    """The pinned node image for ``k8s_version`` that ``kind_release`` lists, or BackendUnavailable with the fix."""
-    version = KubeVersion.parse(k8s_version)
+def node_image(version: KubeVersion, kind_release: str) -> str:
+    """The pinned node image for ``version`` that ``kind_release`` lists, or BackendUnavailable with the fix."""
     images = KIND_NODE_IMAGES.get(kind_release)
     recommended = recommended_kind_release(version)
     fix = kind_hint(platform.system(), recommended) if recommended else ""
@@ -260,13 +259,12 @@ def kind_hint(system: str, release: str | None = None) -> str:
     return f"install kind {release}: `go install sigs.k8s.io/kind@{release}` (with Go), or the release binary: {binary}"
 
 
-def kind_advice(system: str, k8s_version: str) -> str:
-    """How to install the kind release that can run ``k8s_version``, with the newest release as an aside.
+def kind_advice(system: str, minor: str) -> str:
+    """How to install the kind release that can run Kubernetes ``minor`` ("1.28"), with the newest release as an aside.
 
     The newest kind lists node images only for the newest Kubernetes minors (v0.33.0: 1.34 to
     1.37), so "install the newest kind" would not run the lab's 1.28 or 1.29.
     """
-    minor = KubeVersion.parse(k8s_version).minor_str
     release = recommended_kind_release(minor)
     newest = newest_kind_release()
     if release is None:

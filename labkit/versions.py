@@ -9,6 +9,7 @@ kind release notes (see docs/architecture.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import InvalidInput, LabkitError
@@ -22,7 +23,13 @@ NEWEST_MINOR = 37
 
 @dataclass(frozen=True, order=True)
 class KubeVersion:
-    """A Kubernetes version given as ``1.29`` or ``1.29.3`` (a leading ``v`` is accepted)."""
+    """A Kubernetes version given as ``1.29`` or ``1.29.3`` (a leading ``v`` is accepted).
+
+    Text is parsed once, where it enters labkit: a command-line option, a trace or a server's
+    answer, or an argument of an entry point (``connect``, the Lab classes, ``simulate``,
+    ``serve``, ``Node`` and this module's functions, which take text or a KubeVersion). What they
+    call takes the KubeVersion (docs/architecture.md, "Versions").
+    """
 
     major: int
     minor: int
@@ -157,15 +164,17 @@ def minor_in_span(minor: int, first: int | None, last: int | None) -> bool:
     return (first is None or first <= minor) and (last is None or minor <= last)
 
 
-def lab_feature_gates(version: str | KubeVersion) -> dict[str, bool]:
-    """The gates a labkit-made cluster runs with: the blog's kind config turns sidecars on in 1.28.
+def lab_feature_gates(version: str | KubeVersion, given: Mapping[str, bool] | None = None) -> dict[str, bool]:
+    """The gates a labkit-made cluster runs with: ``given`` when the caller gave any, else the blog's.
 
-    ``connect()`` (every backend), ``SimLab``, ``labkit run``, ``labkit up``, ``labkit sim
-    run`` and ``simulate()`` use these when the caller gives no gates, so "1.28" means the
+    The blog's kind config turns sidecars on in 1.28, so labkit's default there is
+    ``SidecarContainers=true``. ``connect()`` (every backend), ``SimLab``, ``labkit run``, ``labkit
+    up``, ``labkit serve``, ``labkit sim run`` and ``simulate()`` all ask here, so "1.28" means the
     blog's cluster everywhere; pass ``{"SidecarContainers": False}`` to see 1.28's default.
     """
-    minor = KubeVersion.parse(version).minor
-    return {SIDECAR_GATE: True} if _gate_stage(minor) == "alpha" else {}
+    if given is not None:
+        return dict(given)
+    return {SIDECAR_GATE: True} if _gate_stage(KubeVersion.parse(version).minor) == "alpha" else {}
 
 
 def behaviour(version: str | KubeVersion, feature_gates: dict[str, bool] | None = None) -> Behaviour:

@@ -12,6 +12,7 @@ import pytest
 
 from labkit.doctor import report
 from labkit.tools import check_docker, check_kind, check_kubectl, kind_hint, pick_backend
+from labkit.versions import KubeVersion
 
 NO_ENGINE = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"
 KUBECTL_CLIENT = json.dumps({"clientVersion": {"gitVersion": "v1.32.4", "platform": "linux/amd64"},
@@ -89,9 +90,9 @@ def test_pick_backend_explains_its_choice():
 
 
 def test_pick_backend_checks_that_the_installed_kind_can_run_the_version():
-    backend, why = pick_backend(machine(kind="kind v0.33.0 go1.25.1 linux/amd64\n"), k8s_version="1.28")
+    backend, why = pick_backend(machine(kind="kind v0.33.0 go1.25.1 linux/amd64\n"), k8s_version=KubeVersion.parse("1.28"))
     assert backend == "sim" and "lists no node image for Kubernetes 1.28" in why
-    assert pick_backend(machine(kind="kind v0.33.0 go1.25.1 linux/amd64\n"), k8s_version="1.37")[0] == "kind"
+    assert pick_backend(machine(kind="kind v0.33.0 go1.25.1 linux/amd64\n"), k8s_version=KubeVersion.parse("1.37"))[0] == "kind"
 
 
 def test_report_lists_every_tool_the_pick_and_the_fixes():
@@ -107,14 +108,14 @@ def test_report_lists_every_tool_the_pick_and_the_fixes():
 
 
 def test_doctor_names_the_kind_release_that_can_run_the_version_and_the_newest_only_as_an_aside():
-    old = check_kind(machine(missing=("kind",)), system="Linux", k8s_version="1.28").fix
+    old = check_kind(machine(missing=("kind",)), system="Linux", k8s_version=KubeVersion.parse("1.28")).fix
     assert old.startswith("install kind v0.25.0: `go install sigs.k8s.io/kind@v0.25.0`")
     assert old.endswith("(the newest kind release with a node image for Kubernetes 1.28); the newest kind, "
                         "v0.33.0, lists only Kubernetes 1.34, 1.35, 1.36, 1.37 and cannot run 1.28")
-    new = check_kind(machine(missing=("kind",)), system="Linux", k8s_version="1.37").fix
+    new = check_kind(machine(missing=("kind",)), system="Linux", k8s_version=KubeVersion.parse("1.37")).fix
     assert "sigs.k8s.io/kind@v0.33.0" in new and "cannot run" not in new
     # kind is installed, but its release has no image for the version asked for
-    text = report(machine(kind="kind v0.33.0 go1.25.1 linux/amd64\n"), system="Linux", env={}, k8s_version="1.28")
+    text = report(machine(kind="kind v0.33.0 go1.25.1 linux/amd64\n"), system="Linux", env={}, k8s_version=KubeVersion.parse("1.28"))
     assert "kind v0.33.0 has no node image for Kubernetes 1.28: install kind v0.25.0" in text
     assert 'backend="auto" would pick: sim (Docker and kind v0.33.0 work, but kind v0.33.0 lists no node image' in text
 
@@ -242,7 +243,7 @@ def test_report_honours_labkit_backend_like_auto_does():
     text = report(machine(), system="Linux", env={"LABKIT_BACKEND": "docker"})
     assert "would pick: none (LABKIT_BACKEND: unknown backend 'docker'" in text
     # Without it, the machine decides: here Docker, kind and kubectl all answer.
-    assert 'would pick: kind (Docker engine and kind' in report(machine(), system="Linux", env={}, k8s_version="1.33")
+    assert 'would pick: kind (Docker engine and kind' in report(machine(), system="Linux", env={}, k8s_version=KubeVersion.parse("1.33"))
 
 
 # -- a served simulator (labkit serve) ---------------------------------------------------------

@@ -18,6 +18,7 @@ import yaml
 
 from labkit.sim import simulate
 from labkit.trace import Event, Trace, load_trace
+from labkit.versions import KubeVersion
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "data" / "scenarios" / "sidecars-reverse-order-after-main-completes.yaml"
@@ -113,14 +114,14 @@ def test_which_scenarios_run_on_which_version():
     def scenario(**fields):
         return {"id": "s", "min_version": "1.29", **fields}
 
-    assert fidelity.selection(scenario(), "1.29") == ({}, "")
-    assert fidelity.selection(scenario(requires=["node_reboot"]), "1.33") == (None, "needs node_reboot")
-    assert fidelity.selection(scenario(action={"update_image": {"container": "c", "after_seconds": 3}}), "1.33")[0] is None
+    assert fidelity.selection(scenario(), KubeVersion.parse("1.29")) == ({}, "")
+    assert fidelity.selection(scenario(requires=["node_reboot"]), KubeVersion.parse("1.33")) == (None, "needs node_reboot")
+    assert fidelity.selection(scenario(action={"update_image": {"container": "c", "after_seconds": 3}}), KubeVersion.parse("1.33"))[0] is None
     assert fidelity.selection(scenario(action={"update_image": {"container": "c", "image": "busybox:1.37"}}),
-                              "1.33") == ({}, "")
-    assert fidelity.selection(scenario(min_version="1.35"), "1.33") == (None, "holds from 1.35")
-    assert fidelity.selection(scenario(), "1.28") == (None, "holds from 1.29")
-    assert fidelity.selection(scenario(min_version_note="1.28 with gate on (…)"), "1.28") == (
+                              KubeVersion.parse("1.33")) == ({}, "")
+    assert fidelity.selection(scenario(min_version="1.35"), KubeVersion.parse("1.33")) == (None, "holds from 1.35")
+    assert fidelity.selection(scenario(), KubeVersion.parse("1.28")) == (None, "holds from 1.29")
+    assert fidelity.selection(scenario(min_version_note="1.28 with gate on (…)"), KubeVersion.parse("1.28")) == (
         {"SidecarContainers": True}, "")
 
 
@@ -135,7 +136,7 @@ def test_every_scenario_file_is_either_run_or_skipped_with_a_reason_on_each_job_
     for path in sorted((ROOT / "tests" / "data" / "scenarios").glob("*.yaml")):
         data = yaml.safe_load(path.read_text())
         for version in ("1.28", "1.29", "1.33", "1.37"):
-            gates, why = fidelity.selection(data, version)
+            gates, why = fidelity.selection(data, KubeVersion.parse(version))
             assert (gates is None) == bool(why), (path.name, version)
 
 
@@ -151,7 +152,7 @@ def test_main_writes_the_table_traces_and_stream_and_fails_on_a_disagreement(tmp
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
 
     def faithful(scenario, **options):
-        assert options["version"] == "1.29" and options["kubeconfig"] == str(kubeconfig)
+        assert options["version"] == KubeVersion(1, 29) and options["kubeconfig"] == str(kubeconfig)
         assert options["backend"] == "cluster"
         return as_recorded(sim), stream
 

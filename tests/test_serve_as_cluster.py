@@ -31,6 +31,8 @@ from typing import Any, Callable
 
 import pytest
 
+from labkit.versions import DEFAULT_K8S_VERSION, KubeVersion
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 KUBECTL = shutil.which("kubectl", path=str(BIN)) or shutil.which("kubectl")
@@ -118,7 +120,7 @@ def _status_of(container: str, pred: Callable[[dict], bool]):
 BAD_POD = pod("bad", "true", image='""')
 
 
-def scenarios(version: str) -> list[Scenario]:
+def scenarios(version: str | KubeVersion) -> list[Scenario]:
     """The scenarios as a server of Kubernetes ``version`` answers them: the Event wording is that
     version's (labkit.versions.Behaviour, read at the release tags; tested per minor below)."""
     from labkit.sim.view import kubelet_container_messages, scaling_message
@@ -383,7 +385,7 @@ def test_scenario_under_the_real_control_plane(real_server, name):
     kube-apiserver, controller-manager and scheduler: validation, dry-run, diff, scale, explain,
     rollouts, UIDs and names are the real API server's and controllers'; what happens in the pods
     is the simulator's (its Warning Events, its logs, no exec)."""
-    [scenario] = [s for s in scenarios(real_server.k8s_version) if s.name == name]
+    [scenario] = [s for s in scenarios(real_server.version) if s.name == name]
     run_scenario(real_server.env, scenario)
 
 
@@ -561,8 +563,10 @@ def test_generated_names_differ_per_server_unless_seeded():
     from labkit.serve.store import Store
     from labkit.serve.world import World
 
-    first, second = World(Store()), World(Store())
+    version = KubeVersion.parse(DEFAULT_K8S_VERSION)
+
+    first, second = World(Store(), version), World(Store(), version)
     names = [[w.suffix() for _ in range(4)] for w in (first, second)]
     assert names[0] != names[1] and all(re.fullmatch(f"[{ALPHABET}]{{5}}", n) for n in names[0] + names[1])
-    seeded = [World(Store(), names_seed=7) for _ in range(2)]
+    seeded = [World(Store(), version, names_seed=7) for _ in range(2)]
     assert [seeded[0].suffix() for _ in range(3)] == [seeded[1].suffix() for _ in range(3)]

@@ -223,7 +223,7 @@ def test_a_trace_recorded_there_says_the_pods_were_simulated(real_server):
     from labkit.cluster import ClusterLab
     from labkit.plot import describe_run
 
-    with ClusterLab(real_server.k8s_version, kubeconfig=real_server.kubeconfig, quiet=True) as lab:
+    with ClusterLab(real_server.version, kubeconfig=real_server.kubeconfig, quiet=True) as lab:
         lab.apply(ROOT / "manifests/job-sidecar.yaml")
         lab.wait("job/sidecar-job", "Complete", timeout=120)
         trace = lab.trace()

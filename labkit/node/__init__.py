@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable, InvalidInput, LabkitError
+from ..errors import BackendUnavailable, LabkitError
 from ..paths import cache_dir
 
 READY_TIMEOUT_S = 180.0
@@ -414,14 +414,3 @@ def lab_images() -> set[str]:
 
     table = yaml.safe_load(resources.files("labkit").joinpath("data/images.yaml").read_text())
     return {row["names"][0] for row in table["images"] if row.get("names")}
-
-
-def require_node_minor(k8s_version: str) -> str:
-    from .build import available_minors
-    from ..versions import KubeVersion
-
-    minor = KubeVersion.parse(k8s_version).minor_str
-    if minor not in available_minors():
-        raise InvalidInput(f"no node is pinned for Kubernetes {minor}; pinned: {', '.join(available_minors())}",
-                           field="k8s_version")
-    return minor

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import InvalidInput, LabkitError
 from ..served import CONTEXT, SIM_SUFFIX, is_served_simulator
-from ..versions import DEFAULT_K8S_VERSION
+from ..versions import DEFAULT_K8S_VERSION, KubeVersion, lab_feature_gates
 
 
 
@@ -111,15 +111,13 @@ def require_extra() -> None:
 class Server:
     """One served simulator: its loop, its world, its URL and kubeconfig."""
 
-    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
-                 pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
+    def __init__(self, k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *,
+                 port: int = 0, pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, host: str = "127.0.0.1",
                  seed: int = 0, token: str | None = None, history: int | None = None, names_seed: int | None = None,
                  control_plane: str = "simulated"):
-        from ..versions import lab_feature_gates
-
         require_extra()
-        self.k8s_version = k8s_version
-        self.feature_gates = lab_feature_gates(k8s_version) if feature_gates is None else dict(feature_gates)
+        self.version = KubeVersion.parse(k8s_version)
+        self.feature_gates = lab_feature_gates(self.version, feature_gates)
         self.port = port
         self.pace = pace
         self.host = host
@@ -163,8 +161,8 @@ class Server:
                 await self.stop()
                 raise
             return
-        self.world = World(Store() if self.history is None else Store(self.history), self.k8s_version, self.feature_gates, pace=self.pace, seed=self.seed,
-                           names_seed=self.names_seed)
+        self.world = World(Store() if self.history is None else Store(self.history), self.version, self.feature_gates,
+                           pace=self.pace, seed=self.seed, names_seed=self.names_seed)
         # The first admission imports the kubernetes client's models (about a second): do it now,
         # not inside a learner's first kubectl apply.
         from ..sim.api import admit
@@ -207,7 +205,6 @@ class Server:
         simulated kubelet registered as their node; the kubeconfig is the API server's."""
         import socket
 
-        from ..versions import KubeVersion
         from .control_plane import ControlPlane
         from .kubelet import SimulatedKubelet
         from .store import Store
@@ -218,7 +215,7 @@ class Server:
                 probe.settimeout(1.0)
                 if probe.connect_ex((self.host, self.port)) == 0:
                     raise self._cannot_listen(OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)))
-        self.plane = ControlPlane(KubeVersion.parse(self.k8s_version).minor_str, node_name=NODE,
+        self.plane = ControlPlane(self.version.minor_str, node_name=NODE,
                                   feature_gates=self.feature_gates, port=self.port)
         starting = self.loop.run_in_executor(None, self.plane.start)
         try:
@@ -230,8 +227,8 @@ class Server:
             raise
         except OSError as exc:
             raise LabkitError(f"the control plane could not start: {exc}") from None
-        self.world = World(Store(), self.plane.version.lstrip("v"), self.feature_gates, pace=self.pace, seed=self.seed,
-                           names_seed=self.names_seed)
+        self.world = World(Store(), KubeVersion.parse(self.plane.version), self.feature_gates, pace=self.pace,
+                           seed=self.seed, names_seed=self.names_seed)   # the release the plane was built from
         self.kubelet = SimulatedKubelet(self.world, self.plane.url, self.plane.client_ssl(), self.plane.ca,
                                         self.plane.version)
         await self.kubelet.start()
@@ -299,7 +296,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
+def serve(k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, *, port: int = 0,
           pace: float = 1.0, kubeconfig: str | os.PathLike | None = None, seed: int = 0,
           history: int | None = None, names_seed: int | None = None,
           control_plane: str = "simulated") -> Iterator[Server]:
@@ -381,20 +378,19 @@ def main(args) -> int:
     return 0
 
 
-def choose_control_plane(asked: str, k8s_version: str | None) -> tuple[str, str, str]:
+def choose_control_plane(asked: str, k8s_version: str | None) -> tuple[KubeVersion, str, str]:
     """(version, "real" or "simulated", why not real) for ``--control-plane auto|real|simulated``:
     auto takes the real control plane when labkit node's build of that version is here."""
     from ..node.build import available_minors
-    from ..versions import KubeVersion
     from .control_plane import binaries
 
-    if asked == "simulated":
-        return k8s_version or DEFAULT_K8S_VERSION, "simulated", ""
     if k8s_version is None and asked == "real":     # the newest version whose binaries are here
         built = [m for m in reversed(available_minors()) if binaries(m)[0] is not None]
         k8s_version = built[0] if built else (available_minors() or [DEFAULT_K8S_VERSION])[-1]
-    version = k8s_version or DEFAULT_K8S_VERSION
-    folder, why = binaries(KubeVersion.parse(version).minor_str)
+    version = KubeVersion.parse(k8s_version or DEFAULT_K8S_VERSION, field="--k8s-version")
+    if asked == "simulated":
+        return version, "simulated", ""
+    folder, why = binaries(version.minor_str)
     if folder is not None:
         return version, "real", ""
     if asked == "real":

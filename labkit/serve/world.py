@@ -34,7 +34,7 @@ from ..sim import view
 from ..sim.cluster import Cluster, Workload, gc_paused
 from ..sim.pods import SimPod
 from ..sim.view import NODE, RUNTIME
-from ..versions import DEFAULT_K8S_VERSION
+from ..versions import KubeVersion, behaviour
 from .store import Store
 
 log = logging.getLogger("labkit.serve")
@@ -126,23 +126,21 @@ class Namespace:
 class World:
     """Namespaces of simulated clusters kept in step with the wall clock, written into a store."""
 
-    def __init__(self, store: Store, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None,
+    def __init__(self, store: Store, version: KubeVersion, feature_gates: dict[str, bool] | None = None,
                  pace: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time,
                  names_seed: int | None = None):
         if not isinstance(pace, (int, float)) or pace <= 0:
             raise InvalidInput(f"pace must be a positive number of simulated seconds per second, got {pace!r}",
                                field="--pace")
         self.store = store
-        self.k8s_version = k8s_version
+        self.version = version
         self.feature_gates = feature_gates
         self.pace = float(pace)
         self.seed = seed
         self.clock = clock
         self.namespaces: dict[str, Namespace] = {}
         self.retired: list[Namespace] = []       # clusters of deleted namespaces (their traces)
-        probe = Cluster(k8s_version, feature_gates, seed)
-        self.version = probe.version
-        self.behaviour = probe.behaviour
+        self.behaviour = behaviour(version, feature_gates)
         self.started = clock()
         # generated names (pods of Jobs and ReplicaSets, generateName, token volumes): random per
         # server and per namespace, as the API server's (apiserver storage/names, 5 characters of
@@ -229,7 +227,7 @@ class World:
                            "being terminated", details={"name": name, "kind": "namespaces"})
         ns = self.namespaces.get(name)
         if ns is None:
-            cluster = Cluster(self.k8s_version, self.feature_gates, self.seed)
+            cluster = Cluster(self.version, self.feature_gates, self.seed)
             cluster.name_rng = (random.Random(f"labkit-serve/{self.names_seed}/{name}") if self.names_seed is not None
                                 else random.Random(secrets.randbits(64)))
             ns = Namespace(name, cluster, self.clock(), self.pace)

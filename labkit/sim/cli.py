@@ -16,14 +16,14 @@ from .run import simulate
 def describe_run(trace: Trace) -> str:
     """The first line: version, gates (and on 1.28 where the gate's value comes from), seed."""
     gates = ", ".join(f"{k}={str(v).lower()}" for k, v in trace.feature_gates.items()) or "none"
-    minor = KubeVersion.parse(trace.kubernetes_version)
-    if gate_default(minor.minor) is False and SIDECAR_GATE in trace.feature_gates:
-        lab = lab_feature_gates(minor)[SIDECAR_GATE]
+    version = KubeVersion.parse(trace.kubernetes_version)
+    if gate_default(version.minor) is False and SIDECAR_GATE in trace.feature_gates:
+        lab = lab_feature_gates(version)[SIDECAR_GATE]
         name = f"{SIDECAR_GATE}={str(not lab).lower()}"
         if trace.feature_gates[SIDECAR_GATE] == lab:
-            gates += f", as the blog's kind config sets it; --feature-gate {name} for {minor.minor_str}'s default"
+            gates += f", as the blog's kind config sets it; --feature-gate {name} for {version.minor_str}'s default"
         else:
-            gates += f", {minor.minor_str}'s default; the blog's kind config sets {SIDECAR_GATE}={str(lab).lower()}"
+            gates += f", {version.minor_str}'s default; the blog's kind config sets {SIDECAR_GATE}={str(lab).lower()}"
     return (f"Simulation of Kubernetes {trace.kubernetes_version} (feature gates: {gates}), seed "
             f"{trace.extra.get('seed', 0)}: {GENERATOR}.")
 

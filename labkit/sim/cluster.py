@@ -28,7 +28,7 @@ from ..errors import InvalidInput
 from ..objects import pod_spec_of
 from ..refs import KIND_PLURALS
 from ..trace import Trace
-from ..versions import DEFAULT_K8S_VERSION, KubeVersion, behaviour as version_behaviour
+from ..versions import KubeVersion, behaviour as version_behaviour
 from . import timing
 from .api import admit
 from .behaviour import BEHAVIOUR_ANNOTATION, parse_behaviour_annotation, validate_behaviour
@@ -110,11 +110,11 @@ class Workload:
 
 
 class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollector):
-    """One simulated cluster of Kubernetes ``k8s_version`` with ``feature_gates``."""
+    """One simulated cluster of Kubernetes ``version`` with ``feature_gates``."""
 
-    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0):
-        self.version = KubeVersion.parse(k8s_version)
-        self.behaviour = version_behaviour(self.version, feature_gates)
+    def __init__(self, version: KubeVersion, feature_gates: dict[str, bool] | None = None, seed: int = 0):
+        self.version = version
+        self.behaviour = version_behaviour(version, feature_gates)
         self.seed = seed
         self.env = simpy.Environment()
         self.rng = random.Random(f"labkit-sim/{seed}/timing")

@@ -28,7 +28,7 @@ from ..manifests import load_documents
 from ..printers import describe_pods, format_time
 from ..refs import KIND_PLURALS, Ref, show_command
 from ..trace import Trace
-from ..versions import DEFAULT_K8S_VERSION, lab_feature_gates
+from ..versions import DEFAULT_K8S_VERSION, KubeVersion, lab_feature_gates
 from . import timing, view
 from .behaviour import BEHAVIOUR_ANNOTATION
 from .cluster import Cluster, Workload, gc_paused
@@ -55,20 +55,19 @@ class SimLab(LabBody):
 
     backend = "sim"
 
-    def __init__(self, k8s_version: str = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0,
+    def __init__(self, k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0,
                  pace: float | None = None, quiet: bool = False, **ignored_options: Any):
         if pace is not None and (not isinstance(pace, (int, float)) or pace <= 0):
             raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")
-        if feature_gates is None:  # a labkit cluster: 1.28 has the blog's gate on, as on kind
-            feature_gates = lab_feature_gates(k8s_version)
+        version = KubeVersion.parse(k8s_version)
+        feature_gates = lab_feature_gates(version, feature_gates)  # 1.28 has the blog's gate on, as on kind
         self._init_body()
-        self._k8s_version = k8s_version
-        self._feature_gates = dict(feature_gates)
+        self._feature_gates = feature_gates
         self.seed = seed
         self.pace = pace
         self.quiet = quiet
         self.why = "backend='sim' was asked for"
-        self.cluster = Cluster(k8s_version, feature_gates, seed)
+        self.cluster = Cluster(version, feature_gates, seed)
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -318,7 +317,7 @@ class SimLab(LabBody):
     # -- lifecycle -----------------------------------------------------------------------------------
     def _reset(self) -> None:
         """Start over on a fresh simulated cluster (same version, gates and seed)."""
-        self.cluster = Cluster(self._k8s_version, self._feature_gates or None, self.seed)
+        self.cluster = Cluster(self.cluster.version, self._feature_gates, self.seed)
 
     def _close(self) -> None:
         """Nothing to clean up: the simulated cluster lives in memory."""

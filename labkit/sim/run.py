@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..manifests import Document, load_documents, source_names
 from ..trace import Trace
-from ..versions import lab_feature_gates
+from ..versions import KubeVersion, lab_feature_gates
 from .cluster import Cluster, gc_paused
 
 UNSUPPORTED_ACTIONS = ("node_reboot", "kubelet_restart")
@@ -85,7 +85,7 @@ def _seconds(value: Any, where: str, field: str) -> float:
     return float(value)
 
 
-def simulate(documents_or_paths: Any, *, k8s_version: str, feature_gates: dict[str, bool] | None = None,
+def simulate(documents_or_paths: Any, *, k8s_version: str | KubeVersion, feature_gates: dict[str, bool] | None = None,
              delete_after: float | None = None, until_seconds: float = 300, seed: int = 0) -> Trace:
     """Apply manifests and/or scenario files to a fresh simulated cluster and return the trace.
 
@@ -102,15 +102,15 @@ def simulate(documents_or_paths: Any, *, k8s_version: str, feature_gates: dict[s
         raise InvalidInput(f"expected seconds > 0, got {until_seconds!r}", field="until_seconds")
     if delete_after is not None and delete_after < 0:
         raise InvalidInput(f"expected seconds >= 0, got {delete_after!r}", field="delete_after")
-    if feature_gates is None:
-        feature_gates = lab_feature_gates(k8s_version)
+    version = KubeVersion.parse(k8s_version)
+    feature_gates = lab_feature_gates(version, feature_gates)
     with gc_paused():  # creating 10,000 pods is as much allocation as running them (see gc_paused)
-        return _simulate(documents_or_paths, k8s_version, feature_gates, delete_after, until_seconds, seed)
+        return _simulate(documents_or_paths, version, feature_gates, delete_after, until_seconds, seed)
 
 
-def _simulate(documents_or_paths: Any, k8s_version: str, feature_gates: dict[str, bool],
+def _simulate(documents_or_paths: Any, version: KubeVersion, feature_gates: dict[str, bool],
               delete_after: float | None, until_seconds: float, seed: int) -> Trace:
-    cluster = Cluster(k8s_version, feature_gates, seed)
+    cluster = Cluster(version, feature_gates, seed)
     docs = load_documents(documents_or_paths)
     if not docs:
         raise InvalidInput("nothing to simulate: no Kubernetes objects or scenarios in it (empty, or only comments)",

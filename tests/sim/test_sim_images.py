@@ -17,7 +17,7 @@ from labkit.sim.behaviour import BEHAVIOUR_ANNOTATION
 from labkit.sim.infer import infer
 from labkit.sim.shell import read_script
 from labkit.sim.cli import format_timeline
-from labkit.versions import behaviour
+from labkit.versions import KubeVersion, behaviour
 
 PROMPT = T.SERVER_SHUTDOWN_S  # an idle server's quick shutdown
 
@@ -351,8 +351,8 @@ def test_a_kind_cluster_gets_the_stop_signal_gate_it_is_asked_for():
     # the simulator and a kind cluster must agree: the gate goes into kind's featureGates
     from labkit.kind import kind_feature_gates
 
-    assert kind_feature_gates("1.33", {"ContainerStopSignals": True}) == {"ContainerStopSignals": True}
-    assert kind_feature_gates("1.33") == {}
+    assert kind_feature_gates(KubeVersion.parse("1.33"), {"ContainerStopSignals": True}) == {"ContainerStopSignals": True}
+    assert kind_feature_gates(KubeVersion.parse("1.33")) == {}
 
 
 def _envoy_job(port: int) -> dict:

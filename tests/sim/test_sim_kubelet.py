@@ -11,6 +11,7 @@ import pytest
 from labkit.sim import simulate
 import expected_timing as T  # written out, not read from labkit.sim.timing
 from labkit.sim.cluster import Cluster
+from labkit.versions import KubeVersion
 from labkit.sim.run import run_until
 from labkit.trace import Trace
 
@@ -522,7 +523,7 @@ def test_same_seed_same_trace_other_seed_other_names():
 
 
 def test_a_run_ends_cleanly_when_an_event_falls_exactly_on_its_end():
-    cluster = Cluster("1.29")
+    cluster = Cluster(KubeVersion.parse("1.29"))
     fired = []
     for delay in (5.0, 7.0):
         cluster._at(delay, lambda: fired.append(cluster.env.now))
