@@ -124,3 +124,31 @@ def test_the_relative_imports_are_read_as_python_does(tmp_path):
     assert imports(PACKAGE / "sim" / "lab.py") >= {"labkit.contract", "labkit.sim.cluster", "labkit.sim.pods"}
     assert "labkit.display" in imports(PACKAGE / "__init__.py")       # inside a function counts too
 
+
+
+LONG_MODULE_LINES = 600
+
+
+def long_modules_without_a_reason(paths: dict[str, Path]) -> list[str]:
+    """Modules over ~600 lines whose docstring does not say why they stay one ("on purpose")."""
+    found = []
+    for name, path in paths.items():
+        text = path.read_text()
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if text.count("\n") > LONG_MODULE_LINES and "on purpose" not in doc:
+            found.append(f"{name} ({text.count(chr(10))} lines)")
+    return found
+
+
+def test_a_long_module_says_why_it_stays_one():
+    """Issue 19's rule: split a module along its seams, or say in its docstring why it is one."""
+    assert long_modules_without_a_reason(modules()) == []
+
+
+def test_a_long_module_without_a_reason_is_found(tmp_path):
+    long = tmp_path / "long.py"
+    long.write_text('"""A long module."""\n' + "x = 1\n" * LONG_MODULE_LINES)
+    said = tmp_path / "said.py"
+    said.write_text('"""A long module, one on purpose: its cases read side by side."""\n' + "x = 1\n" * LONG_MODULE_LINES)
+    assert long_modules_without_a_reason({"long": long, "said": said, "short": PACKAGE / "errors.py"}) == [
+        f"long ({LONG_MODULE_LINES + 1} lines)"]

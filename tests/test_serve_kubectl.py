@@ -171,8 +171,9 @@ def test_logs_of_a_loop_that_echoes(server, ns):
     kubectl(server, "wait", "-n", ns, "--for=jsonpath={.status.phase}=Running", "pod/talker", "--timeout=20s")
     import time
 
-    time.sleep(1.0)
-    lines = kubectl(server, "logs", "-n", ns, "talker").stdout.splitlines()
+    deadline = time.monotonic() + 30   # a poll, not a fixed sleep: the ticks come at the server's pace
+    while len(lines := kubectl(server, "logs", "-n", ns, "talker").stdout.splitlines()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(lines) >= 2 and set(lines) == {"tick"}
     previous = kubectl(server, "logs", "-n", ns, "talker", "--previous", check=False)
     assert previous.returncode == 1
