@@ -129,6 +129,30 @@ def test_method_not_allowed(api, ns):
     assert api("PUT", f"/api/v1/namespaces/{ns}/pods", pod("x"))[0] == 405
 
 
+def test_a_dry_run_pod_has_what_admission_adds_as_a_stored_one_does(api, ns):
+    """Mutating admission runs on dryRun=All (apiserver registry Store.Create skips only the write):
+    the ServiceAccount plugin's account, token volume and mounts, DefaultTolerationSeconds'
+    tolerations, the Priority plugin's priority. Only the scheduler's nodeName is the stored pod's alone."""
+    path = f"/api/v1/namespaces/{ns}/pods"
+    code, dry = api("POST", path + "?dryRun=All", pod("p", initContainers=[{"name": "init", "image": "busybox:1.36"}]))
+    assert code == 201
+    assert api("GET", f"{path}/p")[0] == 404   # nothing stored
+    code, stored = api("POST", path, pod("p", initContainers=[{"name": "init", "image": "busybox:1.36"}]))
+    assert code == 201
+
+    def admitted(spec: dict) -> dict:
+        token = next(v["name"] for v in spec["volumes"] if v["name"].startswith("kube-api-access-"))
+        return json.loads(json.dumps({k: v for k, v in spec.items() if k != "nodeName"}).replace(token, "TOKEN"))
+
+    assert admitted(dry["spec"]) == admitted(stored["spec"])
+    assert "nodeName" not in dry["spec"] and stored["spec"]["nodeName"]
+    spec = dry["spec"]
+    assert (spec["serviceAccountName"], spec["priority"], spec["preemptionPolicy"]) == ("default", 0, "PreemptLowerPriority")
+    assert [t["key"] for t in spec["tolerations"]] == ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+    assert [[m["mountPath"] for m in c["volumeMounts"]] for c in spec["initContainers"] + spec["containers"]] == [
+        ["/var/run/secrets/kubernetes.io/serviceaccount"]] * 2
+
+
 def test_already_exists(api, ns):
     sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}
     assert api("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", sa)[0] == 201

@@ -171,6 +171,31 @@ def test_ctrl_c_or_sigterm_stops_every_process_it_started(tmp_path, sig):
     assert not Path(data_dir).parent.exists()      # its own folder, removed
 
 
+def test_what_a_killed_serve_left_running_is_stopped_by_the_next_start(tmp_path):
+    """SIGKILL gives labkit serve no chance to stop its components (they run in sessions of their
+    own, so they go on); the next control plane to start stops them, removes their folder and says so."""
+    _real_control_plane_or_skip()
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "next").mkdir()
+    killed = launch(tmp_path / "killed", "--pace", "10")
+    assert "under a real control plane" in killed.stdout.readline()
+    started = components_of(killed)
+    argv = [Path(f"/proc/{pid}/cmdline").read_text().split("\0") for pid in started]
+    [data_dir] = [a.split("=", 1)[1] for args in argv for a in args if a.startswith("--data-dir=")]   # etcd's
+    killed.kill()
+    killed.communicate(timeout=30)
+    assert len(started) == 4 and all(alive(pid) for pid in started)      # left running
+    following = launch(tmp_path / "next", "--pace", "10")
+    try:
+        assert "under a real control plane" in following.stdout.readline()
+    finally:
+        following.send_signal(signal.SIGINT)
+        out, err = following.communicate(timeout=60)
+    assert [pid for pid in started if alive(pid)] == []
+    assert not Path(data_dir).parent.exists()
+    assert f"stopped the control plane a labkit serve (pid {killed.pid}) left running when it was killed" in err, err
+
+
 def test_ctrl_c_while_it_starts_stops_what_it_started(tmp_path):
     _real_control_plane_or_skip()
     process = launch(tmp_path)

@@ -7,10 +7,17 @@ its own folder (a fresh one under labkit's cache, removed at stop), its own free
 etcd, its own certificates. The components' flags, the certificates and the process handling are
 the node's (:mod:`labkit.node.config`, :mod:`labkit.node.pki`, :mod:`labkit.node.host`); see
 docs/serve.md, "The real control plane".
+
+Its folder records who owns it (``owner.json``: the ``labkit serve`` process and every component,
+each as pid and start time). The components run in sessions of their own, so a ``kill -9`` of
+that process leaves them running; the next control plane to start stops them and removes the
+folder (:func:`remove_abandoned`), saying so.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import secrets
 import shutil
@@ -25,6 +32,8 @@ from ..errors import BackendUnavailable, LabkitError
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 READY_TIMEOUT_S = 120.0
+OWNER_FILE = "owner.json"
+log = logging.getLogger("labkit.serve")
 
 
 def binaries(minor: str, cache: Path | None = None) -> tuple[Path | None, str]:
@@ -43,6 +52,34 @@ def binaries(minor: str, cache: Path | None = None) -> tuple[Path | None, str]:
         return None, (f"the control plane's binaries of Kubernetes {version} are not built here ({', '.join(missing)} "
                       f"missing in {folder}; `labkit node up` builds them)")
     return folder, version
+
+
+def remove_abandoned(parent: Path) -> list[Path]:
+    """Stop the components of every control plane under ``parent`` whose owning process has ended
+    without stopping them (killed with SIGKILL, say), and remove their folders; the folders removed.
+
+    A pid counts only with its start time, so a reused pid is never signalled. A folder without an
+    owner record is one being made right now (the record is written next) and is left alone."""
+    from ..node import host
+
+    removed = []
+    for folder in sorted(parent.glob("control-plane-*")):
+        try:
+            record = json.loads((folder / OWNER_FILE).read_text())
+            owner = tuple(record["owner"])
+            pids = {name: tuple(started) for name, started in record["components"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if host.alive(*owner):
+            continue
+        for name in reversed(COMPONENTS):   # the controllers first, etcd last, as stop() does
+            if name in pids:
+                host.stop(*pids[name], grace=5)
+        shutil.rmtree(folder, ignore_errors=True)
+        log.warning("stopped the control plane a labkit serve (pid %d) left running when it was killed: %s",
+                    owner[0], folder)
+        removed.append(folder)
+    return removed
 
 
 def free_port() -> int:
@@ -67,12 +104,24 @@ class ControlPlane:
         self.feature_gates = dict(feature_gates or {})
         parent = (cache or cache_dir()) / "serve"
         parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(parent)
         self.state = Path(tempfile.mkdtemp(prefix="control-plane-", dir=parent))
         self.token = secrets.token_urlsafe(32)
         self.pids: dict[str, tuple[int, int]] = {}
+        self._record()
         self.layout = None
         self.port = port            # the API server's (0: a free one)
         self.stopping = False       # set from another thread: a start under way gives up and cleans up
+
+    def _record(self) -> None:
+        """Who owns this folder and what it started, rewritten as each component starts (see remove_abandoned)."""
+        from ..node import host
+
+        me = os.getpid()
+        record = {"owner": [me, host.process_start_time(me) or 0], "components": self.pids}
+        temporary = self.state / (OWNER_FILE + ".new")
+        temporary.write_text(json.dumps(record))
+        temporary.replace(self.state / OWNER_FILE)
 
     @property
     def url(self) -> str:
@@ -119,6 +168,7 @@ class ControlPlane:
             if self.stopping:
                 raise LabkitError("stopped while starting")
             self.pids[name] = host.start(name, argv[name], layout.logs)
+            self._record()
             if name == "etcd":
                 self._wait(lambda: host.http_ok(f"http://127.0.0.1:{ports.etcd}/health"), "etcd")
             elif name == "kube-apiserver":

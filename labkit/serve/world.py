@@ -123,6 +123,38 @@ class Namespace:
         return uid
 
 
+def admitted_spec(spec: dict, token_volume: Callable[[], str]) -> dict:
+    """A pod spec as the admission plugins leave it, on a create and on its dry-run alike: the
+    ServiceAccount plugin's ``default`` account and token volume (plugin/pkg/admission/serviceaccount
+    mountServiceAccountToken; ``token_volume()`` names it), DefaultTolerationSeconds' two
+    tolerations and the Priority plugin's priority 0 (no PriorityClass exists)."""
+    spec = dict(spec)
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    if spec.get("automountServiceAccountToken") is not False:
+        mount: dict | None = None
+        for key in ("initContainers", "containers"):
+            if spec.get(key):
+                containers = []
+                for c in spec[key]:
+                    mounts = c.get("volumeMounts") or []
+                    if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                        mount = mount or {"name": token_volume(), "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
+                        c = {**c, "volumeMounts": [*mounts, mount]}
+                    containers.append(c)
+                spec[key] = containers
+        if mount and not any(v.get("name", "").startswith("kube-api-access-") for v in spec.get("volumes") or []):
+            spec["volumes"] = [*(spec.get("volumes") or []), {"name": mount["name"], "projected": TOKEN_VOLUME}]
+    tolerations = list(spec.get("tolerations") or [])
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(t.get("key") == key and t.get("effect") in (None, "", "NoExecute") for t in tolerations):
+            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
+    spec["tolerations"] = tolerations
+    spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    return spec
+
+
 class World:
     """Namespaces of simulated clusters kept in step with the wall clock, written into a store."""
 
@@ -364,38 +396,14 @@ class World:
         return ip
 
     def _pod_spec(self, ns: Namespace, pod: SimPod) -> dict:
-        """The spec as admission left it: the scheduler's nodeName, the ServiceAccount plugin's token
-        volume (plugin/pkg/admission/serviceaccount mountServiceAccountToken), DefaultTolerationSeconds'
-        two tolerations and the Priority plugin's priority 0 (no PriorityClass exists)."""
-        spec = {**pod.spec, "nodeName": NODE}
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        if spec.get("automountServiceAccountToken") is not False:
-            volume = self._token_volumes.get(pod)
-            if volume is None:
-                volume = self._token_volumes[pod] = "kube-api-access-" + self.suffix()
-            mount = {"name": volume, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
-            needed = False
-            for key in ("initContainers", "containers"):
-                if spec.get(key):
-                    containers = []
-                    for c in spec[key]:
-                        mounts = c.get("volumeMounts") or []
-                        if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
-                            c = {**c, "volumeMounts": [*mounts, mount]}
-                            needed = True
-                        containers.append(c)
-                    spec[key] = containers
-            if needed and not any(v.get("name", "").startswith("kube-api-access-") for v in spec.get("volumes") or []):
-                spec["volumes"] = [*(spec.get("volumes") or []), {"name": volume, "projected": TOKEN_VOLUME}]
-        tolerations = list(spec.get("tolerations") or [])
-        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-            if not any(t.get("key") == key and t.get("effect") in (None, "", "NoExecute") for t in tolerations):
-                tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
-        spec["tolerations"] = tolerations
-        spec.setdefault("priority", 0)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        return spec
+        """The spec as admission left it (:func:`admitted_spec`, the token volume named once per pod)
+        and the scheduler bound it (``nodeName``)."""
+        def token_volume() -> str:
+            if pod not in self._token_volumes:
+                self._token_volumes[pod] = "kube-api-access-" + self.suffix()
+            return self._token_volumes[pod]
+
+        return {**admitted_spec(pod.spec, token_volume), "nodeName": NODE}
 
     def _condition_times(self, ns: Namespace, pod: SimPod, obj: dict) -> None:
         """lastTransitionTime of each pod condition: when its status last changed."""

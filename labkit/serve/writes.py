@@ -14,7 +14,8 @@ from ..errors import InvalidInput
 from ..sim.api import admit
 from ..sim.cluster import POD_UPDATE_FORBIDDEN, Cluster
 from ..sim.pods import SimPod
-from .world import SIM_COMPONENT, SIM_WARNING, ApiError, Namespace, World, _qos, _ref, log, not_found, rfc3339
+from .world import (SIM_COMPONENT, SIM_WARNING, ApiError, Namespace, World, _qos, _ref, admitted_spec, log, not_found,
+                    rfc3339)
 
 SIM_KINDS = {"pods": "Pod", "jobs": "Job", "deployments": "Deployment"}
 _CAUSES = {"Required value": "FieldValueRequired", "Invalid value": "FieldValueInvalid",
@@ -207,7 +208,8 @@ def dry_run(world: World, resource: str, namespace: str, obj: dict, current: dic
         if resource != "pods":
             stored["metadata"]["generation"] = 1
             stored["status"] = {}
-        else:
+        else:   # mutating admission runs on a dry-run too; only the scheduler's binding is missing
+            stored["spec"] = admitted_spec(stored["spec"], lambda: "kube-api-access-" + world.suffix())
             stored["status"] = {"phase": "Pending", "qosClass": _qos(stored["spec"])}
         return stored
     if resource == "jobs" and stored["spec"].get("template") != current["spec"].get("template"):
