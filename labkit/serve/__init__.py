@@ -9,7 +9,8 @@ It says what it is: ``/version`` gitVersion ends in ``-labkit-sim`` and the node
         subprocess.run(["kubectl", "get", "pods"], env={**os.environ, "KUBECONFIG": server.kubeconfig})
 
 Layers: :mod:`.store` (objects, resourceVersions, watches), :mod:`.world` (the simulator's
-state as objects), :mod:`.http` (routes, errors, tables), :mod:`.patch`, :mod:`.logs`.
+state as objects), :mod:`.http` (routes, errors, the verbs) with :mod:`.discovery`,
+:mod:`.watch`, :mod:`.selectors`, :mod:`.bodies`, :mod:`.tables`, :mod:`.patch`, :mod:`.logs`.
 aiohttp is imported only here, never by ``import labkit``.
 """
 

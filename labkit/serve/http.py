@@ -8,10 +8,12 @@ locks. Paths, verbs, bodies and errors follow the API conventions
 line; ``Accept: application/json;as=Table;g=meta.k8s.io;v=v1`` gets a Table (the columns of
 kubectl's printers, ``pkg/printers/internalversion/printers.go``).
 
-It is long (~750 lines) because it is the one place requests become store operations: routing,
-the verbs, selectors and the watch protocol read best side by side, as in the apiserver's
-``handlers`` package. What is not request handling lives beside it (``resources``, ``patch``,
-``tables``, ``logs``, ``openapi``, ``world``).
+This module is where requests become store operations: the routing, the error middleware and
+the verbs (get, list, create, update, patch, delete, deletecollection, scale), as the apiserver's
+``handlers`` package. What they share lives beside it, one job a module: :mod:`.discovery` (the
+group and resource lists), :mod:`.watch` (the watch stream), :mod:`.selectors` (label and field
+selectors), :mod:`.bodies` (decoding and checking a request body), :mod:`.responses` (JSON
+bodies and Status), and ``resources``, ``patch``, ``tables``, ``logs``, ``openapi``, ``world``.
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ from typing import Any
 
 from aiohttp import web
 
-from ..sim.decoding import json_type
-from ..sim.validation import object_meta_errors
-from . import writes as R
+from . import discovery
 from . import world as W
+from . import writes as R
+from .bodies import check_body, read_body
 from .patch import PATCH_TYPES, PatchError
-from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, SUBRESOURCES, Resource
-from .store import Gone, Store, get_path
+from .resources import BY_PATH, GROUP_VERSIONS, Resource, convert, old_event
+from .responses import json_response, status_body
+from .selectors import selector
+from .store import Store
 from .tables import TableCache, table
+from .watch import watch
 from .world import ApiError, World
 
 log = logging.getLogger("labkit.serve")
@@ -42,17 +47,6 @@ log = logging.getLogger("labkit.serve")
 # The API server's limit on a request body (apiserver/pkg/server/config.go MaxRequestBodyBytes)
 MAX_BODY = 3 * 1024 * 1024
 READ_ONLY = {"nodes", "replicasets", "services"}     # the simulator makes these itself
-
-
-def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    """A failure ``metav1.Status``, its keys in the order the API server writes them."""
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message}
-    if reason:          # StatusReasonUnknown is "", left out (omitempty)
-        body["reason"] = reason
-    if details is not None:
-        body["details"] = details
-    body["code"] = code
-    return body
 
 
 def no_route() -> ApiError:
@@ -65,11 +59,6 @@ def method_not_allowed() -> ApiError:
     """A verb the path does not take (``NewGenericServerResponse(405, ...)``): empty ``details``."""
     return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
                     details={})
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
 
 
 class Api:
@@ -104,11 +93,11 @@ class Api:
                 # ticker's next wake-up: let it recompute, so watchers see it on time
                 self.wake.set()
         except ApiError as exc:
-            response = _json(status_body(exc.code, exc.reason, exc.message, exc.details), exc.code)
+            response = json_response(status_body(exc.code, exc.reason, exc.message, exc.details), exc.code)
         except web.HTTPRequestEntityTooLarge:
             # errors.NewRequestEntityTooLargeError("limit is %d")
-            response = _json(status_body(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"),
-                             413)
+            response = json_response(status_body(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"),
+                                     413)
         except web.HTTPException:
             raise
         except (ConnectionResetError, asyncio.CancelledError):
@@ -116,8 +105,8 @@ class Api:
         except Exception as exc:   # a bug of ours: a Status 500, never a dead server
             log.exception("%s %s -> 500 internal error (%.1f ms)", request.method, request.path_qs,
                           (time.perf_counter() - started) * 1000)
-            return _json(status_body(500, "InternalError", f"labkit serve: internal error: "
-                                     f"{type(exc).__name__}: {exc}"), 500)
+            return json_response(status_body(500, "InternalError", f"labkit serve: internal error: "
+                                             f"{type(exc).__name__}: {exc}"), 500)
         if self.timings is not None:
             self.timings.append((request.path, time.perf_counter() - started))
         if isinstance(response, web.Response) and response.status >= 400:
@@ -131,13 +120,11 @@ class Api:
         parts = [p for p in request.path.split("/") if p]
         method = request.method
         if not parts:
-            return _json({"paths": sorted(["/api", "/api/v1", "/apis", "/version", "/openapi/v2", "/openapi/v3",
-                                           "/healthz", "/livez", "/readyz"]
-                                          + [f"/apis/{gv}" for gv in GROUP_VERSIONS if "/" in gv])})
+            return json_response(discovery.root())
         if parts[0] in ("healthz", "livez", "readyz") and len(parts) == 1:
             return web.Response(text="ok")
         if parts == ["version"]:
-            return _json(self.version_info)
+            return json_response(self.version_info)
         if parts == ["openapi", "v2"]:
             # kubectl reads v3 and falls back to v2 (protobuf only) for a kind v3 does not list, such
             # as one no server has: an empty gnostic Document (no bytes) says "none here" and lets
@@ -146,114 +133,34 @@ class Api:
         if parts[0] == "openapi":
             from .openapi import openapi
 
-            return _json(openapi(parts[1:], request.query))
+            return json_response(openapi(parts[1:], request.query))
         if parts[0] == "api":
             if len(parts) == 1:
-                return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]})
+                return json_response(discovery.api_versions(request.host))
             if parts[1] != "v1":
                 raise no_route()
             return await self.resource_request(request, "v1", parts[2:], method)
         if parts[0] == "apis":
             if len(parts) == 1:
-                if self._discovery_version(request):
-                    return self.aggregated(request)
-                return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": [self._group(gv.split("/")[0])
-                                                                                     for gv in GROUP_VERSIONS if "/" in gv]})
+                aggregated = discovery.aggregated(request, self.world.behaviour.aggregated_discovery)
+                return aggregated if aggregated is not None else json_response(discovery.group_list())
             if len(parts) == 2:
                 if not any(gv.startswith(parts[1] + "/") for gv in GROUP_VERSIONS):
                     raise no_route()
-                return _json({"kind": "APIGroup", "apiVersion": "v1", **self._group(parts[1])})
+                return json_response(discovery.api_group(parts[1]))
             gv = f"{parts[1]}/{parts[2]}"
             if gv not in GROUP_VERSIONS:
                 raise no_route()
             return await self.resource_request(request, gv, parts[3:], method)
         raise no_route()
 
-    # -- discovery -----------------------------------------------------------------------------------
-    def _group(self, group: str) -> dict:
-        gv = next(g for g in GROUP_VERSIONS if g.startswith(group + "/"))
-        entry = {"groupVersion": gv, "version": gv.split("/")[1]}
-        return {"name": group, "versions": [entry], "preferredVersion": entry}
-
-    def resource_list(self, gv: str) -> dict:
-        resources = []
-        for r in RESOURCES:
-            if r.group_version != gv:
-                continue
-            entry: dict[str, Any] = {"name": r.name, "singularName": r.singular, "namespaced": r.namespaced,
-                                     "kind": r.kind, "verbs": list(r.verbs)}
-            if r.short:
-                entry["shortNames"] = list(r.short)
-            if r.categories:
-                entry["categories"] = list(r.categories)
-            resources.append(entry)
-            for sub in r.subresources:
-                verbs, group, version, kind = SUBRESOURCES.get(sub, (("get", "patch", "update"), None, None, r.kind))
-                entry = {"name": f"{r.name}/{sub}", "singularName": "", "namespaced": r.namespaced}
-                if group:
-                    entry.update(group=group, version=version)
-                resources.append({**entry, "kind": kind, "verbs": list(verbs)})
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
-
-    def _discovery_version(self, request: web.Request) -> str | None:
-        """The aggregated discovery version to answer with: the first the Accept header lists that
-        this version serves (v2beta1 from 1.26, v2 from 1.30: kubernetes#122882), else None (the
-        legacy lists), as the apiserver's negotiation does (KEP-3352, "Version Skew Strategy")."""
-        served = self.world.behaviour.aggregated_discovery
-        for media in request.headers.get("Accept", "").split(","):
-            params = dict(part.strip().partition("=")[::2] for part in media.split(";")[1:])
-            if params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io" \
-                    and params.get("v") in served:
-                return params["v"]
-        return None
-
-    def aggregated(self, request: web.Request) -> web.Response:
-        """Aggregated discovery (``apidiscovery.k8s.io``, KEP-3352), asked for by kubectl's Accept header."""
-        version = self._discovery_version(request) or "v2"
-        wants_core = request.path.rstrip("/") == "/api"
-        items = []
-        for gv in GROUP_VERSIONS:
-            if ("/" in gv) == wants_core:
-                continue
-            resources = []
-            for r in RESOURCES:
-                if r.group_version != gv:
-                    continue
-                entry: dict[str, Any] = {"resource": r.name, "responseKind": {"group": r.group, "version": gv.split("/")[-1],
-                                                                              "kind": r.kind},
-                                         "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular,
-                                         "verbs": list(r.verbs)}
-                if r.short:
-                    entry["shortNames"] = list(r.short)
-                if r.categories:
-                    entry["categories"] = list(r.categories)
-                if r.subresources:
-                    entry["subresources"] = []
-                    for sub in r.subresources:
-                        verbs, group, sub_version, kind = SUBRESOURCES.get(
-                            sub, (("get", "patch", "update"), r.group, gv.split("/")[-1], r.kind))
-                        entry["subresources"].append({"subresource": sub, "responseKind": {
-                            "group": group, "version": sub_version, "kind": kind}, "verbs": list(verbs)})
-                resources.append(entry)
-            name = gv.split("/")[0] if "/" in gv else ""
-            items.append({"metadata": {"name": name, "creationTimestamp": None},
-                          "versions": [{"version": gv.split("/")[-1], "resources": resources, "freshness": "Current"}]})
-        body = {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
-                "items": items}
-        response = _json(body)
-        response.content_type = "application/json"
-        response.headers["Content-Type"] = f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
-        return response
-
     # -- resources -------------------------------------------------------------------------------------
     async def resource_request(self, request: web.Request, gv: str, rest: list[str], method: str):
         if not rest:
             if method != "GET":
                 raise method_not_allowed()
-            if gv == "v1" and self._discovery_version(request):
-                return self.aggregated(request)
-            return _json(self.resource_list(gv))
+            aggregated = discovery.aggregated(request, self.world.behaviour.aggregated_discovery) if gv == "v1" else None
+            return aggregated if aggregated is not None else json_response(discovery.resource_list(gv))
         namespace = None
         if rest[0] == "namespaces" and len(rest) >= 3 and (gv, rest[2]) in BY_PATH:
             namespace, rest = rest[1], rest[2:]
@@ -276,7 +183,7 @@ class Api:
         if resource.name == "selfsubjectaccessreviews":
             if method != "POST" or name is not None:
                 raise method_not_allowed()
-            return _json(self_subject_access_review(await self.body(request)), 201)
+            return json_response(self_subject_access_review(await read_body(request)), 201)
         if sub in ("exec", "attach", "portforward"):
             self._get(resource, namespace or "", name)      # a pod that is not there is a 404 first
             raise ApiError(400, "BadRequest", f"labkit serve: no container runs on the simulated node {W.NODE}, so "
@@ -286,14 +193,14 @@ class Api:
         if name is None:
             if method == "GET":
                 if query.get("watch") in ("true", "1"):
-                    return await self.watch(request, resource, namespace)
+                    return await watch(self, request, resource, namespace)
                 return self.list(request, resource, namespace)
             if method == "POST":
                 if resource.namespaced and namespace is None:
                     raise no_route()
-                return self.create(resource, namespace or "", await self.body(request), query)
+                return self.create(resource, namespace or "", await read_body(request), query)
             if method == "DELETE":
-                return self.delete_collection(request, resource, namespace, await self.body(request, optional=True))
+                return self.delete_collection(request, resource, namespace, await read_body(request, optional=True))
             raise method_not_allowed()
         if sub == "log":
             if method != "GET":
@@ -310,12 +217,12 @@ class Api:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: the status of {resource.name} is written by the "
                            "simulated kubelet and controllers, not by clients")
         if method == "PUT":
-            body = await self.body(request)
+            body = await read_body(request)
             return self.respond(request, resource, self.update(resource, namespace or "", name, body, dry=dry))
         if method == "PATCH":
             return self.respond(request, resource, await self.patch(request, resource, namespace or "", name, dry=dry))
         if method == "DELETE":
-            return self.delete(resource, namespace or "", name, await self.body(request, optional=True), query)
+            return self.delete(resource, namespace or "", name, await read_body(request, optional=True), query)
         raise method_not_allowed()
 
     async def scale(self, request: web.Request, resource: Resource, namespace: str, name: str, dry: bool):
@@ -324,18 +231,18 @@ class Api:
         through the Deployment."""
         current = self._get(resource, namespace, name)
         if request.method == "GET":
-            return _json(_scale_of(current))
+            return json_response(_scale_of(current))
         if request.method not in ("PUT", "PATCH"):
             raise method_not_allowed()
         if request.method == "PUT":
-            scale = await self.body(request)
+            scale = await read_body(request)
         else:
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             apply = PATCH_TYPES.get(content_type)
             if apply is None:
                 raise unsupported_patch_type()
             try:
-                scale = apply(_scale_of(current), await self.body(request))
+                scale = apply(_scale_of(current), await read_body(request))
             except PatchError as exc:
                 raise ApiError(exc.code, "BadRequest" if exc.code == 400 else "", str(exc)) from None
         replicas = ((scale or {}).get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
@@ -350,40 +257,7 @@ class Api:
             new["metadata"]["resourceVersion"] = asked      # a stale precondition: 409 Conflict
         else:
             new["metadata"].pop("resourceVersion", None)
-        return _json(_scale_of(self.update(resource, namespace, name, new, dry=dry)))
-
-    async def body(self, request: web.Request, *, optional: bool = False) -> Any:
-        raw = await request.read()
-        if not raw.strip():
-            if optional:
-                return {}
-            raise ApiError(400, "BadRequest", "the body of the request was empty")
-        content_type = request.headers.get("Content-Type", "application/json")
-        if "protobuf" in content_type:
-            from .protobuf import Unreadable, decode
-
-            try:
-                return decode(raw)
-            except Unreadable as exc:
-                raise ApiError(415, "UnsupportedMediaType", f"labkit serve reads JSON and YAML bodies (and the "
-                               f"metadata of a Namespace or ServiceAccount in protobuf), not {exc}") from None
-        if "cbor" in content_type:
-            raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - '
-                           'accepted media types include: application/json, application/yaml')
-        try:
-            if "yaml" in content_type:
-                import yaml
-
-                data = yaml.safe_load(raw.decode("utf-8"))
-            else:
-                data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format - accepted media "
-                           f"types include: application/json, application/yaml ({type(exc).__name__}: "
-                           f"{str(exc)[:200]})") from None
-        except Exception as exc:   # yaml errors
-            raise ApiError(400, "BadRequest", f"error converting YAML to JSON: {str(exc)[:200]}") from None
-        return data
+        return json_response(_scale_of(self.update(resource, namespace, name, new, dry=dry)))
 
     def _get(self, resource: Resource, namespace: str, name: str) -> dict:
         if resource.name == "namespaces":
@@ -395,166 +269,56 @@ class Api:
         return obj
 
     # -- output ------------------------------------------------------------------------------------------
-    def convert(self, resource: Resource, obj: dict) -> dict:
-        if resource.group_version == "events.k8s.io/v1":
-            return _new_event(obj)
-        return obj
-
     def respond(self, request: web.Request, resource: Resource, obj: dict, status: int = 200) -> web.Response:
-        obj = self.convert(resource, obj)
+        obj = convert(resource, obj)
         if "as=Table" in request.headers.get("Accept", ""):
-            return _json(table(resource.kind if resource.group_version != "events.k8s.io/v1" else "events.k8s.io",
-                               [obj], self.store.rv, include=request.query.get("includeObject", "Metadata")), status)
-        return _json(obj, status)
+            return json_response(table(resource.table_kind, [obj], self.store.rv,
+                                       include=request.query.get("includeObject", "Metadata")), status)
+        return json_response(obj, status)
 
     def list(self, request: web.Request, resource: Resource, namespace: str | None) -> web.Response:
-        accepts = _selector(request.query, resource)
-        objs = [self.convert(resource, o) for o in self.store.list(resource.key, namespace)]
+        accepts = selector(request.query, resource)
+        objs = [convert(resource, o) for o in self.store.list(resource.key, namespace)]
         objs = [o for o in objs if accepts(o)]
         rv = str(self.store.rv)
         if "as=Table" in request.headers.get("Accept", ""):
-            kind = resource.kind if resource.group_version != "events.k8s.io/v1" else "events.k8s.io"
-            return web.Response(body=self.tables.encode(kind, objs, rv, include=request.query.get("includeObject",
-                                                                                                  "Metadata")),
+            return web.Response(body=self.tables.encode(resource.table_kind, objs, rv,
+                                                        include=request.query.get("includeObject", "Metadata")),
                                 content_type="application/json")
-        return _json({"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
-                      "metadata": {"resourceVersion": rv}, "items": objs})
-
-    async def watch(self, request: web.Request, resource: Resource, namespace: str | None) -> web.StreamResponse:
-        query = request.query
-        accepts = _selector(query, resource)
-        rv_text = query.get("resourceVersion", "")
-        initial = query.get("sendInitialEvents") == "true"
-        try:
-            since = int(rv_text) if rv_text not in ("", "0") else None
-        except ValueError:
-            raise ApiError(400, "BadRequest", f'invalid resource version "{rv_text}"') from None
-        try:
-            timeout = float(query.get("timeoutSeconds", "1800"))
-        except ValueError:
-            raise ApiError(400, "BadRequest", f"invalid timeoutSeconds {query.get('timeoutSeconds')!r}") from None
-        bookmarks = query.get("allowWatchBookmarks") == "true"
-        as_table = "as=Table" in request.headers.get("Accept", "")
-        table_kind = resource.kind if resource.group_version != "events.k8s.io/v1" else "events.k8s.io"
-        response = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
-        await response.prepare(request)
-
-        def encode(etype: str, obj: dict) -> bytes:
-            if etype != "BOOKMARK":
-                obj = self.convert(resource, obj)
-                if as_table:
-                    obj = table(table_kind, [obj], obj["metadata"].get("resourceVersion"), include="Object")
-            return json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode() + b"\n"
-
-        async def send(etype: str, obj: dict) -> None:
-            await response.write(encode(etype, obj))
-
-        try:
-            watch = self.store.watch(resource.key, namespace, accepts, None if (since is None or initial) else since)
-        except Gone as exc:
-            await send("ERROR", status_body(410, "Expired", str(exc)))
-            await response.write_eof()
-            return response
-        try:
-            if since is None or initial:
-                initial_events = b"".join(encode("ADDED", obj) for obj in self.store.list(resource.key, namespace)
-                                          if accepts(self.convert(resource, obj)))
-                if initial_events:
-                    await response.write(initial_events)
-                if initial:
-                    await send("BOOKMARK", {"kind": resource.kind, "apiVersion": resource.group_version, "metadata": {
-                        "resourceVersion": str(self.store.rv), "annotations": {"k8s.io/initial-events-end": "true"}}})
-            deadline = time.monotonic() + timeout
-            while not self.closing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    etype, obj = await asyncio.wait_for(watch.queue.get(), timeout=min(left, 5.0))
-                except asyncio.TimeoutError:
-                    if bookmarks:
-                        await send("BOOKMARK", {"kind": resource.kind, "apiVersion": resource.group_version,
-                                                "metadata": {"resourceVersion": str(self.store.rv)}})
-                    continue
-                # what else is already queued goes in the same write: one TLS record and one
-                # syscall for a burst, not one per event (benchmarks/serve.py, the 1,000-pod watch)
-                chunk = [encode(etype, obj)]
-                while not watch.queue.empty() and len(chunk) < 256:
-                    chunk.append(encode(*watch.queue.get_nowait()))
-                await response.write(b"".join(chunk))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.store.unwatch(watch)
-        try:
-            await response.write_eof()
-        except ConnectionResetError:
-            pass
-        return response
+        return json_response({"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
+                              "metadata": {"resourceVersion": rv}, "items": objs})
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def _check_body(self, resource: Resource, obj: Any, namespace: str, name: str | None = None) -> dict:
-        if not isinstance(obj, dict):
-            raise ApiError(400, "BadRequest", f"the body must be a JSON object, got {type(obj).__name__}")
-        kind = obj.get("kind")
-        if kind is not None and kind != resource.kind:
-            raise ApiError(400, "BadRequest", f"the API version in the data ({obj.get('apiVersion')}) and kind "
-                           f"({kind}) do not match the {resource.kind} this URL is for")
-        meta = obj.get("metadata")
-        if meta is None:
-            meta = obj["metadata"] = {}
-        if not isinstance(meta, dict):
-            raise ApiError(400, "BadRequest", "metadata must be a JSON object")
-        if resource.namespaced and meta.get("namespace") not in (None, "", namespace):
-            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
-                           "sent on the request")
-        if name is not None and meta.get("name") not in (None, name):
-            raise ApiError(400, "BadRequest", "the name of the object (%s) does not match the name on the URL (%s)"
-                           % (meta.get("name"), name))
-        if not meta.get("name") and meta.get("generateName") and name is None:
-            meta["name"] = str(meta["generateName"]) + self.world.suffix()
-        if not isinstance(meta.get("name"), str) or not meta.get("name"):
-            qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
-            raise ApiError(422, "Invalid", f"{qualified} \"\" is invalid: metadata.name: Required value: name or "
-                           "generateName is required", details={**({"group": resource.group} if resource.group else {}), "kind": resource.kind, "causes": [{
-                               "reason": "FieldValueRequired", "message": "Required value: name or generateName is "
-                               "required", "field": "metadata.name"}]})
-        obj.setdefault("apiVersion", resource.group_version)
-        obj.setdefault("kind", resource.kind)
-        if resource.key not in R.SIM_KINDS:   # the simulator's admission checks its own kinds
-            _check_meta(resource, meta, namespace)
-        return obj
-
     def create(self, resource: Resource, namespace: str, obj: Any, query) -> web.Response:
-        obj = self._check_body(resource, obj, namespace)
+        obj = check_body(self.world, resource, obj, namespace)
         name = obj["metadata"]["name"]
         if resource.name in READ_ONLY:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: {resource.name} are made by the simulator")
         if query.get("dryRun"):
             # validated and defaulted as without it, nothing stored (registry Store.Create with dryRun)
             if resource.key in R.SIM_KINDS:
-                return _json(R.dry_run(self.world, resource.key, namespace, obj), 201)
+                return json_response(R.dry_run(self.world, resource.key, namespace, obj), 201)
             if self.store.get(resource.key, namespace, name) is not None:
                 raise ApiError(409, "AlreadyExists", f'{resource.name} "{name}" already exists',
                                details={"name": name, "kind": resource.name})
             if resource.name != "namespaces" and resource.namespaced:
                 self.world.namespace(namespace)      # 404 or 403 (terminating) as without dry-run
-            return _json(obj, 201)
+            return json_response(obj, 201)
         if resource.key in R.SIM_KINDS:
-            return _json(R.create(self.world, resource.key, namespace, obj), 201)
+            return json_response(R.create(self.world, resource.key, namespace, obj), 201)
         if self.store.get(resource.key, namespace, name) is not None:
             raise ApiError(409, "AlreadyExists", f'{resource.name} "{name}" already exists',
                            details={"name": name, "kind": resource.name})
         if resource.name == "namespaces":
-            return _json(self.world.create_namespace(copy.deepcopy(obj)), 201)
+            return json_response(self.world.create_namespace(copy.deepcopy(obj)), 201)
         obj = copy.deepcopy(obj)
         obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=W.rfc3339(time.time()))
         if resource.group_version == "events.k8s.io/v1":
-            obj = _old_event(obj)
-        return _json(self.convert(resource, self.store.put(resource.key, obj)), 201)
+            obj = old_event(obj)
+        return json_response(convert(resource, self.store.put(resource.key, obj)), 201)
 
     def update(self, resource: Resource, namespace: str, name: str, obj: Any, *, dry: bool = False) -> dict:
-        obj = self._check_body(resource, obj, namespace, name)
+        obj = check_body(self.world, resource, obj, namespace, name)
         current = self._get(resource, namespace, name)
         if resource.name in READ_ONLY:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: {resource.name} are managed by the simulator")
@@ -571,7 +335,7 @@ class Api:
             return R.replace(self.world, resource.key, namespace, name, obj)
         new = copy.deepcopy(obj)
         if resource.group_version == "events.k8s.io/v1":
-            new = _old_event(new)
+            new = old_event(new)
         for key in ("uid", "creationTimestamp", "namespace", "deletionTimestamp"):
             if key in current["metadata"]:
                 new["metadata"][key] = current["metadata"][key]
@@ -591,8 +355,8 @@ class Api:
         apply = PATCH_TYPES.get(content_type)
         if apply is None:
             raise unsupported_patch_type()
-        body = await self.body(request)
-        current = self.convert(resource, self._get(resource, namespace, name))
+        body = await read_body(request)
+        current = convert(resource, self._get(resource, namespace, name))
         try:
             new = apply(current, body)
         except PatchError as exc:
@@ -627,69 +391,41 @@ class Api:
             raise ApiError(405, "MethodNotAllowed", f"labkit serve: {resource.name} are managed by the simulator")
         if query.get("dryRun") or options.get("dryRun"):
             # what the delete would answer, nothing deleted and no grace period started
-            current = self.convert(resource, self._get(resource, namespace, name))
+            current = convert(resource, self._get(resource, namespace, name))
             if resource.name == "pods" or resource.name == "namespaces":
-                return _json(current)
-            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                          "details": {"name": name, "group": resource.group, "kind": resource.name,
-                                      "uid": current["metadata"].get("uid")}})
+                return json_response(current)
+            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                  "details": {"name": name, "group": resource.group, "kind": resource.name,
+                                              "uid": current["metadata"].get("uid")}})
         if resource.key in R.SIM_KINDS:
             obj, staying = R.delete(self.world, resource.key, namespace, name, grace=grace, propagation=propagation)
             if resource.name == "pods" or staying:
-                return _json(obj, 200 if staying or resource.name == "pods" else 200)
-            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                          "details": {"name": name, "group": resource.group, "kind": resource.name,
-                                      "uid": obj["metadata"].get("uid")}})
+                return json_response(obj, 200 if staying or resource.name == "pods" else 200)
+            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                  "details": {"name": name, "group": resource.group, "kind": resource.name,
+                                              "uid": obj["metadata"].get("uid")}})
         current = self._get(resource, namespace, name)
         if resource.name == "namespaces":
-            return _json(self.world.delete_namespace(name))
+            return json_response(self.world.delete_namespace(name))
         self.store.remove(resource.key, namespace, name)
-        return _json(self.convert(resource, current))
+        return json_response(convert(resource, current))
 
     def delete_collection(self, request: web.Request, resource: Resource, namespace: str | None, options: Any):
         if resource.name in READ_ONLY or resource.name == "namespaces":
             raise method_not_allowed()
-        accepts = _selector(request.query, resource)
+        accepts = selector(request.query, resource)
         deleted = []
         for obj in list(self.store.list(resource.key, namespace)):
-            if accepts(self.convert(resource, obj)):
+            if accepts(convert(resource, obj)):
                 meta = obj["metadata"]
                 try:
                     self.delete(resource, meta["namespace"], meta["name"], options, request.query)
                 except ApiError as exc:
                     if exc.code != 404:
                         raise
-                deleted.append(self.convert(resource, obj))
-        return _json({"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
-                      "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})
-
-
-def _check_meta(resource: Resource, meta: dict, namespace: str) -> None:
-    """The decoder's type errors (400) and ValidateObjectMeta's field errors (422, every one) for
-    the objects stored as they come; Pods, Jobs and Deployments go through the simulator's own
-    admission instead."""
-    where = f'{resource.kind} in version "{resource.group_version.split("/")[-1]}" cannot be handled as a {resource.kind}'
-    for key in ("name", "generateName", "namespace", "resourceVersion", "uid"):
-        if key in meta and not isinstance(meta[key], str):
-            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {json_type(meta[key])} into Go struct "
-                           f"field ObjectMeta.metadata.{key} of type string")
-    for key in ("labels", "annotations"):
-        value = meta.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {json_type(value)} into Go struct "
-                           f"field ObjectMeta.metadata.{key} of type map[string]string")
-        bad = [v for v in value.values() if not isinstance(v, str)]
-        if bad:
-            bad = bad[0]
-            raise ApiError(400, "BadRequest", f"{where}: json: cannot unmarshal {json_type(bad)} into Go struct "
-                           f"field ObjectMeta.metadata.{key} of type string")
-
-    errors = object_meta_errors({**meta, "namespace": namespace} if resource.namespaced else meta,
-                                cluster_scoped_label=resource.name == "namespaces")
-    if errors:
-        raise R.invalid_object(resource.kind, resource.group, meta.get("name", ""), errors)
+                deleted.append(convert(resource, obj))
+        return json_response({"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
+                              "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})
 
 
 def _scale_of(obj: dict) -> dict:
@@ -736,129 +472,3 @@ def _reason_of(response: web.Response) -> str:
         return json.loads(response.body).get("reason", "")
     except Exception:
         return ""
-
-
-# -- selectors -----------------------------------------------------------------------------------------------
-FIELD_PATHS = {
-    "pods": ("metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "status.phase",
-             "spec.serviceAccountName", "status.podIP"),
-    "events": ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-               "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-               "reportingComponent", "source", "type", "metadata.name", "metadata.namespace",
-               "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
-               "regarding.resourceVersion", "regarding.fieldPath", "reportingController", "note"),
-}
-
-
-def _selector(query, resource: Resource):
-    labels = _parse_labels(query.get("labelSelector", ""))
-    fields = _parse_fields(query.get("fieldSelector", ""), resource)
-
-    def accepts(obj: dict) -> bool:
-        have = (obj.get("metadata") or {}).get("labels") or {}
-        for key, op, values in labels:
-            present = key in have
-            if op == "exists" and not present or op == "!exists" and present:
-                return False
-            if op == "in" and (not present or have[key] not in values):
-                return False
-            if op == "notin" and present and have[key] in values:
-                return False
-        for path, equal, value in fields:
-            actual = get_path(obj, path)
-            if path == "source" and isinstance(actual, dict):
-                actual = actual.get("component")
-            actual = "" if actual is None else str(actual)
-            if (actual == value) != equal:
-                return False
-        return True
-
-    return accepts
-
-
-def _parse_labels(text: str) -> list[tuple[str, str, set[str]]]:
-    """``a=b,c!=d,e in (x,y),f notin (z),g,!h`` (``apimachinery/pkg/labels/selector.go``)."""
-    result = []
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    if current.strip():
-        parts.append(current)
-    for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        words = part.split()
-        if len(words) >= 2 and words[1] in ("in", "notin"):
-            values = part.split(None, 2)[2].strip()
-            if not (values.startswith("(") and values.endswith(")")):
-                raise ApiError(400, "BadRequest", f"unable to parse requirement: found '{values}', expected: '('")
-            result.append((words[0], words[1], {v.strip() for v in values[1:-1].split(",") if v.strip()}))
-        elif "!=" in part:
-            key, value = part.split("!=", 1)
-            result.append((key.strip(), "notin", {value.strip()}))
-        elif "==" in part or "=" in part:
-            key, value = part.split("==", 1) if "==" in part else part.split("=", 1)
-            result.append((key.strip(), "in", {value.strip()}))
-        elif part.startswith("!"):
-            result.append((part[1:].strip(), "!exists", set()))
-        else:
-            if any(ch in part for ch in " ()<>"):
-                raise ApiError(400, "BadRequest", f"unable to parse requirement: {part!r}")
-            result.append((part, "exists", set()))
-    return result
-
-
-def _parse_fields(text: str, resource: Resource) -> list[tuple[str, bool, str]]:
-    result = []
-    allowed = FIELD_PATHS.get(resource.key, ()) + ("metadata.name", "metadata.namespace")
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        if "!=" in part:
-            path, value = part.split("!=", 1)
-            equal = False
-        elif "==" in part:
-            path, value = part.split("==", 1)
-            equal = True
-        elif "=" in part:
-            path, value = part.split("=", 1)
-            equal = True
-        else:
-            raise ApiError(400, "BadRequest", f"invalid selector: '{text}'; can't understand '{part}'")
-        path = path.strip()
-        if path not in allowed:
-            raise ApiError(400, "BadRequest", f'field label not supported: {path}')
-        if path.startswith("regarding.") and resource.group_version != "events.k8s.io/v1":
-            raise ApiError(400, "BadRequest", f'field label not supported: {path}')
-        result.append((path, equal, value.strip()))
-    return result
-
-
-# -- events.k8s.io/v1 <-> core/v1 Events (pkg/apis/events/v1/conversion.go) ---------------------------------------
-def _new_event(ev: dict) -> dict:
-    meta = ev.get("metadata") or {}
-    out = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": meta,
-           "eventTime": ev.get("eventTime"), "reportingController": ev.get("reportingComponent") or
-           (ev.get("source") or {}).get("component"), "reportingInstance": ev.get("reportingInstance"),
-           "action": ev.get("action"), "reason": ev.get("reason"), "regarding": ev.get("involvedObject"),
-           "note": ev.get("message"), "type": ev.get("type"),
-           "deprecatedSource": ev.get("source"), "deprecatedFirstTimestamp": ev.get("firstTimestamp"),
-           "deprecatedLastTimestamp": ev.get("lastTimestamp"), "deprecatedCount": ev.get("count")}
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _old_event(ev: dict) -> dict:
-    if ev.get("apiVersion") != "events.k8s.io/v1":
-        return ev
-    return {"apiVersion": "v1", "kind": "Event", "metadata": ev.get("metadata") or {},
-            "involvedObject": ev.get("regarding") or {}, "reason": ev.get("reason"), "message": ev.get("note"),
-            "type": ev.get("type"), "eventTime": ev.get("eventTime"), "reportingComponent": ev.get("reportingController"),
-            "reportingInstance": ev.get("reportingInstance"), "source": ev.get("deprecatedSource") or {},
-            "firstTimestamp": ev.get("deprecatedFirstTimestamp"), "lastTimestamp": ev.get("deprecatedLastTimestamp"),
-            "count": ev.get("deprecatedCount")}

@@ -8,7 +8,7 @@ server's watch cache does (``k8s.io/apiserver/pkg/storage/cacher/watch_cache.go`
 ``errors.NewResourceExpired("too old resource version: %d (%d)")``).
 
 Nothing here knows about HTTP or the simulator; :mod:`labkit.serve.world` writes into it and
-:mod:`labkit.serve.http` reads from it.
+the handlers (:mod:`labkit.serve.http`, :mod:`labkit.serve.watch`) read from it.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def micro_time(epoch: float) -> str:
 
 
 class ApiError(Exception):
-    """An error the API answers with a metav1.Status (see ``labkit.serve.http.status_body``)."""
+    """An error the API answers with a metav1.Status (see ``labkit.serve.responses.status_body``)."""
 
     def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None):
         if details is not None and details.get("group") == "":
