@@ -214,9 +214,9 @@ def test_labkit_run_kubeconfig_is_checked_before_anything_runs(tmp_path):
 
 # -- the server: discovery as a real API server of its version negotiates it ----------------------
 
-def _discovery(served, accept: str) -> tuple[str, dict]:
+def _discovery(served, accept: str, path: str = "/apis") -> tuple[str, dict]:
     context = ssl.create_default_context(cadata=served.ca.decode())
-    request = urllib.request.Request(served.url + "/apis", headers={"Authorization": f"Bearer {served.token}",
+    request = urllib.request.Request(served.url + path, headers={"Authorization": f"Bearer {served.token}",
                                                                      "Accept": accept})
     with urllib.request.urlopen(request, context=context, timeout=5) as response:
         return response.headers["Content-Type"], json.loads(response.read())
@@ -235,3 +235,16 @@ def test_discovery_answers_the_aggregated_version_this_server_has_or_the_legacy_
     kind, body = _discovery(served, "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
     assert kind == "application/json"
     assert body["kind"] == "APIGroupList" and "batch" in [g["name"] for g in body["groups"]]
+
+
+def test_the_core_groups_aggregated_discovery_is_at_api_and_api_v1_is_always_its_resource_list(served):
+    """kube-apiserver keeps two aggregated discovery managers, the legacy one at /api (the core
+    group, named "") and /apis (the others); /api/v1 answers its APIResourceList whatever it is asked."""
+    aggregated = ("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+    kind, body = _discovery(served, aggregated, "/api")
+    assert kind == "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+    [core] = body["items"]
+    assert core["metadata"]["name"] == "" and [v["version"] for v in core["versions"]] == ["v1"]
+    assert {"pods", "events", "namespaces"} <= {r["resource"] for r in core["versions"][0]["resources"]}
+    assert _discovery(served, "application/json", "/api")[1]["kind"] == "APIVersions"
+    assert _discovery(served, aggregated, "/api/v1")[1]["kind"] == "APIResourceList"

@@ -84,7 +84,8 @@ def aggregated_version(request: web.Request, served: tuple[str, ...]) -> str | N
 
 def aggregated(request: web.Request, served: tuple[str, ...]) -> web.Response | None:
     """Aggregated discovery (``apidiscovery.k8s.io``, KEP-3352), asked for by kubectl's Accept
-    header; None if it asks for no version in ``served`` (then the legacy list answers)."""
+    header: at ``/api`` the core group, at ``/apis`` every other group (the apiserver's two
+    discovery managers); None if it asks for no version in ``served`` (then the legacy list answers)."""
     version = aggregated_version(request, served)
     if version is None:
         return None

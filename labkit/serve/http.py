@@ -135,8 +135,9 @@ class Api:
 
             return json_response(openapi(parts[1:], request.query))
         if parts[0] == "api":
-            if len(parts) == 1:
-                return json_response(discovery.api_versions(request.host))
+            if len(parts) == 1:   # the core group's aggregated discovery (the legacy "/api" manager) or APIVersions
+                aggregated = discovery.aggregated(request, self.world.behaviour.aggregated_discovery)
+                return aggregated if aggregated is not None else json_response(discovery.api_versions(request.host))
             if parts[1] != "v1":
                 raise no_route()
             return await self.resource_request(request, "v1", parts[2:], method)
@@ -159,8 +160,7 @@ class Api:
         if not rest:
             if method != "GET":
                 raise method_not_allowed()
-            aggregated = discovery.aggregated(request, self.world.behaviour.aggregated_discovery) if gv == "v1" else None
-            return aggregated if aggregated is not None else json_response(discovery.resource_list(gv))
+            return json_response(discovery.resource_list(gv))
         namespace = None
         if rest[0] == "namespaces" and len(rest) >= 3 and (gv, rest[2]) in BY_PATH:
             namespace, rest = rest[1], rest[2:]
@@ -399,8 +399,8 @@ class Api:
                                               "uid": current["metadata"].get("uid")}})
         if resource.key in R.SIM_KINDS:
             obj, staying = R.delete(self.world, resource.key, namespace, name, grace=grace, propagation=propagation)
-            if resource.name == "pods" or staying:
-                return json_response(obj, 200 if staying or resource.name == "pods" else 200)
+            if resource.name == "pods" or staying:   # 200 either way (handlers/delete.go: 202 only for the
+                return json_response(obj)             # deprecated orphanDependents=false)
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                   "details": {"name": name, "group": resource.group, "kind": resource.name,
                                               "uid": obj["metadata"].get("uid")}})
@@ -431,9 +431,9 @@ class Api:
 def _scale_of(obj: dict) -> dict:
     """A Deployment's ``autoscaling/v1`` Scale (pkg/registry/apps/deployment/storage scaleFromDeployment)."""
     meta = obj["metadata"]
-    selector = (obj.get("spec") or {}).get("selector") or {}
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
+    label_selector = (obj.get("spec") or {}).get("selector") or {}
+    parts = [f"{k}={v}" for k, v in sorted((label_selector.get("matchLabels") or {}).items())]
+    for expr in label_selector.get("matchExpressions") or []:
         op, values = expr.get("operator"), ",".join(sorted(expr.get("values") or []))
         parts.append({"In": f"{expr['key']} in ({values})", "NotIn": f"{expr['key']} notin ({values})",
                       "Exists": expr["key"], "DoesNotExist": f"!{expr['key']}"}.get(op, expr["key"]))
