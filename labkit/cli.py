@@ -130,8 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "kube-scheduler and the kubelet from the k8s.io/kubernetes Go module, with "
                                       "containerd and runc, a local CNI bridge and a local registry of images built "
                                       "here (docs/node.md). Needs Linux and root; the first build takes about 30 min "
-                                      "on 2 cores.")
-    node.add_argument("action", choices=("up", "down", "status"), help="start (or reuse), stop and clean up, or report")
+                                      "on 2 cores. `fetch` instead downloads upstream's release binaries of the control "
+                                      "plane alone (no root), checked by SHA-256, for labkit serve --control-plane real "
+                                      "where building takes too long (Binder).")
+    node.add_argument("action", choices=("up", "down", "status", "fetch"),
+                      help="start (or reuse), stop and clean up, report, or fetch the control plane's release binaries")
     node.add_argument("--k8s-version", default=None, metavar="V",
                       help="Kubernetes minor (default: the newest one the repository pins a node for)")
     node.set_defaults(func=cmd_node)
@@ -160,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_node(args: argparse.Namespace) -> int:
     from .node import Node
 
+    if args.action == "fetch":
+        from .node import default_minor
+        from .node.release import fetch_control_plane
+        from .versions import KubeVersion
+
+        minor = KubeVersion.parse(args.k8s_version, field="--k8s-version").minor_str if args.k8s_version else default_minor()
+        fetch_control_plane(minor, say=lambda text: print(f"labkit node fetch: {text}", flush=True))
+        return 0
     node = Node(args.k8s_version)
     if args.action == "up":
         node.up()
