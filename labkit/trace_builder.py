@@ -36,8 +36,8 @@ What is inferred, and why (docs/trace.md, "Recording a real cluster"):
 - ``Unhealthy`` Events (one per failed probe run, not the failure threshold) become
   ``StartupProbeRun``/``ReadinessProbeRun``/``LivenessProbeRun`` with reason ``Unhealthy``.
 
-It is long (~640 lines): it holds every rule for turning API JSON into trace events (above),
-each beside the state it reads, and the rules read as one list, so they stay in one module.
+One module (~640 lines) on purpose: it holds every rule for turning API JSON into trace events
+(above), each beside the state it reads, and the rules read as one list.
 """
 
 from __future__ import annotations
