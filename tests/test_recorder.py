@@ -1,4 +1,4 @@
-"""labkit.recorder: watch streams in the API server's format in, the right trace out.
+"""labkit.trace_builder and labkit.recorder: watch streams in the API server's format in, the right trace out.
 
 The streams in tests/data/watch are hand-written (see its README and each file's
 ``provenance``), not recorded from a cluster; ``test_every_pod_update_has_the_phase_a_kubelet_reports``
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from labkit.printers import format_time, parse_time
-from labkit.recorder import Recorder, TraceBuilder, owner_of
+from labkit.recorder import Recorder, TraceBuilder
+from labkit.trace_builder import owner_of
 from labkit.trace import Trace
 
 WATCH = Path(__file__).parent / "data" / "watch"
