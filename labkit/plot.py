@@ -16,7 +16,7 @@ condition (a strip under it) and deletion; Job/Deployment conditions are vertica
 across the whole figure, and so is the end of a trace that was watched past its last event
 (``observed_until``).
 
-One module of about 700 lines on purpose: the drawing records which legend keys it used and
+One module (~760 lines) on purpose: the drawing records which legend keys it used and
 the legend draws exactly those with the same style tables (colours, markers, labels) as the
 bars, so a change to one encoding touches both halves and is read in one place.
 

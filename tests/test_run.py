@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from labkit.cli import main
 from labkit.errors import InvalidInput
 from labkit.run import headless_parameters, parse_parameter, summary, run_notebooks
+from labkit.versions import KubeVersion
 
 PARAMETERS = '''backend = "auto"
 k8s_version = "1.29"
@@ -394,7 +395,7 @@ def test_one_kind_cluster_for_the_whole_run(books: Path, tmp_path: Path, monkeyp
     report = run_notebooks([books / "01-first.ipynb"], k8s_version="1.28", out=tmp_path / "o", keep_cluster=keep,
                            parameters={"cluster_name": "lab-ci"}, progress=False)
     assert report.backend == "kind" and report.results[0].status == "passed"
-    assert calls == [("create", "lab-ci", "1.28")] + ([("delete", "lab-ci")] if deleted else [])
+    assert calls == [("create", "lab-ci", KubeVersion(1, 28))] + ([("delete", "lab-ci")] if deleted else [])
     # The notebook was told to keep the cluster: the run removes it, not the notebook.
     assert "backend=kind version=1.28 grace=30 keep=True" in outputs_text(tmp_path / "o" / "01-first.ipynb")
 
