@@ -324,9 +324,25 @@ def _container_state_text(cs: dict, origin: float | None = None) -> str:
     return ", ".join(parts)
 
 
+def event_time(ev: dict) -> tuple[float | None, float]:
+    """When an Event (core/v1 or events.k8s.io/v1) last happened, and how precisely: MicroTime
+    fields first (``eventTime``, ``series.lastObservedTime``), then the whole-second timestamps.
+
+    >>> event_time({"series": {"lastObservedTime": "2026-01-01T00:00:01.500000Z"}, "firstTimestamp": "2026-01-01T00:00:00Z"})
+    (1767225601.5, 1e-06)
+    >>> event_time({"lastTimestamp": "2026-01-01T00:00:02Z", "firstTimestamp": "2026-01-01T00:00:00Z"})
+    (1767225602.0, 1.0)
+    """
+    if ev.get("eventTime"):
+        return parse_time(ev["eventTime"]), 1e-6
+    series = ev.get("series") or {}
+    if series.get("lastObservedTime"):
+        return parse_time(series["lastObservedTime"]), 1e-6
+    for key in ("lastTimestamp", "firstTimestamp"):
+        if ev.get(key):
+            return parse_time(ev[key]), 1.0
+    return parse_time((ev.get("metadata") or {}).get("creationTimestamp")), 1.0
+
+
 def _event_time(ev: dict) -> float:
-    for key in ("eventTime", "lastTimestamp", "firstTimestamp"):
-        value = parse_time(ev.get(key)) if ev.get(key) else None
-        if value is not None:
-            return value
-    return parse_time((ev.get("metadata") or {}).get("creationTimestamp")) or 0.0
+    return event_time(ev)[0] or 0.0

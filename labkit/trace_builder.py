@@ -20,8 +20,8 @@ What is inferred, and why (docs/trace.md, "Recording a real cluster"):
   Events after a burst of 25 (then one per 300 s) and combines similar messages after 10, so a
   restart-heavy pod loses them. A ``Started`` Event is tied to the run whose status start it
   matches, not to its ``count`` (a restarted kubelet counts from 1 again).
-- ``Killed`` is an exit code of 137 (128 + SIGKILL) or the reason ``OOMKilled``; a process
-  that calls ``exit 137`` itself would be counted as killed too.
+- ``Killed`` is an exit code of 137 (128 + SIGKILL), the reason ``OOMKilled`` or a terminated
+  state's ``signal`` 9; a process that calls ``exit 137`` itself would be counted as killed too.
 - ``SIGTERM`` (the stop signal: ``signal`` names it when the status's ``stopSignal`` or the
   pod's ``lifecycle.stopSignal`` says another) comes from the kubelet's ``Killing`` Event, in its
   plain or "(combined from similar events): " form; without one there is none. ``killContainer``
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .images import stop_signal as image_stop_signal
-from .printers import format_time, parse_time
+from .printers import event_time, format_time, parse_time
 from .objects import condition_true, container_role
 from .trace import ContainerFinal, ContainerInfo, Event, Pod, PodFinal, Trace
 
@@ -469,7 +469,7 @@ class TraceBuilder:
         if name not in state.containers:
             return
         c = state.containers[name]
-        when, resolution = _event_time(ev)
+        when, resolution = event_time(ev)
         pod = state.info.name
         common = {"reason": reason, "message": message, "resolution_s": resolution}
         if reason == "Started":
@@ -619,19 +619,6 @@ def _final(state: _PodState) -> PodFinal:
         else:
             containers[cs["name"]] = ContainerFinal("waiting", restarts, None, (current.get("waiting") or {}).get("reason"))
     return PodFinal(status.get("phase") or "Pending", state.deleted, containers)
-
-
-def _event_time(ev: dict) -> tuple[float | None, float]:
-    """When an Event happened and how precisely: MicroTime fields first, then whole seconds."""
-    if ev.get("eventTime"):
-        return parse_time(ev["eventTime"]), 1e-6
-    series = ev.get("series") or {}
-    if series.get("lastObservedTime"):
-        return parse_time(series["lastObservedTime"]), 1e-6
-    for key in ("lastTimestamp", "firstTimestamp"):
-        if ev.get(key):
-            return parse_time(ev[key]), 1.0
-    return parse_time((ev.get("metadata") or {}).get("creationTimestamp")), 1.0
 
 
 def _ordered_termination(version: str, gates: dict) -> bool:
