@@ -256,6 +256,7 @@ def build_static_web_server(out: Path, logs: Path, quiet: bool = False) -> Path:
     target = "x86_64-unknown-linux-gnu" if os.uname().machine == "x86_64" else "aarch64-unknown-linux-gnu"
     env = {**os.environ, "RUSTFLAGS": "-C target-feature=+crt-static", "CARGO_TARGET_DIR": os.fspath(out / "target")}
     reporter = Reporter(f"building static-web-server {STATIC_WEB_SERVER_VERSION} (cargo install)", None, quiet)
+    out.mkdir(parents=True, exist_ok=True)   # cargo runs in it: on a new machine nothing made it yet
     _run_counting(["cargo", "install", "static-web-server", "--version", STATIC_WEB_SERVER_VERSION, "--locked",
                    "--target", target, "--root", os.fspath(out)], cwd=out, env=env, reporter=reporter,
                   log=logs / "build-static-web-server.log")

@@ -211,3 +211,21 @@ def test_an_image_pushed_to_the_real_registry_reads_back_with_its_label(tmp_path
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_the_static_web_server_build_makes_its_folder_on_a_new_machine(tmp_path, monkeypatch):
+    """cargo runs in the build's folder, which nothing has made on a new machine (a cold .ci/run
+    failed here with FileNotFoundError). A stand-in ``cargo`` on PATH records where it ran and
+    writes the binary where ``cargo install --root`` would."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    cargo = bin_dir / "cargo"
+    cargo.write_text('#!/bin/sh\npwd > "$CARGO_TARGET_DIR.cwd"\nroot=""\nwhile [ $# -gt 0 ]; do\n'
+                     '  [ "$1" = "--root" ] && root="$2"\n  shift\ndone\n'
+                     'mkdir -p "$root/bin" && printf x > "$root/bin/static-web-server"\n')
+    cargo.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    out = tmp_path / "cache" / "node" / "build" / "static-web-server-x"       # nothing made yet
+    binary = build.build_static_web_server(out, tmp_path / "logs", quiet=True)
+    assert binary == out / "bin" / "static-web-server" and binary.read_text() == "x"
+    assert Path(f"{out / 'target'}.cwd").read_text().strip() == str(out)
