@@ -31,8 +31,8 @@ from typing import Any
 from ..errors import InvalidInput
 from ..served import PACE_ANNOTATION, SIMULATED_ANNOTATION
 from ..sim import view
-from ..sim.cluster import Cluster, Workload, gc_paused
-from ..sim.pods import SimPod
+from ..sim.cluster import Cluster, gc_paused
+from ..sim.pods import SimPod, Workload
 from ..sim.view import NODE, RUNTIME
 from ..versions import KubeVersion, behaviour
 from .store import Store

@@ -38,7 +38,7 @@ from .garbage_collector import GarbageCollector
 from .infer import build
 from .jobs import JobController
 from .kubelet import Kubelet
-from .pods import TERMINAL, SimPod, spec_hashes
+from .pods import TERMINAL, SimPod, Workload, spec_hashes
 from .process import ProcessModel
 from .validation import selector_matches
 
@@ -62,51 +62,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-class Workload:
-    """A Job or a Deployment and the pods it owns."""
-
-    def __init__(self, kind: str, obj: dict, models: dict[str, ProcessModel]):
-        self.kind = kind
-        self.hashes = spec_hashes(obj["spec"]["template"]["spec"])
-        self.obj = obj
-        self.name: str = obj["metadata"]["name"]
-        self.spec: dict = obj["spec"]
-        self.models = models
-        self.pods: list[SimPod] = []
-        self.deleted = False          # the API object is gone
-        self.deleting = False
-        # Job
-        self.complete = False
-        self.failed = False
-        self.created_at = 0.0           # env time of the create (set by the apply step)
-        self.finished_at: float | None = None    # when the Job controller set Complete or Failed
-        self.failures_seen = 0
-        self.creating = 0             # pods the controller is about to create
-        self.next_create_at = 0.0
-        self.sync_due = False         # a batched sync after a pod change is queued
-        # Deployment: pods neither deleting nor finished, and the ready ones among them,
-        # kept up to date as the controller sees pod changes (no scans over all pods).
-        self.rs_name: str | None = None
-        self.rs_replicas: dict[str, int] = {}    # ReplicaSet name -> its spec.replicas
-        # ReplicaSet name -> {template, revision, created}: the revision annotation the controller
-        # writes (SetNewReplicaSetAnnotations: a rollback makes an old ReplicaSet the newest)
-        self.replicasets: dict[str, dict] = {}
-        self.available_at: float | None = None   # when the Deployment became Available
-        # (sim time, ReplicaSet, from, to) of each scaling, for the ScalingReplicaSet Events
-        self.scalings: list[tuple[float, str, int, int]] = []
-        self.available = False
-        self.live: dict[SimPod, None] = {}
-        self.ready: dict[SimPod, None] = {}
-
-    @property
-    def ref(self) -> str:
-        return f"{self.kind.lower()}/{self.name}"
-
-    @property
-    def finished(self) -> bool:
-        return self.complete or self.failed
 
 
 class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollector):

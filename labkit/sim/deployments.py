@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import timing
-from .pods import SimPod, spec_hashes
+from .pods import SimPod, Workload, spec_hashes
 
-if TYPE_CHECKING:
-    from .cluster import Workload
 
 ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 

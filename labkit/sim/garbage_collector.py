@@ -7,12 +7,8 @@ Job's or Deployment's pods are deleted after the object is gone, one watch hop p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import timing
-
-if TYPE_CHECKING:
-    from .cluster import Workload
+from .pods import Workload
 
 
 class GarbageCollector:

@@ -7,13 +7,9 @@ reacts to pod changes batched as the real controller batches them (SyncJobBatchP
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import timing
-from .pods import SimPod
+from .pods import SimPod, Workload
 
-if TYPE_CHECKING:
-    from .cluster import Workload
 
 # The Job controller's terminal conditions: (event, condition, the condition 1.31+ writes first,
 # reason, message) -- job_controller.go (JobReasonBackoffLimitExceeded, JobReasonCompletionsReached)

@@ -31,7 +31,8 @@ from ..trace import Trace
 from ..versions import DEFAULT_K8S_VERSION, KubeVersion, lab_feature_gates
 from . import timing, view
 from .behaviour import BEHAVIOUR_ANNOTATION
-from .cluster import Cluster, Workload, gc_paused
+from .cluster import Cluster, gc_paused
+from .pods import Workload
 from .pods import SimPod
 
 # Pod JSON needs RFC 3339 timestamps (kubectl's rows compute AGE from them). The simulator has

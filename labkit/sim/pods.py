@@ -2,7 +2,8 @@
 
 A :class:`SimPod` holds the spec and what the kubelet knows of it (phase, conditions, the
 status it last reported); a :class:`Container` holds its process model, probes and back-off;
-an :class:`Instance` is one run of a container (one container ID), from start to exit.
+an :class:`Instance` is one run of a container (one container ID), from start to exit. A
+:class:`Workload` is a Job or a Deployment and the pods it owns, what the controllers work on.
 """
 
 from __future__ import annotations
@@ -221,3 +222,48 @@ class SimPod:
         PodInitializing in a pod with init containers and ContainerCreating in one without (the
         one rule for the pod JSON, the served logs and the trace's final state)."""
         return c.waiting_reason or ("PodInitializing" if self.init else "ContainerCreating")
+
+
+class Workload:
+    """A Job or a Deployment and the pods it owns."""
+
+    def __init__(self, kind: str, obj: dict, models: dict[str, ProcessModel]):
+        self.kind = kind
+        self.hashes = spec_hashes(obj["spec"]["template"]["spec"])
+        self.obj = obj
+        self.name: str = obj["metadata"]["name"]
+        self.spec: dict = obj["spec"]
+        self.models = models
+        self.pods: list[SimPod] = []
+        self.deleted = False          # the API object is gone
+        self.deleting = False
+        # Job
+        self.complete = False
+        self.failed = False
+        self.created_at = 0.0           # env time of the create (set by the apply step)
+        self.finished_at: float | None = None    # when the Job controller set Complete or Failed
+        self.failures_seen = 0
+        self.creating = 0             # pods the controller is about to create
+        self.next_create_at = 0.0
+        self.sync_due = False         # a batched sync after a pod change is queued
+        # Deployment: pods neither deleting nor finished, and the ready ones among them,
+        # kept up to date as the controller sees pod changes (no scans over all pods).
+        self.rs_name: str | None = None
+        self.rs_replicas: dict[str, int] = {}    # ReplicaSet name -> its spec.replicas
+        # ReplicaSet name -> {template, revision, created}: the revision annotation the controller
+        # writes (SetNewReplicaSetAnnotations: a rollback makes an old ReplicaSet the newest)
+        self.replicasets: dict[str, dict] = {}
+        self.available_at: float | None = None   # when the Deployment became Available
+        # (sim time, ReplicaSet, from, to) of each scaling, for the ScalingReplicaSet Events
+        self.scalings: list[tuple[float, str, int, int]] = []
+        self.available = False
+        self.live: dict[SimPod, None] = {}
+        self.ready: dict[SimPod, None] = {}
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind.lower()}/{self.name}"
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.failed

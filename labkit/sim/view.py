@@ -85,7 +85,7 @@ def pod_json(pod: SimPod, ts: Stamp) -> dict:
 
 # -- workloads --------------------------------------------------------------------------------
 def job_json(job: Any, ts: Stamp, behaviour: Behaviour, metadata: dict) -> dict:
-    """A Job (``labkit.sim.cluster.Workload``) with the status the Job controller writes."""
+    """A Job (``labkit.sim.pods.Workload``) with the status the Job controller writes."""
     pods = [p for p in job.pods if not p.deleted or p.phase in TERMINAL]
     active = [p for p in job.pods if p.phase not in TERMINAL and p.deletion_requested_at is None]
     status: dict[str, Any] = {}
