@@ -52,11 +52,22 @@ def test_actionlint_passes():
 def test_tests_workflow_runs_the_suite_on_every_push_and_pull_request():
     data = load("tests.yml")
     assert "push" in data["on"] and "pull_request" in data["on"]
-    (job,) = data["jobs"].values()
+    assert sorted(data["jobs"]) == ["pytest", "real-control-plane"]
+    job = data["jobs"]["pytest"]
     assert job["strategy"]["matrix"]["python-version"] == ["3.10", "3.11", "3.12"]
     runs = [s.get("run", "") for s in steps(job)]
     assert 'python -m pip install -e ".[test]"' in runs
     assert 'python -m pytest -m "not kind" -n 4 --dist loadfile' in runs
+
+
+def test_the_release_control_plane_job_fetches_what_binder_fetches_and_runs_its_tests():
+    """The fetch from upstream (dl.k8s.io, etcd-io's release) cannot run where the suite runs here;
+    this job runs it on GitHub, then the real control plane's tests on what it fetched."""
+    job = load("tests.yml")["jobs"]["real-control-plane"]
+    runs = [s.get("run", "") for s in steps(job)]
+    fetch = next(r for r in runs if r.startswith("labkit node fetch"))
+    assert fetch in (ROOT / "binder" / "postBuild").read_text()
+    assert runs.index(fetch) < runs.index("python -m pytest tests/test_serve_real_control_plane.py -n 2")
 
 
 def kind_jobs() -> dict:
