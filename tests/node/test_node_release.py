@@ -116,6 +116,10 @@ def test_the_cli_refuses_a_version_no_node_pins(capsys):
     assert "no node is pinned for Kubernetes 1.30" in capsys.readouterr().err
 
 
-def test_binder_fetches_the_control_plane_at_build_time():
+def test_binder_fetches_the_control_plane_of_the_labs_default_version_at_build_time():
+    """So that `labkit serve` (the default version, --control-plane auto) runs under it there."""
+    from labkit.versions import DEFAULT_K8S_VERSION
+
     post_build = (Path(__file__).resolve().parents[2] / "binder" / "postBuild").read_text()
-    assert f"labkit node fetch --k8s-version {MINOR}" in post_build
+    assert f"labkit node fetch --k8s-version {DEFAULT_K8S_VERSION}" in post_build
+    assert DEFAULT_K8S_VERSION in build.available_minors()
