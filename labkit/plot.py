@@ -98,6 +98,7 @@ DEFAULT_MAX_PODS = 8
 _BAR = 0.56  # bar height in lanes
 _PRESTOP_BAND = 0.16  # preStop band height in lanes, centred on the bar's top edge
 _STRIP = 0.09  # ready strip height in lanes
+_VISIBLE_PT = 2.0  # narrower than this many points a strip cannot be seen, so it gets no legend key
 _LANE_IN = 0.34  # inches per row
 _FONT = 9
 # 9 inches: shown about 900 px wide in a notebook, text keeps its size (9 pt is about 12 px there)
@@ -373,7 +374,8 @@ class _Drawing:
             ax.add_patch(Rectangle((end, lane + _BAR / 2 + 0.03), span.ready_reported_until - end, _STRIP,
                                    facecolor=_tint(READY_COLOUR, 0.6), linewidth=0, zorder=2,
                                    gid=f"ready-reported:{span.pod}/{span.container}#{span.attempt}"))
-            self.use("ready-reported")
+            if span.ready_reported_until - end >= _VISIBLE_PT * self.per_pt:
+                self.use("ready-reported")   # the key only for a strip one can see
         hook = prestop_interval(span, end)
         if hook is not None:
             began, ended, signalled = hook

@@ -395,6 +395,24 @@ def test_a_container_the_api_still_reports_ready_after_its_exit_gets_a_pale_stri
                     "ready-reported:")
 
 
+def test_a_pale_strip_too_narrow_to_see_gets_no_legend_key():
+    """Notebook 03's deleted Deployment: the app's ready flag is reported 0.05 s after its exit, a
+    strip of half a point on a 47 s axis; the legend named it although nobody could see it."""
+    from labkit.sim import SimLab
+
+    with SimLab(quiet=True) as lab:
+        lab.apply(str(Path(__file__).parents[1] / "manifests" / "deployment-sidecar.yaml"))
+        lab.wait("deployment/sidecar-deploy", "Available", timeout=120)
+        lab.sleep(5)
+        lab.delete("deployment/sidecar-deploy", timeout=120)
+        trace = lab.trace()
+    [app] = [s for s in trace.spans() if s.container == "sidecar-deploy"]
+    assert app.ready_reported_until - app.end == pytest.approx(0.05)
+    fig = plot_trace(trace)
+    assert gids(fig.axes[0], "ready-reported:")                              # drawn, as the data says
+    assert "ready, still reported after exit" not in legend_entries(fig)     # but no key for what cannot be seen
+
+
 def test_a_container_still_running_at_the_end_has_no_exit_code(data_dir):
     ax = plot_trace(load_trace(data_dir / "traces" / "legacy-job-never-completes.json")).axes[0]
     assert [t.get_gid() for t in gids(ax, "exit:")] == ["exit:legacy-sidecar-job-q8w4n/sidecar-job#0"]
