@@ -63,6 +63,7 @@ class ClusterLab(LabBody):
 
     backend = "cluster"
     POLL_S = 0.5
+    CATCH_UP_S = 10.0   # wall seconds a wait gives the recorder's watches to reach what it read
 
     def __init__(self, k8s_version: str | None = None, context: str | None = None, namespace: str | None = None,
                  kubeconfig: str | os.PathLike | None = None, allow_existing_namespace: bool = False,
@@ -235,6 +236,16 @@ class ClusterLab(LabBody):
             return
         self._recorder = Recorder(self._builder, namespace=self.namespace, kubeconfig=self.kubeconfig,
                                   context=self.context, on_events=self._notify, watch_log=self._watch_log).start()
+
+    def _recorded(self, objects: list[dict]) -> None:
+        """Hold until the recorder's watches have what a wait just read with kubectl (the trace
+        taken right after a wait then has it, e.g. a Job's Complete); at most CATCH_UP_S each."""
+        if self._recorder is None:
+            return
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            if obj.get("kind") and meta.get("name"):
+                self._recorder.has_taken(obj["kind"], meta["name"], meta.get("resourceVersion"), self.CATCH_UP_S)
 
     def _stop_recording(self) -> None:
         if self._recorder is not None:

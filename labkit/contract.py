@@ -140,8 +140,9 @@ class LabBody:
     A transport says how to show a kubectl line (``_show``), apply (``_apply``), read one
     object as API JSON (``_get``: None when it does not exist), name the pods a selector
     matches (``_select``), delete (``_delete``), list pods (``_pod_list``), read logs
-    (``_logs``), set an image (``_set_image``), let time pass (``_now``, ``_pass``), tell the
-    pods' story for an error (``_story``), and start over or let go (``_reset``, ``_close``).
+    (``_logs``), set an image (``_set_image``), let time pass (``_now``, ``_pass``), make its
+    trace hold what a wait just read (``_recorded``), tell the pods' story for an error
+    (``_story``), and start over or let go (``_reset``, ``_close``).
     """
 
     backend: str
@@ -184,6 +185,10 @@ class LabBody:
     def _pass(self, seconds: float, until: Callable[[], bool] | None) -> bool:
         """Let up to ``seconds`` pass, stopping early once ``until()`` holds; returns whether it held."""
         raise NotImplementedError
+
+    def _recorded(self, objects: list[dict]) -> None:
+        """Return once the trace holds ``objects`` as a wait just read them: a trace recorded from a
+        watch can be behind a read, the simulator's own trace never is."""
 
     def _story(self, ref: Ref) -> str:
         raise NotImplementedError
@@ -269,6 +274,7 @@ class LabBody:
         pending = list(targets)
         looked = list(looked or [])
         never: list[str] = []
+        read: list[dict] = []    # each target as it was when it met the condition
 
         def met() -> bool:
             while pending:
@@ -280,6 +286,8 @@ class LabBody:
                 if not done:
                     return False
                 pending.pop(0)
+                if obj is not None:
+                    read.append(obj)
             return True
 
         what = " ".join(target.args)
@@ -292,6 +300,7 @@ class LabBody:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {doing} on {what}\n{self._story(target)}")
         if never:
             raise WillNeverHappen(f"{what} will not become {condition}: {never[0]}\n{self._story(target)}")
+        self._recorded(read)
         return waited
 
     def sleep(self, seconds: float) -> None:

@@ -22,6 +22,13 @@ from .trace_builder import TraceBuilder
 __all__ = ["Recorder", "TraceBuilder"]
 
 
+def _version_number(text: Any) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
 class _WatchEnded(Exception):
     """The server ended a watch with an ERROR event."""
 
@@ -75,6 +82,8 @@ class Recorder:
         self._streams_lock = threading.Lock()
         self._api = None
         self._first_list: dict[str, bool] = {}
+        self._seen: dict[tuple[str, str], int] = {}   # (kind, name) -> the newest resourceVersion taken
+        self._seen_changed = threading.Condition()
 
     def start(self) -> "Recorder":
         from kubernetes import client, config
@@ -235,6 +244,25 @@ class Recorder:
             self.watch_log(arrival, kind, raw)
         if self.builder.feed(arrival, raw, kind=kind) and self.on_events is not None:
             self.on_events()
+        meta = raw["object"].get("metadata") if isinstance(raw.get("object"), dict) else None
+        version = _version_number((meta or {}).get("resourceVersion"))
+        if raw.get("type") in ("ADDED", "MODIFIED", "DELETED") and version is not None and meta.get("name"):
+            with self._seen_changed:
+                key = (kind, meta["name"])
+                self._seen[key] = max(self._seen.get(key, -1), version)
+                self._seen_changed.notify_all()
+
+    def has_taken(self, kind: str, name: str, resource_version: str | None, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until the watches have handed over ``kind``/``name`` at
+        ``resource_version`` or a later one: an object just read with kubectl can be ahead of its
+        watch. resourceVersions are compared as numbers, which etcd's revisions and the served
+        simulator's are; one that is not a number is not waited for."""
+        target = _version_number(resource_version)
+        if target is None:
+            return True
+        with self._seen_changed:
+            return self._seen_changed.wait_for(
+                lambda: self._seen.get((kind, name), -1) >= target or self._stop.is_set(), timeout)
 
     def _note(self, message: str) -> None:
         if len(self.errors) < 50:

@@ -216,6 +216,19 @@ def test_wait_polls_until_the_job_is_complete(capsys):
                                        f"-n {lab.namespace}\njob.batch/sidecar-job condition met\n")
 
 
+def test_a_met_wait_holds_until_the_recorder_has_what_it_read(monkeypatch):
+    """The wait reads with kubectl and the trace comes from a watch, which can be behind: a trace
+    taken right after a wait missed the Job's Complete once (notebook 04 on a busy machine). The
+    wait hands what met its condition to the transport, which holds until its watches have it."""
+    runner = Kubectl({("get", "job/sidecar-job"): [job([]), job(COMPLETE)]})
+    lab = open_lab(runner, quiet=True)
+    handed: list[dict] = []
+    monkeypatch.setattr(lab, "_recorded", handed.extend)
+    lab.wait("job/sidecar-job", "Complete", timeout=120)
+    assert [(o["kind"], o["metadata"]["name"], o["status"]["conditions"]) for o in handed] == [
+        ("Job", "sidecar-job", COMPLETE)]
+
+
 def test_wait_for_complete_stops_at_once_when_the_job_failed():
     lab = open_lab(Kubectl({("get", "job/sidecar-job"): job(FAILED)}), quiet=True)
     with pytest.raises(WillNeverHappen, match="will not become Complete: the Job is Failed .BackoffLimitExceeded"):

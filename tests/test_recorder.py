@@ -754,3 +754,25 @@ def test_a_sidecars_stop_signal_is_its_images_stopsignal_when_the_api_names_none
     trace = build("job-sidecar-1.29.json")
     sigterm = one(trace, "SIGTERM", "sws-init", "event")
     assert sigterm.extra.get("signal") == "SIGQUIT"
+
+
+def test_has_taken_waits_until_the_watches_reach_a_version_a_read_saw():
+    """kubectl read the Job at resourceVersion 42 while its watch had delivered 41: the lab holds
+    (has_taken) until the watch delivers 42, so the trace it then takes has that update."""
+    def job_at(version: str) -> dict:
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "ns", "uid": "u",
+                                                                      "resourceVersion": version},
+                "spec": {}, "status": {}}
+
+    recorder = Recorder(TraceBuilder("cluster", "1.37.0"), namespace="ns")
+    recorder._take("Job", {"type": "ADDED", "object": job_at("41")})
+    assert recorder.has_taken("Job", "j", "41", timeout=0)
+    assert not recorder.has_taken("Job", "j", "42", timeout=0.05)
+    later = threading.Timer(0.2, recorder._take, ("Job", {"type": "MODIFIED", "object": job_at("42")}))
+    later.start()
+    began = time.monotonic()
+    assert recorder.has_taken("Job", "j", "42", timeout=30)
+    assert time.monotonic() - began >= 0.15          # it waited for the update, not for nothing
+    later.join()
+    assert recorder.has_taken("Job", "j", "opaque", timeout=0)      # not a number: nothing to wait for
+    assert not recorder.has_taken("Job", "other", "1", timeout=0)
