@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator
 
+from . import timing
 from .pods import Container, Instance, SimPod
 
 _PROBE_RUN = {"startup": "StartupProbeRun", "readiness": "ReadinessProbeRun", "liveness": "LivenessProbeRun"}
@@ -37,6 +38,8 @@ class Prober:
         model = c.model.probes.get(ptype)
         anchor = env.now           # time.NewTicker at worker start (no initial jitter: the
         current: Instance | None = None   # kubelet has been up longer than one period)
+        noticed: Instance | None = None   # the container the status last showed, and since when
+        noticed_at = env.now
         on_hold = False
         last: str | None = None
         run = 0
@@ -45,6 +48,8 @@ class Prober:
             if pod.probes_removed or (pod.liveness_stopped and ptype != "readiness"):
                 return
             st = c.st_inst
+            if st is not noticed:
+                noticed, noticed_at = st, env.now
             act_at: float | None = None
             if st is not None and not (on_hold and st is current):
                 if c.st_state != "running":
@@ -75,10 +80,19 @@ class Prober:
             st = c.st_inst
             if st is None:
                 continue
+            first_look = False
             if st is not current:
                 # A new container ID only lifts the hold; the run of equal results (lastResult,
                 # resultRun) carries over from the previous container, as in doProbe.
                 current, on_hold = st, False
+                # doProbe's first look at a new container ID sets the initial result, a change the
+                # results manager sends on; for a startup probe (Unknown) syncLoopIteration syncs the
+                # pod at once (handleProbeSync), just before this probe answers, so the sync its
+                # answer asks for waits for the next relist (podCache.GetNewerThan). Seen in the
+                # kubelet's log on labkit's node (docs/fidelity.md). This tick is that first look
+                # when it is the first tick since the status showed the container.
+                first_look = (ptype == "startup" and st is noticed
+                              and abs(env.now - self._next_tick(anchor, period, noticed_at)) < 1e-9)
             if on_hold:
                 continue
             if c.st_state != "running":
@@ -92,6 +106,9 @@ class Prober:
             if (ptype == "startup") == c.st_started:
                 continue
             self.emit(_PROBE_RUN[ptype], pod, c.name)
+            if first_look:
+                self.kick(pod)
+                yield env.timeout(timing.PROBE_ANSWER_S)
             result, took = self._evaluate(c, st, model, timeout_s)
             if took > 0:
                 yield env.timeout(took)

@@ -62,6 +62,9 @@ SERVER_LISTEN_S = 0.2
 SERVER_SHUTDOWN_S = 0.05
 # A lifecycle hook that does no waiting (httpGet, tcpSocket, a quick exec).
 INSTANT_HOOK_S = 0.01
+# An HTTP or TCP probe of a local server answers this long after its tick (the kubelet's log on
+# labkit's node: "HTTP-Probe" at 19.968023, "Probe succeeded" at 19.971083; docs/fidelity.md).
+PROBE_ANSWER_S = 0.003
 
 # -- kubelet constants (kuberuntime, flowcontrol, pod_workers) ---------------------------
 MIN_GRACE_AFTER_SIGTERM_S = 2      # minimumGracePeriodInSeconds (kuberuntime_manager.go)

@@ -14,6 +14,7 @@ POD_OBJECT_DELETE_S = 0.1
 SANDBOX_S = 0.6
 CONTAINER_START_S = 0.3
 INSTANT_PROCESS_S = 0.01
+PROBE_ANSWER_S = 0.003             # an HTTP probe of a local server (the kubelet's log on labkit's node)
 SERVER_SHUTDOWN_S = 0.05
 # Starts under a CPU limit: CPU seconds of the pause container's start (in the pod's cgroup) and
 # of a container's start (in its own), fitted to containerd's event times on labkit's node; the

@@ -11,8 +11,11 @@ Where the numbers come from (labkit/sim/timing.py and the kubelet):
 - the startup probe's ticker is anchored at worker creation, so its first run is one full
   period (10 s) after the worker was created, not after the container started; the
   static-web-server listens long before that, so that first probe succeeds;
-- the probe result wakes the pod worker at once (its cache is newer than its last sync),
-  which starts the app one (throttled) container start later;
+- that first tick on the new container first sets the probe's initial result (Unknown), which
+  syncs the pod at once; the probe answers ``PROBE_ANSWER_S`` later, and the sync its success
+  asks for waits for a pod cache newer than that sync: the next relist, which writes the
+  sidecar's Ready and starts the app one (throttled) container start later (the kubelet's log
+  at level 4 on labkit's node, docs/fidelity.md);
 - on deletion the app (a ``sh -c`` loop, no trap, PID 1) ignores SIGTERM and is SIGKILLed
   exactly 30 s (the default grace) after it; from 1.29 the sidecar waits for it, then gets
   the 2 s minimum grace and static-web-server exits 0 at once.
@@ -43,7 +46,7 @@ PROBE_WORKERS = T.SCHEDULE_S
 # every container of the blog's pods has a 10m CPU limit, which stretches each start
 SIDECAR_STARTED = PROBE_WORKERS + T.BLOG_SANDBOX_S + T.BLOG_CONTAINER_START_S
 STARTUP_PROBE = PROBE_WORKERS + 10          # default periodSeconds, ticker anchored at the worker
-APP_STARTED = STARTUP_PROBE + T.BLOG_CONTAINER_START_S
+PROBE_ANSWERED = STARTUP_PROBE + T.PROBE_ANSWER_S
 
 
 def one(trace: Trace, type_: str, container: str | None = None):
@@ -72,8 +75,11 @@ def test_sidecar_starts_first_and_the_app_waits_for_its_startup_probe(version, g
     # after the worker, i.e. about 9 s after the container started, not 10 s after it.
     run = one(trace, "StartupProbeRun", "sws-init")
     assert run.t == pytest.approx(STARTUP_PROBE)
-    assert one(trace, "StartupProbeSucceeded", "sws-init").t == pytest.approx(STARTUP_PROBE)
-    assert one(trace, "Started", "sidecar-job").t == pytest.approx(APP_STARTED)
+    assert one(trace, "StartupProbeSucceeded", "sws-init").t == pytest.approx(PROBE_ANSWERED)
+    # the sync the success asks for comes at the next relist: the sidecar's Ready, the app's start
+    ready = one(trace, "Ready", "sws-init")
+    assert 0 < ready.t - PROBE_ANSWERED <= T.RELIST_PERIOD_S
+    assert one(trace, "Started", "sidecar-job").t == pytest.approx(ready.t + T.BLOG_CONTAINER_START_S)
     assert trace.pods[0].containers[0].probes == ("startup",)
 
 
@@ -84,7 +90,7 @@ def test_a_longer_probe_period_moves_the_app_start_with_it():
     # The ticker still starts at the worker; its tick at worker + 3 s finds the container not
     # running yet (it starts 4.45 s after the worker, under its CPU limit), the next one probes.
     assert SIDECAR_STARTED - PROBE_WORKERS == pytest.approx(4.45)
-    assert one(trace, "StartupProbeSucceeded", "sws-init").t == pytest.approx(PROBE_WORKERS + 6)
+    assert one(trace, "StartupProbeSucceeded", "sws-init").t == pytest.approx(PROBE_WORKERS + 6 + T.PROBE_ANSWER_S)
 
 
 # -- the Job -----------------------------------------------------------------------------------
@@ -94,7 +100,7 @@ def test_job_completes_although_the_sidecar_never_exits_by_itself(version, gates
     trace = simulate([JOB], k8s_version=version, feature_gates=gates)
     app_exit = one(trace, "Exited", "sidecar-job")
     assert app_exit.exit_code == 0
-    assert app_exit.t == pytest.approx(APP_STARTED + T.INSTANT_PROCESS_S)
+    assert app_exit.t == pytest.approx(one(trace, "Started", "sidecar-job").t + T.INSTANT_PROCESS_S)
     # The kubelet notices the exit at its next PLEG relist (within 1 s), finds nothing left
     # to run and kills the pod: the sidecar gets SIGTERM and static-web-server exits 0.
     sigterm = one(trace, "SIGTERM", "sws-init")
