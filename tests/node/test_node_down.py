@@ -27,7 +27,12 @@ def test_ctrl_c_during_up_removes_what_it_had_started(node):
     import time
 
     assert not node.running(), "run this after `labkit node down`"
-    up = subprocess.Popen([sys.executable, "-m", "labkit", "node", "up"], stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal's Ctrl-C delivers it, also where this test itself was started with SIGINT
+    # ignored (a background job of a non-interactive shell): an ignored SIGINT is inherited, and
+    # Python then installs no KeyboardInterrupt, so `labkit node up` would run to the end.
+    restore = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "from labkit.cli import main; sys.exit(main(['node', 'up']))")
+    up = subprocess.Popen([sys.executable, "-c", restore], stderr=subprocess.PIPE, text=True)
     seen = []
     deadline = time.monotonic() + 600
     for line in up.stderr:
