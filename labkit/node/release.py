@@ -69,7 +69,9 @@ def fetch_control_plane(minor: str, *, cache: Path | None = None, say: Callable[
         url = f"{k8s_releases}/{pinned.kubernetes}/bin/linux/{arch}/{name}"
         expected = _text(url + ".sha256").split()[0]
         say(f"{name} {pinned.kubernetes}: downloading {url}")
-        _install(folder / name, _download(url), expected, url)
+        data = _download(url)
+        _check(data, expected, url)
+        _install(folder / name, data)
     if os.access(folder / "etcd", os.X_OK):
         say(f"etcd {pinned.etcd}: already in {folder}")
     else:
@@ -90,7 +92,7 @@ def fetch_control_plane(minor: str, *, cache: Path | None = None, say: Callable[
                 etcd = None
             if etcd is None:
                 raise LabkitError(f"{archive} has no {member}")
-            _install(folder / "etcd", etcd.read(), None, member)
+            _install(folder / "etcd", etcd.read())
     say(f"the control plane {pinned.kubernetes} (etcd {pinned.etcd}) is in {folder}: "
         f"labkit serve --control-plane real --k8s-version {minor}")
     return folder
@@ -114,10 +116,8 @@ def _check(data: bytes, expected: str, what: str) -> None:
         raise LabkitError(f"{what}: SHA-256 {actual} is not the published {expected.strip()}; nothing was installed")
 
 
-def _install(path: Path, data: bytes, expected: str | None, what: str) -> None:
-    """Write ``data`` as the executable ``path``, after checking it against ``expected`` (if given)."""
-    if expected is not None:
-        _check(data, expected, what)
+def _install(path: Path, data: bytes) -> None:
+    """Write ``data`` (already checked) as the executable ``path``, renamed into place whole."""
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}-", delete=False) as part:
         part.write(data)
     os.chmod(part.name, 0o755)
