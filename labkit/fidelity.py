@@ -379,6 +379,7 @@ def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: KubeVe
 
     lab = open_lab(backend, version, kubeconfig=kubeconfig, gates=None)
     try:
+        wait_until_at_rest(lab.kubectl)
         real = one_report_each(drive(lab))
     finally:
         lab.close()
@@ -397,6 +398,33 @@ def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: KubeVe
     notes = [f"seen on one side only: {', '.join(missing)}"] if missing else []
     largest = (differences[0][0], differences[0][1]) if differences else None
     return Row(name, on_cluster=problems_real, on_sim=[], largest=largest, notes=notes)
+
+
+def wait_until_at_rest(kubectl, timeout_s: float = 240.0) -> None:
+    """Wait until no namespace and no pod of the cluster is being deleted.
+
+    The blog's rows are held to 1 s per event, and a node that is still tearing down what ran
+    before (the scenarios' namespaces, a test suite's) starts and syncs pods late: a throttled
+    container start or a relist takes longer on busy cores (docs/fidelity.md). Past the timeout
+    the row runs anyway, and its differences say what the busy node did."""
+    deadline = time.monotonic() + timeout_s
+    said = False
+    while True:
+        namespaces = kubectl.json(["get", "namespaces"], namespaced=False)["items"]
+        pods = kubectl.json(["get", "pods", "--all-namespaces"], namespaced=False)["items"]
+        going = [n for n in namespaces if n.get("status", {}).get("phase") == "Terminating"]
+        going_pods = [p for p in pods if p["metadata"].get("deletionTimestamp")]
+        if not going and not going_pods:
+            return
+        if time.monotonic() > deadline:
+            print(f"labkit fidelity: deletions still under way after {timeout_s:.0f} s (namespaces: {len(going)}, "
+                  f"pods: {len(going_pods)}); the blog's row runs on a busy node", file=sys.stderr, flush=True)
+            return
+        if not said:
+            print(f"labkit fidelity: waiting for earlier runs' deletions to end (namespaces: {len(going)}, "
+                  f"pods: {len(going_pods)}), so that the blog's row runs on a node at rest", file=sys.stderr, flush=True)
+            said = True
+        time.sleep(1)
 
 
 def _interval(low: float, high: float) -> str:

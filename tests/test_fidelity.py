@@ -347,3 +347,40 @@ def test_the_blogs_workloads_can_be_chosen_by_name(tmp_path, monkeypatch):
     assert main(["fidelity", "--backend", "cluster", "--kubeconfig", str(kubeconfig), "--out", str(tmp_path / "o"),
                  "--scenario", "blog-job"]) == 0
     assert ran == ["blog-job"]
+
+
+class _Deleting:
+    """What `kubectl get namespaces` and `get pods -A` answer while earlier runs are torn down:
+    a namespace Terminating for two looks, then a pod with a deletionTimestamp for one more."""
+
+    def __init__(self):
+        self.looks = 0
+
+    def json(self, args, *, namespaced=True):
+        assert not namespaced
+        if args[1] == "namespaces":
+            self.looks += 1
+            phase = "Terminating" if self.looks <= 2 else "Active"
+            return {"items": [{"metadata": {"name": "kube-system"}, "status": {"phase": "Active"}},
+                              {"metadata": {"name": "scenario-x"}, "status": {"phase": phase}}]}
+        deleting = {"deletionTimestamp": "2026-12-06T06:00:00Z"} if self.looks <= 3 else {}
+        return {"items": [{"metadata": {"name": "coredns", "namespace": "kube-system"}},
+                          {"metadata": {"name": "p", "namespace": "scenario-x", **deleting}}]}
+
+
+def test_the_blogs_rows_wait_until_nothing_is_being_deleted(monkeypatch, capsys):
+    """A node still tearing down the scenarios starts pods late; the blog's rows, held to 1 s, wait
+    for the deletions to end (running pods of other namespaces are not waited for)."""
+    monkeypatch.setattr(fidelity.time, "sleep", lambda s: None)
+    kubectl = _Deleting()
+    fidelity.wait_until_at_rest(kubectl)
+    assert kubectl.looks == 4
+    assert "waiting for earlier runs' deletions to end (namespaces: 1, pods: 1)" in capsys.readouterr().err
+
+
+def test_the_blogs_rows_stop_waiting_at_the_timeout_and_say_so(monkeypatch, capsys):
+    monkeypatch.setattr(fidelity.time, "sleep", lambda s: None)
+    kubectl = _Deleting()
+    fidelity.wait_until_at_rest(kubectl, timeout_s=-1)
+    assert kubectl.looks == 1
+    assert "the blog's row runs on a busy node" in capsys.readouterr().err
