@@ -350,8 +350,9 @@ def test_the_blogs_workloads_can_be_chosen_by_name(tmp_path, monkeypatch):
 
 
 class _Deleting:
-    """What `kubectl get namespaces` and `get pods -A` answer while earlier runs are torn down:
-    a namespace Terminating for two looks, then a pod with a deletionTimestamp for one more."""
+    """What `kubectl get namespaces` and `get pods -A` answer while earlier runs are torn down: a pod
+    of a namespace being deleted (looks 1-2), then with its own deletionTimestamp (look 3), then
+    gone; the namespace stays Terminating a little longer, and a pod elsewhere keeps running."""
 
     def __init__(self):
         self.looks = 0
@@ -360,22 +361,24 @@ class _Deleting:
         assert not namespaced
         if args[1] == "namespaces":
             self.looks += 1
-            phase = "Terminating" if self.looks <= 2 else "Active"
             return {"items": [{"metadata": {"name": "kube-system"}, "status": {"phase": "Active"}},
-                              {"metadata": {"name": "scenario-x"}, "status": {"phase": phase}}]}
-        deleting = {"deletionTimestamp": "2026-12-06T06:00:00Z"} if self.looks <= 3 else {}
-        return {"items": [{"metadata": {"name": "coredns", "namespace": "kube-system"}},
-                          {"metadata": {"name": "p", "namespace": "scenario-x", **deleting}}]}
+                              {"metadata": {"name": "scenario-x"}, "status": {"phase": "Terminating"}}]}
+        pods = [{"metadata": {"name": "coredns", "namespace": "kube-system"}}]
+        if self.looks <= 2:
+            pods.append({"metadata": {"name": "p", "namespace": "scenario-x"}})
+        elif self.looks == 3:
+            pods.append({"metadata": {"name": "p", "namespace": "scenario-x", "deletionTimestamp": "2026-12-06T06:00:00Z"}})
+        return {"items": pods}
 
 
 def test_the_blogs_rows_wait_until_nothing_is_being_deleted(monkeypatch, capsys):
     """A node still tearing down the scenarios starts pods late; the blog's rows, held to 1 s, wait
-    for the deletions to end (running pods of other namespaces are not waited for)."""
+    until the pods being deleted are gone (running pods elsewhere and empty namespaces are not waited for)."""
     monkeypatch.setattr(fidelity.time, "sleep", lambda s: None)
     kubectl = _Deleting()
     fidelity.wait_until_at_rest(kubectl)
     assert kubectl.looks == 4
-    assert "waiting for earlier runs' deletions to end (namespaces: 1, pods: 1)" in capsys.readouterr().err
+    assert "waiting until the 1 pod that earlier runs deleted are gone" in capsys.readouterr().err
 
 
 def test_the_blogs_rows_stop_waiting_at_the_timeout_and_say_so(monkeypatch, capsys):
@@ -383,4 +386,4 @@ def test_the_blogs_rows_stop_waiting_at_the_timeout_and_say_so(monkeypatch, caps
     kubectl = _Deleting()
     fidelity.wait_until_at_rest(kubectl, timeout_s=-1)
     assert kubectl.looks == 1
-    assert "the blog's row runs on a busy node" in capsys.readouterr().err
+    assert "1 pod still being deleted after -1 s; the blog's row runs on a busy node" in capsys.readouterr().err
