@@ -63,6 +63,7 @@ class ClusterLab(LabBody):
 
     backend = "cluster"
     POLL_S = 0.5
+    WATCHED_POLL_S = 2.0   # while the recorder watches, a wait looks again on each change, and at least this often
     CATCH_UP_S = 10.0   # wall seconds a wait gives the recorder's watches to reach what it read
 
     def __init__(self, k8s_version: str | None = None, context: str | None = None, namespace: str | None = None,
@@ -83,6 +84,7 @@ class ClusterLab(LabBody):
         self._applied: list[str] = []
         self._owns_namespace = False
         self._recorder = None
+        self._looked_after = 0   # the recorder's change count before a wait's last look
         self._builder = None
         self._record = record
         self._watch_log = watch_log
@@ -311,7 +313,15 @@ class ClusterLab(LabBody):
         """Sleep (in polls of POLL_S while ``until`` is given, the caller having just looked)."""
         end = self.clock() + seconds / self.pace
         while (left := end - self.clock()) > 0:
-            self.sleep_fn(left if until is None else min(self.POLL_S, left))
+            if until is None:
+                self.sleep_fn(left)
+            elif self._recorder is not None:
+                # look again as soon as a watched object changes: the count was taken before the
+                # last look began, so nothing that changed after it is missed (at worst one look too many)
+                self._recorder.wait_for_change(self._looked_after, min(self.WATCHED_POLL_S, left))
+                self._looked_after = self._recorder.changes()
+            else:
+                self.sleep_fn(min(self.POLL_S, left))
             if until is not None and until():
                 return True
         return until is None

@@ -83,6 +83,7 @@ class Recorder:
         self._api = None
         self._first_list: dict[str, bool] = {}
         self._seen: dict[tuple[str, str], int] = {}   # (kind, name) -> the newest resourceVersion taken
+        self._taken = 0                                 # how many object changes were taken so far
         self._seen_changed = threading.Condition()
 
     def start(self) -> "Recorder":
@@ -250,6 +251,7 @@ class Recorder:
             with self._seen_changed:
                 key = (kind, meta["name"])
                 self._seen[key] = max(self._seen.get(key, -1), version)
+                self._taken += 1
                 self._seen_changed.notify_all()
 
     def has_taken(self, kind: str, name: str, resource_version: str | None, timeout: float) -> bool:
@@ -263,6 +265,18 @@ class Recorder:
         with self._seen_changed:
             return self._seen_changed.wait_for(
                 lambda: self._seen.get((kind, name), -1) >= target or self._stop.is_set(), timeout)
+
+    def changes(self) -> int:
+        """How many object changes the watches have handed over so far (for :meth:`wait_for_change`)."""
+        with self._seen_changed:
+            return self._taken
+
+    def wait_for_change(self, after: int, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until a watched object changes after the ``after``-th
+        change: a wait can look again when something changed instead of polling (kubectl wait
+        watches too)."""
+        with self._seen_changed:
+            return self._seen_changed.wait_for(lambda: self._taken > after, timeout)
 
     def _note(self, message: str) -> None:
         if len(self.errors) < 50:

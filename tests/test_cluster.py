@@ -216,6 +216,43 @@ def test_wait_polls_until_the_job_is_complete(capsys):
                                        f"-n {lab.namespace}\njob.batch/sidecar-job condition met\n")
 
 
+class ChangingRecorder:
+    """A recorder whose watches take one change while each wait for a change runs."""
+
+    def __init__(self, clock):
+        self.clock, self.taken, self.asked = clock, 0, []
+
+    def changes(self):
+        return self.taken
+
+    def wait_for_change(self, after, timeout):
+        self.asked.append((after, timeout))
+        self.clock.now += 0.01
+        self.taken += 1
+        return True
+
+    def has_taken(self, kind, name, resource_version, timeout):
+        return True
+
+
+def test_while_recording_a_wait_looks_again_on_each_change_instead_of_polling():
+    """kubectl wait watches; so does this wait: it looks again as soon as the recorder's watches
+    took a change made after its last look began, not on a fixed poll (a real Deployment's delete,
+    5 s after Available, came up to 0.75 s late with polls of 0.5 s)."""
+    runner = Kubectl({("get", "job/sidecar-job"): [job([]), job([]), job(COMPLETE)]})
+    lab = open_lab(runner, quiet=True)
+    start = lab.clock()
+    lab._recorder = recorder = ChangingRecorder(lab.clock)
+    try:
+        waited = lab.wait("job/sidecar-job", "Complete", timeout=120)
+    finally:
+        lab._recorder = None
+    assert len([c for c in runner.commands() if c[1:3] == ("get", "job/sidecar-job")]) == 3
+    assert [after for after, _ in recorder.asked] == [0, 1]      # each wait: changes after the count before the last look
+    assert all(timeout <= ClusterLab.WATCHED_POLL_S for _, timeout in recorder.asked)
+    assert waited == pytest.approx(0.02) and lab.clock() - start == pytest.approx(0.02)   # no poll slept
+
+
 def test_a_met_wait_holds_until_the_recorder_has_what_it_read(monkeypatch):
     """The wait reads with kubectl and the trace comes from a watch, which can be behind: a trace
     taken right after a wait missed the Job's Complete once (notebook 04 on a busy machine). The

@@ -776,3 +776,24 @@ def test_has_taken_waits_until_the_watches_reach_a_version_a_read_saw():
     later.join()
     assert recorder.has_taken("Job", "j", "opaque", timeout=0)      # not a number: nothing to wait for
     assert not recorder.has_taken("Job", "other", "1", timeout=0)
+
+
+def test_wait_for_change_wakes_on_the_next_object_change_a_watch_takes():
+    """A wait looks again when something changed (labkit.cluster): the count before a look, then a
+    wait that ends at the first change after it, or at its timeout when nothing changes."""
+    def pod_at(version: str) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "uid": "u",
+                                                              "resourceVersion": version}, "spec": {}, "status": {}}
+
+    recorder = Recorder(TraceBuilder("cluster", "1.37.0"), namespace="ns")
+    before = recorder.changes()
+    assert not recorder.wait_for_change(before, timeout=0.05)
+    later = threading.Timer(0.2, recorder._take, ("Pod", {"type": "ADDED", "object": pod_at("7")}))
+    later.start()
+    began = time.monotonic()
+    assert recorder.wait_for_change(before, timeout=30)
+    assert time.monotonic() - began >= 0.15
+    later.join()
+    assert recorder.changes() == before + 1
+    assert recorder.wait_for_change(before, timeout=0)          # a change after the count wakes at once
+    assert not recorder.wait_for_change(recorder.changes(), timeout=0)
