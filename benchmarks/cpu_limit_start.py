@@ -84,12 +84,15 @@ def main(rounds: int) -> None:
         found = match and re.search(r'"(?:container_id|id)":"([0-9a-f]{64})"', match.group(4))
         if found and found.group(1) in who:
             times.setdefault(who[found.group(1)], {}).setdefault(match.group(3), event_time(*match.group(1, 2)))
-    print(f"{'pod':10} {'cpu':6} {'pause':>7} {'sidecar':>8} {'app':>7}   (containerd create -> task start, s)")
+    print(f"{'pod':10} {'cpu':6} {'pause':>7} {'sidecar':>8} {'app':>7}   (containerd create -> task start, s)"
+          f" {'app runs':>9} (task start -> exit, s)")
     for name, cpu in runs:
         took = [times.get((name, c), {}).get("/tasks/start", float("nan"))
                 - times.get((name, c), {}).get("/containers/create", float("nan"))
                 for c in ("pause", "sws-init", "sidecar-job")]
-        print(f"{name:10} {cpu or '-':6} {took[0]:7.3f} {took[1]:8.3f} {took[2]:7.3f}")
+        app = times.get((name, "sidecar-job"), {})
+        runs_s = app.get("/tasks/exit", float("nan")) - app.get("/tasks/start", float("nan"))
+        print(f"{name:10} {cpu or '-':6} {took[0]:7.3f} {took[1]:8.3f} {took[2]:7.3f} {runs_s:9.3f}")
     subprocess.run([*kubectl[:3], "delete", "namespace", NAMESPACE, "--wait=false"], capture_output=True)
 
 
