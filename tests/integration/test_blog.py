@@ -95,7 +95,11 @@ def test_deployment_delete_stops_the_app_first_and_the_sidecar_last(lab):
     requested = trace.first("DeleteRequested", pod=pod.name)
     assert app.end_type == "Killed" and app.exit_code == 137
     assert app.end - requested.t >= 30 - 2  # whole-second times on a real cluster
-    if KubeVersion.parse(lab.kubernetes_version).minor >= 29:  # ordered termination: the sidecar stops after the app
-        assert app.end <= sidecar.end
+    if KubeVersion.parse(lab.kubernetes_version).minor >= 29:
+        # ordered termination: the sidecar waits for the app, but at most the grace period
+        # (waitForTurn in pkg/kubelet/kuberuntime/kuberuntime_termination_order.go). This app
+        # takes all of it, so on a real node the app's SIGKILL and the sidecar's stop signal come
+        # in the same instant and either may exit first; status times are whole seconds.
+        assert sidecar.end >= min(app.end, requested.t + 30) - 1
         assert not sidecar.failed
     assert trace.first("Deleted", pod=pod.name) is not None
