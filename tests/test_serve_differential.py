@@ -302,15 +302,14 @@ def node():
 
 
 def observe(env: dict, kubeconfig: Path, version: str, *, real: bool) -> dict:
-    """Every observation of one server; the scenarios (each in a namespace of its own), the calls
-    and the blog's Job run side by side, as they mostly wait (a rollout, a back-off, a Job)."""
-    chosen = [scenario for scenario in scenarios(version) if not scenario.only_simulator]
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        runs = [pool.submit(run_scenario, env, scenario, real=real, strict=False) for scenario in chosen]
-        calls = pool.submit(observe_calls, env, Client(kubeconfig))
-        blog = pool.submit(observe_blog_job, env)
-        return {"scenarios": {scenario.name: (run.result(), scenario) for scenario, run in zip(chosen, runs)},
-                "calls": calls.result(), "blog": blog.result()}
+    seen = {"scenarios": {}}
+    for scenario in scenarios(version):
+        if scenario.only_simulator:
+            continue
+        seen["scenarios"][scenario.name] = (run_scenario(env, scenario, real=real, strict=False), scenario)
+    seen["calls"] = observe_calls(env, Client(kubeconfig))
+    seen["blog"] = observe_blog_job(env)
+    return seen
 
 
 def test_served_simulator_answers_as_the_real_api_server(node, tmp_path):
