@@ -2,9 +2,9 @@
 
 papermill starts each notebook's kernel through a jupyter_client kernel manager;
 :func:`headless_kernel_manager` is that manager adapted to labkit run (this interpreter, the
-notebook's folder, the headless environment), and :class:`KernelsAhead` starts the next
-notebooks' kernels (``python -m labkit.kernel``) while one runs and hands each to its
-notebook's manager. Both lean on jupyter_client's internals, so they live here, apart from
+notebook's folder, the headless environment), and :class:`KernelForks` has each notebook's
+kernel forked from a process that imported the lab once (``python -m labkit.kernel``) and
+hands it to the notebook's manager. Both lean on jupyter_client's internals, so they live here, apart from
 what :mod:`labkit.run` does with notebooks, and apart from :mod:`labkit.kernel`, the kernel
 process itself, which must stay light.
 """
@@ -12,6 +12,7 @@ process itself, which must stay light.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,69 +32,131 @@ def _kernel_environment(kernel_env: dict[str, str] | None) -> dict[str, str]:
     return {**os.environ, **_KERNEL_ENV, **(kernel_env or {})}
 
 
-class KernelsAhead:
-    """Kernels started ahead of need: when a notebook starts, the kernels of the next ``ahead``
-    notebooks are started too (:mod:`labkit.kernel`), so that their start-up and imports
-    happen while notebooks run. Each is for one notebook (its folder is the kernel's working
-    directory) and is used by nothing else; a notebook without one starts its kernel as usual.
-    """
+class ForkedKernel:
+    """A kernel forked by :mod:`labkit.kernel`, as its manager sees it: what jupyter_client's
+    LocalProvisioner uses of a ``Popen``. It is the fork server's child, not ours, so it is
+    watched by its pid, and its exit status stays with the fork server that reaps it."""
 
-    def __init__(self, notebooks: list[Path], ahead: int, kernel_env: dict[str, str] | None):
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """None while the kernel runs; 0 once it is gone (its status is not ours to read)."""
+        if self.returncode is None and not _running(self.pid):
+            self.returncode = 0
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import subprocess
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs: it exists and is not a zombie waiting for the fork server to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:][:1] not in ("Z", "X")
+
+
+class KernelForks:
+    """The kernels of one ``labkit run``, forked from a process that imported the lab once
+    (:mod:`labkit.kernel`): one such process per folder of notebooks (matplotlib reads a
+    ``matplotlibrc`` in the working directory when it is imported), started at once, so that
+    its imports overlap whatever comes before the first notebook. Linux only; elsewhere, and
+    whenever a fork fails, :meth:`fork` gives None and the kernel starts as usual."""
+
+    def __init__(self, notebooks: list[Path], kernel_env: dict[str, str] | None):
         import threading
 
-        self.order = notebooks
-        self.ahead = ahead
-        self.env = _kernel_environment(kernel_env)
-        self.env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
-        self.started: dict[Path, Any] = {}   # notebook -> its waiting kernel process (None once taken)
+        self.servers: dict[Path, Any] = {}
+        self.forked: set[Any] = set()      # the servers that forked a kernel
         self.lock = threading.Lock()
+        if not sys.platform.startswith("linux"):
+            return
+        from subprocess import PIPE, Popen
 
-    def starting(self, notebook: Path) -> None:
-        """``notebook`` starts now: start the kernels of the notebooks after it."""
-        from jupyter_client.launcher import launch_kernel
-        from subprocess import PIPE
+        env = _kernel_environment(kernel_env)
+        env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+        env["JPY_PARENT_PID"] = str(os.getpid())                                 # as jupyter_client sets it
+        for folder in dict.fromkeys(path.resolve().parent for path in notebooks):
+            self.servers[folder] = Popen([sys.executable, "-m", "labkit.kernel", *KERNEL_ARGS], stdin=PIPE,
+                                         stdout=PIPE, env=env, cwd=str(folder), start_new_session=True)
 
-        index = self.order.index(notebook)
+    def fork(self, cwd: Path, connection_file: str) -> ForkedKernel | None:
+        """A kernel for the notebook in ``cwd``, connected through ``connection_file``; None if
+        there is no fork server for that folder or it does not answer."""
+        import json
+
         with self.lock:
-            for upcoming in self.order[index + 1:index + 1 + self.ahead]:
-                if upcoming not in self.started:
-                    self.started[upcoming] = launch_kernel(  # Popen as jupyter_client starts a kernel
-                        [sys.executable, "-m", "labkit.kernel", *KERNEL_ARGS], stdin=PIPE, env=self.env,
-                        cwd=str(upcoming.resolve().parent))
+            server = self.servers.get(cwd)
+            if server is None or server.poll() is not None:
+                return None
+            try:
+                server.stdin.write((json.dumps({"cwd": str(cwd), "connection_file": connection_file}) + "\n").encode())
+                server.stdin.flush()
+                answer = server.stdout.readline()   # after its imports, for the first kernel
+            except OSError:
+                return None
+            self.forked.add(server)
+        return ForkedKernel(int(answer)) if answer.strip().isdigit() else None
 
-    def take(self, notebook: Path) -> Any:
-        """The kernel process started for ``notebook``, still waiting for its connection file; else None."""
-        with self.lock:
-            process = self.started.get(notebook)
-            self.started[notebook] = None
-        if process is None or process.poll() is not None:
-            return None
-        return process
+    def __enter__(self) -> "KernelForks":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
-        """End the kernels no notebook took (an empty line tells them to exit)."""
+        """End the fork servers (the end of their stdin): each stops any kernel of its own still
+        running. One that forked nothing (bad input, say) is killed: it is still importing."""
         with self.lock:
-            left = [p for p in self.started.values() if p is not None]
-            self.started = {notebook: None for notebook in self.started}
-        for process in left:
+            servers, self.servers = list(self.servers.values()), {}
+        for server in servers:
             try:
-                process.stdin.close()
-                process.wait(timeout=10)
+                if server not in self.forked:
+                    server.kill()
+                server.stdin.close()
+                server.wait(timeout=10)
             except Exception:  # noqa: BLE001 - stuck or gone: make sure it is gone
-                process.kill()
-                process.wait()
+                server.kill()
+                server.wait()
+            server.stdout.close()
 
 
 def headless_kernel_manager(kernel_env: dict[str, str] | None = None, cwd: Path | None = None,
-                             take: Callable[[], Any] | None = None) -> type:
+                             fork: Callable[[str], ForkedKernel | None] | None = None) -> type:
     """nbclient's kernel manager, adapted to labkit run.
 
     The kernel runs in this interpreter (where labkit is installed), even when a ``python3``
     kernelspec found first on the Jupyter path names another Python; it starts in ``cwd``
     (the notebook's folder, as Jupyter does) with ``_KERNEL_ENV`` and ``kernel_env`` added to
-    our environment. ``take()`` may hand it a kernel process started ahead
-    (:class:`KernelsAhead`): it is given the connection file instead of a new process
-    being started.
+    our environment. ``fork(connection_file)`` may hand it a kernel forked for it
+    (:class:`KernelForks`) instead of a new process being started.
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -111,15 +174,13 @@ def headless_kernel_manager(kernel_env: dict[str, str] | None = None, cwd: Path 
             await super().start_kernel(**kw)
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            process = take() if take is not None else None
-            if process is None:
+            kernel = fork(self.connection_file) if fork is not None else None  # the file is written by now (pre_launch)
+            if kernel is None:
                 await super()._async_launch_kernel(kernel_cmd, **kw)
                 return
-            process.stdin.write(f"{self.connection_file}\n".encode())  # written by now (pre_launch)
-            process.stdin.close()
             provisioner = self.provisioner  # what LocalProvisioner.launch_kernel records of the process
-            provisioner.process, provisioner.pid = process, process.pid
-            provisioner.pgid = os.getpgid(process.pid) if hasattr(os, "getpgid") else None
+            provisioner.process, provisioner.pid = kernel, kernel.pid
+            provisioner.pgid = kernel.pid     # the kernel's own session (labkit.kernel)
             provisioner.cwd = kw.get("cwd")
             self._reconcile_connection_info(provisioner.connection_info)
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput
-from .kernel_manager import KERNEL_ARGS, KernelsAhead, headless_kernel_manager
+from .kernel_manager import KERNEL_ARGS, KernelForks, headless_kernel_manager
 from .lab import BACKEND_CHOICES, resolve_backend
 from .versions import DEFAULT_K8S_VERSION, KubeVersion
 
@@ -252,56 +252,55 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
         raise InvalidInput(f"must be a whole number >= 1 or auto, got {jobs!r}", field="--jobs")
     kernel_env = _kubeconfig_env(kubeconfig, backend)
     paths = _check_inputs(notebooks, out)
-    declared = {path: _inspect(path) for path in paths}
-    headless = {path: headless_parameters(path, declared[path]) for path in paths}
-    user = dict(parameters or {})
-    typed: dict[Path, dict[str, Any]] = {path: {} for path in paths}  # each notebook's -p values, parsed
-    for name, value in user.items():
-        if not name.isidentifier() or keyword.iskeyword(name):
-            raise InvalidInput(f"not a Python variable name: {name!r}", field=f"-p {name}")
-        if name in RUN_PARAMETERS:
-            raise InvalidInput(f"set by labkit run itself: use {RUN_PARAMETERS[name]}", field=f"-p {name}")
-        owners = [p for p in paths if name in declared[p]]
-        if not owners:
-            raise InvalidInput(f"no notebook being run has a parameter {name!r}", field=f"-p {name}")
-        for path in owners:  # typed by each notebook's own default
-            typed[path][name] = parse_parameter(name, value, declared[path][name]["default"])
+    with KernelForks(paths, kernel_env) as kernels:  # the lab imported once, while papermill reads the notebooks
+        declared = {path: _inspect(path) for path in paths}
+        headless = {path: headless_parameters(path, declared[path]) for path in paths}
+        user = dict(parameters or {})
+        typed: dict[Path, dict[str, Any]] = {path: {} for path in paths}  # each notebook's -p values, parsed
+        for name, value in user.items():
+            if not name.isidentifier() or keyword.iskeyword(name):
+                raise InvalidInput(f"not a Python variable name: {name!r}", field=f"-p {name}")
+            if name in RUN_PARAMETERS:
+                raise InvalidInput(f"set by labkit run itself: use {RUN_PARAMETERS[name]}", field=f"-p {name}")
+            owners = [p for p in paths if name in declared[p]]
+            if not owners:
+                raise InvalidInput(f"no notebook being run has a parameter {name!r}", field=f"-p {name}")
+            for path in owners:  # typed by each notebook's own default
+                typed[path][name] = parse_parameter(name, value, declared[path][name]["default"])
 
-    backend, why = resolve_backend(backend, version)
-    if jobs == "auto":
-        jobs = auto_jobs(backend, len(paths))
-    out.mkdir(parents=True, exist_ok=True)
-    from .kind import DEFAULT_CLUSTER_NAME
+        backend, why = resolve_backend(backend, version)
+        if jobs == "auto":
+            jobs = auto_jobs(backend, len(paths))
+        out.mkdir(parents=True, exist_ok=True)
+        from .kind import DEFAULT_CLUSTER_NAME
 
-    cluster = _SharedCluster(backend, version, user.get("cluster_name", DEFAULT_CLUSTER_NAME), keep_cluster)
-    base = {"backend": backend, "k8s_version": k8s_version, "cluster_name": cluster.name,
-            "keep_cluster": True if backend in ("kind", "node") else keep_cluster, "output_dir": str(out.resolve())}
-    results = [NotebookResult(path, out / path.name,
-                              headless={k: v for k, v in headless[path].items() if k not in typed[path]})
-               for path in paths]
-    report = RunReport(out, backend, why, k8s_version, {**base, **user}, results)
-    work = [(result, {**{name: value for name, value in base.items() if name in declared[result.source]},
-                      **result.headless, **typed[result.source]})
-            for result in results]
-    show = _Progress(len(paths), progress)
-    kernels = KernelsAhead([result.source for result in results], min(jobs, len(work)), kernel_env)
-    try:
-        cluster.up()
-        if jobs > 1 and len(work) > 1:
-            _execute_in_parallel(work, out, jobs, show, kernel_env, kernels)
-        else:
-            for result, mine in work:
-                show.starting(result)
-                _execute(result, mine, out, kernel_env, kernels)
-                show.finished(result)
-    finally:
-        show.close()
-        kernels.close()
+        cluster = _SharedCluster(backend, version, user.get("cluster_name", DEFAULT_CLUSTER_NAME), keep_cluster)
+        base = {"backend": backend, "k8s_version": k8s_version, "cluster_name": cluster.name,
+                "keep_cluster": True if backend in ("kind", "node") else keep_cluster, "output_dir": str(out.resolve())}
+        results = [NotebookResult(path, out / path.name,
+                                  headless={k: v for k, v in headless[path].items() if k not in typed[path]})
+                   for path in paths]
+        report = RunReport(out, backend, why, k8s_version, {**base, **user}, results)
+        work = [(result, {**{name: value for name, value in base.items() if name in declared[result.source]},
+                          **result.headless, **typed[result.source]})
+                for result in results]
+        show = _Progress(len(paths), progress)
         try:
-            cluster.down()
+            cluster.up()
+            if jobs > 1 and len(work) > 1:
+                _execute_in_parallel(work, out, jobs, show, kernel_env, kernels)
+            else:
+                for result, mine in work:
+                    show.starting(result)
+                    _execute(result, mine, out, kernel_env, kernels)
+                    show.finished(result)
         finally:
-            report.duration_s = time.monotonic() - started
-            write_html(report)
+            show.close()
+            try:
+                cluster.down()
+            finally:
+                report.duration_s = time.monotonic() - started
+                write_html(report)
     return report
 
 
@@ -333,7 +332,7 @@ def auto_jobs(backend: str, notebooks: int) -> int:
 
 def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out: Path, jobs: int,
                          show: "_Progress", kernel_env: dict[str, str] | None = None,
-                         kernels: "KernelsAhead | None" = None) -> None:
+                         kernels: "KernelForks | None" = None) -> None:
     """Run the notebooks ``jobs`` at a time; results keep their order.
 
     Threads are enough: each thread only drives its notebook's kernel (a process of its own)
@@ -351,22 +350,21 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
 
 
 def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
-             kernel_env: dict[str, str] | None = None, kernels: "KernelsAhead | None" = None) -> NotebookResult:
+             kernel_env: dict[str, str] | None = None, kernels: "KernelForks | None" = None) -> NotebookResult:
     """Run one notebook with papermill (its kernel gets ``kernel_env`` on top of ours, and is
-    one ``kernels`` started ahead if it has one); record status, failing cell and produced files."""
+    forked by ``kernels`` when it can be); record status, failing cell and produced files."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     began_wall = time.time()
     began = time.monotonic()
-    if kernels is not None:
-        kernels.starting(result.source)
+    notebook_folder = result.source.resolve().parent
+    fork = (lambda connection_file: kernels.fork(notebook_folder, connection_file)) if kernels else None
     try:
         papermill.execute_notebook(  # no cwd=: papermill would chdir this whole process
             str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
             progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS,
-            kernel_manager_class=headless_kernel_manager(kernel_env, result.source.resolve().parent,
-                                                         (lambda: kernels.take(result.source)) if kernels else None))
+            kernel_manager_class=headless_kernel_manager(kernel_env, notebook_folder, fork))
         result.status = "passed"
     except PapermillExecutionError as exc:
         result.status = "failed"

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -310,30 +311,82 @@ def test_each_notebook_runs_in_a_fresh_kernel(tmp_path: Path, jobs: int):
 
 
 NAMESPACE = '''
-import sys
+import os, sys
 print("preloaded", "matplotlib.pyplot" in sys.modules and "labkit.sim" in sys.modules)
 print("names", sorted(name for name in globals() if not name.startswith("_")))
-print("cwd", __import__("os").getcwd())
+print("cwd", os.getcwd())
+import matplotlib, numpy
+print("linewidth", matplotlib.rcParams["lines.linewidth"])
+print("process", os.getpid(), os.getppid(), os.getpgid(0) == os.getpid())
+print("random", numpy.random.random())
 '''
 
 
-def test_kernels_started_ahead_have_the_lab_imported_and_a_fresh_namespace(tmp_path: Path):
-    """The first notebook's kernel starts as usual; the next ones' were started while it ran, with
-    matplotlib and labkit imported, and their notebooks see the same names as in a new kernel."""
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    paths = [write_notebook(folder / f"{index:02d}-names.ipynb", NAMESPACE) for index in (1, 2, 3)]
-    report = run_notebooks(paths, backend="sim", out=tmp_path / "o", progress=False, jobs=1)
-    assert [r.status for r in report.results] == ["passed"] * 3
-    texts = [outputs_text(tmp_path / "o" / p.name).splitlines() for p in paths]
-    assert [t[0] for t in texts] == ["preloaded False", "preloaded True", "preloaded True"]
-    assert texts[0][1:] == texts[1][1:] == texts[2][1:] == [texts[0][1], f"cwd {folder}"]
-    assert "LEAKED" not in texts[0][1] and "'grace_period_s'" in texts[0][1]  # the parameters, nothing else
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
 
 
-def test_a_kernel_started_ahead_has_what_a_notebooks_first_cells_load():
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked on Linux only")
+def test_kernels_are_forked_with_the_lab_imported_each_a_fresh_process_of_its_own(tmp_path: Path):
+    """Every kernel is forked from a process that imported the lab once (one per folder: a
+    matplotlibrc there counts), in its notebook's folder and its own session, sees the same
+    names as a new kernel and draws its own random numbers; after the run none of them and
+    no fork server is left."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (second / "matplotlibrc").write_text("lines.linewidth: 7\n")
+    paths = [write_notebook(folder / f"{index:02d}-names.ipynb", NAMESPACE)
+             for folder, index in ((first, 1), (first, 2), (second, 3), (first, 4))]
+    report = run_notebooks(paths, backend="sim", out=tmp_path / "o", progress=False, jobs=2)
+    assert [r.status for r in report.results] == ["passed"] * 4
+    texts = [dict(line.split(" ", 1) for line in outputs_text(tmp_path / "o" / p.name).splitlines()) for p in paths]
+    assert {t["preloaded"] for t in texts} == {"True"}
+    assert len({t["names"] for t in texts}) == 1
+    assert "LEAKED" not in texts[0]["names"] and "'grace_period_s'" in texts[0]["names"]  # the parameters, nothing else
+    assert [t["cwd"] for t in texts] == [str(first), str(first), str(second), str(first)]
+    assert [t["linewidth"] for t in texts] == ["1.5", "1.5", "7.0", "1.5"]
+    processes = [t["process"].split() for t in texts]
+    kernels, servers = {int(p[0]) for p in processes}, {int(p[1]) for p in processes}
+    assert len(kernels) == 4 and len(servers) == 2                   # one fork server per folder
+    assert {p[1] for p in processes[:2]} == {processes[3][1]} != {processes[2][1]}
+    assert {p[2] for p in processes} == {"True"}                     # each its own process group
+    assert len({t["random"] for t in texts}) == 4
+    assert not [pid for pid in kernels | servers if _running(pid)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked on Linux only")
+def test_when_the_run_ends_the_fork_server_stops_a_kernel_left_running(tmp_path: Path):
+    """A kernel no notebook shut down (labkit run failed or was killed: its end of the pipe
+    closes) is stopped by the fork server, which then exits."""
+    server = subprocess.Popen([sys.executable, "-m", "labkit.kernel"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              cwd=tmp_path, env={**os.environ, "MPLBACKEND": "agg"})
+    try:
+        request = {"cwd": str(tmp_path), "connection_file": str(tmp_path / "kernel.json")}
+        server.stdin.write((json.dumps(request) + "\n").encode())
+        server.stdin.flush()
+        kernel = int(server.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "kernel.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)     # the kernel writes its connection file once it listens
+        assert _running(kernel) and (tmp_path / "kernel.json").exists()
+        server.stdin.close()
+        assert server.wait(timeout=30) == 0
+        deadline = time.monotonic() + 30
+        while _running(kernel) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(kernel)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_forked_kernel_has_what_a_notebooks_first_cells_load():
     """After labkit.kernel's preload, opening the lab on the simulator (the notebooks' first cells)
-    and a simulation load no module of labkit: the kernel started ahead did that work."""
+    and a simulation load no module of labkit: the fork server did that work."""
     code = ("import sys\nfrom labkit import kernel\nkernel.preload()\nbefore = set(sys.modules)\n"
             "from labkit.lab import connect\nlab = connect('sim', '1.29')\nfrom labkit.sim import simulate\n"
             "lab.close()\nprint(sorted(m for m in set(sys.modules) - before if m.startswith('labkit')))")
