@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from labkit.cli import main
 from labkit.errors import InvalidInput
+import labkit.run as run_module
 from labkit.run import headless_parameters, parse_parameter, summary, run_notebooks
 from labkit.versions import KubeVersion
 
@@ -393,6 +394,34 @@ def test_a_forked_kernel_has_what_a_notebooks_first_cells_load():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "MPLBACKEND": "agg"})
     assert out.stdout.strip() == "[]"
+
+
+def test_a_notebook_is_saved_now_and_then_while_it_runs_and_whole_at_the_end(tmp_path: Path, monkeypatch):
+    """papermill would write the whole notebook before and after each of its 40 cells; labkit
+    run's engine writes it at most once every SAVE_EVERY_S, and at the end with every output."""
+    import papermill.engines
+
+    writes = []
+    write = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb", lambda nb, path: (writes.append(path), write(nb, path)))
+    monkeypatch.setattr(run_module, "SAVE_EVERY_S", 3600.0)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    path = write_notebook(folder / "01-many.ipynb", *[f"print('cell {n}')" for n in range(40)])
+    report = run_notebooks([path], backend="sim", out=tmp_path / "o", progress=False, jobs=1)
+    assert report.results[0].status == "passed"
+    assert len(writes) <= 3                       # its start, its end (and papermill's own last write)
+    assert all(f"cell {n}\n" in outputs_text(tmp_path / "o" / path.name) for n in range(40))
+
+
+def test_a_notebook_whose_kernel_died_is_written_as_far_as_it_ran(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(run_module, "SAVE_EVERY_S", 3600.0)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    path = write_notebook(folder / "01-dies.ipynb", "print('before the end')", "import os\nos._exit(3)")
+    report = run_notebooks([path], backend="sim", out=tmp_path / "o", progress=False, jobs=1)
+    assert report.results[0].status == "failed" and "DeadKernelError" in report.results[0].error
+    assert "before the end" in outputs_text(tmp_path / "o" / path.name)
 
 
 def test_a_failing_notebook_changes_nothing_for_the_others(books: Path, tmp_path: Path):
