@@ -35,6 +35,7 @@ from typing import Any
 from .errors import InvalidInput
 from .kernel_manager import KERNEL_ARGS, KernelForks, headless_kernel_manager
 from .lab import BACKEND_CHOICES, resolve_backend
+from .tools import first_line
 from .versions import DEFAULT_K8S_VERSION, KubeVersion
 
 KERNEL_NAME = "python3"
@@ -68,7 +69,7 @@ class NotebookResult:
         if self.status != "failed":
             return ""
         where = f'cell {self.failed_cell} ("{self.failed_source}"): ' if self.failed_cell else ""
-        return where + _first_line(self.error or "")
+        return where + first_line(self.error or "")
 
 
 @dataclass
@@ -162,7 +163,7 @@ def _inspect(path: Path) -> dict[str, dict[str, Any]]:
     try:
         return papermill.inspect_notebook(str(path))
     except Exception as exc:  # nbformat and papermill raise several types for unreadable files
-        raise InvalidInput(f"not a readable notebook: {_first_line(str(exc))}", source=str(path)) from None
+        raise InvalidInput(f"not a readable notebook: {first_line(str(exc))}", source=str(path)) from None
 
 
 def headless_parameters(path: Path, declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -178,7 +179,7 @@ def headless_parameters(path: Path, declared: dict[str, dict[str, Any]] | None =
     try:
         metadata = nbformat.read(path, as_version=4).metadata
     except Exception as exc:  # nbformat raises several types for unreadable files
-        raise InvalidInput(f"not a readable notebook: {_first_line(str(exc))}", source=str(path)) from None
+        raise InvalidInput(f"not a readable notebook: {first_line(str(exc))}", source=str(path)) from None
     labkit = metadata.get("labkit") or {}
     wanted = labkit.get("headless_parameters", {}) if isinstance(labkit, dict) else None
     if not isinstance(wanted, dict):
@@ -404,7 +405,7 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
         result.status = "failed"
         result.error = f"{exc.ename}: {exc.evalue}"
         result.failed_cell = _source_cell_number(result.executed, exc.cell_index)
-        result.failed_source = _first_line(exc.source)
+        result.failed_source = first_line(exc.source)
     except Exception as exc:  # kernel died, kernel missing, unreadable notebook: keep going
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
@@ -567,13 +568,6 @@ figure {{ display: inline-block; margin: .3em; vertical-align: top; }} img {{ ma
 """
     report.index.write_text(page, encoding="utf-8")
     return report.index
-
-
-def _first_line(text: str) -> str:
-    for line in str(text).splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
 
 
 def main(args: Any, *, echo: Callable[[str], None] = print) -> int:

@@ -45,7 +45,8 @@ def _which(tool: str, runner: Runner | None) -> bool:
     return runner is not None or shutil.which(tool) is not None
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str | None) -> str:
+    """The first line of ``text`` that is not blank, stripped: what a one-line message quotes."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[0] if lines else ""
 
@@ -62,7 +63,7 @@ def check_docker(runner: Runner | None = None, *, system: str | None = None) -> 
     if not _which("docker", runner):
         return ToolCheck("docker", False, False, detail="docker not found on PATH", fix=docker_hint(system))
     try:
-        client = _first_line(run_tool(["docker", "--version"], timeout=DOCKER_INFO_TIMEOUT_S, runner=runner).stdout)
+        client = first_line(run_tool(["docker", "--version"], timeout=DOCKER_INFO_TIMEOUT_S, runner=runner).stdout)
     except BackendUnavailable:
         return ToolCheck("docker", False, False, detail="docker not found on PATH", fix=docker_hint(system))
     except ToolError as exc:
@@ -81,7 +82,7 @@ def check_docker(runner: Runner | None = None, *, system: str | None = None) -> 
 
 def _why(exc: LabkitError) -> str:
     if isinstance(exc, ToolError):
-        return _first_line(exc.stderr) or _first_line(exc.stdout) or f"exit status {exc.returncode}"
+        return first_line(exc.stderr) or first_line(exc.stdout) or f"exit status {exc.returncode}"
     return str(exc)
 
 

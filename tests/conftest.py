@@ -14,6 +14,27 @@ from labkit.trace import ContainerInfo, Event, Pod, Trace, load_trace
 DATA = Path(__file__).parent / "data"
 
 
+# The files that take minutes (benchmarks/README.md, "Test suite"), slowest first. They are
+# collected before the others, so that pytest-xdist's --dist loadfile, which hands out whole files
+# in collection order, starts each on a worker of its own rather than queueing two of them on one
+# worker (the suite's wall time was one worker's 581 s while the other three took about 330 s).
+SLOWEST_FIRST = ("test_lab_contract.py", "test_serve_differential.py", "test_serve_as_cluster.py", "test_notebooks.py",
+                 "node/test_node_live.py", "test_run.py", "integration/test_blog.py", "test_serve_real_control_plane.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):   # xdist would put the files with the most tests first
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(SLOWEST_FIRST) if path.endswith("/tests/" + name)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)     # stable: each file's tests stay together and in their order
+
+
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
