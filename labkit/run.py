@@ -340,14 +340,22 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
     and waits on it, and a thread costs nothing to start, where a worker process paid for
     importing papermill again. Nothing here changes the process's working directory (the
     kernel is started in the notebook's folder instead), so the threads do not meet.
+
+    On Ctrl-C no further notebook starts, and this returns at once: the notebooks running end
+    when their kernels are stopped (:meth:`KernelForks.close`, on the way out of run_notebooks).
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    with ThreadPoolExecutor(max_workers=min(jobs, len(work)), thread_name_prefix="labkit-run") as pool:
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(work)), thread_name_prefix="labkit-run")
+    try:
         futures = {pool.submit(_execute, result, parameters, out, kernel_env, kernels): result
                    for result, parameters in work}
         for future in as_completed(futures):
             show.finished(future.result())
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 # papermill writes the whole executed notebook (validated, as JSON) before and after every cell:

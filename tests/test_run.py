@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -383,6 +384,47 @@ def test_when_the_run_ends_the_fork_server_stops_a_kernel_left_running(tmp_path:
     finally:
         server.kill()
         server.wait()
+
+
+SLEEPS = '''
+import os, pathlib, time
+pathlib.Path(os.environ["MARKS"], pathlib.Path.cwd().name + "-" + str(os.getpid())).touch()
+time.sleep(600)
+'''
+
+
+def test_ctrl_c_starts_no_further_notebook_and_stops_the_running_ones(tmp_path: Path):
+    """Ctrl-C while two of four notebooks run: labkit run exits 130 well before their 600 s
+    sleeps end, the two waiting never start, and no kernel of the run is left."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    paths = []
+    for index in range(4):
+        folder = tmp_path / f"nb{index}"
+        folder.mkdir()
+        paths.append(write_notebook(folder / f"{index:02d}-sleeps.ipynb", SLEEPS))
+    run = subprocess.Popen([sys.executable, "-m", "labkit", "run", *map(str, paths), "--backend", "sim", "--jobs", "2",
+                            "--out", str(tmp_path / "o")], env={**os.environ, "MARKS": str(marks)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = sorted(p.name for p in marks.iterdir())
+        assert [name.split("-")[0] for name in started] == ["nb0", "nb1"], started
+        run.send_signal(signal.SIGINT)
+        output, _ = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and "labkit: interrupted" in output
+    assert sorted(p.name for p in marks.iterdir()) == started            # nb2 and nb3 never started
+    assert (tmp_path / "o" / "00-sleeps.ipynb").is_file() and (tmp_path / "o" / "01-sleeps.ipynb").is_file()
+    kernels = [int(name.split("-")[1]) for name in started]
+    deadline = time.monotonic() + 30
+    while any(map(_running, kernels)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, kernels))
 
 
 def test_a_forked_kernel_has_what_a_notebooks_first_cells_load():
