@@ -1,5 +1,5 @@
 import sys
 
-from .cli import command
+from .cli import main
 
-sys.exit(command())
+sys.exit(main())

@@ -61,12 +61,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            # What the run allocated goes straight to the oldest generation: otherwise the first
-            # young collection after the pause walks all of it (2 s for 10,000 pods), where the
-            # next full collection, when the rest of the program's allocations call for it, frees
-            # what is garbage.
-            gc.freeze()
-            gc.unfreeze()
             gc.enable()
 
 
