@@ -59,6 +59,7 @@ def _become_kernel(request: dict, argv: list[str]) -> None:
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # the kernel's own subprocesses are its business
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         os.setsid()                                      # as jupyter_client starts a kernel: its own session
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)                              # stdin and stdout carry the fork requests and
@@ -70,7 +71,9 @@ def _become_kernel(request: dict, argv: list[str]) -> None:
             numpy.random.seed()
         from ipykernel import kernelapp
 
-        kernelapp.launch_new_instance(argv=["-f", request["connection_file"], *argv])
+        # ipykernel's watch on its parent: this fork server, whose end (the run's) ends the kernel
+        kernelapp.launch_new_instance(argv=["-f", request["connection_file"],
+                                            f"--IPKernelApp.parent_handle={os.getppid()}", *argv])
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -101,18 +104,23 @@ def serve(argv: list[str]) -> int:
             if not line.strip():
                 break
             request = json.loads(line)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})    # reaped only once recorded
             pid = os.fork()
             if pid == 0:
                 _become_kernel(request, argv)
             _kernels.add(pid)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             answers.write(f"{pid}\n")
             answers.flush()
     finally:
         for pid in list(_kernels):     # a kernel its notebook did not shut down: the run failed
             try:
                 os.killpg(pid, signal.SIGTERM)
-            except OSError:
-                pass
+            except OSError:           # not yet in a session of its own
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput
-from .kernel_manager import KERNEL_ARGS, KernelForks, headless_kernel_manager
+from .kernel_manager import KERNEL_ARGS, RunKernels, headless_kernel_manager
 from .lab import BACKEND_CHOICES, resolve_backend
 from .tools import first_line
 from .versions import DEFAULT_K8S_VERSION, KubeVersion
@@ -253,7 +253,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
         raise InvalidInput(f"must be a whole number >= 1 or auto, got {jobs!r}", field="--jobs")
     kernel_env = _kubeconfig_env(kubeconfig, backend)
     paths = _check_inputs(notebooks, out)
-    with KernelForks(paths, kernel_env) as kernels:  # the lab imported once, while papermill reads the notebooks
+    with RunKernels(paths, kernel_env) as kernels:  # the lab imported once, while papermill reads the notebooks
         declared = {path: _inspect(path) for path in paths}
         headless = {path: headless_parameters(path, declared[path]) for path in paths}
         user = dict(parameters or {})
@@ -297,6 +297,7 @@ def run_notebooks(notebooks: Sequence[str | Path] = (), *, backend: str = "auto"
                     show.finished(result)
         finally:
             show.close()
+            kernels.close()     # every kernel stops before the cluster goes and the report is written
             try:
                 cluster.down()
             finally:
@@ -333,7 +334,7 @@ def auto_jobs(backend: str, notebooks: int) -> int:
 
 def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out: Path, jobs: int,
                          show: "_Progress", kernel_env: dict[str, str] | None = None,
-                         kernels: "KernelForks | None" = None) -> None:
+                         kernels: "RunKernels | None" = None) -> None:
     """Run the notebooks ``jobs`` at a time; results keep their order.
 
     Threads are enough: each thread only drives its notebook's kernel (a process of its own)
@@ -342,7 +343,7 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
     kernel is started in the notebook's folder instead), so the threads do not meet.
 
     On Ctrl-C no further notebook starts, and this returns at once: the notebooks running end
-    when their kernels are stopped (:meth:`KernelForks.close`, on the way out of run_notebooks).
+    when their kernels are stopped (:meth:`RunKernels.close`, on the way out of run_notebooks).
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -392,9 +393,9 @@ def _register_engine() -> None:
 
 
 def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
-             kernel_env: dict[str, str] | None = None, kernels: "KernelForks | None" = None) -> NotebookResult:
+             kernel_env: dict[str, str] | None = None, kernels: "RunKernels | None" = None) -> NotebookResult:
     """Run one notebook with papermill (its kernel gets ``kernel_env`` on top of ours, and is
-    forked by ``kernels`` when it can be); record status, failing cell and produced files."""
+    started through ``kernels``); record status, failing cell and produced files."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -402,12 +403,11 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
     began_wall = time.time()
     began = time.monotonic()
     notebook_folder = result.source.resolve().parent
-    fork = (lambda connection_file: kernels.fork(notebook_folder, connection_file)) if kernels else None
     try:
         papermill.execute_notebook(  # no cwd=: papermill would chdir this whole process
             str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
             progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS, engine_name=ENGINE,
-            kernel_manager_class=headless_kernel_manager(kernel_env, notebook_folder, fork))
+            kernel_manager_class=headless_kernel_manager(kernel_env, notebook_folder, kernels))
         result.status = "passed"
     except PapermillExecutionError as exc:
         result.status = "failed"

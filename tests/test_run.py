@@ -427,6 +427,49 @@ def test_ctrl_c_starts_no_further_notebook_and_stops_the_running_ones(tmp_path: 
     assert not any(map(_running, kernels))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked on Linux only")
+def test_a_forked_kernel_ends_when_its_fork_server_is_killed(tmp_path: Path):
+    """labkit run killed outright: its fork server is killed with it, and ipykernel's watch on its
+    parent (the fork server, not labkit run) ends the kernel."""
+    server = subprocess.Popen([sys.executable, "-m", "labkit.kernel"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              cwd=tmp_path, env={**os.environ, "MPLBACKEND": "agg"})
+    try:
+        request = {"cwd": str(tmp_path), "connection_file": str(tmp_path / "kernel.json")}
+        server.stdin.write((json.dumps(request) + "\n").encode())
+        server.stdin.flush()
+        kernel = int(server.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "kernel.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _running(kernel)
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 30
+        while _running(kernel) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(kernel)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_once_the_run_s_kernels_are_closed_none_starts_and_those_started_as_usual_are_stopped(tmp_path: Path):
+    from labkit.kernel_manager import KernelsStopped, RunKernels
+
+    notebook = write_notebook(tmp_path / "01-any.ipynb", "pass")
+    kernels = RunKernels([notebook], None)
+    usual = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        kernels.started(usual)
+        kernels.close()
+        assert usual.wait(timeout=30) == -signal.SIGTERM
+        with pytest.raises(KernelsStopped):
+            kernels.fork(tmp_path.resolve(), str(tmp_path / "kernel.json"))
+    finally:
+        usual.kill()
+        usual.wait()
+
+
 def test_a_forked_kernel_has_what_a_notebooks_first_cells_load():
     """After labkit.kernel's preload, opening the lab on the simulator (the notebooks' first cells)
     and a simulation load no module of labkit: the fork server did that work."""
