@@ -360,27 +360,38 @@ def test_kernels_are_forked_with_the_lab_imported_each_a_fresh_process_of_its_ow
     assert not [pid for pid in kernels | servers if _running(pid)]
 
 
+def _gone(pids: list[int], within_s: float = 30) -> bool:
+    """Whether every process of ``pids`` has ended, waiting up to ``within_s`` for it."""
+    deadline = time.monotonic() + within_s
+    while any(map(_running, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(map(_running, pids))
+
+
+def _fork_a_kernel(folder: Path) -> tuple[subprocess.Popen, int]:
+    """A fork server in ``folder``, and the pid of a kernel it forked, once that kernel listens."""
+    server = subprocess.Popen([sys.executable, "-m", "labkit.kernel"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              cwd=folder, env={**os.environ, "MPLBACKEND": "agg"})
+    request = {"cwd": str(folder), "connection_file": str(folder / "kernel.json")}
+    server.stdin.write((json.dumps(request) + "\n").encode())
+    server.stdin.flush()
+    kernel = int(server.stdout.readline())
+    deadline = time.monotonic() + 60
+    while not (folder / "kernel.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)     # the kernel writes its connection file once it listens
+    assert _running(kernel) and (folder / "kernel.json").exists()
+    return server, kernel
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked on Linux only")
 def test_when_the_run_ends_the_fork_server_stops_a_kernel_left_running(tmp_path: Path):
     """A kernel no notebook shut down (labkit run failed or was killed: its end of the pipe
     closes) is stopped by the fork server, which then exits."""
-    server = subprocess.Popen([sys.executable, "-m", "labkit.kernel"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              cwd=tmp_path, env={**os.environ, "MPLBACKEND": "agg"})
+    server, kernel = _fork_a_kernel(tmp_path)
     try:
-        request = {"cwd": str(tmp_path), "connection_file": str(tmp_path / "kernel.json")}
-        server.stdin.write((json.dumps(request) + "\n").encode())
-        server.stdin.flush()
-        kernel = int(server.stdout.readline())
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "kernel.json").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)     # the kernel writes its connection file once it listens
-        assert _running(kernel) and (tmp_path / "kernel.json").exists()
         server.stdin.close()
         assert server.wait(timeout=30) == 0
-        deadline = time.monotonic() + 30
-        while _running(kernel) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _running(kernel)
+        assert _gone([kernel])
     finally:
         server.kill()
         server.wait()
@@ -420,34 +431,18 @@ def test_ctrl_c_starts_no_further_notebook_and_stops_the_running_ones(tmp_path: 
     assert run.returncode == 130 and "labkit: interrupted" in output
     assert sorted(p.name for p in marks.iterdir()) == started            # nb2 and nb3 never started
     assert (tmp_path / "o" / "00-sleeps.ipynb").is_file() and (tmp_path / "o" / "01-sleeps.ipynb").is_file()
-    kernels = [int(name.split("-")[1]) for name in started]
-    deadline = time.monotonic() + 30
-    while any(map(_running, kernels)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(map(_running, kernels))
+    assert _gone([int(name.split("-")[1]) for name in started])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are forked on Linux only")
 def test_a_forked_kernel_ends_when_its_fork_server_is_killed(tmp_path: Path):
     """labkit run killed outright: its fork server is killed with it, and ipykernel's watch on its
     parent (the fork server, not labkit run) ends the kernel."""
-    server = subprocess.Popen([sys.executable, "-m", "labkit.kernel"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              cwd=tmp_path, env={**os.environ, "MPLBACKEND": "agg"})
+    server, kernel = _fork_a_kernel(tmp_path)
     try:
-        request = {"cwd": str(tmp_path), "connection_file": str(tmp_path / "kernel.json")}
-        server.stdin.write((json.dumps(request) + "\n").encode())
-        server.stdin.flush()
-        kernel = int(server.stdout.readline())
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "kernel.json").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _running(kernel)
         server.kill()
         server.wait()
-        deadline = time.monotonic() + 30
-        while _running(kernel) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _running(kernel)
+        assert _gone([kernel])
     finally:
         server.kill()
         server.wait()
