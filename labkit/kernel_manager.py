@@ -3,10 +3,10 @@
 papermill starts each notebook's kernel through a jupyter_client kernel manager;
 :func:`headless_kernel_manager` is that manager adapted to labkit run (this interpreter, the
 notebook's folder, the headless environment), and :class:`RunKernels` has each notebook's
-kernel forked from a process that imported the lab once (``python -m labkit.kernel``), hands it
-to the notebook's manager, and stops every kernel of the run when it ends. Both lean on jupyter_client's internals, so they live here, apart from
-what :mod:`labkit.run` does with notebooks, and apart from :mod:`labkit.kernel`, the kernel
-process itself, which must stay light.
+kernel forked from a process that imported the lab once (``python -m labkit.kernel``), hands
+it to the notebook's manager, and stops every kernel of the run when it ends. Both lean on
+jupyter_client's internals, so they live here, apart from what :mod:`labkit.run` does with
+notebooks, and apart from :mod:`labkit.kernel`, the kernel process itself, which must stay light.
 """
 
 from __future__ import annotations
@@ -216,7 +216,8 @@ def headless_kernel_manager(kernel_env: dict[str, str] | None = None, cwd: Path 
             await super().start_kernel(**kw)
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            kernel = kernels.fork(cwd, self.connection_file) if kernels and cwd else None  # written by now (pre_launch)
+            forkable = kernels is not None and cwd is not None
+            kernel = kernels.fork(cwd, self.connection_file) if forkable else None  # the file is written by now
             if kernel is None:
                 await super()._async_launch_kernel(kernel_cmd, **kw)
                 if kernels is not None:

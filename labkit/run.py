@@ -22,6 +22,7 @@ From Python (a kernel per notebook: seconds, so not a doctest; ``tests/test_run.
 
 from __future__ import annotations
 
+import functools
 import html
 import keyword
 import os
@@ -367,8 +368,9 @@ SAVE_EVERY_S = 1.0
 ENGINE = "labkit"
 
 
+@functools.cache
 def _register_engine() -> None:
-    """Register :data:`ENGINE` with papermill: nbclient's engine, its saves spaced out."""
+    """Register :data:`ENGINE` with papermill, once: nbclient's engine, its saves spaced out."""
     from papermill.engines import NBClientEngine, papermill_engines
 
     class SpacedSaves(NBClientEngine):
