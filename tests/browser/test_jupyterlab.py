@@ -8,6 +8,7 @@ kernel to finish, and checks what a learner would see: a timeline image, the sel
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import nbformat
@@ -18,6 +19,7 @@ from .conftest import ARTIFACTS, REPO
 pytestmark = pytest.mark.browser
 
 PAGE_TIMEOUT_MS = 30_000
+KERNEL_START_TIMEOUT_S = 90  # beyond jupyter_server's 60 s for a kernel to start, so that it gives up first
 RUN_TIMEOUT_MS = 90_000  # all cells of a notebook on the simulator, kernel start included
 ERROR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
 
@@ -74,13 +76,47 @@ def open_notebook(browser, server, notebook: Path):
     page.goto(f"{server.url}/lab/workspaces/{notebook.stem}/tree/{relative}?token={server.token}")
     try:
         page.wait_for_selector(".jp-Notebook .jp-Cell")
-        _accept_kernel_dialog(page)
-        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        wait_for_idle_kernel(page, server, notebook)
     except Exception:
         save_screenshot(page, notebook, suffix="-failed")
         page.close()
         raise
     return page
+
+
+def wait_for_idle_kernel(page, server, notebook: Path) -> None:
+    """Wait until the notebook's kernel is idle and connected, taking the default in a kernel dialog
+    whenever one shows.
+
+    JupyterLab's execution indicator says "idle" before any kernel exists (then "initializing",
+    "connecting", "unknown"), so the server is asked too: a session for this notebook whose kernel
+    is idle with the page connected. A notebook without kernel metadata asks which kernel to use;
+    on a loaded machine the dialog can show late, so it is looked for all along. The wait outlasts
+    the server's own limit on a kernel start, so that a kernel that cannot start fails with the
+    server's reason, shown with its log.
+    """
+    relative = notebook.relative_to(server.root).as_posix()
+    indicator = page.locator(".jp-Notebook-ExecutionIndicator").first
+    dialog = page.locator(".jp-Dialog")
+    deadline = time.monotonic() + KERNEL_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if dialog.count() and dialog.first.is_visible():
+            dialog.first.locator(".jp-mod-accept").click()
+        kernel = _session_kernel(server, relative)
+        if (kernel and kernel["execution_state"] == "idle" and kernel["connections"] > 0
+                and indicator.count() and indicator.get_attribute("data-status") == "idle"):
+            return
+        page.wait_for_timeout(250)
+    shown = indicator.get_attribute("data-status") if indicator.count() else "no execution indicator"
+    dialogs = " | ".join(dialog.all_inner_texts()) or "none"
+    raise AssertionError(f"the kernel of {relative} was not idle and connected after {KERNEL_START_TIMEOUT_S}s "
+                         f"(JupyterLab shows: {shown}; dialogs: {dialogs}; the server's sessions: "
+                         f"{server.api('/api/sessions')})\nJupyterLab's log ends:\n{server.log_tail()}")
+
+
+def _session_kernel(server, path: str) -> dict | None:
+    """The kernel of the server's session for the notebook at ``path`` (under its root), if any."""
+    return next((s["kernel"] for s in server.api("/api/sessions") if s["path"] == path), None)
 
 
 def run_all_cells(page) -> None:
@@ -105,16 +141,6 @@ def run_in_jupyterlab(browser, server, notebook: Path):
         page.close()
         raise
     return page
-
-
-def _accept_kernel_dialog(page) -> None:
-    """A notebook without kernel metadata asks which kernel to use: take the default."""
-    dialog = page.locator(".jp-Dialog")
-    try:
-        dialog.wait_for(state="visible", timeout=2_000)
-    except Exception:  # no dialog: the notebook names its kernel
-        return
-    dialog.locator(".jp-mod-accept").click()
 
 
 def error_outputs(page) -> list[str]:
