@@ -574,7 +574,8 @@ def pod_ready_intervals(pod_events: list, end: float) -> list[tuple[float, float
 def _state_style(state: str, colour: str) -> dict[str, Any]:
     """How a bar state is filled, in ``colour``: the bars use the role's, the legend a neutral grey."""
     if state == "starting":
-        return dict(facecolor="white", hatch="////", hatchcolor=colour)
+        # The hatch takes the edge colour (matplotlib 3.8-3.10 have no ``hatchcolor``); the bars draw no edge.
+        return dict(facecolor="white", edgecolor=colour, hatch="////")
     if state == "started":
         return dict(facecolor=colour)
     return dict(facecolor=_tint(colour, 0.6))
@@ -660,7 +661,7 @@ def _legend_handles(keys: Sequence[str], form: str = "compact") -> tuple[list, l
     # The states in a neutral grey in both forms: in a role's colour, "started" would look
     # exactly like that role's swatch (the bars draw each state in their own role's colour).
     grey = STATE_LEGEND_COLOUR
-    entries = {f"state:{state}": Patch(edgecolor=grey, linewidth=0.9, **_state_style(state, grey))
+    entries = {f"state:{state}": Patch(**{"edgecolor": grey, **_state_style(state, grey)}, linewidth=0.9)
                for state in STATE_LABELS}
     entries.update({
         "ready": Line2D([], [], color=READY_COLOUR, linewidth=3),

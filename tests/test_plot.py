@@ -223,6 +223,11 @@ def entry(entries: dict, start: str):
     return found
 
 
+def hatch_colour(patch) -> tuple:
+    """The colour a patch's hatch is drawn in (``get_hatchcolor`` is new in matplotlib 3.11)."""
+    return patch.get_hatchcolor() if hasattr(patch, "get_hatchcolor") else patch._hatch_color
+
+
 def pale(colour) -> tuple:
     return tuple(c + (1 - c) * 0.6 for c in to_rgba(colour)[:3])
 
@@ -242,7 +247,7 @@ def test_the_full_legend_shows_bar_states_drawn_like_the_bars_in_a_neutral_grey(
     legend_starting, bar_starting = entry(entries, "starting (hatched)"), bars["state:starting"]
     assert legend_starting.get_hatch() == bar_starting.get_hatch() == "////"
     assert same_color(legend_starting.get_facecolor(), "white") and same_color(bar_starting.get_facecolor(), "white")
-    assert same_color(legend_starting.get_hatchcolor(), grey) and same_color(bar_starting.get_hatchcolor(), sidecar)
+    assert same_color(hatch_colour(legend_starting), grey) and same_color(hatch_colour(bar_starting), sidecar)
     # started: solid
     assert same_color(entry(entries, "started (solid)").get_facecolor(), grey)
     assert same_color(bars["state:started"].get_facecolor(), sidecar)
