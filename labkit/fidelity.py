@@ -417,13 +417,15 @@ def wait_until_at_rest(kubectl, timeout_s: float = 240.0) -> None:
         deleting = [p for p in pods if p["metadata"].get("deletionTimestamp") or p["metadata"].get("namespace") in going]
         if not deleting:
             return
-        pods_text = f"{len(deleting)} pod{'' if len(deleting) == 1 else 's'}"
+        one = len(deleting) == 1
+        pods_text = f"{len(deleting)} pod{'' if one else 's'}"
         if time.monotonic() > deadline:
             print(f"labkit fidelity: {pods_text} still being deleted after {timeout_s:.0f} s; "
                   f"the blog's row runs on a busy node", file=sys.stderr, flush=True)
             return
         if not said:
-            print(f"labkit fidelity: waiting until the {pods_text} that earlier runs deleted are gone, "
+            print(f"labkit fidelity: waiting until the {pods_text} that earlier runs deleted "
+                  f"{'is' if one else 'are'} gone, "
                   f"so that the blog's row runs on a node at rest", file=sys.stderr, flush=True)
             said = True
         time.sleep(1)

@@ -378,7 +378,7 @@ def test_the_blogs_rows_wait_until_nothing_is_being_deleted(monkeypatch, capsys)
     kubectl = _Deleting()
     fidelity.wait_until_at_rest(kubectl)
     assert kubectl.looks == 4
-    assert "waiting until the 1 pod that earlier runs deleted are gone" in capsys.readouterr().err
+    assert "waiting until the 1 pod that earlier runs deleted is gone" in capsys.readouterr().err
 
 
 def test_the_blogs_rows_stop_waiting_at_the_timeout_and_say_so(monkeypatch, capsys):
