@@ -727,7 +727,11 @@ def _legend_columns(labels: Sequence[str], most: int) -> int:
 
     >>> _legend_columns(["a" * 50, "b" * 30, "c" * 30, "d" * 30], 4), _legend_columns(["a" * 20] * 8, 4)
     (3, 4)
+    >>> _legend_columns([], 4)
+    1
     """
+    if not labels:   # an empty trace draws no legend
+        return 1
     for ncols in range(most, 1, -1):
         rows = -(-len(labels) // ncols)
         columns = [labels[i:i + rows] for i in range(0, len(labels), rows)]
