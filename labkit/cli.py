@@ -213,6 +213,11 @@ def cmd_sim_run(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # jsonschema (nbformat's validator) loads rfc3987-syntax when it is installed (JupyterLab's
+    # jupyter-events asks for it), which builds its IRI grammar on import: 2.6 s of CPU, most of
+    # papermill's import, for a format check no notebook schema uses. This process does without
+    # it; the kernels are processes of their own (docs/architecture.md).
+    sys.modules.setdefault("rfc3987_syntax", None)
     from .run import main as run_main
 
     return run_main(args)

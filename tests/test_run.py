@@ -580,3 +580,17 @@ def test_kernel_runs_in_this_interpreter_whatever_the_kernelspec_says(books: Pat
     report = run_notebooks([books / "04-where.ipynb"], backend="sim", out=tmp_path / "o", progress=False)
     assert report.results[0].status == "passed", report.results[0].failure
     assert f"python={sys.executable}" in outputs_text(tmp_path / "o" / "04-where.ipynb")
+
+
+def test_labkit_run_leaves_the_iri_grammar_unbuilt_and_still_validates_notebooks(books: Path, tmp_path: Path):
+    """jsonschema loads rfc3987-syntax (2.6 s of CPU) when installed; labkit run's process blocks it
+    and nbformat's validator still reads and checks the notebooks."""
+    import importlib.util
+
+    if importlib.util.find_spec("rfc3987_syntax") is None:
+        pytest.skip("rfc3987-syntax is not installed here (JupyterLab brings it)")
+    probe = ("import sys\nfrom labkit.cli import main\n"
+             f"code = main(['run', {str(books / '02-second.ipynb')!r}, '--backend', 'sim', '--out', {str(tmp_path)!r}])\n"
+             "print(code, sys.modules.get('rfc3987_syntax'), 'nbformat.validator' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "0 None True", done.stdout + done.stderr
