@@ -40,6 +40,8 @@ from .tools import first_line
 from .versions import DEFAULT_K8S_VERSION, KubeVersion
 
 KERNEL_NAME = "python3"
+INTERRUPTED = "labkit run was interrupted (Ctrl-C) while it ran"
+STOP_WAIT_S = 10.0   # after Ctrl-C, how long papermill gets to write a stopped notebook
 # Parameters labkit run sets from its own flags (-p may not set them), and the flag for each.
 RUN_PARAMETERS = {"backend": "--backend", "k8s_version": "--k8s-version", "keep_cluster": "--keep-cluster",
                   "output_dir": "--out"}
@@ -51,7 +53,7 @@ class NotebookResult:
 
     source: Path
     executed: Path
-    status: str = "not run"          # "passed" or "failed"
+    status: str = "not run"          # "passed", "failed", or "interrupted" (Ctrl-C while it ran)
     duration_s: float = 0.0
     figures: list[Path] = field(default_factory=list)
     traces: list[Path] = field(default_factory=list)
@@ -67,7 +69,7 @@ class NotebookResult:
     @property
     def failure(self) -> str:
         """One line naming the failing cell and the error."""
-        if self.status != "failed":
+        if self.status not in ("failed", "interrupted"):
             return ""
         where = f'cell {self.failed_cell} ("{self.failed_source}"): ' if self.failed_cell else ""
         return where + first_line(self.error or "")
@@ -343,12 +345,13 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
     importing papermill again. Nothing here changes the process's working directory (the
     kernel is started in the notebook's folder instead), so the threads do not meet.
 
-    On Ctrl-C no further notebook starts, and this returns at once: the notebooks running end
-    when their kernels are stopped (:meth:`RunKernels.close`, on the way out of run_notebooks).
+    On Ctrl-C no further notebook starts and the running kernels are stopped; each running
+    notebook ends "interrupted", written as far as it ran, before the report is made.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     pool = ThreadPoolExecutor(max_workers=min(jobs, len(work)), thread_name_prefix="labkit-run")
+    futures = {}
     try:
         futures = {pool.submit(_execute, result, parameters, out, kernel_env, kernels): result
                    for result, parameters in work}
@@ -356,8 +359,32 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
             show.finished(future.result())
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
+        _stop_running({future: futures[future] for future in futures if future.running()}, kernels)
         raise
     pool.shutdown()
+
+
+def _stop_running(running: dict, kernels: "RunKernels | None") -> None:
+    """Stop the kernels of the notebooks still ``running`` (future -> result) and wait, at most
+    STOP_WAIT_S, for papermill to write each as far as it ran; each ends "interrupted".
+
+    nbclient would log "Kernel died while waiting for execute reply" for each: papermill's
+    logger is quiet meanwhile, as the run was stopped on purpose.
+    """
+    import logging
+    from concurrent.futures import wait
+
+    papermill_log = logging.getLogger("papermill")
+    level = papermill_log.level
+    papermill_log.setLevel(logging.CRITICAL)
+    try:
+        if kernels is not None:
+            kernels.close()
+        wait(running, timeout=STOP_WAIT_S)
+    finally:
+        papermill_log.setLevel(level)
+    for result in running.values():
+        result.status, result.error = "interrupted", INTERRUPTED
 
 
 # papermill writes the whole executed notebook (validated, as JSON) before and after every cell:
@@ -419,6 +446,9 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
     except Exception as exc:  # kernel died, kernel missing, unreadable notebook: keep going
         result.status = "failed"
         result.error = f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:     # one notebook at a time: Ctrl-C reaches this thread
+        result.status, result.error = "interrupted", INTERRUPTED
+        raise
     result.duration_s = time.monotonic() - began
     folder = out / result.source.stem
     if folder.is_dir():  # only what this run wrote, not leftovers of an earlier run
@@ -514,10 +544,11 @@ class _Progress:
 def summary(report: RunReport) -> str:
     """The table ``labkit run`` prints: one row per notebook, then totals and failures."""
     width = max([len("notebook")] + [len(r.name) for r in report.results])
-    lines = [f"{'notebook':<{width}}  {'status':<7}  {'time':>7}  timelines",
-             f"{'-' * width}  {'-' * 7}  {'-' * 7}  {'-' * 9}"]
+    status = max([len("passed")] + [len(r.status) for r in report.results])
+    lines = [f"{'notebook':<{width}}  {'status':<{status}}  {'time':>7}  timelines",
+             f"{'-' * width}  {'-' * status}  {'-' * 7}  {'-' * 9}"]
     for r in report.results:
-        lines.append(f"{r.name:<{width}}  {r.status:<7}  {r.duration_s:>6.1f}s  {len(r.figures):>9}")
+        lines.append(f"{r.name:<{width}}  {r.status:<{status}}  {r.duration_s:>6.1f}s  {len(r.figures):>9}")
     passed = len(report.results) - len(report.failed)
     lines.append("")
     lines.append(f"{passed} passed, {len(report.failed)} failed in {report.duration_s:.1f}s "
@@ -545,7 +576,7 @@ def write_html(report: RunReport) -> Path:
                          f"<figcaption>{esc(p.stem)}</figcaption></figure>" for p in r.figures)
         traces = " ".join(f'<a href="{rel(p)}">{esc(p.name)}</a>' for p in r.traces)
         error = ""
-        if r.status == "failed":
+        if r.status in ("failed", "interrupted"):
             where = f"cell {r.failed_cell}: <code>{esc(r.failed_source or '')}</code><br>" if r.failed_cell else ""
             error = f'<div class="error">{where}<pre>{esc(r.error or "")}</pre></div>'
         notebook = f'<a href="{rel(r.executed)}">{esc(r.name)}</a>' if r.executed.exists() else esc(r.name)
@@ -564,7 +595,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .5em; vertical-align: top; text-align: left; }}
 tr.passed .status {{ color: #1a7f37; font-weight: bold; }}
-tr.failed .status, tr.not-run .status {{ color: #cf222e; font-weight: bold; }}
+tr.failed .status, tr.interrupted .status, tr.not-run .status {{ color: #cf222e; font-weight: bold; }}
 figure {{ display: inline-block; margin: .3em; vertical-align: top; }} img {{ max-width: 400px; border: 1px solid #eee; }}
 .error pre {{ background: #fff0f0; padding: .5em; white-space: pre-wrap; }}
 </style></head><body>

@@ -428,9 +428,13 @@ def test_ctrl_c_starts_no_further_notebook_and_stops_the_running_ones(tmp_path: 
         output, _ = run.communicate(timeout=120)
     finally:
         run.kill()
-    assert run.returncode == 130 and "labkit: interrupted" in output
+    assert run.returncode == 130 and output.splitlines()[-1] == "labkit: interrupted", output
+    assert "Kernel died" not in output                                   # stopped on purpose, not died
     assert sorted(p.name for p in marks.iterdir()) == started            # nb2 and nb3 never started
     assert (tmp_path / "o" / "00-sleeps.ipynb").is_file() and (tmp_path / "o" / "01-sleeps.ipynb").is_file()
+    report = (tmp_path / "o" / "index.html").read_text()
+    statuses = re.findall(r'<tr class="([a-z-]+)"><td><a href="\d\d-sleeps.ipynb">|<tr class="([a-z-]+)"><td>\d\d-sleeps', report)
+    assert [a or b for a, b in statuses] == ["interrupted", "interrupted", "not-run", "not-run"], report
     assert _gone([int(name.split("-")[1]) for name in started])
 
 
