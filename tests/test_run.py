@@ -22,7 +22,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from labkit.cli import main
 from labkit.errors import InvalidInput
 import labkit.run as run_module
-from labkit.run import headless_parameters, parse_parameter, summary, run_notebooks
+from labkit.run import headless_parameters, parse_parameter, run_notebooks
+from labkit.run_report import summary
 from labkit.versions import KubeVersion
 
 PARAMETERS = '''backend = "auto"
