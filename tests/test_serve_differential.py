@@ -38,6 +38,7 @@ import yaml
 from test_serve_as_cluster import KUBECTL, ROOT, run_scenario, scenarios
 
 DOC = ROOT / "docs" / "serve.md"
+SERVED_PACE = 5.0    # as test_serve_as_cluster.py runs the same scenarios: 75 s one after another, not 226 s
 BEGIN, END = "<!-- differential table: generated, see tests/test_serve_differential.py -->", "<!-- end of table -->"
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (pip install -e '.[test]')")
 
@@ -302,14 +303,18 @@ def node():
 
 
 def observe(env: dict, kubeconfig: Path, version: str, *, real: bool) -> dict:
-    seen = {"scenarios": {}}
-    for scenario in scenarios(version):
-        if scenario.only_simulator:
-            continue
-        seen["scenarios"][scenario.name] = (run_scenario(env, scenario, real=real, strict=False), scenario)
-    seen["calls"] = observe_calls(env, Client(kubeconfig))
-    seen["blog"] = observe_blog_job(env)
-    return seen
+    """Every observation of one server. On the real node the scenarios (each in a namespace of
+    its own), the calls and the blog's Job run side by side, as they mostly wait (a rollout, a
+    back-off, a Job); on the served simulator one after another, at SERVED_PACE, as side by side
+    it once missed crashloop-previous-logs' back-off window (in one of four CI runs; the cause is
+    not found)."""
+    chosen = [scenario for scenario in scenarios(version) if not scenario.only_simulator]
+    with concurrent.futures.ThreadPoolExecutor(4 if real else 1) as pool:
+        runs = [pool.submit(run_scenario, env, scenario, real=real, strict=False) for scenario in chosen]
+        calls = pool.submit(observe_calls, env, Client(kubeconfig))
+        blog = pool.submit(observe_blog_job, env)
+        return {"scenarios": {scenario.name: (run.result(), scenario) for scenario, run in zip(chosen, runs)},
+                "calls": calls.result(), "blog": blog.result()}
 
 
 def test_served_simulator_answers_as_the_real_api_server(node, tmp_path):
@@ -317,7 +322,7 @@ def test_served_simulator_answers_as_the_real_api_server(node, tmp_path):
 
     version = node.pins.kubernetes.lstrip("v")
     real_env = {**os.environ, "KUBECONFIG": os.fspath(node.kubeconfig), "KUBECACHEDIR": os.fspath(tmp_path / "node-cache")}
-    with serve(version, pace=1.0, kubeconfig=tmp_path / "serve" / "kubeconfig") as server:
+    with serve(version, pace=SERVED_PACE, kubeconfig=tmp_path / "serve" / "kubeconfig") as server:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             real = pool.submit(observe, real_env, node.kubeconfig, version, real=True)
             served = pool.submit(observe, server.env, server.kubeconfig, version, real=False)
