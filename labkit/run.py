@@ -316,7 +316,8 @@ def _execute_in_parallel(work: list[tuple[NotebookResult, dict[str, Any]]], out:
 
 def _stop_running(running: dict, kernels: "RunKernels | None") -> None:
     """Stop the kernels of the notebooks still ``running`` (future -> result) and wait, at most
-    STOP_WAIT_S, for papermill to write each as far as it ran; each ends "interrupted".
+    STOP_WAIT_S, for papermill to write each as far as it ran; each that did not pass ends
+    "interrupted".
 
     nbclient would log "Kernel died while waiting for execute reply" for each: papermill's
     logger is quiet meanwhile, as the run was stopped on purpose.
@@ -334,7 +335,8 @@ def _stop_running(running: dict, kernels: "RunKernels | None") -> None:
     finally:
         papermill_log.setLevel(level)
     for result in running.values():
-        result.status, result.error = "interrupted", INTERRUPTED
+        if result.status != "passed":     # one that ended just before the kernels stopped keeps its pass
+            result.status, result.error = "interrupted", INTERRUPTED
 
 
 # papermill writes the whole executed notebook (validated, as JSON) before and after every cell:
