@@ -18,7 +18,7 @@ DATA = Path(__file__).parent / "data"
 # collected before the others, so that pytest-xdist's --dist loadfile, which hands out whole files
 # in collection order, starts each on a worker of its own rather than queueing two of them on one
 # worker (the suite's wall time was one worker's 581 s while the other three took about 330 s).
-SLOWEST_FIRST = ("test_lab_contract.py", "test_serve_differential.py", "test_serve_as_cluster.py", "test_notebooks.py",
+SLOWEST_FIRST = ("test_lab_contract.py", "test_serve_as_cluster.py", "test_notebooks.py", "test_serve_differential.py",
                  "node/test_node_live.py", "test_run.py", "integration/test_blog.py", "test_serve_real_control_plane.py")
 
 
