@@ -16,6 +16,7 @@ scenarios, in-process.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -53,6 +54,9 @@ class Step:
     input: str | None = None
     check: Callable[[Any], None] | None = None   # called with json.loads(stdout)
     until: float = 0.0                  # retry for up to this many wall seconds until it passes
+    # with ``until``: watch (``kubectl get -w -o json``) and check every version of the object as it
+    # comes, for a state a poll could miss (from 1.35 a CrashLoopBackOff can show for a moment only)
+    watch: bool = False
     only_simulator: str = ""            # why this step means something only on the served simulator
 
 
@@ -164,7 +168,7 @@ def scenarios(version: str | KubeVersion) -> list[Scenario]:
     # --previous cannot read it; 20 s keeps that moment away from these steps, at pace 10 too.
     Scenario("crashloop-previous-logs", [
         Step(["apply", "-f", "-"], input=pod("crashy", "echo run; sleep 20; exit 1")),
-        Step(["get", "pod", "crashy", "-o", "json"], until=120, check=_status_of(
+        Step(["get", "pod", "crashy", "-o", "json"], until=120, watch=True, check=_status_of(
             "app", lambda s: s["restartCount"] >= 1 and s["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff")),
         Step(["logs", "crashy", "--previous"], stdout=r"^run\n$"),
         # the pod may be Running its next try by now: any STATUS, RESTARTS with its "ago"
@@ -298,6 +302,8 @@ def run_step(kubeconfig_env: dict, ns: str, step: Step, *, strict: bool = True) 
     if "-n" not in args and not any(a.startswith("--namespace") for a in args):
         args = ["-n", ns, *args]       # before any "--" that ends kubectl's own flags
     deadline = time.monotonic() + step.until
+    if step.watch:
+        return _watch_step(kubeconfig_env, ns, args, step, deadline, strict=strict)
     while True:
         result = subprocess.run([KUBECTL, *args], env=kubeconfig_env, input=step.input, capture_output=True, text=True,
                                 timeout=120)
@@ -333,6 +339,47 @@ def run_scenario(env: dict, scenario: Scenario, *, real: bool = False, strict: b
                 for step in scenario.steps]
     finally:
         subprocess.run([KUBECTL, "delete", "namespace", ns, "--wait=false"], env=env, capture_output=True, timeout=60)
+
+
+def _watch_step(kubeconfig_env: dict, ns: str, args: list[str], step: Step, deadline: float, *,
+                strict: bool) -> Outcome:
+    """``kubectl ARGS -w``: the step holds once one version of the object passes ``step.check``.
+
+    kubectl prints each version as a JSON document; they are read as they come, until one passes
+    or the deadline. A poll sees only the versions that happen to be current when it asks."""
+    watcher = subprocess.Popen([KUBECTL, *args, "--watch", f"--request-timeout={int(step.until) + 5}s"],
+                               env=kubeconfig_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    decoder, pending, last = json.JSONDecoder(), "", "no version seen"
+    reader = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        line = reader.submit(watcher.stdout.readline)
+        while time.monotonic() < deadline:
+            try:
+                text = line.result(timeout=max(deadline - time.monotonic(), 0.01))
+            except concurrent.futures.TimeoutError:
+                break
+            if not text:       # kubectl ended (its request timed out, or the server closed the watch)
+                break
+            line = reader.submit(watcher.stdout.readline)
+            pending += text
+            try:
+                version, end = decoder.raw_decode(pending.lstrip())
+            except ValueError:
+                continue           # the document is not complete yet
+            pending = pending.lstrip()[end:]
+            try:
+                step.check(version)
+                return Outcome(0, True, "")
+            except (AssertionError, KeyError, StopIteration, IndexError, TypeError) as exc:
+                last = f"{type(exc).__name__} {exc}"
+    finally:
+        watcher.kill()
+        watcher.wait()
+        reader.shutdown(wait=False, cancel_futures=True)
+    failure = f"kubectl {' '.join(args)} --watch: no version passed within {step.until:.0f} s; the last: {last}"
+    if strict:
+        raise AssertionError(failure)
+    return Outcome(0, False, "", failure.replace(ns, "{ns}"))
 
 
 @pytest.fixture(scope="module")
