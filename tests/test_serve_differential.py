@@ -306,8 +306,8 @@ def observe(env: dict, kubeconfig: Path, version: str, *, real: bool) -> dict:
     """Every observation of one server. On the real node the scenarios (each in a namespace of
     its own), the calls and the blog's Job run side by side, as they mostly wait (a rollout, a
     back-off, a Job); on the served simulator one after another, at SERVED_PACE, as side by side
-    it once missed crashloop-previous-logs' back-off window (in one of four CI runs; the cause is
-    not found)."""
+    it once missed crashloop-previous-logs' back-off window (in one of four CI runs, when that
+    step still polled for a state that from 1.35 can show for a moment only)."""
     chosen = [scenario for scenario in scenarios(version) if not scenario.only_simulator]
     with concurrent.futures.ThreadPoolExecutor(4 if real else 1) as pool:
         runs = [pool.submit(run_scenario, env, scenario, real=real, strict=False) for scenario in chosen]
