@@ -424,9 +424,8 @@ def wait_until_at_rest(kubectl, timeout_s: float = 240.0) -> None:
                   f"the blog's row runs on a busy node", file=sys.stderr, flush=True)
             return
         if not said:
-            print(f"labkit fidelity: waiting until the {pods_text} that earlier runs deleted "
-                  f"{'is' if one else 'are'} gone, "
-                  f"so that the blog's row runs on a node at rest", file=sys.stderr, flush=True)
+            print(f"labkit fidelity: waiting until the {pods_text} that earlier runs deleted {'is' if one else 'are'} "
+                  f"gone, so that the blog's row runs on a node at rest", file=sys.stderr, flush=True)
             said = True
         time.sleep(1)
 

@@ -33,9 +33,14 @@ class NotebookResult:
         return self.source.name
 
     @property
+    def went_wrong(self) -> bool:
+        """Failed, or stopped by Ctrl-C while it ran: the report says why."""
+        return self.status in ("failed", "interrupted")
+
+    @property
     def failure(self) -> str:
         """One line naming the failing cell and the error."""
-        if self.status not in ("failed", "interrupted"):
+        if not self.went_wrong:
             return ""
         where = f'cell {self.failed_cell} ("{self.failed_source}"): ' if self.failed_cell else ""
         return where + first_line(self.error or "")
@@ -97,7 +102,7 @@ def write_html(report: RunReport) -> Path:
                          f"<figcaption>{esc(p.stem)}</figcaption></figure>" for p in r.figures)
         traces = " ".join(f'<a href="{rel(p)}">{esc(p.name)}</a>' for p in r.traces)
         error = ""
-        if r.status in ("failed", "interrupted"):
+        if r.went_wrong:
             where = f"cell {r.failed_cell}: <code>{esc(r.failed_source or '')}</code><br>" if r.failed_cell else ""
             error = f'<div class="error">{where}<pre>{esc(r.error or "")}</pre></div>'
         notebook = f'<a href="{rel(r.executed)}">{esc(r.name)}</a>' if r.executed.exists() else esc(r.name)
