@@ -197,7 +197,7 @@ def test_deployment_delete_stops_the_app_first_and_the_sidecar_after_it(version)
     assert side_exit.exit_code == 0 and side_exit.t == pytest.approx(side_term.t + T.SERVER_SHUTDOWN_S)
     phase = [e for e in trace.events if e.type == "PodPhase"][-1]
     assert phase.phase == "Failed" and phase.t == pytest.approx(side_exit.t)
-    assert one(trace, "Deleted").t == pytest.approx(side_exit.t + T.POD_OBJECT_DELETE_S)
+    assert one(trace, "Deleted").t == pytest.approx(side_exit.t + T.TERMINATED_POD_DELETE_S)
     assert trace.pods[0].final.deleted
 
 
