@@ -161,7 +161,7 @@ def test_checks_follow_a_changed_parameter(tmp_path: Path):
 
 def test_your_own_manifest_takes_a_file_and_the_probe_period(tmp_path: Path):
     """Notebook 10 with the blog's Job and probe_period_s 1: the app starts within a probe period, a
-    relist (the sync that acts on the probe waits for a newer pod cache) and one container start (1.7 s
+    relist (the sync that acts on the probe waits for a newer pod cache) and one container start (1.3 s
     under its 10m CPU limit, docs/timing.md) after its sidecar (periodSeconds 10 as written: up to ten)."""
     path = ROOT / "notebooks" / "10-your-own-manifest.ipynb"
     report = run_notebooks([path], backend="sim", k8s_version="1.29", out=tmp_path, progress=False,
@@ -169,7 +169,7 @@ def test_your_own_manifest_takes_a_file_and_the_probe_period(tmp_path: Path):
     assert report.results[0].status == "passed", report.results[0].failure
     trace = load_trace(tmp_path / path.stem / "your-manifest.trace.json")
     gap = trace.first("Started", container="sidecar-job").t - trace.first("Started", container="sws-init").t
-    assert 1.7 < gap <= 1.0 + 1.0 + 1.7 + 0.05
+    assert 1.3 < gap <= 1.0 + 1.0 + 1.3 + 0.05
     assert trace.first("JobComplete") is not None
 
 

@@ -50,8 +50,8 @@ CONTAINER_START_S = 0.3
 # (pkg/kubelet/cm ResourceConfigForPod). Under a limit of L cores that work takes about
 # cpu / L less the first period's share: with the blog's 10m limits, seconds (fitted to
 # containerd's event times on labkit's node, docs/timing.md "CPU limits").
-SANDBOX_CPU_S = 0.045
-CONTAINER_CPU_S = 0.015
+SANDBOX_CPU_S = 0.042
+CONTAINER_CPU_S = 0.011
 # The kubelet's CFS period (cpuCFSQuotaPeriod default) and its smallest quota, 1 ms per period,
 # i.e. 10m (MinQuotaPeriod in pkg/kubelet/cm).
 CFS_PERIOD_S = 0.1
