@@ -233,14 +233,15 @@ def test_a_closed_lab_refuses_every_call_but_keeps_its_trace(lab):
     assert isinstance(lab.trace(), Trace)
 
 
+CRASHER_RUN_S = 15   # long enough that the second run is surely running when first looked at
 CRASHER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crasher"},
            "spec": {"terminationGracePeriodSeconds": 1,
                     "containers": [{"name": "main", "image": "alpine:3.20",
-                                    "command": ["sh", "-c", "echo ran; sleep 40; exit 1"]}]}}
+                                    "command": ["sh", "-c", f"echo ran; sleep {CRASHER_RUN_S}; exit 1"]}]}}
 
 
 def test_logs_previous_reads_the_run_the_status_shows_as_last_state(lab, tmp_path):
-    """While the second run runs (about 41-81 s), --previous reads the first. Once a later run has
+    """While the second run runs (about 16-31 s), --previous reads the first. Once a later run has
     died, the kubelet has already deleted the container the status still names as lastState (it
     keeps only the newest exited one, cleanUpContainersInPod), and answers that it cannot retrieve
     its logs, until the status shows CrashLoopBackOff (recorded so on labkit's node, kubelet
@@ -262,7 +263,7 @@ def test_logs_previous_reads_the_run_the_status_shows_as_last_state(lab, tmp_pat
 
 def _previous_logs(lab) -> None:
     lab.apply([CRASHER])
-    lab.sleep(45)
+    lab.sleep(CRASHER_RUN_S + 7)
     [row] = lab.pods()
     assert row.restarts == 1 and row.status == "Running", row
     assert lab.logs("crasher", previous=True).splitlines() == ["ran"]
