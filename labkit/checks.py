@@ -261,7 +261,7 @@ def gap(trace: Trace, from_event: str, to_event: str, *, pod: str | None = None)
     >>> from labkit.sim import simulate
     >>> trace = simulate([repo_path("manifests/job-sidecar.yaml")], k8s_version="1.29")
     >>> gap(trace, "sidecar-job Exited", "JobComplete")
-    ✓ 'sidecar-job Exited' (12.41 s) → 'JobComplete' (16.75 s): 4.34 s
+    ✓ 'sidecar-job Exited' (12.01 s) → 'JobComplete' (16.75 s): 4.74 s
     """
     start, end = _EventSpec.parse(from_event), _EventSpec.parse(to_event)
 
