@@ -324,6 +324,9 @@ class _Drawing:
                     transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=_FONT,
                     style="italic", color=TEXT_COLOUR, gid="more-pods")
             row += 1
+        if not shown and not hidden:    # e.g. a manifest the API server refused: say so, not a blank axis
+            ax.text(0.5, 0.5, "no pods in this trace", transform=ax.transAxes, va="center", ha="center",
+                    fontsize=_FONT, style="italic", color=TEXT_COLOUR, gid="no-pods")
         labelled = self.vertical_lines(trace)
         ax.set_yticks(ticks, labels, fontsize=_FONT)
         ax.tick_params(axis="y", length=0)

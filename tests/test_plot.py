@@ -662,10 +662,13 @@ def test_the_compact_legend_fits_inside_the_figure(version):
     assert box.x0 <= legend.x0 and legend.x1 <= box.x1
 
 
-def test_an_empty_trace_draws_a_titled_figure_without_a_legend(tmp_path: Path):
+def test_an_empty_trace_draws_a_titled_figure_that_says_it_has_no_pods(tmp_path: Path):
     """A manifest the API server refused leaves a trace without pods (notebook 5, a version
-    without the gate); drawn on its own it used to fail in the legend's column count."""
+    without the gate); drawn on its own it used to fail in the legend's column count, then drew a
+    blank axis."""
     trace = Trace("sim", "1.28.0", {"SidecarContainers": False})
     fig = plot_trace(trace, title="nothing ran")
     assert not fig.legends and "nothing ran" in fig.axes[0].get_title(loc="left")
+    [said] = [t for t in fig.axes[0].texts if t.get_gid() == "no-pods"]
+    assert said.get_text() == "no pods in this trace"
     assert save_figure(fig, tmp_path / "empty.png").stat().st_size > 0
