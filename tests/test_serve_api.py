@@ -370,6 +370,11 @@ def test_watch_list_ends_its_initial_events_with_a_bookmark(api, ns):
     assert all(e["type"] == "BOOKMARK" and "annotations" not in e["object"]["metadata"] for e in events[2:])
 
 
+def _oldest_named(gone: dict) -> int:
+    """The oldest resourceVersion a "too old resource version: RV (OLDEST)" Status names."""
+    return int(gone["message"].split("(")[1].rstrip(")"))
+
+
 def test_watch_from_a_resource_version_too_old_is_410_gone(api, ns):
     path = f"/api/v1/namespaces/{ns}/serviceaccounts"
     for i in range(210):    # more writes than the history (200) keeps
@@ -377,7 +382,7 @@ def test_watch_from_a_resource_version_too_old_is_410_gone(api, ns):
     events = watch_lines(api, f"{path}?watch=true&resourceVersion=2&timeoutSeconds=1")
     assert len(events) == 1 and events[0]["type"] == "ERROR"
     gone = events[0]["object"]
-    oldest = int(gone["message"].split("(")[1].rstrip(")"))
+    oldest = _oldest_named(gone)
     # the watch cache: NewResourceExpired("too old resource version: %d (%d)", rv, oldest-1)
     assert gone == status(410, "Expired", f"too old resource version: 2 ({oldest})")
     assert oldest > 2
@@ -387,7 +392,7 @@ def test_watch_from_a_resource_version_too_old_is_410_gone(api, ns):
         first = watch_lines(api, f"{path}?watch=true&resourceVersion={oldest}&timeoutSeconds=1")[0]
         if first["type"] != "ERROR":
             return
-        moved = int(first["object"]["message"].split("(")[1].rstrip(")"))
+        moved = _oldest_named(first["object"])
         assert moved > oldest, first
         oldest = moved
     pytest.fail(f"a watch from the oldest resourceVersion the history named was refused five times: {first}")

@@ -361,12 +361,12 @@ def _watch_step(kubeconfig_env: dict, ns: str, args: list[str], step: Step, dead
             if not text:       # kubectl ended (its request timed out, or the server closed the watch)
                 break
             line = reader.submit(watcher.stdout.readline)
-            pending += text
+            pending = (pending + text).lstrip()
             try:
-                version, end = decoder.raw_decode(pending.lstrip())
+                version, end = decoder.raw_decode(pending)
             except ValueError:
                 continue           # the document is not complete yet
-            pending = pending.lstrip()[end:]
+            pending = pending[end:]
             try:
                 step.check(version)
                 return Outcome(0, True, "")
