@@ -165,11 +165,6 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         if pod.deletion_requested_at is not None and not pod.sandbox and pod.kill_requested:
             yield from self._terminate(pod, self._effective_grace(pod))
             return
-        # probeManager.AddPod: workers are created at the first sync, before any container
-        # exists; their tickers are anchored here (prober_manager.go AddPod, worker.go run; docs/timing.md).
-        for c in pod.containers:
-            for ptype in c.probes:
-                env.process(self._probe_worker(pod, c, ptype))
         pod.trigger_time = env.now
         while True:
             target = self._sync_time(pod)
@@ -215,6 +210,8 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         # SyncPod works on the pod spec it was handed: a spec change that arrives during the
         # sync is seen by the next one.
         hashes = {c.name: c.hash for c in pod.containers}
+        if not pod.mounted:
+            yield from self._mount_and_add_probes(pod)
         actions = self._compute_actions(pod)
         if actions.create_sandbox:
             yield self.env.timeout(timing.SANDBOX_S + timing.throttled(timing.SANDBOX_CPU_S, pod.cpu_limit))
@@ -244,6 +241,17 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         self._complete_work(pod, failed_backoff, failed)
         acted = actions.create_sandbox or bool(actions.kill or actions.init_start or actions.start)
         return False, self.behaviour.on_demand_relist and acted and not failed
+
+    def _mount_and_add_probes(self, pod: SimPod) -> Generator:
+        """The first SyncPod waits for the pod's volumes (WaitForAttachAndMount), then creates its
+        probe workers (probeManager.AddPod), before any container exists: their tickers are
+        anchored here (prober_manager.go AddPod, worker.go run; docs/timing.md)."""
+        if pod.has_volumes:
+            yield self.env.timeout(timing.VOLUME_MOUNT_WAIT_S)
+        pod.mounted = True
+        for c in pod.containers:
+            for ptype in c.probes:
+                self.env.process(self._probe_worker(pod, c, ptype))
 
     def _complete_work(self, pod: SimPod, expiries: list[float], failed: bool) -> None:
         """pod_workers.go completeWork: set the pod's deadline on the work queue.

@@ -155,7 +155,7 @@ class SimPod:
                  "containers_ready", "ready", "deletion_grace", "deletion_requested_at",
                  "kill_requested", "deleted", "sandbox", "cpu_limit", "terminated", "settled", "liveness_stopped",
                  "probes_removed", "trigger_time", "wake", "armed_at", "last_sync_end", "requeue_at", "reported",
-                 "relisted_at")
+                 "relisted_at", "has_volumes", "mounted")
 
     def __init__(self, env: simpy.Environment, obj: dict, models: dict[str, ProcessModel], hashes: dict[str, str], *,
                  owner: dict | None, created_at: float):
@@ -180,6 +180,8 @@ class SimPod:
         self.by_name = {c.name: c for c in self.containers}
         self.has_sidecars = any(c.role == "sidecar" for c in self.init)
         self.cpu_limit = pod_cpu_limit(self.init, self.apps)
+        # admission adds the service account token's volume unless the pod opts out
+        self.has_volumes = bool(spec.get("volumes")) or spec.get("automountServiceAccountToken") is not False
         self.created_at = created_at
         # API status
         self.phase = "Pending"
@@ -193,6 +195,7 @@ class SimPod:
         self.deleted = False
         # kubelet bookkeeping
         self.sandbox = False
+        self.mounted = False               # the first sync has waited for the volumes
         self.terminated = False            # the pod worker finished
         self.settled = False               # (cluster bookkeeping) finished or gone for good
         self.liveness_stopped = False

@@ -3,9 +3,11 @@
 Where the numbers come from (labkit/sim/timing.py and the kubelet):
 
 - the Job/ReplicaSet controller creates the pod 2 watch hops after the apply
-  (``CONTROLLER_S`` each) — the trace's first event, so its t = 0 —, the kubelet gets it ``SCHEDULE_S`` later and creates the probe
-  workers right then, at its first sync (prober_manager AddPod; docs/timing.md);
-- the first sync sets up the sandbox (``SANDBOX_S``) and starts sws-init
+  (``CONTROLLER_S`` each) — the trace's first event, so its t = 0 —, the kubelet gets it ``SCHEDULE_S`` later; its
+  first sync waits for the pod's volumes (every pod has its service account token's), which
+  ``WaitForAttachAndMount`` sees at its second look (``VOLUME_MOUNT_WAIT_S``), and creates the
+  probe workers right then (prober_manager AddPod; docs/timing.md);
+- that sync then sets up the sandbox (``SANDBOX_S``) and starts sws-init
   (``CONTAINER_START_S``), each stretched by the blog's 10m CPU limits (20m for the pod's
   cgroup, where the pause container starts): runc's init runs under that quota;
 - the startup probe's ticker is anchored at worker creation, so its first run is one full
@@ -42,7 +44,7 @@ GATE_OFF = {"SidecarContainers": False}   # 1.28's own default; labkit's 1.28 ha
 # Trace times count from the run's first event (docs/trace.md): the pod appearing, which is
 # POD_CREATED after the apply. Times below are trace times.
 POD_CREATED = 2 * T.CONTROLLER_S
-PROBE_WORKERS = T.SCHEDULE_S
+PROBE_WORKERS = T.SCHEDULE_S + T.VOLUME_MOUNT_WAIT_S
 # every container of the blog's pods has a 10m CPU limit, which stretches each start
 SIDECAR_STARTED = PROBE_WORKERS + T.BLOG_SANDBOX_S + T.BLOG_CONTAINER_START_S
 STARTUP_PROBE = PROBE_WORKERS + 10          # default periodSeconds, ticker anchored at the worker
