@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "data" / "scenarios" / "sidecars-reverse-order-after-main-completes.yaml"
 
 
-from labkit import fidelity
+from labkit import fidelity, median_run
 
 
 @pytest.fixture(scope="module")
@@ -88,22 +88,24 @@ def test_an_expectation_that_fails_on_the_cluster_only_is_a_disagreement(scenari
 def test_the_table_says_what_held_where_and_why_not():
     rows = [fidelity.Row("a", on_cluster=[], on_sim=[], largest=(0.46, "c Started")),
             fidelity.Row("b", on_cluster=["order[0]: x never happened"], on_sim=[], largest=(2.0, "c Exited")),
-            fidelity.Row("c", skipped="needs node_reboot")]
+            fidelity.Row("c", skipped="needs node_reboot"),
+            fidelity.Row("blog-job", on_cluster=[], on_sim=[], largest=(0.64, "pod Succeeded"), real_runs=2)]
     assert fidelity.markdown(rows, version="1.29") == (
         "### Simulator against kind: Kubernetes 1.29\n"
         "\n"
-        "3 scenarios, 1 skipped, 1 where the two disagree.\n"
+        "4 scenarios, 1 skipped, 1 where the two disagree.\n"
         "\n"
         "| scenario | holds on kind | holds on the simulator | largest time difference (event) |\n"
         "|---|---|---|---|\n"
         "| a | yes | yes | 0.5 s (c Started) |\n"
         "| b ⚠ | **no** | yes | 2.0 s (c Exited) |\n"
         "| c | – | – | skipped: needs node_reboot |\n"
+        "| blog-job | yes | yes | 0.6 s (pod Succeeded), median of 2 runs |\n"
         "\n"
         "What did not hold:\n"
         "\n"
         "- b, kind: order[0]: x never happened\n")
-    assert [r.agrees for r in rows] == [True, False, True]
+    assert [r.agrees for r in rows] == [True, False, True, True]
 
 
 def test_a_scenario_that_fails_on_both_agrees():
@@ -244,21 +246,47 @@ def _recorded_blog_job(shift: float = 0.0, late_after_creation: float = 0.0) -> 
 
 def test_blog_events_are_intervals_from_the_pods_creation_and_a_faithful_recording_agrees():
     real, sim = _recorded_blog_job(shift=7.0)   # the pod appeared 7 s after the recording began
-    events = fidelity.blog_events(real)
+    events = median_run.blog_events(real)
     low, high = events["sws-init Started"]
     assert high - low == 1.0 and low == int(low + 7.0) - 7.0          # a whole-second status time
     assert events["job/sidecar-job JobComplete"][0] == events["job/sidecar-job JobComplete"][1]  # a watch arrival
-    differences = fidelity.blog_differences(real, sim)
-    assert {name for _, name, _, _ in differences} >= {"sws-init Started", "sidecar-job Exited", "pod Succeeded",
-                                                       "job/sidecar-job JobComplete"}
-    assert differences[0][0] == pytest.approx(0.2)                     # only the watch's own delay
+    medians = median_run.blog_medians([real], sim)
+    assert {name for _, name, _, _ in medians} >= {"sws-init Started", "sidecar-job Exited", "pod Succeeded",
+                                                   "job/sidecar-job JobComplete"}
+    assert medians[0][0] == pytest.approx(-0.2)                      # only the watch's own delay, the simulator early
 
 
 def test_blog_events_later_than_the_simulator_by_over_a_second_are_named():
     real, sim = _recorded_blog_job(late_after_creation=2.5)
-    largest, name, (low, high), t = fidelity.blog_differences(real, sim)[0]
-    assert largest == pytest.approx(2.7) and low - t == pytest.approx(largest)
-    assert all(gap > fidelity.BLOG_TOLERANCE_S for gap, *_ in fidelity.blog_differences(real, sim)[:5])
+    median, name, [(low, high)], t = median_run.blog_medians([real], sim)[0]
+    assert median == pytest.approx(-2.7) and t - low == pytest.approx(median)
+    assert all(abs(m) > median_run.BLOG_TOLERANCE_S for m, *_ in median_run.blog_medians([real], sim)[:5])
+
+
+def test_the_blog_rows_hold_the_simulator_to_the_median_run():
+    """One run seconds late on its own (a stalled first sync) does not fail the row; two do."""
+    good, sim = _recorded_blog_job()
+    late, _ = _recorded_blog_job(late_after_creation=2.0)
+    assert abs(median_run.blog_medians([good, late, good], sim)[0][0]) < median_run.BLOG_TOLERANCE_S
+    median, name, intervals, _ = median_run.blog_medians([late, good, late], sim)[0]
+    assert median == pytest.approx(-2.2) and len(intervals) == 3
+
+
+def test_real_runs_stop_once_more_could_not_change_the_verdict():
+    """Two runs that agree settle the median of three, both ways; a split needs the third."""
+    good, sim = _recorded_blog_job()
+    late, _ = _recorded_blog_job(late_after_creation=2.0)
+
+    def runs(*traces):
+        asked = []
+        got = median_run.real_runs(lambda number: asked.append(number) or traces[number - 1], sim)
+        assert got == list(traces[:len(asked)])
+        return asked
+
+    assert runs(good, good, late) == [1, 2]
+    assert runs(late, late, good) == [1, 2]
+    assert runs(good, late, good) == [1, 2, 3]
+    assert runs(late, good, late) == [1, 2, 3]
 
 
 @pytest.mark.parametrize("trigger, until, holds", [
@@ -318,7 +346,7 @@ def test_the_simulator_starts_the_blogs_sidecar_when_the_node_did_with_and_witho
             container.pop("resources")
     sim = simulate([doc], k8s_version="1.37")
     started = sim.first("Started", container="sws-init").t - sim.events[0].t
-    assert low - fidelity.BLOG_TOLERANCE_S <= started <= high + fidelity.BLOG_TOLERANCE_S
+    assert low - median_run.BLOG_TOLERANCE_S <= started <= high + median_run.BLOG_TOLERANCE_S
     assert (started > 3.0) is limits
 
 
