@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -324,8 +323,8 @@ BLOG = {"blog-job": ("manifests/job-sidecar.yaml", "job/sidecar-job", "Complete"
 def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: KubeVersion, out: Path) -> Row:
     """Run one of the blog's workloads in the simulator and up to BLOG_RUNS times on the real
     backend (each deleted after it, the next on a node at rest); the median of every event's
-    difference over the runs must be within BLOG_TOLERANCE_S (:func:`blog_medians`). The runs stop
-    once more could not change that verdict (:func:`blog_settled`)."""
+    difference over the runs must be within BLOG_TOLERANCE_S; the runs stop once more could not
+    change that verdict (labkit/median_run.py)."""
     from .sim import SimLab
 
     manifest, ref, condition = BLOG[name]
@@ -349,8 +348,8 @@ def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: KubeVe
     sim.save(out / name / "sim-trace.json")
 
     def run_once(number: int) -> Trace:
-        print(f"labkit fidelity: {name}: real run {number} of at most {BLOG_RUNS} "
-              f"(the median is held to {BLOG_TOLERANCE_S:.0f} s; two runs that agree settle it)", file=sys.stderr, flush=True)
+        print(f"labkit fidelity: {name}: real run {number} of at most {BLOG_RUNS} (the median run is held "
+              f"to {BLOG_TOLERANCE_S:.0f} s; two runs that agree settle it)", file=sys.stderr, flush=True)
         lab = open_lab(backend, version, kubeconfig=kubeconfig, gates=None)
         try:
             wait_until_at_rest(lab.kubectl)
