@@ -224,6 +224,10 @@ class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollect
         if pod.deleted or pod.deletion_requested_at is not None and grace is None:
             return
         grace = pod.tgps if grace is None else int(grace)
+        if pod.phase in TERMINAL:
+            # The API server removes a pod that has finished at once, whatever grace was asked
+            # for (podStrategy.CheckGracefulDelete, pkg/registry/core/pod/strategy.go; docs/timing.md).
+            grace = 0
         self._emit_pod("DeleteRequested", pod, None, grace_period_seconds=grace)
         # A delete with grace 0 removes the object at once (what kubectl --force sends).
         self.kubelet.request_deletion(pod, grace, force=force or grace == 0)

@@ -136,15 +136,15 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         pod.deletion_grace = grace if pod.deletion_grace is None else min(grace, pod.deletion_grace)
         if pod.deletion_requested_at is None:
             pod.deletion_requested_at = self.env.now
-        if force:
+        if force and not pod.finalizers:      # finalizers keep the object, whatever the grace
             self._delete_object(pod)
         self._at(timing.API_WATCH_S, self._see_deletion, pod)
 
     def _see_deletion(self, pod: SimPod) -> None:
+        # A pod whose worker has finished is gone already (the API server deletes a finished pod
+        # at once), or its worker is about to publish the terminal phase and then deletes it.
         pod.kill_requested = True
-        if pod.terminated:
-            self._maybe_delete_object(pod)
-        else:
+        if not pod.terminated:
             self.kick(pod)
 
     def update_image(self, pod: SimPod, name: str, image: str) -> None:

@@ -264,7 +264,7 @@ class RuntimeManager:
         self.on_change(pod, "terminated")
         self._maybe_delete_object(pod, timing.TERMINATED_POD_DELETE_S)
 
-    def _maybe_delete_object(self, pod: SimPod, after: float = timing.POD_OBJECT_DELETE_S) -> None:
+    def _maybe_delete_object(self, pod: SimPod, after: float) -> None:
         if pod.kill_requested and not pod.finalizers and not pod.deleted:
             self._at(after, self._delete_object, pod)
 

@@ -21,10 +21,9 @@ SCHEDULE_S = 0.05
 # A deleted pod's object goes (the status manager's delete, grace 0) once SyncTerminatedPod has
 # run: it waits for the next relist, for the volume manager to unmount (WaitForUnmount polls every
 # 0.3 s) and removes the pod's cgroups. Measured on labkit's node: 0.29-0.75 s after the terminal
-# status (docs/timing.md). A pod that had already terminated when it was deleted goes on the
-# status manager's next pass.
+# status (docs/timing.md). A pod that had already finished when it was deleted goes at once: the
+# API server gives it grace 0 (podStrategy.CheckGracefulDelete).
 TERMINATED_POD_DELETE_S = 0.5
-POD_OBJECT_DELETE_S = 0.1
 
 # -- kubelet sync loop (pkg/kubelet/kubelet.go, pod_workers.go) --------------------------
 # Generic PLEG relist period: container starts/exits are noticed at the next relist, and

@@ -10,7 +10,6 @@ what the change did. Sources: docs/timing.md.
 API_WATCH_S = 0.05
 CONTROLLER_S = 0.05
 SCHEDULE_S = 0.05
-POD_OBJECT_DELETE_S = 0.1         # a pod deleted after it had terminated
 TERMINATED_POD_DELETE_S = 0.5     # a pod deleted while it ran: measured on labkit's node, 0.29-0.75 s
 SANDBOX_S = 0.3                   # once the volumes are mounted
 CONTAINER_START_S = 0.3
