@@ -229,7 +229,8 @@ class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollect
             # for (podStrategy.CheckGracefulDelete, pkg/registry/core/pod/strategy.go; docs/timing.md).
             grace = 0
         self._emit_pod("DeleteRequested", pod, None, grace_period_seconds=grace)
-        # A delete with grace 0 removes the object at once (what kubectl --force sends).
+        # A delete with grace 0 removes the object at once (what kubectl --force sends), unless
+        # finalizers keep it.
         self.kubelet.request_deletion(pod, grace, force=force or grace == 0)
         self._settle(pod)
         owner = self._owner_workload(pod)

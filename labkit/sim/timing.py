@@ -43,7 +43,7 @@ RESYNC_INTERVAL_S = 60.0           # kubelet syncFrequency default (pod_workers 
 # (WaitForAttachAndMount, pkg/kubelet/volumemanager): it checks at once, before the reconciler has
 # mounted them, then every podAttachAndMountRetryInterval, 0.3 s. On a real cluster every pod
 # has a volume: its service account token's, added at admission. The startup probe's success
-# came 10.31-10.36 s after the blog's pod's creation in thirteen runs on labkit's node, 0.3 s
+# came 10.31-10.36 s after the blog's pod's creation in fourteen runs on labkit's node, 0.3 s
 # after a ticker anchored at the kubelet's first sight of the pod (docs/timing.md).
 VOLUME_MOUNT_WAIT_S = 0.3
 
