@@ -1,0 +1,80 @@
+"""Where the test suite's CPU goes: the README's test command, with the machine's CPU time by process.
+
+Runs ``python -m pytest -n 4 --dist loadfile`` (or the command after ``--``) and reads /proc once a
+second while it runs: the machine's CPU time (``/proc/stat``, everything but idle and iowait) and
+each process's own user + system time. A process seen in two samples is counted by its name
+(pytest's workers are ``python``; the real node's are kube-apiserver, etcd, containerd, ...);
+what no sample saw twice (kubectl, short kernels and ``labkit`` commands) is the rest. Linux only;
+start the real node first (``labkit node up``) to measure the suite as ``.ci/run`` runs it.
+
+    .venv/bin/python benchmarks/suite_cpu.py [-- COMMAND...]
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HZ = os.sysconf("SC_CLK_TCK")
+NODE = ("kube-apiserver", "etcd", "containerd", "containerd-shim", "kube-controller", "kube-scheduler", "kubelet",
+        "runc", "docker-registry", "pause")
+
+
+def machine_cpu_s() -> float:
+    fields = list(map(int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]))
+    return (sum(fields) - fields[3] - fields[4]) / HZ      # all but idle and iowait
+
+
+def processes() -> dict[int, tuple[str, float]]:
+    """pid -> (name, user + system seconds of the process itself)."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        found[int(pid)] = (name, (int(fields[11]) + int(fields[12])) / HZ)
+    return found
+
+
+def main() -> int:
+    command = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else \
+        [sys.executable, "-m", "pytest", "-n", "4", "--dist", "loadfile", "-q"]
+    first: dict[int, tuple[str, float]] = {}
+    last: dict[int, tuple[str, float]] = {}
+    start, cpu_start = time.monotonic(), machine_cpu_s()
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    while child.poll() is None:
+        for pid, seen in processes().items():
+            first.setdefault(pid, seen)
+            last[pid] = seen
+        time.sleep(1.0)
+    wall, cpu = time.monotonic() - start, machine_cpu_s() - cpu_start
+    by_name: collections.Counter[str] = collections.Counter()
+    for pid, (name, seconds) in last.items():
+        by_name[name] += seconds - first[pid][1]
+    counted = sum(by_name.values())
+    print(f"{' '.join(command)}: exit {child.returncode}")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"wall {wall:.0f} s; the machine's CPU {cpu:.0f} s ({cpu / wall / os.cpu_count():.0%} of its cores)")
+    print(f"{'process':<24} {'CPU s':>7}")
+    node = sum(seconds for name, seconds in by_name.items() if name in NODE)
+    for name, seconds in by_name.most_common(12):
+        print(f"{name:<24} {seconds:7.1f}")
+    print(f"{'(the real node, all)':<24} {node:7.1f}")
+    print(f"{'(short-lived: the rest)':<24} {cpu - counted:7.1f}")
+    return child.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
