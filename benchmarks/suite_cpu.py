@@ -31,11 +31,18 @@ def machine_cpu_s() -> float:
     return (sum(fields) - fields[3] - fields[4]) / HZ      # all but idle and iowait
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def processes() -> dict[int, tuple[str, float]]:
     """pid -> (name, user + system seconds of the process itself)."""
     found = {}
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) == os.getpid():      # not the sampler itself
             continue
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -65,7 +72,7 @@ def main() -> int:
         by_name[name] += seconds - first[pid][1]
     counted = sum(by_name.values())
     print(f"{' '.join(command)}: exit {child.returncode}")
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"{cpu_model()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"wall {wall:.0f} s; the machine's CPU {cpu:.0f} s ({cpu / wall / os.cpu_count():.0%} of its cores)")
     print(f"{'process':<24} {'CPU s':>7}")
     node = sum(seconds for name, seconds in by_name.items() if name in NODE)
