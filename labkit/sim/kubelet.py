@@ -141,11 +141,15 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         self._at(timing.API_WATCH_S, self._see_deletion, pod)
 
     def _see_deletion(self, pod: SimPod) -> None:
-        # A pod whose worker has finished is gone already (the API server deletes a finished pod
-        # at once), or its worker is about to publish the terminal phase and then deletes it.
         pod.kill_requested = True
         if not pod.terminated:
             self.kick(pod)
+        elif pod.phase in TERMINAL:
+            # Asked while the worker was publishing the terminal phase (the API server still saw
+            # the pod running, so it gave it grace): the status manager deletes it, as after any
+            # termination. Asked later, the API server has removed it already.
+            self._maybe_delete_object(pod, timing.TERMINATED_POD_DELETE_S)
+        # else: the worker publishes the terminal phase next, then deletes it (_terminate)
 
     def update_image(self, pod: SimPod, name: str, image: str) -> None:
         """The pod's spec changed at the API server; the kubelet sees it one watch hop later

@@ -188,19 +188,42 @@ def test_a_finished_pod_is_removed_at_once_when_deleted():
     assert asked.grace_period_seconds == 0 and lab.trace().first("Deleted").t == asked.t
 
 
-@pytest.mark.parametrize("grace", [None, 0])
-def test_finalizers_keep_a_deleted_pod_whatever_the_grace(tmp_path, grace):
+def test_a_pod_deleted_as_its_terminal_phase_is_published_still_goes():
+    """The delete reaches the kubelet just after the worker published Succeeded: the API server had
+    given the pod its grace, and the status manager deletes it as after any termination."""
+    first = SimLab("1.37", quiet=True)
+    first.apply(JOB)
+    first.wait("job/sidecar-job", "Complete")
+    trace = first.trace()
+    succeeded = next(e.t for e in trace.events if e.type == "PodPhase" and e.phase == "Succeeded")
+    lab = SimLab("1.37", quiet=True)
+    lab.apply(JOB)
+    # trace times count from the pod's creation, two controller hops after the apply; the delete
+    # is asked half a watch hop before the publish and seen half a hop after it
+    lab.sleep(2 * T.CONTROLLER_S + succeeded - T.API_WATCH_S / 2)
+    pod = lab.pods()[0].name
+    lab.delete(f"pod/{pod}", timeout=30)
+    assert str(lab.pods()) == "No resources found in default namespace."
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_finalizers_keep_a_deleted_pod_whatever_the_grace(tmp_path, running):
+    """A finished pod (given grace 0 by the API server) and a running one force-deleted stay while a
+    finalizer is on them; their containers stop all the same."""
+    command = ["sleep", "3600"] if running else ["true"]
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept", "finalizers": ["example.com/keep"]},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.37", "command": ["true"]}]}}))
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.37", "command": command}]}}))
     lab = SimLab("1.37", quiet=True)
     lab.apply(str(manifest))
-    lab.sleep(5)                       # it has Succeeded
-    lab.delete("pod/kept", grace_period=grace, wait=False)
+    lab.sleep(5)
+    lab.delete("pod/kept", grace_period=0 if running else None, wait=False)
     lab.sleep(10)
     assert [row.name for row in lab.pods()] == ["kept"]
-    assert not [e for e in lab.trace().events if e.type == "Deleted"]
+    trace = lab.trace()
+    assert not [e for e in trace.events if e.type == "Deleted"]
+    assert trace.pods[0].final.phase in ("Succeeded", "Failed")
 
 
 def test_pods_table_shows_kubectl_statuses():
