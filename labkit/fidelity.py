@@ -361,11 +361,16 @@ def blog_row(name: str, *, backend: str, kubeconfig: str | None, version: KubeVe
 
     reals = real_runs(run_once, sim)
     medians = blog_medians(reals, sim)
-    problems_real = [f"{event}: {_interval_list(intervals)} s after the pod's creation on the real backend "
-                     f"(run by run), {t:.1f} s in the simulator" for median, event, intervals, t in medians
+    seen = [blog_events(real) for real in reals]
+    problems_real = [f"{event}: {_runs_text(event, seen)} after the pod's creation on the real backend, "
+                     f"{t:.1f} s in the simulator" for median, event, intervals, t in medians
                      if abs(median) > BLOG_TOLERANCE_S]
-    missing = sorted(set(blog_events(sim)) ^ set().union(*(blog_events(real) for real in reals)))
+    simulated = set(blog_events(sim))
+    missing = sorted(simulated ^ set().union(*seen))
+    partly = sorted(name for name in simulated if 0 < sum(name in events for events in seen) < len(seen))
     notes = [f"seen on one side only: {', '.join(missing)}"] if missing else []
+    if partly:
+        notes.append(f"seen in some real runs only (the median is over those): {', '.join(partly)}")
     largest = (abs(medians[0][0]), medians[0][1]) if medians else None
     return Row(name, on_cluster=problems_real, on_sim=[], largest=largest, notes=notes, real_runs=len(reals))
 
@@ -404,8 +409,14 @@ def _interval(low: float, high: float) -> str:
     return f"{low:.1f}" if high == low else f"[{low:.1f}, {high:.1f})"
 
 
-def _interval_list(intervals: list[tuple[float, float]]) -> str:
-    return ", ".join(_interval(low, high) for low, high in intervals)
+def _runs_text(event: str, seen: list[dict[str, tuple[float, float]]]) -> str:
+    """An event's real interval run by run.
+
+    >>> _runs_text("sws-init Started", [{"sws-init Started": (5.8, 6.8)}, {}, {"sws-init Started": (3.3, 3.3)}])
+    'run 1 [5.8, 6.8) s, run 2 not seen, run 3 3.3 s'
+    """
+    return ", ".join(f"run {number} " + (f"{_interval(*events[event])} s" if event in events else "not seen")
+                     for number, events in enumerate(seen, 1))
 
 
 SHORT_NAMES = {"node": "the real node", "kind": "kind", "cluster": "the cluster"}
