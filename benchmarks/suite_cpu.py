@@ -2,9 +2,10 @@
 
 Runs ``python -m pytest -n 4 --dist loadfile`` (or the command after ``--``) and reads /proc once a
 second while it runs: the machine's CPU time (``/proc/stat``, everything but idle and iowait) and
-each process's own user + system time. A process seen in two samples is counted by its name
-(pytest's workers are ``python``; the real node's are kube-apiserver, etcd, containerd, ...);
-what no sample saw twice (kubectl, short kernels and ``labkit`` commands) is the rest. Linux only;
+each process's own user + system time. A process any sample saw is counted by its name, from its
+start or from the command's (pytest's workers are ``python``; the real node's are kube-apiserver,
+etcd, containerd, ...); what no sample saw (kubectl, short kernels and ``labkit`` commands that
+lived under a second) is the rest. Linux only;
 start the real node first (``labkit node up``) to measure the suite as ``.ci/run`` runs it.
 
     .venv/bin/python benchmarks/suite_cpu.py [-- COMMAND...]
@@ -38,8 +39,9 @@ def cpu_model() -> str:
     return platform.machine()
 
 
-def processes() -> dict[int, tuple[str, float]]:
-    """pid -> (name, user + system seconds of the process itself)."""
+def processes() -> dict[tuple[int, int], tuple[str, float]]:
+    """(pid, start time) -> (name, user + system seconds of the process itself); the start time
+    keeps a reused pid apart."""
     found = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():      # not the sampler itself
@@ -50,26 +52,28 @@ def processes() -> dict[int, tuple[str, float]]:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
-        found[int(pid)] = (name, (int(fields[11]) + int(fields[12])) / HZ)
+        found[(int(pid), int(fields[19]))] = (name, (int(fields[11]) + int(fields[12])) / HZ)
     return found
 
 
 def main() -> int:
     command = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else \
         [sys.executable, "-m", "pytest", "-n", "4", "--dist", "loadfile", "-q"]
-    first: dict[int, tuple[str, float]] = {}
-    last: dict[int, tuple[str, float]] = {}
+    before = processes()              # what ran before the command: counted from here on
+    first: dict[tuple[int, int], tuple[str, float]] = {}
+    last: dict[tuple[int, int], tuple[str, float]] = {}
     start, cpu_start = time.monotonic(), machine_cpu_s()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     while child.poll() is None:
-        for pid, seen in processes().items():
-            first.setdefault(pid, seen)
-            last[pid] = seen
+        for key, (name, seconds) in processes().items():
+            # a process that started since is counted from its start, not from its first sample
+            first.setdefault(key, before.get(key, (name, 0.0)))
+            last[key] = (name, seconds)
         time.sleep(1.0)
     wall, cpu = time.monotonic() - start, machine_cpu_s() - cpu_start
     by_name: collections.Counter[str] = collections.Counter()
-    for pid, (name, seconds) in last.items():
-        by_name[name] += seconds - first[pid][1]
+    for key, (name, seconds) in last.items():
+        by_name[name] += seconds - first[key][1]
     counted = sum(by_name.values())
     print(f"{' '.join(command)}: exit {child.returncode}")
     print(f"{cpu_model()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -79,7 +83,7 @@ def main() -> int:
     for name, seconds in by_name.most_common(12):
         print(f"{name:<24} {seconds:7.1f}")
     print(f"{'(the real node, all)':<24} {node:7.1f}")
-    print(f"{'(short-lived: the rest)':<24} {cpu - counted:7.1f}")
+    print(f"{'(unseen: the rest)':<24} {cpu - counted:7.1f}")
     return child.returncode
 
 
