@@ -55,20 +55,26 @@ def outside(t: float, low: float, high: float) -> float:
     return t - low if t < low else (t - high if t > high else 0.0)
 
 
+def _per_event(reals: list[Trace], sim: Trace) -> list[tuple[str, float, list[tuple[float, float]]]]:
+    """(event, simulated time, the intervals of the real runs that saw it) for each event of the
+    simulated pod that at least one real run saw."""
+    seen = [blog_events(real) for real in reals]
+    rows = []
+    for name, (t, _) in blog_events(sim).items():
+        intervals = [events[name] for events in seen if name in events]
+        if intervals:
+            rows.append((name, t, intervals))
+    return rows
+
+
 def blog_medians(reals: list[Trace], sim: Trace) -> list[tuple[float, str, list[tuple[float, float]], float]]:
     """Each event of the simulated pod that the real runs saw: the median over those runs of how far
     the simulated time lies outside the run's interval (negative: the simulator is early), the
     event, the runs' intervals, the simulated time; the largest median first. One run on a 2-core
     node can be seconds off on its own (a throttled start, a stalled first sync; docs/fidelity.md),
     so the simulator is held to the typical run, not to every run."""
-    simulated = blog_events(sim)
-    seen = [blog_events(real) for real in reals]
-    rows = []
-    for name, (t, _) in simulated.items():
-        intervals = [events[name] for events in seen if name in events]
-        if intervals:
-            median = statistics.median(outside(t, low, high) for low, high in intervals)
-            rows.append((median, name, intervals, t))
+    rows = [(statistics.median(outside(t, *interval) for interval in intervals), name, intervals, t)
+            for name, t, intervals in _per_event(reals, sim)]
     return sorted(rows, key=lambda row: -abs(row[0]))
 
 
@@ -87,13 +93,9 @@ def median_settled(offsets: list[float], still_to_come: int, tolerance: float) -
 
 def blog_settled(reals: list[Trace], sim: Trace) -> bool:
     """Whether the real runs still to come (up to BLOG_RUNS) could change any event's verdict."""
-    simulated = blog_events(sim)
-    seen = [blog_events(real) for real in reals]
-    for name, (t, _) in simulated.items():
-        offsets = [outside(t, *events[name]) for events in seen if name in events]
-        if offsets and not median_settled(offsets, BLOG_RUNS - len(reals), BLOG_TOLERANCE_S):
-            return False
-    return True
+    return all(median_settled([outside(t, *interval) for interval in intervals], BLOG_RUNS - len(reals),
+                              BLOG_TOLERANCE_S)
+               for _, t, intervals in _per_event(reals, sim))
 
 
 def real_runs(run_once, sim: Trace) -> list[Trace]:

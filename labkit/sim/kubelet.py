@@ -148,7 +148,7 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             # Asked while the worker was publishing the terminal phase (the API server still saw
             # the pod running, so it gave it grace): the status manager deletes it, as after any
             # termination. Asked later, the API server has removed it already.
-            self._maybe_delete_object(pod, timing.TERMINATED_POD_DELETE_S)
+            self._maybe_delete_object(pod)
         # else: the worker publishes the terminal phase next, then deletes it (_terminate)
 
     def update_image(self, pod: SimPod, name: str, image: str) -> None:

@@ -262,11 +262,12 @@ class RuntimeManager:
         self._set_conditions(pod)
         pod.trigger_time = None
         self.on_change(pod, "terminated")
-        self._maybe_delete_object(pod, timing.TERMINATED_POD_DELETE_S)
+        self._maybe_delete_object(pod)
 
-    def _maybe_delete_object(self, pod: SimPod, after: float) -> None:
+    def _maybe_delete_object(self, pod: SimPod) -> None:
+        """The status manager's delete of a deleted pod that has terminated (docs/timing.md)."""
         if pod.kill_requested and not pod.finalizers and not pod.deleted:
-            self._at(after, self._delete_object, pod)
+            self._at(timing.TERMINATED_POD_DELETE_S, self._delete_object, pod)
 
     def _delete_object(self, pod: SimPod) -> None:
         if pod.deleted:
