@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every scenario of tests/data/scenarios and the blog's Job and Deployment on a real backend "
                     "and in the simulator, check both with the scenario's expectations, print a table and write it "
                     "as JSON and Markdown; exit 1 when a scenario holds on one and not the other, or when an "
-                    "event of the blog's workloads is more than 1 s off in the median of up to three real runs.")
+                    "event of the blog's workloads is more than 1 s off in the median of up to three real runs (the "
+                    "simulator fitted to each run's relist phase and CPU speed: docs/fidelity.md).")
     fidelity.add_argument("--backend", default="node", choices=("node", "kind", "cluster"),
                           help="the real backend (default: node)")
     fidelity.add_argument("--k8s-version", default=None, metavar="V", help="Kubernetes version (default: the backend's)")

@@ -67,7 +67,9 @@ def gc_paused() -> Iterator[None]:
 class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollector):
     """One simulated cluster of Kubernetes ``version`` with ``feature_gates``."""
 
-    def __init__(self, version: KubeVersion, feature_gates: dict[str, bool] | None = None, seed: int = 0):
+    def __init__(self, version: KubeVersion, feature_gates: dict[str, bool] | None = None, seed: int = 0,
+                 relist_phase: float | None = None, sandbox_cpu_scale: float = 1.0,
+                 container_cpu_scale: float = 1.0):
         self.version = version
         self.behaviour = version_behaviour(version, feature_gates)
         self.seed = seed
@@ -78,7 +80,8 @@ class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollect
         self.warnings: list[str] = []
         self.notes: list[str] = []          # which image table row modelled which container
         self.origin: float | None = None
-        self.kubelet = Kubelet(self.env, self.behaviour, self.rng, self._emit_pod, self._pod_changed)
+        self.kubelet = Kubelet(self.env, self.behaviour, self.rng, self._emit_pod, self._pod_changed, relist_phase,
+                               sandbox_cpu_scale, container_cpu_scale)
         self.pods: dict[str, SimPod] = {}
         self.workloads: dict[tuple[str, str], Workload] = {}
         self._names: set[str] = set()

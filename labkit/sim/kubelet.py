@@ -58,14 +58,21 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
     """The node: runs pods handed to it, reports through ``emit`` and ``on_change``."""
 
     def __init__(self, env: simpy.Environment, behaviour, rng, emit: Callable[..., None],
-                 on_change: Callable[[SimPod, str], None]):
+                 on_change: Callable[[SimPod, str], None], relist_phase: float | None = None,
+                 sandbox_cpu_scale: float = 1.0, container_cpu_scale: float = 1.0):
         self.env = env
         self.behaviour = behaviour
         self.rng = rng
         self.emit = emit
         self.on_change = on_change       # (pod, what): "phase", "ready", "deleted", "restart", "status"
-        # Phase of the PLEG relist ticks within the second, from the seed.
-        self.relist_phase = round(rng.uniform(0.0, timing.RELIST_PERIOD_S), 2)
+        # Phase of the PLEG relist ticks within the second: from the seed unless given (drawn
+        # either way, so that every later draw is the same).
+        drawn = round(rng.uniform(0.0, timing.RELIST_PERIOD_S), 2)
+        self.relist_phase = drawn if relist_phase is None else relist_phase
+        # The CPU time of a pod's sandbox and of a container's start under a CPU limit, against
+        # the machine timing.py was fitted on.
+        self.sandbox_cpu_scale = sandbox_cpu_scale
+        self.container_cpu_scale = container_cpu_scale
 
     # -- helpers ----------------------------------------------------------------------------
     def _at(self, delay: float, fn: Callable, *args: Any) -> None:
@@ -218,7 +225,7 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             yield from self._mount_and_add_probes(pod)
         actions = self._compute_actions(pod)
         if actions.create_sandbox:
-            yield self.env.timeout(timing.SANDBOX_S + timing.throttled(timing.SANDBOX_CPU_S, pod.cpu_limit))
+            yield self.env.timeout(timing.SANDBOX_S + timing.throttled(timing.SANDBOX_CPU_S * self.sandbox_cpu_scale, pod.cpu_limit))
             pod.sandbox = True
         if actions.kill_pod:
             # All regular containers are done and none will restart (Never/OnFailure

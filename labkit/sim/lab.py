@@ -47,7 +47,11 @@ class SimLab(LabBody):
 
     ``k8s_version`` is a minor (``"1.29"``) or full version; ``feature_gates`` e.g.
     ``{"SidecarContainers": True}`` on 1.28; ``seed`` fixes every random choice (pod
-    names, the kubelet's jitter); ``pace`` = virtual seconds per wall second (None: as
+    names, the kubelet's jitter, where its relist ticks fall in the second); ``relist_phase``
+    sets that last one instead, in seconds after each whole second, and ``sandbox_cpu_scale`` and
+    ``container_cpu_scale`` the CPU time a pod's sandbox and a container take to start under a CPU
+    limit, against the machine ``timing.py`` was fitted on (``labkit fidelity`` fits all three to
+    each real run, docs/fidelity.md); ``pace`` = virtual seconds per wall second (None: as
     fast as possible). Options of other backends (``cluster_name``, ``keep_cluster``, ...)
     are accepted and ignored so that a notebook runs unchanged. The contract's methods are
     :class:`labkit.contract.LabBody`'s; this class is the transport: the simulated cluster,
@@ -57,9 +61,15 @@ class SimLab(LabBody):
     backend = "sim"
 
     def __init__(self, k8s_version: str | KubeVersion = DEFAULT_K8S_VERSION, feature_gates: dict[str, bool] | None = None, seed: int = 0,
-                 pace: float | None = None, quiet: bool = False, **ignored_options: Any):
+                 pace: float | None = None, quiet: bool = False, relist_phase: float | None = None,
+                 sandbox_cpu_scale: float = 1.0, container_cpu_scale: float = 1.0, **ignored_options: Any):
         if pace is not None and (not isinstance(pace, (int, float)) or pace <= 0):
             raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")
+        if relist_phase is not None and not (isinstance(relist_phase, (int, float)) and 0 <= relist_phase < 1):
+            raise InvalidInput(f"relist_phase must be seconds in [0, 1), got {relist_phase!r}", field="relist_phase")
+        for field, scale in (("sandbox_cpu_scale", sandbox_cpu_scale), ("container_cpu_scale", container_cpu_scale)):
+            if not isinstance(scale, (int, float)) or scale <= 0:
+                raise InvalidInput(f"{field} must be a positive number, got {scale!r}", field=field)
         version = KubeVersion.parse(k8s_version)
         feature_gates = lab_feature_gates(version, feature_gates)  # 1.28 has the blog's gate on, as on kind
         self._init_body()
@@ -68,7 +78,9 @@ class SimLab(LabBody):
         self.pace = pace
         self.quiet = quiet
         self.why = "backend='sim' was asked for"
-        self.cluster = Cluster(version, feature_gates, seed)
+        self.relist_phase = relist_phase
+        self.cpu_scales = (sandbox_cpu_scale, container_cpu_scale)
+        self.cluster = Cluster(version, feature_gates, seed, relist_phase, *self.cpu_scales)
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -318,7 +330,8 @@ class SimLab(LabBody):
     # -- lifecycle -----------------------------------------------------------------------------------
     def _reset(self) -> None:
         """Start over on a fresh simulated cluster (same version, gates and seed)."""
-        self.cluster = Cluster(self.cluster.version, self._feature_gates, self.seed)
+        self.cluster = Cluster(self.cluster.version, self._feature_gates, self.seed, self.relist_phase,
+                               *self.cpu_scales)
 
     def _close(self) -> None:
         """Nothing to clean up: the simulated cluster lives in memory."""

@@ -383,3 +383,49 @@ def test_pod_json_is_one_status_snapshot():
                 # waiting, or no statuses at all before the kubelet's first one
                 assert apps <= {"waiting"}, status
     assert ("Running", ("terminated",)) in seen and ("Succeeded", ("terminated",)) in seen
+
+
+def _blog_job(**conditions) -> Trace:
+    lab = SimLab("1.37", quiet=True, **conditions)
+    lab.apply(JOB)
+    lab.wait("job/sidecar-job", "Complete")
+    return lab.trace()
+
+
+def test_relist_phase_sets_where_the_kubelet_acts_within_the_second():
+    """The sidecar is Ready at the first relist after its startup probe's success, and the app's
+    exit is seen at a later one: ticks half a second later in the second move both by that
+    much (modulo the period), and nothing that does not wait for a relist."""
+    early, late = _blog_job(relist_phase=0.3), _blog_job(relist_phase=0.8)
+    for trace in (early, late):
+        probe, ready = trace.first("StartupProbeSucceeded").t, trace.first("Ready", container="sws-init").t
+        assert probe < ready <= probe + T.RELIST_PERIOD_S
+    for what in (("Ready", "sws-init"), ("NotReady", "sidecar-job")):
+        moved = late.first(what[0], container=what[1]).t - early.first(what[0], container=what[1]).t
+        assert moved % T.RELIST_PERIOD_S == pytest.approx(0.5)
+    assert late.first("StartupProbeSucceeded").t == pytest.approx(early.first("StartupProbeSucceeded").t)
+
+
+def test_cpu_scales_stretch_the_throttled_starts_alone():
+    """Half the CPU time for the sandbox's start (the pod's 20m) and then for a container's (10m):
+    the sidecar starts that much sooner, and only a container's moves the app; the startup probe,
+    ticking from the pod's first sync, moves with neither."""
+    full = _blog_job()
+    sandbox, container = _blog_job(sandbox_cpu_scale=0.5), _blog_job(container_cpu_scale=0.5)
+    sidecar = {name: trace.first("Started", container="sws-init").t
+               for name, trace in (("full", full), ("sandbox", sandbox), ("container", container))}
+    assert sidecar["full"] - sidecar["sandbox"] == pytest.approx(
+        T.throttled(T.SANDBOX_CPU_S, 0.02) - T.throttled(T.SANDBOX_CPU_S / 2, 0.02))
+    assert sidecar["full"] - sidecar["container"] == pytest.approx(
+        T.throttled(T.CONTAINER_CPU_S, 0.01) - T.throttled(T.CONTAINER_CPU_S / 2, 0.01))
+    app = [trace.first("Started", container="sidecar-job").t for trace in (full, sandbox, container)]
+    assert app[0] == pytest.approx(app[1]) and app[2] < app[0]
+    probes = [trace.first("StartupProbeSucceeded").t for trace in (full, sandbox, container)]
+    assert probes == pytest.approx([probes[0]] * 3)
+
+
+@pytest.mark.parametrize("option, value", [("relist_phase", 1.0), ("relist_phase", -0.1), ("relist_phase", "0.3"),
+                                           ("sandbox_cpu_scale", 0), ("container_cpu_scale", None)])
+def test_bad_conditions_are_refused_by_name(option, value):
+    with pytest.raises(InvalidInput, match=option):
+        SimLab("1.37", quiet=True, **{option: value})
