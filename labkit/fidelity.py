@@ -20,11 +20,13 @@ else the Kubernetes Event, else the watch's arrival (:func:`one_report_each`).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -335,22 +337,23 @@ def _drive_blog(lab, name: str) -> Trace:
     return lab.trace()
 
 
-def blog_sims(name: str, version: KubeVersion) -> list[SimRun]:
-    """The simulator's runs of the blog's workload ``name`` under all the conditions a real run is
-    fitted to (labkit/median_run.py): 1,100 runs of 7-8 ms each."""
+def blog_sims(name: str, version: KubeVersion,
+              conditions: Iterable[tuple[float, float, float]] | None = None) -> list[SimRun]:
+    """The simulator's runs of the blog's workload ``name`` under each (relist phase, sandbox CPU
+    scale, container CPU scale) of ``conditions``; by default all those a real run is fitted to
+    (labkit/median_run.py): 1,100 runs of 7-8 ms each."""
     from .sim import SimLab
 
     sims = []
-    for phase in RELIST_PHASES:
-        for sandbox in SANDBOX_CPU_SCALES:
-            for container in CONTAINER_CPU_SCALES:
-                lab = SimLab(k8s_version=version, seed=0, quiet=True, relist_phase=phase,
-                             sandbox_cpu_scale=sandbox, container_cpu_scale=container)
-                try:
-                    trace = _drive_blog(lab, name)
-                finally:
-                    lab.close()
-                sims.append(SimRun(phase, sandbox, container, trace, blog_events(trace)))
+    for phase, sandbox, container in conditions or itertools.product(RELIST_PHASES, SANDBOX_CPU_SCALES,
+                                                                      CONTAINER_CPU_SCALES):
+        lab = SimLab(k8s_version=version, seed=0, quiet=True, relist_phase=phase,
+                     sandbox_cpu_scale=sandbox, container_cpu_scale=container)
+        try:
+            trace = _drive_blog(lab, name)
+        finally:
+            lab.close()
+        sims.append(SimRun(phase, sandbox, container, trace, blog_events(trace)))
     return sims
 
 

@@ -303,7 +303,12 @@ def test_real_runs_stop_once_more_could_not_change_the_verdict():
 
 @pytest.fixture(scope="module")
 def blog_job_sims() -> list[median_run.SimRun]:
-    return fidelity.blog_sims("blog-job", KubeVersion.parse("1.37"))
+    """The blog's Job under part of the conditions ``labkit fidelity`` fits (all of them take 10 s):
+    every relist phase and both CPU scales near the runs below, and the defaults."""
+    import itertools
+
+    return fidelity.blog_sims("blog-job", KubeVersion.parse("1.37"), itertools.product(
+        median_run.RELIST_PHASES, (0.75, 1.0), (0.5, 0.6, 0.7, 0.8, 1.0)))
 
 
 def _blog_job_at(relist_phase: float, sandbox_cpu_scale: float, container_cpu_scale: float) -> Trace:
