@@ -6,11 +6,10 @@ allows (a whole-second status or Event time ``t`` means ``[t, t + 1)``; a watch 
 instant), counted from the pod's creation. What the simulator cannot know of a real run is fitted
 to each run, jointly over all its events: where the kubelet's relist ticks fall within the second,
 and how much CPU time the pod's sandbox and a container take to start under the blog's CPU limits
-on that machine.
-For each event, the median over the runs of how far the fitted simulation lies outside the run's
-interval must be within ``BLOG_TOLERANCE_S``. One run on a 2-core machine can be seconds off on
-its own, so the simulator is held to the median run; two runs that agree settle the median of
-three, and the third runs only when they split.
+on that machine. For each event, the median over the runs of how far the fitted simulation lies
+outside the run's interval must be within ``BLOG_TOLERANCE_S``. One run on a 2-core machine can be
+seconds off on its own, so the simulator is held to the median run; two runs that agree settle the
+median of three, and the third runs only when they split.
 """
 
 from __future__ import annotations
@@ -98,7 +97,7 @@ def offsets(real: Events, sim: Events) -> dict[str, float]:
 
 def closest(real: Events, sims: list[SimRun]) -> SimRun:
     """The simulation whose events lie closest to the real run's: the smallest sum of differences,
-    then the smallest largest one (the first such in ``sims``). One pair of conditions is fitted
+    then the smallest largest one (the first such in ``sims``). One set of conditions is fitted
     to every event of the run at once, and a sum is not bent by one event that is off (as a
     largest difference would be, halving it by moving every other event): a wrong gap between two
     events stays as large as it is.
