@@ -37,7 +37,7 @@ from .deployments import ALPHANUMS, DeploymentController, template_hash
 from .garbage_collector import GarbageCollector
 from .infer import build
 from .jobs import JobController
-from .kubelet import Kubelet
+from .kubelet import Kubelet, NodeConditions
 from .pods import TERMINAL, SimPod, Workload, spec_hashes
 from .process import ProcessModel
 from .validation import selector_matches
@@ -68,8 +68,7 @@ class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollect
     """One simulated cluster of Kubernetes ``version`` with ``feature_gates``."""
 
     def __init__(self, version: KubeVersion, feature_gates: dict[str, bool] | None = None, seed: int = 0,
-                 relist_phase: float | None = None, sandbox_cpu_scale: float = 1.0,
-                 container_cpu_scale: float = 1.0):
+                 conditions: NodeConditions = NodeConditions()):
         self.version = version
         self.behaviour = version_behaviour(version, feature_gates)
         self.seed = seed
@@ -80,8 +79,7 @@ class Cluster(TraceAssembly, JobController, DeploymentController, GarbageCollect
         self.warnings: list[str] = []
         self.notes: list[str] = []          # which image table row modelled which container
         self.origin: float | None = None
-        self.kubelet = Kubelet(self.env, self.behaviour, self.rng, self._emit_pod, self._pod_changed, relist_phase,
-                               sandbox_cpu_scale, container_cpu_scale)
+        self.kubelet = Kubelet(self.env, self.behaviour, self.rng, self._emit_pod, self._pod_changed, conditions)
         self.pods: dict[str, SimPod] = {}
         self.workloads: dict[tuple[str, str], Workload] = {}
         self._names: set[str] = set()

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
 
+from ..errors import InvalidInput
 from . import timing
 
 from .pods import TERMINAL, Container, SimPod, spec_hash
@@ -54,12 +56,32 @@ class _Actions:
         self.start: list[Container] = []
 
 
+@dataclass(frozen=True)
+class NodeConditions:
+    """What the model cannot know of a real node's run, which ``labkit fidelity`` fits to each one
+    (docs/fidelity.md): where the relist ticks fall in the second (None: drawn from the seed), and
+    the CPU time its sandbox's and its containers' starts take under a CPU limit, against the
+    machine timing.py was fitted on."""
+
+    relist_phase: float | None = None
+    sandbox_cpu_scale: float = 1.0
+    container_cpu_scale: float = 1.0
+
+    def __post_init__(self):
+        phase = self.relist_phase
+        if phase is not None and not (isinstance(phase, (int, float)) and 0 <= phase < timing.RELIST_PERIOD_S):
+            raise InvalidInput(f"relist_phase must be seconds in [0, 1), got {phase!r}", field="relist_phase")
+        for field in ("sandbox_cpu_scale", "container_cpu_scale"):
+            scale = getattr(self, field)
+            if not isinstance(scale, (int, float)) or scale <= 0:
+                raise InvalidInput(f"{field} must be a positive number, got {scale!r}", field=field)
+
+
 class Kubelet(RuntimeManager, StatusManager, Prober):
     """The node: runs pods handed to it, reports through ``emit`` and ``on_change``."""
 
     def __init__(self, env: simpy.Environment, behaviour, rng, emit: Callable[..., None],
-                 on_change: Callable[[SimPod, str], None], relist_phase: float | None = None,
-                 sandbox_cpu_scale: float = 1.0, container_cpu_scale: float = 1.0):
+                 on_change: Callable[[SimPod, str], None], conditions: NodeConditions = NodeConditions()):
         self.env = env
         self.behaviour = behaviour
         self.rng = rng
@@ -68,11 +90,8 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
         # Phase of the PLEG relist ticks within the second: from the seed unless given (drawn
         # either way, so that every later draw is the same).
         drawn = round(rng.uniform(0.0, timing.RELIST_PERIOD_S), 2)
-        self.relist_phase = drawn if relist_phase is None else relist_phase
-        # The CPU time of a pod's sandbox and of a container's start under a CPU limit, against
-        # the machine timing.py was fitted on.
-        self.sandbox_cpu_scale = sandbox_cpu_scale
-        self.container_cpu_scale = container_cpu_scale
+        self.relist_phase = drawn if conditions.relist_phase is None else conditions.relist_phase
+        self.conditions = conditions
 
     # -- helpers ----------------------------------------------------------------------------
     def _at(self, delay: float, fn: Callable, *args: Any) -> None:
@@ -225,7 +244,8 @@ class Kubelet(RuntimeManager, StatusManager, Prober):
             yield from self._mount_and_add_probes(pod)
         actions = self._compute_actions(pod)
         if actions.create_sandbox:
-            yield self.env.timeout(timing.SANDBOX_S + timing.throttled(timing.SANDBOX_CPU_S * self.sandbox_cpu_scale, pod.cpu_limit))
+            cpu = timing.SANDBOX_CPU_S * self.conditions.sandbox_cpu_scale
+            yield self.env.timeout(timing.SANDBOX_S + timing.throttled(cpu, pod.cpu_limit))
             pod.sandbox = True
         if actions.kill_pod:
             # All regular containers are done and none will restart (Never/OnFailure

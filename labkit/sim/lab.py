@@ -32,6 +32,7 @@ from ..versions import DEFAULT_K8S_VERSION, KubeVersion, lab_feature_gates
 from . import timing, view
 from .behaviour import BEHAVIOUR_ANNOTATION
 from .cluster import Cluster, gc_paused
+from .kubelet import NodeConditions
 from .pods import Workload
 from .pods import SimPod
 
@@ -65,11 +66,7 @@ class SimLab(LabBody):
                  sandbox_cpu_scale: float = 1.0, container_cpu_scale: float = 1.0, **ignored_options: Any):
         if pace is not None and (not isinstance(pace, (int, float)) or pace <= 0):
             raise InvalidInput(f"pace must be a positive number of virtual seconds per second, got {pace!r}", field="pace")
-        if relist_phase is not None and not (isinstance(relist_phase, (int, float)) and 0 <= relist_phase < 1):
-            raise InvalidInput(f"relist_phase must be seconds in [0, 1), got {relist_phase!r}", field="relist_phase")
-        for field, scale in (("sandbox_cpu_scale", sandbox_cpu_scale), ("container_cpu_scale", container_cpu_scale)):
-            if not isinstance(scale, (int, float)) or scale <= 0:
-                raise InvalidInput(f"{field} must be a positive number, got {scale!r}", field=field)
+        self.conditions = NodeConditions(relist_phase, sandbox_cpu_scale, container_cpu_scale)
         version = KubeVersion.parse(k8s_version)
         feature_gates = lab_feature_gates(version, feature_gates)  # 1.28 has the blog's gate on, as on kind
         self._init_body()
@@ -78,9 +75,7 @@ class SimLab(LabBody):
         self.pace = pace
         self.quiet = quiet
         self.why = "backend='sim' was asked for"
-        self.relist_phase = relist_phase
-        self.cpu_scales = (sandbox_cpu_scale, container_cpu_scale)
-        self.cluster = Cluster(version, feature_gates, seed, relist_phase, *self.cpu_scales)
+        self.cluster = Cluster(version, feature_gates, seed, self.conditions)
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -330,8 +325,7 @@ class SimLab(LabBody):
     # -- lifecycle -----------------------------------------------------------------------------------
     def _reset(self) -> None:
         """Start over on a fresh simulated cluster (same version, gates and seed)."""
-        self.cluster = Cluster(self.cluster.version, self._feature_gates, self.seed, self.relist_phase,
-                               *self.cpu_scales)
+        self.cluster = Cluster(self.cluster.version, self._feature_gates, self.seed, self.conditions)
 
     def _close(self) -> None:
         """Nothing to clean up: the simulated cluster lives in memory."""

@@ -86,7 +86,8 @@ class RuntimeManager:
                               min(entry[0] * 2, timing.IMAGE_BACKOFF_MAX_S), env.now)
             return False
         c.waiting_reason = None
-        yield env.timeout(timing.CONTAINER_START_S + timing.throttled(timing.CONTAINER_CPU_S * self.container_cpu_scale, c.cpu_limit))
+        cpu = timing.CONTAINER_CPU_S * self.conditions.container_cpu_scale
+        yield env.timeout(timing.CONTAINER_START_S + timing.throttled(cpu, c.cpu_limit))
         inst = self._run_instance(pod, c, spec_hash_)
         hook = c.model.post_start
         if hook is not None:
