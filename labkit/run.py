@@ -41,6 +41,11 @@ from .versions import DEFAULT_K8S_VERSION, KubeVersion
 KERNEL_NAME = "python3"
 INTERRUPTED = "labkit run was interrupted (Ctrl-C) while it ran"
 STOP_WAIT_S = 10.0   # after Ctrl-C, how long papermill gets to write a stopped notebook
+# jupyter_client's words for a kernel that ended before it answered: it ran none of the notebook.
+# Most often another process took a port jupyter_client had chosen for it before the kernel bound
+# it ("Address already in use": jupyter/jupyter_client#487, likelier the busier the machine), so
+# the notebook gets one more kernel, on new ports; a kernel that dies again is reported.
+KERNEL_DIED_AT_START = "Kernel died before replying to kernel_info"
 # Parameters labkit run sets from its own flags (-p may not set them), and the flag for each.
 RUN_PARAMETERS = {"backend": "--backend", "k8s_version": "--k8s-version", "keep_cluster": "--keep-cluster",
                   "output_dir": "--out"}
@@ -376,7 +381,8 @@ def _register_engine() -> None:
 def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
              kernel_env: dict[str, str] | None = None, kernels: "RunKernels | None" = None) -> NotebookResult:
     """Run one notebook with papermill (its kernel gets ``kernel_env`` on top of ours, and is
-    started through ``kernels``); record status, failing cell and produced files."""
+    started through ``kernels``, once more if it died before it answered: KERNEL_DIED_AT_START);
+    record status, failing cell and produced files."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -385,10 +391,16 @@ def _execute(result: NotebookResult, parameters: dict[str, Any], out: Path,
     began = time.monotonic()
     notebook_folder = result.source.resolve().parent
     try:
-        papermill.execute_notebook(  # no cwd=: papermill would chdir this whole process
-            str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
-            progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS, engine_name=ENGINE,
-            kernel_manager_class=headless_kernel_manager(kernel_env, notebook_folder, kernels))
+        for last_start in (False, True):
+            try:
+                papermill.execute_notebook(  # no cwd=: papermill would chdir this whole process
+                    str(result.source), str(result.executed), parameters=parameters, kernel_name=KERNEL_NAME,
+                    progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS, engine_name=ENGINE,
+                    kernel_manager_class=headless_kernel_manager(kernel_env, notebook_folder, kernels))
+                break
+            except RuntimeError as exc:
+                if last_start or str(exc) != KERNEL_DIED_AT_START:
+                    raise
         result.status = "passed"
     except PapermillExecutionError as exc:
         result.status = "failed"

@@ -509,6 +509,54 @@ def test_a_notebook_whose_kernel_died_is_written_as_far_as_it_ran(tmp_path: Path
     assert "before the end" in outputs_text(tmp_path / "o" / path.name)
 
 
+@pytest.fixture
+def taken_port():
+    """A local port that another process holds (this test's socket, listening)."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+def _hand_to_the_first_kernels(monkeypatch, port: int, kernels: int) -> list[int]:
+    """Make the first ``kernels`` kernels meet jupyter/jupyter_client#487: the port jupyter_client
+    chose for a kernel's shell channel is taken before the kernel binds it. Returns the ports so
+    handed out."""
+    from jupyter_client.connect import LocalPortCache
+
+    real, calls, handed = LocalPortCache.find_available_port, [], []
+
+    def choose(self, ip: str) -> int:
+        calls.append(ip)
+        if len(calls) % 5 == 1 and len(handed) < kernels:   # a kernel's five ports, its shell's first
+            handed.append(port)
+            return port
+        return real(self, ip)
+
+    monkeypatch.setattr(LocalPortCache, "find_available_port", choose)
+    return handed
+
+
+def test_a_kernel_whose_port_was_taken_is_started_once_more_on_new_ports(books: Path, tmp_path: Path, monkeypatch,
+                                                                          taken_port: int):
+    handed = _hand_to_the_first_kernels(monkeypatch, taken_port, kernels=1)
+    report = run_notebooks([books / "02-second.ipynb"], backend="sim", out=tmp_path / "o", progress=False, jobs=1)
+    assert handed == [taken_port]                          # the first kernel did get the taken port
+    assert [(r.status, r.error) for r in report.results] == [("passed", None)]
+    assert [p.name for p in report.results[0].figures] == ["timeline.png"]
+
+
+def test_a_kernel_that_dies_again_before_it_answers_fails_its_notebook(books: Path, tmp_path: Path, monkeypatch,
+                                                                        taken_port: int):
+    handed = _hand_to_the_first_kernels(monkeypatch, taken_port, kernels=2)
+    report = run_notebooks([books / "02-second.ipynb"], backend="sim", out=tmp_path / "o", progress=False, jobs=1)
+    assert handed == [taken_port, taken_port]              # one start and one more, no third
+    [result] = report.results
+    assert result.status == "failed" and result.error == f"RuntimeError: {run_module.KERNEL_DIED_AT_START}"
+
+
 def test_a_failing_notebook_changes_nothing_for_the_others(books: Path, tmp_path: Path):
     """Beside notebooks that fail (a cell raising, a kernel that dies), the others give what they
     give alone, and every notebook that ran a cell is written."""
