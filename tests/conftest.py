@@ -16,7 +16,7 @@ DATA = TESTS / "data"
 
 
 # Every file that takes more than 15 s, slowest first, as measured with the node up (benchmarks/
-# README.md, "Test suite"). They are collected before the others: pytest-xdist's --dist loadfile
+# README.md, "The test suite under 5 minutes here"). They are collected before the others: pytest-xdist's --dist loadfile
 # hands out whole files in collection order, each to the worker that is nearest the end of its
 # own, so the long files start early and the short ones fill the gaps at the end. A long file
 # left in alphabetical order started last and ran alone for the suite's last 46 s.

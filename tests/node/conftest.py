@@ -10,18 +10,14 @@ import pytest
 from node_api import kubectl
 
 
-def _node_or_skip():
+@pytest.fixture(scope="module")
+def node():
     from labkit.node import Node, why_not_running
 
     reason = why_not_running()
     if reason:
         pytest.skip(reason)
     return Node()
-
-
-@pytest.fixture(scope="module")
-def node():
-    return _node_or_skip()
 
 
 @pytest.fixture
