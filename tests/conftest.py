@@ -42,6 +42,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)     # stable: each file's tests stay together and in their order
 
 
+@pytest.fixture(scope="module")
+def node():
+    """labkit's real node when it runs (`labkit node up`), else the test is skipped saying why."""
+    from labkit.node import Node, why_not_running
+
+    reason = why_not_running()
+    if reason:
+        pytest.skip(reason)
+    return Node()
+
+
 @pytest.fixture
 def data_dir() -> Path:
     return DATA

@@ -292,16 +292,6 @@ def table(found: dict[str, tuple[str, str]], whys: dict[str, str]) -> str:
 
 
 # -- the run ------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def node():
-    from labkit.node import Node, why_not_running
-
-    reason = why_not_running()
-    if reason:
-        pytest.skip(reason)
-    return Node()
-
-
 def observe(env: dict, kubeconfig: Path, version: str, *, real: bool) -> dict:
     """Every observation of one server. On the real node the scenarios (each in a namespace of
     its own), the calls and the blog's Job run side by side, as they mostly wait (a rollout, a

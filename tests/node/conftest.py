@@ -1,4 +1,4 @@
-"""The node's tests: the running node (skipped, saying why, when it is not up) and a namespace each."""
+"""The node's tests: a namespace each on the running node (tests/conftest.py's ``node``)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,6 @@ import time
 import pytest
 
 from node_api import kubectl
-
-
-@pytest.fixture(scope="module")
-def node():
-    from labkit.node import Node, why_not_running
-
-    reason = why_not_running()
-    if reason:
-        pytest.skip(reason)
-    return Node()
 
 
 @pytest.fixture

@@ -24,13 +24,18 @@ def admin_context(node) -> ssl.SSLContext:
     return context
 
 
+def connect(node) -> http.client.HTTPSConnection:
+    """A connection to the node's API server as its admin; kept alive over the requests sent on it."""
+    server = urllib.parse.urlsplit(node.layout.server)
+    return http.client.HTTPSConnection(server.hostname, server.port, context=admin_context(node), timeout=30)
+
+
 def api(node, method: str, path: str, body: dict | None = None, content_type: str = "application/json",
         connection: http.client.HTTPSConnection | None = None) -> dict:
-    """One request; on ``connection`` when given (kept alive: no TLS handshake per request)."""
+    """One request; on ``connection`` when given (:func:`connect`: no TLS handshake per request)."""
     own = connection is None
     if own:
-        server = urllib.parse.urlsplit(node.layout.server)
-        connection = http.client.HTTPSConnection(server.hostname, server.port, context=admin_context(node), timeout=30)
+        connection = connect(node)
     try:
         connection.request(method, path, body=None if body is None else json.dumps(body),
                            headers={"Content-Type": content_type})

@@ -7,16 +7,14 @@ of waiting and then as many pod changes as the watch cache holds.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import time
-import urllib.parse
 import urllib.request
 
 import pytest
 
-from node_api import admin_context, api, kubectl
+from node_api import admin_context, api, connect, kubectl
 
 
 def expire_pod_watch_history(node, namespace: str) -> str:
@@ -36,8 +34,7 @@ def expire_pod_watch_history(node, namespace: str) -> str:
                     "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}}
     api(node, "POST", f"/api/v1/namespaces/{namespace}/pods", pod)
     time.sleep(76)
-    server = urllib.parse.urlsplit(node.layout.server)
-    connection = http.client.HTTPSConnection(server.hostname, server.port, context=admin_context(node), timeout=30)
+    connection = connect(node)
     try:
         for i in range(10000):
             api(node, "PATCH", f"/api/v1/namespaces/{namespace}/pods/churn",
